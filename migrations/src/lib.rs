@@ -1,0 +1,14 @@
+//! Forward-only schema migrations; a landed migration is never edited, each change is a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_identity;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_create_identity::Migration)]
+    }
+}

@@ -1,0 +1,110 @@
+//! The node's shared state and the one function that builds its router, used by main and tests alike.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::auth::jwt::{JwtKeys, KeySource};
+use crate::config::Config;
+use crate::domains::identity::service::{self as identity, FirstAdmin};
+use crate::platform::cache::{Cache, InProcessCache, RedisCache};
+use crate::platform::db::Db;
+use crate::platform::events::{EventBus, InProcessBus, RedisBus};
+use crate::platform::metrics::Metrics;
+use crate::platform::redis::{RedisLink, RedisTarget};
+
+pub use crate::http::build_router;
+
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: Db,
+    pub bus: Arc<dyn EventBus>,
+    pub cache: Arc<dyn Cache>,
+    pub redis: Option<RedisLink>,
+    pub jwt: JwtKeys,
+    pub metrics: Metrics,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// What start-up did that the operator must hear about.
+pub struct Startup {
+    pub state: AppState,
+    pub first_admin: Option<FirstAdmin>,
+    pub jwt_key_source: KeySource,
+}
+
+impl AppState {
+    /// Opens storage, runs migrations (unless switched off), connects Redis when configured
+    /// and creates the first administrator when there is no user yet.
+    pub async fn initialize(config: Config) -> anyhow::Result<Startup> {
+        let (jwt, jwt_key_source) = JwtKeys::load(&config.jwt, &config.data_dir)?;
+        let db = Db::connect(
+            config.database_url.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+            config.db_max_connections,
+        )
+        .await?;
+        if config.auto_migrate {
+            db.migrate().await?;
+        }
+        let (bus, cache, redis): (Arc<dyn EventBus>, Arc<dyn Cache>, _) = match &config.redis_url {
+            Some(url) => {
+                let target = RedisTarget::parse(url.expose())?;
+                let link = RedisLink::connect(&target).await?;
+                let bus = RedisBus::connect(&target, link.clone()).await?;
+                (
+                    Arc::new(bus),
+                    Arc::new(RedisCache::new(link.clone())),
+                    Some(link),
+                )
+            }
+            None => (
+                Arc::new(InProcessBus::new()),
+                Arc::new(InProcessCache::default()),
+                None,
+            ),
+        };
+        let first_admin = identity::ensure_first_admin(
+            &db.conn,
+            config.admin_email.as_deref(),
+            config.admin_password.as_ref().map(|s| s.expose()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first administrator: {e:?}"))
+        .context("first start")?;
+        let metrics = Metrics::new()?;
+        Ok(Startup {
+            state: AppState(Arc::new(AppInner {
+                config,
+                db,
+                bus,
+                cache,
+                redis,
+                jwt,
+                metrics,
+            })),
+            first_admin,
+            jwt_key_source,
+        })
+    }
+
+    /// Database and, when configured, Redis (commands and the event subscription).
+    pub async fn check_ready(&self) -> anyhow::Result<()> {
+        self.db.ping().await?;
+        if let Some(redis) = &self.redis {
+            redis.ping().await.context("redis ping")?;
+        }
+        self.bus.ready().await
+    }
+}

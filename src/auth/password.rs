@@ -1,0 +1,87 @@
+//! Password hashing with argon2id at (at least) the OWASP minimum parameters.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::error::{AppError, AppResult};
+
+/// OWASP: argon2id, m = 19 MiB, t = 2, p = 1.
+const MEMORY_KIB: u32 = 19_456;
+const ITERATIONS: u32 = 2;
+const PARALLELISM: u32 = 1;
+
+fn hasher() -> AppResult<Argon2<'static>> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("argon2 params: {e}")))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hashes on the blocking pool: argon2 is deliberately slow and must not stall the runtime.
+pub async fn hash(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(AppError::internal)?
+}
+
+fn hash_blocking(password: &str) -> AppResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher()?
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::internal(anyhow::anyhow!("hashing password: {e}")))
+}
+
+/// Verifies against `stored`, or, when there is no such user, against a fixed dummy hash so
+/// an unknown email costs the same time as a wrong password.
+pub async fn verify(password: String, stored: Option<String>) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let stored = match stored {
+            Some(stored) => stored,
+            None => {
+                let _ = verify_blocking(&password, dummy_hash()?);
+                return Ok(false);
+            }
+        };
+        verify_blocking(&password, &stored)
+    })
+    .await
+    .map_err(AppError::internal)?
+}
+
+fn verify_blocking(password: &str, stored: &str) -> AppResult<bool> {
+    let parsed = PasswordHash::new(stored)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash unreadable: {e}")))?;
+    Ok(hasher()?
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
+fn dummy_hash() -> AppResult<&'static str> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = DUMMY.get() {
+        return Ok(hash);
+    }
+    let hash = hash_blocking("interlink-timing-equaliser")?;
+    Ok(DUMMY.get_or_init(|| hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_with_owasp_parameters_and_verifies() -> AppResult<()> {
+        let stored = hash("correct horse battery".into()).await?;
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
+        assert!(verify("correct horse battery".into(), Some(stored.clone())).await?);
+        assert!(!verify("wrong".into(), Some(stored)).await?);
+        assert!(!verify("anything".into(), None).await?);
+        Ok(())
+    }
+}

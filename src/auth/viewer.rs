@@ -1,0 +1,134 @@
+//! The Viewer: who is asking, with the permissions they hold and where they hold them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::Permission;
+use crate::error::{AppError, AppResult};
+
+#[derive(Clone, Debug)]
+pub enum Viewer {
+    Anonymous,
+    User(Arc<ViewerUser>),
+}
+
+#[derive(Debug)]
+pub struct ViewerUser {
+    pub id: Uuid,
+    pub department_id: Option<Uuid>,
+    pub grants: Vec<ScopedPermission>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopedPermission {
+    pub permission: Permission,
+    pub scope: Scope,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    /// The department's materialised path; the grant covers every path that starts with it.
+    Subtree {
+        path: String,
+    },
+}
+
+impl Viewer {
+    pub fn user(&self) -> AppResult<&ViewerUser> {
+        match self {
+            Viewer::User(user) => Ok(user),
+            Viewer::Anonymous => Err(AppError::Unauthenticated(
+                "sign in to do this: send an access token".into(),
+            )),
+        }
+    }
+}
+
+impl ViewerUser {
+    fn grants_for(&self, wanted: Permission) -> impl Iterator<Item = &ScopedPermission> {
+        self.grants
+            .iter()
+            .filter(move |g| g.permission == wanted || g.permission == Permission::Admin)
+    }
+
+    /// Holds `permission` everywhere (a global grant, or global admin).
+    pub fn has_global(&self, permission: Permission) -> bool {
+        self.grants_for(permission)
+            .any(|g| g.scope == Scope::Global)
+    }
+
+    /// Holds `permission` for something in the department at `department_path`.
+    pub fn has_in(&self, permission: Permission, department_path: &str) -> bool {
+        self.grants_for(permission).any(|g| match &g.scope {
+            Scope::Global => true,
+            Scope::Subtree { path } => department_path.starts_with(path.as_str()),
+        })
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.has_global(Permission::Admin)
+    }
+
+    pub fn require_global(&self, permission: Permission) -> AppResult<()> {
+        if self.has_global(permission) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "this needs the {permission} permission"
+            )))
+        }
+    }
+
+    pub fn permission_names(&self) -> Vec<String> {
+        self.grants
+            .iter()
+            .map(|g| g.permission.as_str().to_owned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer(grants: Vec<ScopedPermission>) -> ViewerUser {
+        ViewerUser {
+            id: Uuid::now_v7(),
+            department_id: None,
+            grants,
+        }
+    }
+
+    #[test]
+    fn scoped_grants_cover_their_subtree_only() {
+        let v = viewer(vec![ScopedPermission {
+            permission: Permission::TaskReview,
+            scope: Scope::Subtree {
+                path: "/a/b/".into(),
+            },
+        }]);
+        assert!(v.has_in(Permission::TaskReview, "/a/b/"));
+        assert!(v.has_in(Permission::TaskReview, "/a/b/c/"));
+        assert!(!v.has_in(Permission::TaskReview, "/a/"));
+        assert!(!v.has_in(Permission::TaskReview, "/a/bc/"));
+        assert!(!v.has_global(Permission::TaskReview));
+        assert!(!v.has_in(Permission::FinanceRead, "/a/b/"));
+    }
+
+    #[test]
+    fn admin_implies_every_permission() {
+        let v = viewer(vec![ScopedPermission {
+            permission: Permission::Admin,
+            scope: Scope::Global,
+        }]);
+        for p in Permission::ALL {
+            assert!(v.has_global(p));
+        }
+        assert!(Viewer::Anonymous.user().is_err());
+    }
+}

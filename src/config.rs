@@ -1,0 +1,443 @@
+//! Typed settings, read once at start from `INTERLINK_*` variables and an optional TOML file.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// A value that must never reach a log: its `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    EdDSA,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub env: Environment,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<Secret>,
+    pub db_max_connections: u32,
+    pub redis_url: Option<Secret>,
+    pub auto_migrate: bool,
+    pub jwt: JwtConfig,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<Secret>,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtConfig {
+    pub algorithm: JwtAlgorithm,
+    pub secret: Option<Secret>,
+    pub private_key_file: Option<PathBuf>,
+    pub public_key_file: Option<PathBuf>,
+    pub key_id: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_batch: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_recursive_depth: usize,
+    pub max_directives: usize,
+    pub ws_max_subscriptions: usize,
+    pub ws_init_timeout: Duration,
+    pub login_failures_per_window: i64,
+    pub login_failure_window: Duration,
+}
+
+/// The TOML file: every key optional, named like the variable without `INTERLINK_`, lower-cased.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    env: Option<Environment>,
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<Secret>,
+    db_max_connections: Option<u32>,
+    redis_url: Option<Secret>,
+    auto_migrate: Option<bool>,
+    jwt_algorithm: Option<JwtAlgorithm>,
+    jwt_secret: Option<Secret>,
+    jwt_private_key_file: Option<PathBuf>,
+    jwt_public_key_file: Option<PathBuf>,
+    jwt_key_id: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_secs: Option<u64>,
+    admin_email: Option<String>,
+    admin_password: Option<Secret>,
+    max_body_bytes: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    max_batch: Option<usize>,
+    max_depth: Option<usize>,
+    max_complexity: Option<usize>,
+    max_recursive_depth: Option<usize>,
+    max_directives: Option<usize>,
+    ws_max_subscriptions: Option<usize>,
+    ws_init_timeout_ms: Option<u64>,
+    login_failures_per_window: Option<i64>,
+    login_failure_window_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+/// Where the settings come from: variables win over the file, the file over defaults.
+pub struct Sources<'a> {
+    pub vars: &'a HashMap<String, String>,
+    pub file: Option<&'a Path>,
+}
+
+impl Config {
+    /// Reads the process environment; `INTERLINK_CONFIG` or `file` names the TOML file.
+    pub fn from_env(file: Option<&Path>) -> anyhow::Result<Self> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let from_var = vars.get("INTERLINK_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(from_var);
+        Self::from_sources(Sources {
+            vars: &vars,
+            file: file.as_deref(),
+        })
+    }
+
+    pub fn from_sources(sources: Sources<'_>) -> anyhow::Result<Self> {
+        let file: FileSettings = match sources.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let var = |name: &str| {
+            sources
+                .vars
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        fn parsed<T: std::str::FromStr>(
+            name: &str,
+            raw: Option<String>,
+        ) -> anyhow::Result<Option<T>>
+        where
+            T::Err: fmt::Display,
+        {
+            raw.map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| anyhow::anyhow!("{name}: cannot parse {v:?}: {e}"))
+            })
+            .transpose()
+        }
+
+        let env = match var("INTERLINK_ENV").as_deref() {
+            Some("production") | Some("prod") => Environment::Production,
+            Some("development") | Some("dev") => Environment::Development,
+            Some(other) => bail!("INTERLINK_ENV must be development or production, not {other:?}"),
+            None => file.env.unwrap_or(Environment::Development),
+        };
+        let algorithm = match var("INTERLINK_JWT_ALGORITHM").as_deref() {
+            Some("HS256") => JwtAlgorithm::HS256,
+            Some("RS256") => JwtAlgorithm::RS256,
+            Some("EdDSA") => JwtAlgorithm::EdDSA,
+            Some(other) => {
+                bail!("INTERLINK_JWT_ALGORITHM must be HS256, RS256 or EdDSA, not {other:?}")
+            }
+            None => file.jwt_algorithm.unwrap_or(JwtAlgorithm::HS256),
+        };
+        let log_format = match var("INTERLINK_LOG_FORMAT").as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => bail!("INTERLINK_LOG_FORMAT must be text or json, not {other:?}"),
+            None => file.log_format.unwrap_or(LogFormat::Text),
+        };
+
+        let config = Config {
+            env,
+            bind: parsed("INTERLINK_BIND", var("INTERLINK_BIND"))?
+                .or(file.bind)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: var("INTERLINK_DATA_DIR")
+                .map(PathBuf::from)
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            database_url: var("DATABASE_URL").map(Secret).or(file.database_url),
+            db_max_connections: parsed(
+                "INTERLINK_DB_MAX_CONNECTIONS",
+                var("INTERLINK_DB_MAX_CONNECTIONS"),
+            )?
+            .or(file.db_max_connections)
+            .unwrap_or(16),
+            redis_url: var("REDIS_URL").map(Secret).or(file.redis_url),
+            auto_migrate: parsed("INTERLINK_AUTO_MIGRATE", var("INTERLINK_AUTO_MIGRATE"))?
+                .or(file.auto_migrate)
+                .unwrap_or(true),
+            jwt: JwtConfig {
+                algorithm,
+                secret: var("INTERLINK_JWT_SECRET").map(Secret).or(file.jwt_secret),
+                private_key_file: var("INTERLINK_JWT_PRIVATE_KEY_FILE")
+                    .map(PathBuf::from)
+                    .or(file.jwt_private_key_file),
+                public_key_file: var("INTERLINK_JWT_PUBLIC_KEY_FILE")
+                    .map(PathBuf::from)
+                    .or(file.jwt_public_key_file),
+                key_id: var("INTERLINK_JWT_KEY_ID").or(file.jwt_key_id),
+                issuer: var("INTERLINK_JWT_ISSUER")
+                    .or(file.jwt_issuer)
+                    .unwrap_or_else(|| "interlink".to_owned()),
+                audience: var("INTERLINK_JWT_AUDIENCE")
+                    .or(file.jwt_audience)
+                    .unwrap_or_else(|| "interlink-api".to_owned()),
+                access_ttl: Duration::from_secs(
+                    parsed(
+                        "INTERLINK_ACCESS_TOKEN_TTL_SECS",
+                        var("INTERLINK_ACCESS_TOKEN_TTL_SECS"),
+                    )?
+                    .or(file.access_token_ttl_secs)
+                    .unwrap_or(15 * 60),
+                ),
+                refresh_ttl: Duration::from_secs(
+                    parsed(
+                        "INTERLINK_REFRESH_TOKEN_TTL_SECS",
+                        var("INTERLINK_REFRESH_TOKEN_TTL_SECS"),
+                    )?
+                    .or(file.refresh_token_ttl_secs)
+                    .unwrap_or(30 * 24 * 3600),
+                ),
+            },
+            admin_email: var("INTERLINK_ADMIN_EMAIL").or(file.admin_email),
+            admin_password: var("INTERLINK_ADMIN_PASSWORD")
+                .map(Secret)
+                .or(file.admin_password),
+            limits: Limits {
+                max_body_bytes: parsed(
+                    "INTERLINK_MAX_BODY_BYTES",
+                    var("INTERLINK_MAX_BODY_BYTES"),
+                )?
+                .or(file.max_body_bytes)
+                .unwrap_or(1024 * 1024),
+                request_timeout: Duration::from_millis(
+                    parsed(
+                        "INTERLINK_REQUEST_TIMEOUT_MS",
+                        var("INTERLINK_REQUEST_TIMEOUT_MS"),
+                    )?
+                    .or(file.request_timeout_ms)
+                    .unwrap_or(30_000),
+                ),
+                max_batch: parsed("INTERLINK_MAX_BATCH", var("INTERLINK_MAX_BATCH"))?
+                    .or(file.max_batch)
+                    .unwrap_or(10),
+                max_depth: parsed("INTERLINK_MAX_DEPTH", var("INTERLINK_MAX_DEPTH"))?
+                    .or(file.max_depth)
+                    .unwrap_or(12),
+                max_complexity: parsed(
+                    "INTERLINK_MAX_COMPLEXITY",
+                    var("INTERLINK_MAX_COMPLEXITY"),
+                )?
+                .or(file.max_complexity)
+                .unwrap_or(20_000),
+                max_recursive_depth: parsed(
+                    "INTERLINK_MAX_RECURSIVE_DEPTH",
+                    var("INTERLINK_MAX_RECURSIVE_DEPTH"),
+                )?
+                .or(file.max_recursive_depth)
+                .unwrap_or(32),
+                max_directives: parsed(
+                    "INTERLINK_MAX_DIRECTIVES",
+                    var("INTERLINK_MAX_DIRECTIVES"),
+                )?
+                .or(file.max_directives)
+                .unwrap_or(8),
+                ws_max_subscriptions: parsed(
+                    "INTERLINK_WS_MAX_SUBSCRIPTIONS",
+                    var("INTERLINK_WS_MAX_SUBSCRIPTIONS"),
+                )?
+                .or(file.ws_max_subscriptions)
+                .unwrap_or(32),
+                ws_init_timeout: Duration::from_millis(
+                    parsed(
+                        "INTERLINK_WS_INIT_TIMEOUT_MS",
+                        var("INTERLINK_WS_INIT_TIMEOUT_MS"),
+                    )?
+                    .or(file.ws_init_timeout_ms)
+                    .unwrap_or(10_000),
+                ),
+                login_failures_per_window: parsed(
+                    "INTERLINK_LOGIN_FAILURES_PER_WINDOW",
+                    var("INTERLINK_LOGIN_FAILURES_PER_WINDOW"),
+                )?
+                .or(file.login_failures_per_window)
+                .unwrap_or(10),
+                login_failure_window: Duration::from_secs(
+                    parsed(
+                        "INTERLINK_LOGIN_FAILURE_WINDOW_SECS",
+                        var("INTERLINK_LOGIN_FAILURE_WINDOW_SECS"),
+                    )?
+                    .or(file.login_failure_window_secs)
+                    .unwrap_or(15 * 60),
+                ),
+            },
+            log_format,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.is_production() {
+            let has_keys = match self.jwt.algorithm {
+                JwtAlgorithm::HS256 => self.jwt.secret.is_some(),
+                JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA => {
+                    self.jwt.private_key_file.is_some() && self.jwt.public_key_file.is_some()
+                }
+            };
+            if !has_keys {
+                bail!("INTERLINK_ENV=production needs an explicit JWT key: set INTERLINK_JWT_SECRET (HS256) or the key files for RS256/EdDSA");
+            }
+        }
+        if let Some(secret) = &self.jwt.secret {
+            if secret.expose().len() < 32 {
+                bail!("INTERLINK_JWT_SECRET must be at least 32 characters");
+            }
+        }
+        if self.jwt.access_ttl.is_zero() || self.jwt.refresh_ttl.is_zero() {
+            bail!("token lifetimes must be positive");
+        }
+        if self.limits.max_body_bytes == 0 {
+            bail!("INTERLINK_MAX_BODY_BYTES must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    /// GraphiQL, introspection and field suggestions are development conveniences.
+    pub fn dev_tools_enabled(&self) -> bool {
+        !self.is_production()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_sources(Sources {
+            vars: &vars,
+            file: None,
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_development_setup() -> anyhow::Result<()> {
+        let c = config(&[])?;
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.database_url.is_none() && c.redis_url.is_none());
+        assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+        assert!(c.dev_tools_enabled());
+        Ok(())
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_a_key() {
+        assert!(config(&[("INTERLINK_ENV", "production")]).is_err());
+        let secret = "x".repeat(40);
+        assert!(config(&[
+            ("INTERLINK_ENV", "production"),
+            ("INTERLINK_JWT_SECRET", &secret)
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn secrets_do_not_print() -> anyhow::Result<()> {
+        let secret = "super-secret-value-that-is-long-enough";
+        let c = config(&[
+            ("INTERLINK_JWT_SECRET", secret),
+            ("DATABASE_URL", "postgres://user:hunter2@localhost/db"),
+        ])?;
+        let printed = format!("{c:?}");
+        assert!(!printed.contains(secret));
+        assert!(!printed.contains("hunter2"));
+        Ok(())
+    }
+
+    #[test]
+    fn file_is_overridden_by_variables() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("interlink-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("interlink.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:9000\"\nmax_batch = 3\n")?;
+        let vars = HashMap::from([("INTERLINK_MAX_BATCH".to_owned(), "5".to_owned())]);
+        let c = Config::from_sources(Sources {
+            vars: &vars,
+            file: Some(&path),
+        })?;
+        assert_eq!(c.bind.port(), 9000);
+        assert_eq!(c.limits.max_batch, 5);
+        std::fs::write(&path, "no_such_key = 1\n")?;
+        assert!(Config::from_sources(Sources {
+            vars: &vars,
+            file: Some(&path)
+        })
+        .is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! The business domains, each shaped the same: model, service, graphql, loaders.
+
+pub mod identity;

@@ -1,0 +1,143 @@
+//! The one error type every service returns, and its single mapping to GraphQL errors.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+/// What went wrong, as the client is allowed to know it.
+///
+/// `AppError` deliberately has no `Display`: async-graphql converts any `Display` type into a
+/// bare error with no code, so keeping `Display` off forces every conversion through
+/// [`From<AppError> for async_graphql::Error`] below, which attaches `extensions.code`.
+#[derive(Debug)]
+pub enum AppError {
+    /// `UNAUTHENTICATED`: no credentials, or credentials that are expired, forged or revoked.
+    Unauthenticated(String),
+    /// `FORBIDDEN`: the caller is known but lacks the permission.
+    Forbidden(String),
+    /// `NOT_FOUND`: absent, or present but invisible to the caller (the two are not told apart).
+    NotFound(String),
+    /// `BAD_USER_INPUT`: the input is malformed or breaks a rule; `field` names the offender.
+    BadUserInput {
+        message: String,
+        field: Option<String>,
+    },
+    /// `CONFLICT`: a uniqueness rule, a stale version or a state that no longer allows the change.
+    Conflict(String),
+    /// `RATE_LIMITED`: too many attempts; try again later.
+    RateLimited(String),
+    /// `INTERNAL`: the cause is logged with the request id; the client sees only the code.
+    Internal(anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The text a client may see.
+    pub fn public_message(&self) -> &str {
+        match self {
+            Self::Unauthenticated(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::BadUserInput { message: m, .. }
+            | Self::Conflict(m)
+            | Self::RateLimited(m) => m,
+            Self::Internal(_) => "internal error",
+        }
+    }
+
+    /// Turns a unique-constraint violation into `CONFLICT` with `message`; anything else is internal.
+    pub fn from_unique_violation(err: DbErr, message: impl Into<String>) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Self::Conflict(message.into()),
+            _ => Self::from(err),
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        if let AppError::Internal(cause) = &err {
+            tracing::error!(error = ?cause, "internal error");
+        }
+        async_graphql::Error::new(err.public_message()).extend_with(|_, ext| {
+            ext.set("code", err.code());
+            if let AppError::BadUserInput {
+                field: Some(field), ..
+            } = &err
+            {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err: async_graphql::Error =
+            AppError::internal(anyhow::anyhow!("SELECT * FROM secret_table failed")).into();
+        assert_eq!(err.message, "internal error");
+        let code = err.extensions.as_ref().and_then(|e| e.get("code")).cloned();
+        assert_eq!(code, Some(async_graphql::Value::from("INTERNAL")));
+    }
+
+    #[test]
+    fn every_variant_has_its_code() {
+        let cases = [
+            (AppError::Unauthenticated("x".into()), "UNAUTHENTICATED"),
+            (AppError::Forbidden("x".into()), "FORBIDDEN"),
+            (AppError::not_found("x"), "NOT_FOUND"),
+            (AppError::bad_field("email", "x"), "BAD_USER_INPUT"),
+            (AppError::Conflict("x".into()), "CONFLICT"),
+            (AppError::RateLimited("x".into()), "RATE_LIMITED"),
+        ];
+        for (err, code) in cases {
+            let gql: async_graphql::Error = err.into();
+            let got = gql.extensions.as_ref().and_then(|e| e.get("code")).cloned();
+            assert_eq!(got, Some(async_graphql::Value::from(code)));
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Typed access to what the edge puts into each request: the app, the viewer, the loaders.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_graphql::Context;
+use sea_orm::DbErr;
+
+use crate::app::AppState;
+use crate::auth::Viewer;
+use crate::error::AppError;
+
+pub trait ContextExt {
+    fn app(&self) -> Result<&AppState, AppError>;
+    fn viewer(&self) -> Result<&Viewer, AppError>;
+    fn loaders<T: Any + Send + Sync>(&self) -> Result<&T, AppError>;
+}
+
+fn missing(what: &str) -> AppError {
+    AppError::internal(anyhow::anyhow!("{what} missing from the GraphQL context"))
+}
+
+impl ContextExt for Context<'_> {
+    fn app(&self) -> Result<&AppState, AppError> {
+        self.data::<AppState>().map_err(|_| missing("AppState"))
+    }
+
+    fn viewer(&self) -> Result<&Viewer, AppError> {
+        self.data::<Viewer>().map_err(|_| missing("Viewer"))
+    }
+
+    fn loaders<T: Any + Send + Sync>(&self) -> Result<&T, AppError> {
+        self.data::<T>()
+            .map_err(|_| missing(std::any::type_name::<T>()))
+    }
+}
+
+/// DataLoader errors are shared between waiters, hence the `Arc`.
+pub fn loader_error(err: Arc<DbErr>) -> AppError {
+    AppError::internal(anyhow::anyhow!("loader: {err}"))
+}

@@ -1,0 +1,56 @@
+//! Schema assembly from the domains' roots, its limits, and what every resolver reads from context.
+
+pub mod context;
+pub mod execution;
+pub mod pagination;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
+
+use crate::config::Limits;
+use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(IdentityQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(IdentityMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(IdentitySubscription);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// The schema with its limits; `dev_tools` keeps introspection and field suggestions on.
+pub fn schema_builder(
+    limits: &Limits,
+    dev_tools: bool,
+) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(limits.max_recursive_depth)
+    .limit_directives(limits.max_directives)
+    .extension(execution::ExecutionMarker);
+    if dev_tools {
+        builder
+    } else {
+        builder.disable_introspection().disable_suggestions()
+    }
+}
+
+/// The SDL clients code against; `schema/schema.graphql` must equal it.
+pub fn sdl() -> String {
+    let limits = crate::config::Config::from_sources(crate::config::Sources {
+        vars: &Default::default(),
+        file: None,
+    })
+    .map(|c| c.limits);
+    match limits {
+        Ok(limits) => schema_builder(&limits, true).finish().sdl(),
+        Err(_) => String::new(),
+    }
+}

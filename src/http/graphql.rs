@@ -1,0 +1,391 @@
+//! GraphQL over HTTP: content negotiation, CSRF-safe content types, batching caps and status codes.
+
+use async_graphql::http::{receive_batch_body, MultipartOptions};
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{BatchRequest, BatchResponse, Name};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+
+use super::errors::error_response;
+use super::HttpState;
+use crate::auth::Viewer;
+use crate::domains::identity::loaders::IdentityLoaders;
+use crate::domains::identity::service as identity;
+use crate::error::AppError;
+use crate::graphql::execution::ExecutionStarted;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// Headers a browser cannot send cross-site without a CORS preflight; a multipart request
+/// must carry one, so a plain HTML form on another site cannot post to us.
+const PREFLIGHT_HEADERS: [&str; 2] = ["graphql-preflight", "apollo-require-preflight"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ResponseFormat {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl ResponseFormat {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// Picks the first media type we can produce, in the client's order. No `Accept` header
+/// means `application/json`, as the spec allows for legacy clients.
+fn negotiate(headers: &HeaderMap) -> Result<ResponseFormat, Box<Response>> {
+    let Some(accept) = headers.get(header::ACCEPT) else {
+        return Ok(ResponseFormat::Json);
+    };
+    let accept = accept.to_str().unwrap_or_default();
+    if accept.trim().is_empty() {
+        return Ok(ResponseFormat::Json);
+    }
+    for range in accept.split(',') {
+        let media = range
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => return Ok(ResponseFormat::GraphqlResponseJson),
+            "application/json" | "application/*" | "*/*" => return Ok(ResponseFormat::Json),
+            _ => {}
+        }
+    }
+    Err(Box::new(error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        "BAD_USER_INPUT",
+        "accept application/graphql-response+json or application/json",
+    )))
+}
+
+enum BodyKind {
+    Json,
+    Multipart(String),
+}
+
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Box<Response>> {
+    let unsupported = || {
+        Box::new(error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "send the request as application/json (multipart/form-data needs a graphql-preflight header)",
+        ))
+    };
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unsupported)?;
+    let mime: mime::Mime = raw.parse().map_err(|_| unsupported())?;
+    match (mime.type_(), mime.subtype()) {
+        (mime::APPLICATION, mime::JSON) => match mime.get_param(mime::CHARSET) {
+            Some(charset) if charset != mime::UTF_8 => Err(unsupported()),
+            _ => Ok(BodyKind::Json),
+        },
+        (mime::MULTIPART, mime::FORM_DATA)
+            if PREFLIGHT_HEADERS.iter().any(|h| headers.contains_key(*h)) =>
+        {
+            Ok(BodyKind::Multipart(raw.to_owned()))
+        }
+        _ => Err(unsupported()),
+    }
+}
+
+fn too_large() -> Box<Response> {
+    Box::new(error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "BAD_USER_INPUT",
+        "request body is larger than the limit",
+    ))
+}
+
+fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+async fn read_batch(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<BatchRequest, Box<Response>> {
+    let limit = state.app.config.limits.max_body_bytes;
+    let batch = match body_kind(headers)? {
+        BodyKind::Json => {
+            let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+                if is_length_limit(&err) {
+                    too_large()
+                } else {
+                    Box::new(error_response(
+                        StatusCode::BAD_REQUEST,
+                        "BAD_USER_INPUT",
+                        "could not read the request body",
+                    ))
+                }
+            })?;
+            serde_json::from_slice::<BatchRequest>(&bytes).map_err(|err| {
+                Box::new(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_USER_INPUT",
+                    &format!("the body is not a GraphQL request: {err}"),
+                ))
+            })?
+        }
+        BodyKind::Multipart(content_type) => {
+            let reader = body
+                .into_data_stream()
+                .map_err(std::io::Error::other)
+                .into_async_read();
+            let options = MultipartOptions::default()
+                .max_file_size(limit)
+                .max_num_files(16);
+            receive_batch_body(Some(content_type), reader, options)
+                .await
+                .map_err(|err| match err {
+                    async_graphql::ParseRequestError::PayloadTooLarge => too_large(),
+                    async_graphql::ParseRequestError::Io(io) if is_length_limit(&io) => too_large(),
+                    other => Box::new(error_response(
+                        StatusCode::BAD_REQUEST,
+                        "BAD_USER_INPUT",
+                        &format!("malformed multipart request: {other}"),
+                    )),
+                })?
+        }
+    };
+    let size = match &batch {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(requests) => requests.len(),
+    };
+    let max = state.app.config.limits.max_batch;
+    if size == 0 || size > max {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            &format!("a batch must hold between 1 and {max} operations"),
+        )));
+    }
+    Ok(batch)
+}
+
+/// A bad token fails the whole request with 401 rather than quietly running it anonymously.
+async fn viewer(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, Box<Response>> {
+    let unauthorized = |err: AppError| {
+        let mut response =
+            error_response(StatusCode::UNAUTHORIZED, err.code(), err.public_message());
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        Box::new(response)
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Viewer::Anonymous);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            unauthorized(AppError::Unauthenticated(
+                "use Authorization: Bearer <token>".into(),
+            ))
+        })?;
+    resolve_token(state, token).await.map_err(|err| match err {
+        AppError::Internal(_) => {
+            let gql: async_graphql::Error = err.into();
+            Box::new(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                &gql.message,
+            ))
+        }
+        other => unauthorized(other),
+    })
+}
+
+/// Shared with the websocket's `connection_init`.
+pub(super) async fn resolve_token(state: &HttpState, token: &str) -> Result<Viewer, AppError> {
+    let claims = state.app.jwt.verify(token)?;
+    let user = identity::viewer_from_claims(&state.app.db.conn, &claims).await?;
+    Ok(Viewer::User(std::sync::Arc::new(user)))
+}
+
+/// Everything a resolver may read for one request.
+pub(super) fn request_data(state: &HttpState, viewer: Viewer) -> async_graphql::Data {
+    let mut data = async_graphql::Data::default();
+    data.insert(viewer);
+    data.insert(IdentityLoaders::new(&state.app.db.conn));
+    data
+}
+
+pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let format = match negotiate(&headers) {
+        Ok(format) => format,
+        Err(response) => return *response,
+    };
+    let batch = match read_batch(&state, &headers, body).await {
+        Ok(batch) => batch,
+        Err(response) => return *response,
+    };
+    let viewer = match viewer(&state, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return *response,
+    };
+    execute(&state, viewer, batch, format).await
+}
+
+pub async fn get_or_upgrade(State(state): State<HttpState>, request: Request) -> Response {
+    let is_upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return super::ws::upgrade(state, request).await;
+    }
+    let headers = request.headers().clone();
+    let format = match negotiate(&headers) {
+        Ok(format) => format,
+        Err(response) => return *response,
+    };
+    let query = request.uri().query().unwrap_or_default();
+    let gql_request = match async_graphql::http::parse_query_string(query) {
+        Ok(r) => r,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                &format!("malformed query string: {err}"),
+            )
+        }
+    };
+    if let Some(OperationType::Mutation | OperationType::Subscription) =
+        selected_operation(&gql_request)
+    {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "GET runs queries only; send mutations with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let viewer = match viewer(&state, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return *response,
+    };
+    execute(&state, viewer, BatchRequest::Single(gql_request), format).await
+}
+
+/// The operation the request would run, when the document parses and the choice is clear.
+fn selected_operation(request: &async_graphql::Request) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    match (&document.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.get(&Name::new(name)).map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(ops), None) => {
+            // Ambiguous documents fail in execution; refuse GET if any of them writes.
+            ops.values()
+                .map(|op| op.node.ty)
+                .find(|ty| *ty != OperationType::Query)
+        }
+    }
+}
+
+async fn execute(
+    state: &HttpState,
+    viewer: Viewer,
+    batch: BatchRequest,
+    format: ResponseFormat,
+) -> Response {
+    let is_batch = matches!(batch, BatchRequest::Batch(_));
+    let requests = match batch {
+        BatchRequest::Single(r) => vec![r],
+        BatchRequest::Batch(rs) => rs,
+    };
+    let mut responses = Vec::with_capacity(requests.len());
+    let mut all_rejected_before_execution = true;
+    for request in requests {
+        let marker = ExecutionStarted::default();
+        let request = request
+            .data(marker.clone())
+            .data(request_data(state, viewer.clone()));
+        let mut response = state.schema.execute(request).await;
+        all_rejected_before_execution &= !marker.started();
+        label_errors(state, &mut response.errors);
+        responses.push(response);
+    }
+    let status = if format == ResponseFormat::GraphqlResponseJson
+        && !is_batch
+        && all_rejected_before_execution
+    {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = if is_batch {
+        serde_json::to_vec(&BatchResponse::Batch(responses))
+    } else {
+        serde_json::to_vec(&responses.pop())
+    };
+    match body {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, format.content_type())],
+            body,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "serialising GraphQL response");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+            )
+        }
+    }
+}
+
+/// Every error leaves with a code. Ours already carry one; those async-graphql raises itself
+/// (syntax, validation, variable coercion, limits) are the client's to fix.
+pub(super) fn label_errors(state: &HttpState, errors: &mut [async_graphql::ServerError]) {
+    for error in errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "BAD_USER_INPUT");
+        }
+        let code = match extensions.get("code") {
+            Some(async_graphql::Value::String(code)) => code.clone(),
+            _ => "UNKNOWN".to_owned(),
+        };
+        state
+            .app
+            .metrics
+            .graphql_errors
+            .with_label_values(&[&code])
+            .inc();
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP edge: routes, body and time limits, request ids, tracing and metrics.
+
+mod errors;
+mod graphql;
+mod health;
+mod ws;
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::graphql::{schema_builder, AppSchema};
+
+pub use errors::error_body;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
+pub fn build_router(app: AppState) -> Router {
+    let schema = schema_builder(&app.config.limits, app.config.dev_tools_enabled())
+        .data(app.clone())
+        .finish();
+    let limits = app.config.limits.clone();
+    let state = HttpState {
+        app: app.clone(),
+        schema,
+    };
+
+    // Plain HTTP routes get a deadline; the websocket lives as long as its client.
+    let timed = Router::new()
+        .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/", get(graphiql))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::map_response(errors::json_for_bare_statuses))
+                .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    limits.request_timeout,
+                )),
+        )
+        .with_state(state);
+
+    let request_id = header::HeaderName::from_static("x-request-id");
+    timed.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+            ]))
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }),
+            )
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CatchPanicLayer::custom(errors::panic_response)),
+    )
+}
+
+async fn track_metrics(State(state): State<HttpState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let metrics = &state.app.metrics;
+    metrics
+        .http_requests
+        .with_label_values(&[&method, &route, response.status().as_str()])
+        .inc();
+    metrics
+        .http_latency
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn graphiql(State(state): State<HttpState>) -> Response {
+    if !state.app.config.dev_tools_enabled() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let page = async_graphql::http::GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql")
+        .title("Interlink")
+        .finish();
+    let mut response = Html(page).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,175 @@
+//! The `interlink` command: serve (the default), migrate, schema and admin tasks.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use interlink::app::{build_router, AppState};
+use interlink::auth::jwt::KeySource;
+use interlink::config::{Config, LogFormat};
+use interlink::domains::identity::service as identity;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "interlink",
+    version,
+    about = "Interlink: a GraphQL data-access hub"
+)]
+struct Cli {
+    /// A TOML settings file (also INTERLINK_CONFIG); variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL hub (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user; with --admin the user is granted the Administrator role.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// The password; read from INTERLINK_NEW_USER_PASSWORD when omitted, so it stays out of shell history.
+        #[arg(long, env = "INTERLINK_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", interlink::graphql::sdl());
+        return Ok(());
+    }
+    let config = Config::from_env(cli.config.as_deref())?;
+    init_tracing(config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let db = interlink::platform::db::Db::connect(
+                config.database_url.as_ref().map(|s| s.expose()),
+                &config.data_dir,
+                config.db_max_connections,
+            )
+            .await?;
+            db.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { command } => admin(config, command).await,
+        Command::Schema => Ok(()),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let scaled_out = config.database_url.is_some() || config.redis_url.is_some();
+    let startup = AppState::initialize(config).await?;
+    match startup.jwt_key_source {
+        KeySource::GeneratedNow => tracing::warn!(
+            "no INTERLINK_JWT_SECRET set: generated one and saved it in the data directory (mode 0600)"
+        ),
+        KeySource::LoadedFromDataDir if scaled_out => tracing::warn!(
+            "using the JWT secret from this node's data directory; nodes sharing a database must share INTERLINK_JWT_SECRET"
+        ),
+        _ => {}
+    }
+    if let Some(admin) = &startup.first_admin {
+        println!("Interlink first start: created the administrator account");
+        println!("  email:    {}", admin.email);
+        match &admin.generated_password {
+            Some(password) => {
+                println!("  password: {password}   (shown once; change it after signing in)")
+            }
+            None => println!("  password: the one given in INTERLINK_ADMIN_PASSWORD"),
+        }
+    }
+    let router = build_router(startup.state.clone());
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    let graphiql = if startup.state.config.dev_tools_enabled() {
+        format!(", GraphiQL at http://{bind}/")
+    } else {
+        String::new()
+    };
+    tracing::info!("Interlink serving GraphQL at http://{bind}/graphql{graphiql}");
+    println!("Interlink is listening on http://{bind}/graphql{graphiql}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+    let startup = AppState::initialize(config).await?;
+    let state = startup.state;
+    match command {
+        AdminCommand::CreateUser {
+            email,
+            name,
+            password,
+            admin,
+        } => {
+            let user =
+                identity::create_user_from_shell(&state.db.conn, &email, &name, &password, admin)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.public_message()))?;
+            println!("created user {} <{}> id {}", user.name, user.email, user.id);
+            Ok(())
+        }
+    }
+}

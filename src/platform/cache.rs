@@ -1,0 +1,196 @@
+//! A small key/value cache with expiry: in process when embedded, Redis when scaled out.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::redis::RedisLink;
+
+#[async_trait]
+pub trait Cache: Send + Sync {
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()>;
+    async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// Adds one to a counter that lives for `window` from its first increment; returns the count.
+    async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64>;
+}
+
+/// Bounded so that a flood of distinct keys cannot grow the process without limit.
+pub struct InProcessCache {
+    entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    max_entries: usize,
+}
+
+impl InProcessCache {
+    pub fn new(max_entries: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            max_entries,
+        }
+    }
+
+    fn make_room(entries: &mut HashMap<String, (Vec<u8>, Instant)>, max_entries: usize) {
+        if entries.len() < max_entries {
+            return;
+        }
+        let now = Instant::now();
+        entries.retain(|_, (_, expires)| *expires > now);
+        if entries.len() >= max_entries {
+            // Still full of live entries: drop the ones closest to expiry.
+            let mut by_expiry: Vec<(String, Instant)> =
+                entries.iter().map(|(k, (_, e))| (k.clone(), *e)).collect();
+            by_expiry.sort_by_key(|(_, e)| *e);
+            for (key, _) in by_expiry.into_iter().take(entries.len() - max_entries / 2) {
+                entries.remove(&key);
+            }
+        }
+    }
+}
+
+impl Default for InProcessCache {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+#[async_trait]
+impl Cache for InProcessCache {
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let entries = self.entries.lock();
+        Ok(entries
+            .get(key)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(value, _)| value.clone()))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()> {
+        let mut entries = self.entries.lock();
+        Self::make_room(&mut entries, self.max_entries);
+        entries.insert(key.to_owned(), (value.to_vec(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.entries.lock().remove(key);
+        Ok(())
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
+        let mut entries = self.entries.lock();
+        let now = Instant::now();
+        let current = entries
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .and_then(|(value, expires)| {
+                let bytes: [u8; 8] = value.as_slice().try_into().ok()?;
+                Some((i64::from_le_bytes(bytes), *expires))
+            });
+        let (count, expires) = match current {
+            Some((count, expires)) => (count + 1, expires),
+            None => (1, now + window),
+        };
+        if current.is_none() {
+            Self::make_room(&mut entries, self.max_entries);
+        }
+        entries.insert(key.to_owned(), (count.to_le_bytes().to_vec(), expires));
+        Ok(count)
+    }
+}
+
+pub struct RedisCache {
+    link: RedisLink,
+}
+
+impl RedisCache {
+    pub fn new(link: RedisLink) -> Self {
+        Self { link }
+    }
+
+    fn key(key: &str) -> String {
+        format!("interlink:cache:{key}")
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self
+            .link
+            .query(redis::cmd("GET").arg(Self::key(key)))
+            .await?)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()> {
+        let millis = ttl.as_millis().max(1) as u64;
+        let _: () = self
+            .link
+            .query(
+                redis::cmd("SET")
+                    .arg(Self::key(key))
+                    .arg(value)
+                    .arg("PX")
+                    .arg(millis),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let _: i64 = self
+            .link
+            .query(redis::cmd("DEL").arg(Self::key(key)))
+            .await?;
+        Ok(())
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
+        let key = Self::key(key);
+        let millis = window.as_millis().max(1) as u64;
+        // One key, so one slot: the pipeline is valid on a cluster too.
+        let (count, _): (i64, i64) = self
+            .link
+            .query_pipeline(
+                redis::pipe()
+                    .atomic()
+                    .cmd("INCR")
+                    .arg(&key)
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(millis)
+                    .arg("NX"),
+            )
+            .await?;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_expire_and_counters_count() -> anyhow::Result<()> {
+        let cache = InProcessCache::new(10);
+        cache.set("a", b"1", Duration::from_millis(20)).await?;
+        assert_eq!(cache.get("a").await?, Some(b"1".to_vec()));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.get("a").await?, None);
+        assert_eq!(cache.increment("c", Duration::from_secs(60)).await?, 1);
+        assert_eq!(cache.increment("c", Duration::from_secs(60)).await?, 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_in_process_cache_stays_bounded() -> anyhow::Result<()> {
+        let cache = InProcessCache::new(100);
+        for i in 0..1_000 {
+            cache
+                .set(&format!("k{i}"), b"v", Duration::from_secs(60))
+                .await?;
+        }
+        assert!(cache.entries.lock().len() <= 100);
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Database connection for both back-ends: SQLite in the data directory, or PostgreSQL.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// The shared connection pool, plus what the pool metrics need to see.
+#[derive(Clone)]
+pub struct Db {
+    pub conn: DatabaseConnection,
+    pool: Pool,
+}
+
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: usize,
+}
+
+impl Db {
+    /// `database_url` absent means the embedded SQLite file `<data_dir>/interlink.db`.
+    pub async fn connect(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        max_connections: u32,
+    ) -> anyhow::Result<Self> {
+        match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections.max(2))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                Ok(Self {
+                    conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+                    pool: Pool::Postgres(pool),
+                })
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let options =
+                    SqliteConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
+                Self::sqlite(options).await
+            }
+            Some(_) => {
+                anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")
+            }
+            None => {
+                std::fs::create_dir_all(data_dir)
+                    .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+                Self::sqlite(SqliteConnectOptions::new().filename(data_dir.join("interlink.db")))
+                    .await
+            }
+        }
+    }
+
+    async fn sqlite(options: SqliteConnectOptions) -> anyhow::Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // One connection: SQLite has a single writer, and a read-then-write transaction on a
+        // second connection fails with SQLITE_BUSY_SNAPSHOT instead of waiting. Serialising
+        // here keeps the embedded node correct; scale-out uses PostgreSQL.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .context("opening SQLite database")?;
+        Ok(Self {
+            conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        match &self.pool {
+            Pool::Sqlite(p) => PoolStats {
+                size: p.size(),
+                idle: p.num_idle(),
+            },
+            Pool::Postgres(p) => PoolStats {
+                size: p.size(),
+                idle: p.num_idle(),
+            },
+        }
+    }
+
+    /// Applies pending migrations. On PostgreSQL an advisory lock makes nodes that start
+    /// together take turns instead of racing on the same DDL.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                const MIGRATION_LOCK: i64 = 0x1e7e_11a7;
+                let mut lock_conn = pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *lock_conn)
+                    .await?;
+                let result = Migrator::up(&self.conn, None).await;
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *lock_conn)
+                    .await?;
+                result.context("running migrations")
+            }
+            Pool::Sqlite(_) => Migrator::up(&self.conn, None)
+                .await
+                .context("running migrations"),
+        }
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.conn.ping().await.context("database ping")
+    }
+}

@@ -1,0 +1,7 @@
+//! What the domains stand on: storage, the event bus, the cache and the Redis link. Knows no domain.
+
+pub mod cache;
+pub mod db;
+pub mod events;
+pub mod metrics;
+pub mod redis;
