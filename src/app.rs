@@ -62,12 +62,10 @@ impl AppState {
             Some(url) => {
                 let target = RedisTarget::parse(url.expose())?;
                 let link = RedisLink::connect(&target).await?;
-                let bus = RedisBus::connect(&target, link.clone()).await?;
-                (
-                    Arc::new(bus),
-                    Arc::new(RedisCache::new(link.clone())),
-                    Some(link),
-                )
+                let prefix = &config.redis_prefix;
+                let bus = RedisBus::connect(&target, link.clone(), prefix).await?;
+                let cache = RedisCache::new(link.clone(), prefix);
+                (Arc::new(bus), Arc::new(cache), Some(link))
             }
             None => (
                 Arc::new(InProcessBus::new()),

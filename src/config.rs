@@ -59,6 +59,8 @@ pub struct Config {
     pub database_url: Option<Secret>,
     pub db_max_connections: u32,
     pub redis_url: Option<Secret>,
+    /// Prefixes every Redis key and channel, so several installations can share one Redis.
+    pub redis_prefix: String,
     pub auto_migrate: bool,
     pub jwt: JwtConfig,
     pub admin_email: Option<String>,
@@ -105,6 +107,7 @@ struct FileSettings {
     database_url: Option<Secret>,
     db_max_connections: Option<u32>,
     redis_url: Option<Secret>,
+    redis_prefix: Option<String>,
     auto_migrate: Option<bool>,
     jwt_algorithm: Option<JwtAlgorithm>,
     jwt_secret: Option<Secret>,
@@ -219,6 +222,9 @@ impl Config {
             .or(file.db_max_connections)
             .unwrap_or(16),
             redis_url: var("REDIS_URL").map(Secret).or(file.redis_url),
+            redis_prefix: var("INTERLINK_REDIS_PREFIX")
+                .or(file.redis_prefix)
+                .unwrap_or_else(|| "interlink".to_owned()),
             auto_migrate: parsed("INTERLINK_AUTO_MIGRATE", var("INTERLINK_AUTO_MIGRATE"))?
                 .or(file.auto_migrate)
                 .unwrap_or(true),

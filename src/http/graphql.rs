@@ -137,7 +137,15 @@ async fn read_batch(
                     ))
                 }
             })?;
-            serde_json::from_slice::<BatchRequest>(&bytes).map_err(|err| {
+            // Decided by the first byte rather than serde's untagged guess, which would take
+            // `[]` for a single request with an empty query.
+            let parsed = if bytes.trim_ascii_start().first() == Some(&b'[') {
+                serde_json::from_slice::<Vec<async_graphql::Request>>(&bytes)
+                    .map(BatchRequest::Batch)
+            } else {
+                serde_json::from_slice::<async_graphql::Request>(&bytes).map(BatchRequest::Single)
+            };
+            parsed.map_err(|err| {
                 Box::new(error_response(
                     StatusCode::BAD_REQUEST,
                     "BAD_USER_INPUT",
@@ -229,12 +237,14 @@ pub(super) async fn resolve_token(state: &HttpState, token: &str) -> Result<View
     Ok(Viewer::User(std::sync::Arc::new(user)))
 }
 
-/// Everything a resolver may read for one request.
-pub(super) fn request_data(state: &HttpState, viewer: Viewer) -> async_graphql::Data {
-    let mut data = async_graphql::Data::default();
+/// Everything a resolver may read for one request (or one websocket connection).
+pub(super) fn insert_request_data(
+    data: &mut async_graphql::Data,
+    state: &HttpState,
+    viewer: Viewer,
+) {
     data.insert(viewer);
     data.insert(IdentityLoaders::new(&state.app.db.conn));
-    data
 }
 
 pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
@@ -330,9 +340,8 @@ async fn execute(
     let mut all_rejected_before_execution = true;
     for request in requests {
         let marker = ExecutionStarted::default();
-        let request = request
-            .data(marker.clone())
-            .data(request_data(state, viewer.clone()));
+        let mut request = request.data(marker.clone());
+        insert_request_data(&mut request.data, state, viewer.clone());
         let mut response = state.schema.execute(request).await;
         all_rejected_before_execution &= !marker.started();
         label_errors(state, &mut response.errors);

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::errors::error_response;
-use super::graphql::{request_data, resolve_token};
+use super::graphql::{insert_request_data, resolve_token};
 use super::HttpState;
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -94,7 +94,9 @@ impl Guard {
                         Err(_) => return Verdict::Close(4403, "Forbidden".into()),
                     },
                 };
-                *self.session.lock() = Some(request_data(&self.state, viewer));
+                let mut data = async_graphql::Data::default();
+                insert_request_data(&mut data, &self.state, viewer);
+                *self.session.lock() = Some(data);
                 Verdict::Forward(json!({ "type": "connection_init" }).to_string())
             }
             "ping" | "pong" => Verdict::Forward(text.to_owned()),

@@ -14,7 +14,17 @@ pub trait Cache: Send + Sync {
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()>;
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
     /// Adds one to a counter that lives for `window` from its first increment; returns the count.
+    /// Counters are stored as decimal text, as Redis `INCR` keeps them.
     async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64>;
+
+    /// The current value of a counter; zero when absent or expired.
+    async fn counter(&self, key: &str) -> anyhow::Result<i64> {
+        Ok(self
+            .get(key)
+            .await?
+            .and_then(|raw| String::from_utf8(raw).ok()?.parse().ok())
+            .unwrap_or(0))
+    }
 }
 
 /// Bounded so that a flood of distinct keys cannot grow the process without limit.
@@ -84,8 +94,8 @@ impl Cache for InProcessCache {
             .get(key)
             .filter(|(_, expires)| *expires > now)
             .and_then(|(value, expires)| {
-                let bytes: [u8; 8] = value.as_slice().try_into().ok()?;
-                Some((i64::from_le_bytes(bytes), *expires))
+                let count = std::str::from_utf8(value).ok()?.parse::<i64>().ok()?;
+                Some((count, *expires))
             });
         let (count, expires) = match current {
             Some((count, expires)) => (count + 1, expires),
@@ -94,22 +104,26 @@ impl Cache for InProcessCache {
         if current.is_none() {
             Self::make_room(&mut entries, self.max_entries);
         }
-        entries.insert(key.to_owned(), (count.to_le_bytes().to_vec(), expires));
+        entries.insert(key.to_owned(), (count.to_string().into_bytes(), expires));
         Ok(count)
     }
 }
 
 pub struct RedisCache {
     link: RedisLink,
+    prefix: String,
 }
 
 impl RedisCache {
-    pub fn new(link: RedisLink) -> Self {
-        Self { link }
+    pub fn new(link: RedisLink, prefix: &str) -> Self {
+        Self {
+            link,
+            prefix: format!("{prefix}:cache:"),
+        }
     }
 
-    fn key(key: &str) -> String {
-        format!("interlink:cache:{key}")
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 }
 
@@ -118,7 +132,7 @@ impl Cache for RedisCache {
     async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         Ok(self
             .link
-            .query(redis::cmd("GET").arg(Self::key(key)))
+            .query(redis::cmd("GET").arg(self.key(key)))
             .await?)
     }
 
@@ -128,7 +142,7 @@ impl Cache for RedisCache {
             .link
             .query(
                 redis::cmd("SET")
-                    .arg(Self::key(key))
+                    .arg(self.key(key))
                     .arg(value)
                     .arg("PX")
                     .arg(millis),
@@ -140,13 +154,13 @@ impl Cache for RedisCache {
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
         let _: i64 = self
             .link
-            .query(redis::cmd("DEL").arg(Self::key(key)))
+            .query(redis::cmd("DEL").arg(self.key(key)))
             .await?;
         Ok(())
     }
 
     async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
-        let key = Self::key(key);
+        let key = self.key(key);
         let millis = window.as_millis().max(1) as u64;
         // One key, so one slot: the pipeline is valid on a cluster too.
         let (count, _): (i64, i64) = self
@@ -179,6 +193,8 @@ mod tests {
         assert_eq!(cache.get("a").await?, None);
         assert_eq!(cache.increment("c", Duration::from_secs(60)).await?, 1);
         assert_eq!(cache.increment("c", Duration::from_secs(60)).await?, 2);
+        assert_eq!(cache.counter("c").await?, 2);
+        assert_eq!(cache.counter("absent").await?, 0);
         Ok(())
     }
 

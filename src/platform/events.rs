@@ -21,7 +21,6 @@ use super::redis::{RedisLink, RedisTarget};
 
 /// How many events a slow local subscriber may fall behind before it is told it lagged.
 const LOCAL_BUFFER: usize = 1024;
-const REDIS_CHANNEL: &str = "interlink:events";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Envelope {
@@ -121,6 +120,7 @@ impl EventBus for InProcessBus {
 /// subscriber task.
 pub struct RedisBus {
     link: RedisLink,
+    channel: String,
     local: broadcast::Sender<Arc<Envelope>>,
     subscribed: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
@@ -129,12 +129,18 @@ pub struct RedisBus {
 impl RedisBus {
     /// Connects and waits until the subscriber task is attached, so nothing published after
     /// this returns can be missed by this node.
-    pub async fn connect(target: &RedisTarget, link: RedisLink) -> anyhow::Result<Self> {
+    pub async fn connect(
+        target: &RedisTarget,
+        link: RedisLink,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let channel = format!("{prefix}:events");
         let local = broadcast::channel(LOCAL_BUFFER).0;
         let subscribed = Arc::new(AtomicBool::new(false));
         let (first_attach_tx, first_attach_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(run_subscriber(
             target.subscriber_nodes(),
+            channel.clone(),
             local.clone(),
             subscribed.clone(),
             first_attach_tx,
@@ -145,6 +151,7 @@ impl RedisBus {
             .context("Redis subscriber stopped")?;
         Ok(Self {
             link,
+            channel,
             local,
             subscribed,
             task,
@@ -160,6 +167,7 @@ impl Drop for RedisBus {
 
 async fn run_subscriber(
     nodes: Vec<String>,
+    channel: String,
     local: broadcast::Sender<Arc<Envelope>>,
     subscribed: Arc<AtomicBool>,
     first_attach: tokio::sync::oneshot::Sender<()>,
@@ -170,7 +178,7 @@ async fn run_subscriber(
     loop {
         let node = &nodes[next_node % nodes.len()];
         next_node += 1;
-        match attach(node).await {
+        match attach(node, &channel).await {
             Ok(mut pubsub) => {
                 subscribed.store(true, Ordering::SeqCst);
                 backoff = Duration::from_millis(100);
@@ -196,10 +204,10 @@ async fn run_subscriber(
     }
 }
 
-async fn attach(node: &str) -> anyhow::Result<redis::aio::PubSub> {
+async fn attach(node: &str, channel: &str) -> anyhow::Result<redis::aio::PubSub> {
     let client = redis::Client::open(node)?;
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(REDIS_CHANNEL).await?;
+    pubsub.subscribe(channel).await?;
     Ok(pubsub)
 }
 
@@ -209,7 +217,7 @@ impl EventBus for RedisBus {
         let body = serde_json::to_string(&envelope)?;
         let sent: redis::RedisResult<i64> = self
             .link
-            .query(redis::cmd("PUBLISH").arg(REDIS_CHANNEL).arg(&body))
+            .query(redis::cmd("PUBLISH").arg(&self.channel).arg(&body))
             .await;
         if let Err(err) = sent {
             // Local subscribers still hear it; other nodes miss this one live event, which is

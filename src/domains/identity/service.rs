@@ -100,6 +100,11 @@ where
     let hash = password::hash(NewPassword::parse(&password_text)?.into_inner()).await?;
     let now = Utc::now();
     let txn = db.begin().await?;
+    // Nodes starting together take turns; whoever comes second sees the first one's admin.
+    lock_key(&txn, "first-admin").await?;
+    if user::Entity::find().count(&txn).await? > 0 {
+        return Ok(None);
+    }
     let role_id = match role::Entity::find()
         .filter(role::Column::Name.eq("Administrator"))
         .one(&txn)
@@ -119,7 +124,7 @@ where
             .id
         }
     };
-    let inserted = user::ActiveModel {
+    let admin = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email.display.clone()),
         email_normalized: Set(email.normalized.clone()),
@@ -132,20 +137,7 @@ where
         updated_at: Set(now),
     }
     .insert(&txn)
-    .await;
-    let admin = match inserted {
-        Ok(admin) => admin,
-        // Another node won the race to create the first administrator.
-        Err(err)
-            if matches!(
-                err.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(err) => return Err(err.into()),
-    };
+    .await?;
     insert_grant(&txn, admin.id, role_id, None).await?;
     txn.commit().await?;
     Ok(Some(FirstAdmin {
@@ -173,11 +165,11 @@ where
         .map(|e| e.normalized)
         .unwrap_or_default();
     let limiter_key = format!("login-failures:{normalized}");
-    let failures = cache.get(&limiter_key).await.map_err(AppError::internal)?;
-    if failures
-        .and_then(|v| v.try_into().ok().map(i64::from_le_bytes))
-        .is_some_and(|n| n >= policy.failures_per_window)
-    {
+    let failures = cache
+        .counter(&limiter_key)
+        .await
+        .map_err(AppError::internal)?;
+    if failures >= policy.failures_per_window {
         return Err(AppError::RateLimited(
             "too many failed sign-ins for this account; try again later".into(),
         ));
