@@ -57,6 +57,8 @@ impl AppState {
         .await?;
         if config.auto_migrate {
             db.migrate().await?;
+        } else {
+            db.ensure_migrated().await?;
         }
         let (bus, cache, redis): (Arc<dyn EventBus>, Arc<dyn Cache>, _) = match &config.redis_url {
             Some(url) => {

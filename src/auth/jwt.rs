@@ -380,6 +380,43 @@ mod tests {
         Ok(())
     }
 
+    fn asymmetric(algorithm: JwtAlgorithm, stem: &str, kid: &str) -> anyhow::Result<JwtKeys> {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut c = config(SECRET);
+        c.algorithm = algorithm;
+        c.secret = None;
+        c.private_key_file = Some(fixtures.join(format!("jwt-{stem}-private.pem")));
+        c.public_key_file = Some(fixtures.join(format!("jwt-{stem}-public.pem")));
+        c.key_id = Some(kid.to_owned());
+        Ok(JwtKeys::load(&c, Path::new("/nonexistent"))?.0)
+    }
+
+    #[test]
+    fn rs256_and_eddsa_keys_sign_verify_and_pin_their_kid() -> anyhow::Result<()> {
+        for (algorithm, stem, expected) in [
+            (JwtAlgorithm::RS256, "rsa", Algorithm::RS256),
+            (JwtAlgorithm::EdDSA, "ed25519", Algorithm::EdDSA),
+        ] {
+            let keys = asymmetric(algorithm, stem, "key-1")?;
+            let token = keys
+                .issue(Uuid::now_v7(), 0)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let header = decode_header(&token)?;
+            assert_eq!(header.alg, expected);
+            assert_eq!(header.kid.as_deref(), Some("key-1"));
+            assert!(keys.verify(&token).is_ok(), "{stem}");
+
+            // The same key under another kid refuses it, and so does an HS256 token.
+            assert!(asymmetric(algorithm, stem, "key-2")?
+                .verify(&token)
+                .is_err());
+            let mut hs = typed(Algorithm::HS256);
+            hs.kid = Some("key-1".into());
+            assert!(keys.verify(&forge(&valid_claims(), hs, SECRET)?).is_err());
+        }
+        Ok(())
+    }
+
     fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
         let dir = std::env::temp_dir().join(format!("interlink-jwt-{}", Uuid::now_v7()));
         std::fs::create_dir_all(&dir)?;

@@ -138,6 +138,20 @@ impl Db {
         }
     }
 
+    /// With automatic migration off, refuses to serve a schema that is behind the code.
+    pub async fn ensure_migrated(&self) -> anyhow::Result<()> {
+        let pending = Migrator::get_pending_migrations(&self.conn)
+            .await
+            .context("reading migration state")?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "{} migration(s) pending and INTERLINK_AUTO_MIGRATE is off: run `interlink migrate` first",
+                pending.len()
+            );
+        }
+        Ok(())
+    }
+
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.conn.ping().await.context("database ping")
     }

@@ -123,6 +123,13 @@ async fn admin_create_user_and_migrate_from_the_shell() -> anyhow::Result<()> {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
+    let unmigrated = interlink()
+        .env("INTERLINK_DATA_DIR", dir.path())
+        .env("INTERLINK_AUTO_MIGRATE", "false")
+        .env("INTERLINK_BIND", format!("127.0.0.1:{}", free_port()?))
+        .output()?;
+    assert!(!unmigrated.status.success());
+    assert!(String::from_utf8_lossy(&unmigrated.stderr).contains("interlink migrate"));
     let migrate = interlink()
         .env("INTERLINK_DATA_DIR", dir.path())
         .arg("migrate")

@@ -663,7 +663,7 @@ impl IdentityMutation {
         department_id: Option<ID>,
     ) -> Result<RoleGrant> {
         let app = ctx.app()?;
-        let grant = service::grant_role(
+        let (grant, role) = service::grant_role(
             &app.db.conn,
             app.bus.as_ref(),
             ctx.viewer()?,
@@ -672,11 +672,6 @@ impl IdentityMutation {
             parse_optional("departmentId", department_id.as_ref(), DepartmentId::parse)?,
         )
         .await?;
-        let role = service::list_roles(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .find(|r| r.id == grant.role_id)
-            .ok_or_else(|| AppError::not_found("role"))?;
         Ok(RoleGrant { grant, role })
     }
 

@@ -763,14 +763,14 @@ pub async fn grant_role<C: ConnectionTrait>(
     user_id: UserId,
     role_id: RoleId,
     department_id: Option<DepartmentId>,
-) -> AppResult<role_grant::Model> {
+) -> AppResult<(role_grant::Model, role::Model)> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     user::Entity::find_by_id(user_id.0)
         .one(db)
         .await?
         .ok_or_else(|| AppError::bad_field("userId", "no such user"))?;
-    role::Entity::find_by_id(role_id.0)
+    let role = role::Entity::find_by_id(role_id.0)
         .one(db)
         .await?
         .ok_or_else(|| AppError::bad_field("roleId", "no such role"))?;
@@ -786,7 +786,7 @@ pub async fn grant_role<C: ConnectionTrait>(
             AppError::from_unique_violation(e, "the user already holds this role in this scope")
         })?;
     announce(bus, IdentityEventKind::RoleGranted, user_id.0, Some(me.id)).await;
-    Ok(grant)
+    Ok((grant, role))
 }
 
 pub async fn revoke_grant<C: ConnectionTrait>(
