@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod execution;
+pub mod ids;
 pub mod pagination;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
+    SqlxSqliteConnector, Statement,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -155,4 +158,19 @@ impl Db {
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.conn.ping().await.context("database ping")
     }
+}
+
+/// Serialises changes to one aggregate (a tree, a token family, a queue) inside the current
+/// transaction: a PostgreSQL transaction-scoped advisory lock on `key`. SQLite needs none:
+/// its one connection already admits a single writer.
+pub async fn lock_in_transaction<C: ConnectionTrait>(db: &C, key: &str) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }

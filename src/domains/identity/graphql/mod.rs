@@ -1,321 +1,25 @@
 //! Identity's GraphQL surface: thin resolvers that parse input and call the service.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{
-    Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject, Subscription, ID,
-};
-use chrono::{DateTime, Utc};
-use entities::{department, role, role_grant, user};
-use futures_util::{Stream, StreamExt};
+mod types;
 
-use super::loaders::IdentityLoaders;
-use super::model::{
-    parse_name, parse_permissions, DepartmentChanges, DepartmentId, Email, IdentityEvent,
-    IdentityEventKind, NewDepartment, NewPassword, NewRole, NewUser, RoleGrantId, RoleId,
-    UserChanges, UserId,
-};
-use super::service::{self, LoginPolicy, UserFilter};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Object, Result, Subscription, ID};
+use futures_util::{Stream, StreamExt};
+pub use types::*;
+
 use crate::auth::Permission;
+use crate::domains::identity::model::{
+    parse_name, parse_permissions, DepartmentChanges, DepartmentId, Email, IdentityEvent,
+    NewDepartment, NewPassword, NewRole, NewUser, RoleGrantId, RoleId, UserChanges, UserId,
+};
+use crate::domains::identity::service::{self, LoginPolicy, UserFilter};
 use crate::error::AppError;
-use crate::graphql::context::{loader_error, ContextExt};
+use crate::graphql::context::ContextExt;
+use crate::graphql::ids::{maybe_id, optional_id};
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::platform::events::{self, Received};
 
 const NAME_MAX: usize = 200;
-
-fn parse_optional<T>(
-    field: &str,
-    raw: Option<&ID>,
-    parse: fn(&str, &str) -> Result<T, AppError>,
-) -> Result<Option<T>, AppError> {
-    raw.map(|id| parse(field, id.as_str())).transpose()
-}
-
-// ---------------------------------------------------------------- output types
-
-pub struct User(pub user::Model);
-
-#[Object]
-impl User {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn email(&self) -> &str {
-        &self.0.email
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn is_active(&self) -> bool {
-        self.0.is_active
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
-        let Some(id) = self.0.department_id else {
-            return Ok(None);
-        };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .departments
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Department))
-    }
-    /// Visible to the user themself and to administrators.
-    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleGrant>> {
-        service::can_see_grants_of(ctx.viewer()?, self.0.id)?;
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .grants
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(grant, role)| RoleGrant { grant, role })
-            .collect())
-    }
-    /// Every permission the user holds anywhere; visible to the user and administrators.
-    async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        service::can_see_grants_of(ctx.viewer()?, self.0.id)?;
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        let mut names: Vec<String> = loaders
-            .grants
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default()
-            .iter()
-            .flat_map(|(_, role)| service::role_permissions(role))
-            .map(|p| p.as_str().to_owned())
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
-}
-
-pub struct Department(pub department::Model);
-
-#[Object]
-impl Department {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
-        let Some(id) = self.0.parent_id else {
-            return Ok(None);
-        };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .departments
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Department))
-    }
-    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Department>> {
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .child_departments
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Department)
-            .collect())
-    }
-    async fn head(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(id) = self.0.head_user_id else {
-            return Ok(None);
-        };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .users
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
-    }
-}
-
-pub struct Role(pub role::Model);
-
-#[Object]
-impl Role {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn permissions(&self) -> Vec<String> {
-        service::role_permissions(&self.0)
-            .into_iter()
-            .map(|p| p.as_str().to_owned())
-            .collect()
-    }
-}
-
-pub struct RoleGrant {
-    grant: role_grant::Model,
-    role: role::Model,
-}
-
-#[Object]
-impl RoleGrant {
-    async fn id(&self) -> ID {
-        ID(self.grant.id.to_string())
-    }
-    async fn role(&self) -> Role {
-        Role(self.role.clone())
-    }
-    /// The department whose subtree the grant covers; null for a global grant.
-    async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
-        let Some(id) = self.grant.department_id else {
-            return Ok(None);
-        };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .departments
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Department))
-    }
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .users
-            .load_one(self.grant.user_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct AuthPayload {
-    access_token: String,
-    refresh_token: String,
-    token_type: &'static str,
-    /// Seconds until the access token expires.
-    expires_in: i64,
-    user: User,
-}
-
-impl From<service::Session> for AuthPayload {
-    fn from(session: service::Session) -> Self {
-        Self {
-            access_token: session.access_token,
-            refresh_token: session.refresh_token,
-            token_type: "Bearer",
-            expires_in: session.expires_in_secs,
-            user: User(session.user),
-        }
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "IdentityEventKind")]
-pub enum IdentityEventType {
-    UserCreated,
-    UserUpdated,
-    UserDeactivated,
-    UserReactivated,
-    RoleGranted,
-    RoleRevoked,
-    DepartmentChanged,
-}
-
-#[derive(SimpleObject)]
-pub struct IdentityChange {
-    kind: IdentityEventType,
-    subject_id: ID,
-    actor_id: Option<ID>,
-    at: DateTime<Utc>,
-}
-
-impl From<IdentityEvent> for IdentityChange {
-    fn from(event: IdentityEvent) -> Self {
-        Self {
-            kind: event.kind.into(),
-            subject_id: ID(event.subject_id.to_string()),
-            actor_id: event.actor_id.map(|a| ID(a.to_string())),
-            at: event.at,
-        }
-    }
-}
-
-// ---------------------------------------------------------------- inputs
-
-#[derive(InputObject)]
-pub struct CreateDepartmentInput {
-    name: String,
-    parent_id: Option<ID>,
-}
-
-#[derive(InputObject)]
-pub struct UpdateDepartmentInput {
-    name: Option<String>,
-    /// null moves the department to the root; absent leaves it where it is.
-    parent_id: MaybeUndefined<ID>,
-    head_user_id: MaybeUndefined<ID>,
-}
-
-#[derive(InputObject)]
-pub struct CreateRoleInput {
-    name: String,
-    permissions: Vec<String>,
-}
-
-#[derive(InputObject)]
-pub struct UpdateRoleInput {
-    name: Option<String>,
-    permissions: Option<Vec<String>>,
-}
-
-#[derive(InputObject)]
-pub struct CreateUserInput {
-    email: String,
-    name: String,
-    password: String,
-    department_id: Option<ID>,
-}
-
-#[derive(InputObject)]
-pub struct UpdateUserInput {
-    email: Option<String>,
-    name: Option<String>,
-    department_id: MaybeUndefined<ID>,
-}
-
-#[derive(InputObject, Default)]
-pub struct UserFilterInput {
-    department_id: Option<ID>,
-    active: Option<bool>,
-    /// Matches email or name, case-insensitively.
-    search: Option<String>,
-}
-
-fn maybe_id<T>(
-    field: &str,
-    raw: MaybeUndefined<ID>,
-    parse: fn(&str, &str) -> Result<T, AppError>,
-) -> Result<Option<Option<T>>, AppError> {
-    match raw {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(id) => Ok(Some(Some(parse(field, id.as_str())?))),
-    }
-}
 
 // ---------------------------------------------------------------- roots
 
@@ -359,7 +63,7 @@ impl IdentityQuery {
             &app.db.conn,
             ctx.viewer()?,
             UserFilter {
-                department_id: parse_optional(
+                department_id: optional_id(
                     "departmentId",
                     filter.department_id.as_ref(),
                     DepartmentId::parse,
@@ -528,7 +232,7 @@ impl IdentityMutation {
         let app = ctx.app()?;
         let input = NewDepartment {
             name: parse_name("name", &input.name, NAME_MAX)?,
-            parent_id: parse_optional("parentId", input.parent_id.as_ref(), DepartmentId::parse)?,
+            parent_id: optional_id("parentId", input.parent_id.as_ref(), DepartmentId::parse)?,
         };
         Ok(Department(
             service::create_department(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, input)
@@ -602,7 +306,7 @@ impl IdentityMutation {
             email: Email::parse(&input.email)?,
             name: parse_name("name", &input.name, NAME_MAX)?,
             password: NewPassword::parse(&input.password)?,
-            department_id: parse_optional(
+            department_id: optional_id(
                 "departmentId",
                 input.department_id.as_ref(),
                 DepartmentId::parse,
@@ -669,7 +373,7 @@ impl IdentityMutation {
             ctx.viewer()?,
             UserId::parse("userId", &user_id)?,
             RoleId::parse("roleId", &role_id)?,
-            parse_optional("departmentId", department_id.as_ref(), DepartmentId::parse)?,
+            optional_id("departmentId", department_id.as_ref(), DepartmentId::parse)?,
         )
         .await?;
         Ok(RoleGrant { grant, role })

@@ -1,0 +1,170 @@
+//! Roles, their permissions, and granting them globally or per department subtree.
+
+use chrono::Utc;
+use entities::{department, role, role_grant, user};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use super::*;
+use crate::auth::{Permission, Viewer};
+use crate::domains::identity::model::{
+    DepartmentId, IdentityEventKind, NewRole, RoleGrantId, RoleId, UserId,
+};
+use crate::error::{AppError, AppResult};
+use crate::platform::events::EventBus;
+
+pub async fn create_role<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    input: NewRole,
+) -> AppResult<role::Model> {
+    viewer.user()?.require_global(Permission::Admin)?;
+    let now = Utc::now();
+    role::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(input.name.clone()),
+        permissions: Set(serde_json::json!(input
+            .permissions
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>())),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        AppError::from_unique_violation(e, format!("a role named {:?} already exists", input.name))
+    })
+}
+
+pub async fn update_role<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: RoleId,
+    name: Option<String>,
+    permissions: Option<std::collections::BTreeSet<Permission>>,
+) -> AppResult<role::Model> {
+    viewer.user()?.require_global(Permission::Admin)?;
+    let current = role::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("role"))?;
+    let mut active: role::ActiveModel = current.into();
+    if let Some(name) = &name {
+        active.name = Set(name.clone());
+    }
+    if let Some(permissions) = permissions {
+        active.permissions = Set(serde_json::json!(permissions
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()));
+    }
+    active.updated_at = Set(Utc::now());
+    active.update(db).await.map_err(|e| {
+        AppError::from_unique_violation(
+            e,
+            format!("a role named {:?} already exists", name.unwrap_or_default()),
+        )
+    })
+}
+
+pub(super) async fn insert_grant<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    role_id: Uuid,
+    department_id: Option<Uuid>,
+) -> Result<role_grant::Model, sea_orm::DbErr> {
+    role_grant::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        role_id: Set(role_id),
+        department_id: Set(department_id),
+        scope_key: Set(department_id.map_or_else(|| "*".to_owned(), |d| d.to_string())),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn grant_role<C: ConnectionTrait>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    user_id: UserId,
+    role_id: RoleId,
+    department_id: Option<DepartmentId>,
+) -> AppResult<(role_grant::Model, role::Model)> {
+    let me = viewer.user()?;
+    me.require_global(Permission::Admin)?;
+    user::Entity::find_by_id(user_id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::bad_field("userId", "no such user"))?;
+    let role = role::Entity::find_by_id(role_id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::bad_field("roleId", "no such role"))?;
+    if let Some(department) = department_id {
+        department::Entity::find_by_id(department.0)
+            .one(db)
+            .await?
+            .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
+    }
+    let grant = insert_grant(db, user_id.0, role_id.0, department_id.map(|d| d.0))
+        .await
+        .map_err(|e| {
+            AppError::from_unique_violation(e, "the user already holds this role in this scope")
+        })?;
+    announce(bus, IdentityEventKind::RoleGranted, user_id.0, Some(me.id)).await;
+    Ok((grant, role))
+}
+
+pub async fn revoke_grant<C: ConnectionTrait>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    grant_id: RoleGrantId,
+) -> AppResult<bool> {
+    let me = viewer.user()?;
+    me.require_global(Permission::Admin)?;
+    let grant = role_grant::Entity::find_by_id(grant_id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("role grant"))?;
+    if grant.user_id == me.id && is_last_global_admin_grant(db, &grant).await? {
+        return Err(AppError::Conflict(
+            "you cannot revoke the last administrator grant".into(),
+        ));
+    }
+    role_grant::Entity::delete_by_id(grant.id).exec(db).await?;
+    announce(
+        bus,
+        IdentityEventKind::RoleRevoked,
+        grant.user_id,
+        Some(me.id),
+    )
+    .await;
+    Ok(true)
+}
+
+async fn is_last_global_admin_grant<C: ConnectionTrait>(
+    db: &C,
+    grant: &role_grant::Model,
+) -> AppResult<bool> {
+    if grant.department_id.is_some() {
+        return Ok(false);
+    }
+    let admin_grants = role_grant::Entity::find()
+        .filter(role_grant::Column::DepartmentId.is_null())
+        .find_also_related(role::Entity)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|(_, role)| {
+            role.as_ref()
+                .is_some_and(|r| role_permissions(r).contains(&Permission::Admin))
+        })
+        .collect::<Vec<_>>();
+    Ok(admin_grants.len() <= 1 && admin_grants.iter().any(|(g, _)| g.id == grant.id))
+}

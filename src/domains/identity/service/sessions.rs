@@ -1,0 +1,342 @@
+//! Sign-in, token rotation, sign-out, the first administrator, and Viewers from tokens.
+
+use chrono::Utc;
+use entities::{refresh_token, role, user};
+use sea_orm::prelude::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::*;
+use crate::auth::jwt::{Claims, JwtKeys};
+use crate::auth::viewer::{Scope, ScopedPermission};
+use crate::auth::{password, tokens, Permission, Viewer, ViewerUser};
+use crate::domains::identity::model::{Email, NewPassword};
+use crate::error::{AppError, AppResult};
+use crate::platform::cache::Cache;
+use crate::platform::db::lock_in_transaction;
+
+/// What a successful login or refresh hands back.
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in_secs: i64,
+    pub user: user::Model,
+}
+
+pub struct LoginPolicy {
+    pub failures_per_window: i64,
+    pub window: std::time::Duration,
+    pub refresh_ttl: std::time::Duration,
+}
+
+/// The administrator made on first start, with the password when it was generated here.
+pub struct FirstAdmin {
+    pub email: String,
+    pub generated_password: Option<String>,
+}
+
+pub async fn ensure_first_admin<C>(
+    db: &C,
+    email: Option<&str>,
+    password_text: Option<&str>,
+) -> AppResult<Option<FirstAdmin>>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if user::Entity::find().count(db).await? > 0 {
+        return Ok(None);
+    }
+    let email = Email::parse(email.unwrap_or("admin@interlink.local"))?;
+    let (password_text, generated) = match password_text {
+        Some(p) => (p.to_owned(), None),
+        None => {
+            let p = tokens::generate()[..20].to_owned();
+            (p.clone(), Some(p))
+        }
+    };
+    let hash = password::hash(NewPassword::parse(&password_text)?.into_inner()).await?;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    // Nodes starting together take turns; whoever comes second sees the first one's admin.
+    lock_in_transaction(&txn, "first-admin").await?;
+    if user::Entity::find().count(&txn).await? > 0 {
+        return Ok(None);
+    }
+    let role_id = match role::Entity::find()
+        .filter(role::Column::Name.eq("Administrator"))
+        .one(&txn)
+        .await?
+    {
+        Some(existing) => existing.id,
+        None => {
+            role::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                name: Set("Administrator".into()),
+                permissions: Set(serde_json::json!([Permission::Admin.as_str()])),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await?
+            .id
+        }
+    };
+    let admin = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.display.clone()),
+        email_normalized: Set(email.normalized.clone()),
+        name: Set("Administrator".into()),
+        department_id: Set(None),
+        password_hash: Set(hash),
+        is_active: Set(true),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    insert_grant(&txn, admin.id, role_id, None).await?;
+    txn.commit().await?;
+    Ok(Some(FirstAdmin {
+        email: email.display,
+        generated_password: generated,
+    }))
+}
+
+pub async fn login<C>(
+    db: &C,
+    cache: &dyn Cache,
+    keys: &JwtKeys,
+    policy: &LoginPolicy,
+    email: &str,
+    password_text: &str,
+) -> AppResult<Session>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let rejected = || AppError::Unauthenticated("wrong email or password".into());
+    // A malformed email is treated as unknown so the answer never tells which part failed.
+    let normalized = Email::parse(email)
+        .map(|e| e.normalized)
+        .unwrap_or_default();
+    let limiter_key = format!("login-failures:{normalized}");
+    let failures = cache
+        .counter(&limiter_key)
+        .await
+        .map_err(AppError::internal)?;
+    if failures >= policy.failures_per_window {
+        return Err(AppError::RateLimited(
+            "too many failed sign-ins for this account; try again later".into(),
+        ));
+    }
+
+    let found = if normalized.is_empty() {
+        None
+    } else {
+        user::Entity::find()
+            .filter(user::Column::EmailNormalized.eq(normalized.as_str()))
+            .one(db)
+            .await?
+    };
+    let stored_hash = found.as_ref().map(|u| u.password_hash.clone());
+    let password_ok = password::verify(password_text.to_owned(), stored_hash).await?;
+    let user = match found {
+        Some(user) if password_ok && user.is_active => user,
+        _ => {
+            cache
+                .increment(&limiter_key, policy.window)
+                .await
+                .map_err(AppError::internal)?;
+            return Err(rejected());
+        }
+    };
+    start_session(db, keys, policy.refresh_ttl, user, Uuid::now_v7()).await
+}
+
+async fn start_session<C: ConnectionTrait>(
+    db: &C,
+    keys: &JwtKeys,
+    refresh_ttl: std::time::Duration,
+    user: user::Model,
+    family_id: Uuid,
+) -> AppResult<Session> {
+    let refresh_token = tokens::generate();
+    let now = Utc::now();
+    let ttl = chrono::Duration::from_std(refresh_ttl).map_err(AppError::internal)?;
+    refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        family_id: Set(family_id),
+        token_hash: Set(tokens::digest(&refresh_token)),
+        expires_at: Set(now + ttl),
+        used_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(Session {
+        access_token: keys.issue(user.id, user.token_version)?,
+        refresh_token,
+        expires_in_secs: keys.access_ttl_secs(),
+        user,
+    })
+}
+
+/// Rotates a refresh token. A token that was already used is a sign of theft: the whole
+/// family is revoked, so the thief's copy dies with the victim's.
+pub async fn refresh<C>(
+    db: &C,
+    keys: &JwtKeys,
+    refresh_ttl: std::time::Duration,
+    presented: &str,
+) -> AppResult<Session>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let rejected = || AppError::Unauthenticated("invalid or expired refresh token".into());
+    let txn = db.begin().await?;
+    let Some(token) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(tokens::digest(presented)))
+        .one(&txn)
+        .await?
+    else {
+        return Err(rejected());
+    };
+    lock_in_transaction(&txn, &format!("refresh-family:{}", token.family_id)).await?;
+    // Re-read under the family lock: a concurrent rotation may have spent it meanwhile.
+    let token = refresh_token::Entity::find_by_id(token.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(rejected)?;
+    let now = Utc::now();
+    if token.revoked_at.is_some() || token.expires_at <= now {
+        return Err(rejected());
+    }
+    if token.used_at.is_some() {
+        revoke_family(&txn, token.family_id).await?;
+        txn.commit().await?;
+        tracing::warn!(family = %token.family_id, "refresh token reused; family revoked");
+        return Err(rejected());
+    }
+    let user = user::Entity::find_by_id(token.user_id)
+        .one(&txn)
+        .await?
+        .filter(|u| u.is_active)
+        .ok_or_else(rejected)?;
+    let mut spent: refresh_token::ActiveModel = token.clone().into();
+    spent.used_at = Set(Some(now));
+    spent.update(&txn).await?;
+    let session = start_session(&txn, keys, refresh_ttl, user, token.family_id).await?;
+    txn.commit().await?;
+    Ok(session)
+}
+
+async fn revoke_family<C: ConnectionTrait>(db: &C, family_id: Uuid) -> AppResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends one session (the refresh token's family), or with `everywhere` every session and
+/// every access token of the signed-in user.
+pub async fn logout<C>(
+    db: &C,
+    viewer: &Viewer,
+    presented: Option<&str>,
+    everywhere: bool,
+) -> AppResult<bool>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if everywhere {
+        let me = viewer.user()?;
+        let txn = db.begin().await?;
+        bump_token_version(&txn, me.id).await?;
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(refresh_token::Column::UserId.eq(me.id))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        return Ok(true);
+    }
+    let Some(presented) = presented else {
+        return Err(AppError::bad_field(
+            "refreshToken",
+            "give the refresh token to end, or allSessions: true",
+        ));
+    };
+    let Some(token) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(tokens::digest(presented)))
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    revoke_family(db, token.family_id).await?;
+    Ok(true)
+}
+
+async fn bump_token_version<C: ConnectionTrait>(db: &C, user_id: Uuid) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::TokenVersion,
+            Expr::col(user::Column::TokenVersion).add(1),
+        )
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Resolves verified access-token claims into a Viewer, refusing deactivated users and
+/// tokens issued before the user's last password change or deactivation.
+pub async fn viewer_from_claims<C: ConnectionTrait>(
+    db: &C,
+    claims: &Claims,
+) -> AppResult<ViewerUser> {
+    let rejected = || AppError::Unauthenticated("invalid or expired access token".into());
+    let user_id = Uuid::parse_str(&claims.sub).map_err(|_| rejected())?;
+    let user = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .filter(|u| u.is_active && u.token_version == claims.ver)
+        .ok_or_else(rejected)?;
+    let grants = grants_with_roles(db, &[user.id]).await?;
+    let department_paths = department_paths(
+        db,
+        grants.iter().filter_map(|(g, _)| g.department_id).collect(),
+    )
+    .await?;
+    let mut scoped = Vec::new();
+    for (grant, role) in grants {
+        let scope = match grant.department_id {
+            None => Scope::Global,
+            Some(department) => match department_paths.get(&department) {
+                Some(path) => Scope::Subtree { path: path.clone() },
+                None => continue,
+            },
+        };
+        for permission in role_permissions(&role) {
+            scoped.push(ScopedPermission {
+                permission,
+                scope: scope.clone(),
+            });
+        }
+    }
+    Ok(ViewerUser {
+        id: user.id,
+        department_id: user.department_id,
+        grants: scoped,
+    })
+}

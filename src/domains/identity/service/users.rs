@@ -1,0 +1,232 @@
+//! Creating, changing and deactivating users, and their passwords.
+
+use chrono::Utc;
+use entities::{department, refresh_token, role, user};
+use sea_orm::prelude::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::*;
+use crate::auth::{password, Permission, Viewer};
+use crate::domains::identity::model::{
+    Email, IdentityEventKind, NewPassword, NewUser, UserChanges, UserId,
+};
+use crate::error::{AppError, AppResult};
+use crate::platform::events::EventBus;
+
+pub async fn create_user<C: ConnectionTrait>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    input: NewUser,
+) -> AppResult<user::Model> {
+    let me = viewer.user()?;
+    me.require_global(Permission::Admin)?;
+    if let Some(department) = input.department_id {
+        department::Entity::find_by_id(department.0)
+            .one(db)
+            .await?
+            .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
+    }
+    let hash = password::hash(input.password.into_inner()).await?;
+    let now = Utc::now();
+    let created = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(input.email.display.clone()),
+        email_normalized: Set(input.email.normalized.clone()),
+        name: Set(input.name),
+        department_id: Set(input.department_id.map(|d| d.0)),
+        password_hash: Set(hash),
+        is_active: Set(true),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
+    announce(bus, IdentityEventKind::UserCreated, created.id, Some(me.id)).await;
+    Ok(created)
+}
+
+pub async fn update_user<C: ConnectionTrait>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: UserId,
+    changes: UserChanges,
+) -> AppResult<user::Model> {
+    let me = viewer.user()?;
+    me.require_global(Permission::Admin)?;
+    let current = user::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let mut active: user::ActiveModel = current.into();
+    if let Some(email) = changes.email {
+        active.email = Set(email.display);
+        active.email_normalized = Set(email.normalized);
+    }
+    if let Some(name) = changes.name {
+        active.name = Set(name);
+    }
+    if let Some(department) = changes.department_id {
+        if let Some(department) = department {
+            department::Entity::find_by_id(department.0)
+                .one(db)
+                .await?
+                .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
+        }
+        active.department_id = Set(department.map(|d| d.0));
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active
+        .update(db)
+        .await
+        .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
+    announce(bus, IdentityEventKind::UserUpdated, updated.id, Some(me.id)).await;
+    Ok(updated)
+}
+
+/// Deactivation also ends every session: refresh tokens are revoked and the token version
+/// moves on, so outstanding access tokens stop working at once.
+pub async fn set_user_active<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: UserId,
+    active_flag: bool,
+) -> AppResult<user::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    me.require_global(Permission::Admin)?;
+    if me.id == id.0 && !active_flag {
+        return Err(AppError::Conflict("you cannot deactivate yourself".into()));
+    }
+    let txn = db.begin().await?;
+    let current = user::Entity::find_by_id(id.0)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let mut active: user::ActiveModel = current.clone().into();
+    active.is_active = Set(active_flag);
+    if !active_flag {
+        active.token_version = Set(current.token_version + 1);
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(refresh_token::Column::UserId.eq(id.0))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await?;
+    txn.commit().await?;
+    let kind = if active_flag {
+        IdentityEventKind::UserReactivated
+    } else {
+        IdentityEventKind::UserDeactivated
+    };
+    announce(bus, kind, updated.id, Some(me.id)).await;
+    Ok(updated)
+}
+
+/// A password change ends every other session of the user.
+pub async fn change_password<C>(
+    db: &C,
+    viewer: &Viewer,
+    target: UserId,
+    current_password: Option<&str>,
+    new_password: NewPassword,
+) -> AppResult<user::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    if me.id != target.0 {
+        me.require_global(Permission::Admin)?;
+    }
+    let user = user::Entity::find_by_id(target.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    if me.id == target.0 {
+        let current = current_password.ok_or_else(|| {
+            AppError::bad_field("currentPassword", "give your current password to change it")
+        })?;
+        if !password::verify(current.to_owned(), Some(user.password_hash.clone())).await? {
+            return Err(AppError::bad_field(
+                "currentPassword",
+                "the current password is wrong",
+            ));
+        }
+    }
+    let hash = password::hash(new_password.into_inner()).await?;
+    let txn = db.begin().await?;
+    let mut active: user::ActiveModel = user.clone().into();
+    active.password_hash = Set(hash);
+    active.token_version = Set(user.token_version + 1);
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await?;
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::UserId.eq(target.0))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// The shell's way in (`interlink admin create-user`): whoever runs it already owns the
+/// server, so there is no Viewer; the same parsing and rules apply otherwise.
+pub async fn create_user_from_shell<C>(
+    db: &C,
+    email: &str,
+    name: &str,
+    password_text: &str,
+    make_admin: bool,
+) -> AppResult<user::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let input = NewUser {
+        email: Email::parse(email)?,
+        name: crate::domains::identity::model::parse_name("name", name, 200)?,
+        password: NewPassword::parse(password_text)?,
+        department_id: None,
+    };
+    let hash = password::hash(input.password.into_inner()).await?;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let created = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(input.email.display),
+        email_normalized: Set(input.email.normalized),
+        name: Set(input.name),
+        department_id: Set(None),
+        password_hash: Set(hash),
+        is_active: Set(true),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
+    if make_admin {
+        let admin_role = role::Entity::find()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .find(|r| role_permissions(r).contains(&Permission::Admin))
+            .ok_or_else(|| AppError::Conflict("no role carries the admin permission".into()))?;
+        insert_grant(&txn, created.id, admin_role.id, None).await?;
+    }
+    txn.commit().await?;
+    Ok(created)
+}
