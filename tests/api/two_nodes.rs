@@ -1,25 +1,36 @@
-//! Scale-out: two nodes on one PostgreSQL and Redis serve one graph.
+//! Scale-out: two nodes on one PostgreSQL and one Redis (single server or cluster) serve one graph.
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use interlink::platform::cache::{Cache, RedisCache};
+use interlink::platform::events::{self, Event, EventBus, Received, RedisBus};
+use interlink::platform::redis::{RedisLink, RedisTarget};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::helpers::{unique_email, Backend, Deployment};
 use crate::websocket::{connect, init, next, send};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_share_users_and_events() -> anyhow::Result<()> {
-    let Some(deployment) = Deployment::new(Backend::Postgres, &[]).await? else {
+fn required() -> bool {
+    std::env::var("INTERLINK_REQUIRE_SERVICES").as_deref() == Ok("1")
+}
+
+fn cluster_url() -> anyhow::Result<Option<String>> {
+    match std::env::var("TEST_REDIS_CLUSTER_URL") {
+        Ok(url) => Ok(Some(url)),
+        Err(_) if required() => {
+            anyhow::bail!("INTERLINK_REQUIRE_SERVICES=1 but TEST_REDIS_CLUSTER_URL is not set")
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+async fn two_nodes_share_users_and_events(redis_url: String) -> anyhow::Result<()> {
+    let Some(deployment) = Deployment::new(Backend::Postgres, &[("REDIS_URL", &redis_url)]).await?
+    else {
         return Ok(());
     };
-    if !deployment.vars.contains_key("REDIS_URL") {
-        // Without Redis each node only hears itself; the test needs both services.
-        anyhow::ensure!(
-            std::env::var("INTERLINK_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "two-node test needs TEST_REDIS_URL"
-        );
-        return Ok(());
-    }
     let (a, b) = tokio::try_join!(deployment.node(), deployment.node())?;
 
     // A subscriber on B.
@@ -40,8 +51,8 @@ async fn two_nodes_share_users_and_events() -> anyhow::Result<()> {
         .create_user(&admin_on_a.access, &email, "a good password")
         .await?;
 
-    // …is announced on B…
-    let event = next(&mut socket, Duration::from_secs(5)).await?;
+    // …is announced on B within a second…
+    let event = next(&mut socket, Duration::from_secs(1)).await?;
     assert_eq!(
         event["payload"]["data"]["identityEvents"]["kind"], "USER_CREATED",
         "{event}"
@@ -57,5 +68,97 @@ async fn two_nodes_share_users_and_events() -> anyhow::Result<()> {
         .gql_ok(Some(&session.access), "{ me { id } }", json!({}))
         .await?;
     assert_eq!(me["me"]["id"], user_id.as_str());
+
+    // Failed sign-ins counted on one node throttle the other: the cache is shared.
+    let login =
+        "mutation($e: String!) { login(email: $e, password: \"wrong password!\") { accessToken } }";
+    for _ in 0..10 {
+        a.gql(None, login, json!({ "e": email })).await?;
+    }
+    let throttled = b
+        .gql(None, "mutation($e: String!) { login(email: $e, password: \"a good password\") { accessToken } }", json!({ "e": email }))
+        .await?;
+    assert_eq!(
+        crate::helpers::error_code(&throttled),
+        Some("RATE_LIMITED"),
+        "{throttled}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_redis() -> anyhow::Result<()> {
+    match crate::helpers::redis_url()? {
+        Some(url) => two_nodes_share_users_and_events(url).await,
+        None => Ok(()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_a_redis_cluster() -> anyhow::Result<()> {
+    match cluster_url()? {
+        Some(url) => two_nodes_share_users_and_events(url).await,
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Probe {
+    n: u32,
+}
+
+impl Event for Probe {
+    const TOPIC: &'static str = "test.probe";
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_and_bus_work_on_a_redis_cluster() -> anyhow::Result<()> {
+    let Some(url) = cluster_url()? else {
+        return Ok(());
+    };
+    let target = RedisTarget::parse(&url)?;
+    anyhow::ensure!(
+        matches!(target, RedisTarget::Cluster(_)),
+        "{url} is not a cluster URL"
+    );
+    let prefix = format!("test-{}", uuid::Uuid::now_v7().simple());
+    let link = RedisLink::connect(&target).await?;
+    link.ping().await?;
+
+    let cache = RedisCache::new(link.clone(), &prefix);
+    // Keys spread over the cluster's slots.
+    for i in 0..20 {
+        let key = format!("k{i}");
+        cache
+            .set(&key, key.as_bytes(), Duration::from_secs(30))
+            .await?;
+        assert_eq!(cache.get(&key).await?, Some(key.clone().into_bytes()));
+        assert_eq!(
+            cache
+                .increment(&format!("c{i}"), Duration::from_secs(30))
+                .await?,
+            1
+        );
+        assert_eq!(
+            cache
+                .increment(&format!("c{i}"), Duration::from_secs(30))
+                .await?,
+            2
+        );
+        assert_eq!(cache.counter(&format!("c{i}")).await?, 2);
+        cache.delete(&key).await?;
+        assert_eq!(cache.get(&key).await?, None);
+    }
+
+    // Two buses on the cluster, each with one subscriber attached to some node.
+    let publisher = RedisBus::connect(&target, link.clone(), &prefix).await?;
+    let listener = RedisBus::connect(&target, RedisLink::connect(&target).await?, &prefix).await?;
+    listener.ready().await?;
+    let mut received = Box::pin(events::subscribe::<Probe>(&listener));
+    events::publish(&publisher, &Probe { n: 42 }).await?;
+    match tokio::time::timeout(Duration::from_secs(2), received.next()).await? {
+        Some(Received::Event(probe)) => assert_eq!(probe, Probe { n: 42 }),
+        other => anyhow::bail!("expected the probe, got {other:?}"),
+    }
     Ok(())
 }
