@@ -105,16 +105,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    if let Some(admin) = &startup.first_admin {
-        println!("Interlink first start: created the administrator account");
-        println!("  email:    {}", admin.email);
-        match &admin.generated_password {
-            Some(password) => {
-                println!("  password: {password}   (shown once; change it after signing in)")
-            }
-            None => println!("  password: the one given in INTERLINK_ADMIN_PASSWORD"),
-        }
-    }
+    announce_first_admin(&startup);
     let router = build_router(startup.state.clone());
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -156,6 +147,7 @@ async fn shutdown_signal() {
 
 async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
     let startup = AppState::initialize(config).await?;
+    announce_first_admin(&startup);
     let state = startup.state;
     match command {
         AdminCommand::CreateUser {
@@ -170,6 +162,20 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.public_message()))?;
             println!("created user {} <{}> id {}", user.name, user.email, user.id);
             Ok(())
+        }
+    }
+}
+
+/// The first administrator's credentials, printed once, on whichever command created them.
+fn announce_first_admin(startup: &interlink::app::Startup) {
+    if let Some(admin) = &startup.first_admin {
+        println!("Interlink first start: created the administrator account");
+        println!("  email:    {}", admin.email);
+        match &admin.generated_password {
+            Some(password) => {
+                println!("  password: {password}   (shown once; change it after signing in)")
+            }
+            None => println!("  password: the one given in INTERLINK_ADMIN_PASSWORD"),
         }
     }
 }

@@ -3,12 +3,18 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_identity;
+mod m20261127_000002_create_approvals_and_tasks;
+mod m20261127_000003_add_refresh_token_version;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_create_identity::Migration)]
+        vec![
+            Box::new(m20261127_000001_create_identity::Migration),
+            Box::new(m20261127_000002_create_approvals_and_tasks::Migration),
+            Box::new(m20261127_000003_add_refresh_token_version::Migration),
+        ]
     }
 }

@@ -1,6 +1,7 @@
 //! Password hashing with argon2id at (at least) the OWASP minimum parameters.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -13,6 +14,30 @@ const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
 
+/// Each hash holds 19 MiB for tens of milliseconds; without a bound, a burst of sign-ins
+/// (or one request aliasing `login` many times) would exhaust memory and the blocking pool.
+fn permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new((cores * 2).max(4))
+    })
+}
+
+async fn run_bounded<T: Send + 'static>(
+    work: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    let busy =
+        || AppError::RateLimited("the server is busy checking passwords; try again shortly".into());
+    let _permit = tokio::time::timeout(Duration::from_secs(5), permits().acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(AppError::internal)?
+}
+
 fn hasher() -> AppResult<Argon2<'static>> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
         .map_err(|e| AppError::internal(anyhow::anyhow!("argon2 params: {e}")))?;
@@ -21,9 +46,7 @@ fn hasher() -> AppResult<Argon2<'static>> {
 
 /// Hashes on the blocking pool: argon2 is deliberately slow and must not stall the runtime.
 pub async fn hash(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(AppError::internal)?
+    run_bounded(move || hash_blocking(&password)).await
 }
 
 fn hash_blocking(password: &str) -> AppResult<String> {
@@ -37,18 +60,14 @@ fn hash_blocking(password: &str) -> AppResult<String> {
 /// Verifies against `stored`, or, when there is no such user, against a fixed dummy hash so
 /// an unknown email costs the same time as a wrong password.
 pub async fn verify(password: String, stored: Option<String>) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let stored = match stored {
-            Some(stored) => stored,
-            None => {
-                let _ = verify_blocking(&password, dummy_hash()?);
-                return Ok(false);
-            }
-        };
-        verify_blocking(&password, &stored)
+    run_bounded(move || match stored {
+        Some(stored) => verify_blocking(&password, &stored),
+        None => {
+            let _ = verify_blocking(&password, dummy_hash()?);
+            Ok(false)
+        }
     })
     .await
-    .map_err(AppError::internal)?
 }
 
 fn verify_blocking(password: &str, stored: &str) -> AppResult<bool> {

@@ -1,3 +1,38 @@
 //! The business domains, each shaped the same: model, service, graphql, loaders.
 
+/// A newtype over `Uuid` for one kind of id, so a `TaskId` is never taken for a `UserId`.
+macro_rules! id_type {
+    ($name:ident, $what:literal) => {
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        pub struct $name(pub uuid::Uuid);
+
+        impl $name {
+            /// Parses a client-supplied id; a malformed one is `BAD_USER_INPUT` naming `field`.
+            pub fn parse(field: &str, raw: &str) -> $crate::error::AppResult<Self> {
+                uuid::Uuid::parse_str(raw).map(Self).map_err(|_| {
+                    $crate::error::AppError::bad_field(field, concat!("not a valid ", $what, " id"))
+                })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+pub(crate) use id_type;
+
 pub mod identity;

@@ -4,6 +4,7 @@ pub mod context;
 pub mod execution;
 pub mod ids;
 pub mod pagination;
+pub mod request;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 

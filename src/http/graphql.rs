@@ -12,10 +12,9 @@ use futures_util::TryStreamExt;
 use super::errors::error_response;
 use super::HttpState;
 use crate::auth::Viewer;
-use crate::domains::identity::loaders::IdentityLoaders;
-use crate::domains::identity::service as identity;
 use crate::error::AppError;
 use crate::graphql::execution::ExecutionStarted;
+use crate::graphql::request::{authenticate, insert_request_data};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Headers a browser cannot send cross-site without a CORS preflight; a multipart request
@@ -48,12 +47,17 @@ fn negotiate(headers: &HeaderMap) -> Result<ResponseFormat, Box<Response>> {
         return Ok(ResponseFormat::Json);
     }
     for range in accept.split(',') {
-        let media = range
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        // `q=0` means "not acceptable" (RFC 9110).
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .is_some_and(|q| q.trim().chars().all(|c| c == '0' || c == '.'))
+        });
+        if refused {
+            continue;
+        }
         match media.as_str() {
             GRAPHQL_RESPONSE_JSON => return Ok(ResponseFormat::GraphqlResponseJson),
             "application/json" | "application/*" | "*/*" => return Ok(ResponseFormat::Json),
@@ -217,34 +221,20 @@ async fn viewer(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, Box<Re
                 "use Authorization: Bearer <token>".into(),
             ))
         })?;
-    resolve_token(state, token).await.map_err(|err| match err {
-        AppError::Internal(_) => {
-            let gql: async_graphql::Error = err.into();
-            Box::new(error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                &gql.message,
-            ))
-        }
-        other => unauthorized(other),
-    })
-}
-
-/// Shared with the websocket's `connection_init`.
-pub(super) async fn resolve_token(state: &HttpState, token: &str) -> Result<Viewer, AppError> {
-    let claims = state.app.jwt.verify(token)?;
-    let user = identity::viewer_from_claims(&state.app.db.conn, &claims).await?;
-    Ok(Viewer::User(std::sync::Arc::new(user)))
-}
-
-/// Everything a resolver may read for one request (or one websocket connection).
-pub(super) fn insert_request_data(
-    data: &mut async_graphql::Data,
-    state: &HttpState,
-    viewer: Viewer,
-) {
-    data.insert(viewer);
-    data.insert(IdentityLoaders::new(&state.app.db.conn));
+    authenticate(&state.app, token)
+        .await
+        .map(|auth| auth.viewer)
+        .map_err(|err| match err {
+            AppError::Internal(_) => {
+                let gql: async_graphql::Error = err.into();
+                Box::new(error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    &gql.message,
+                ))
+            }
+            other => unauthorized(other),
+        })
 }
 
 pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
@@ -256,6 +246,19 @@ pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body
         Ok(batch) => batch,
         Err(response) => return *response,
     };
+    let has_subscription = match &batch {
+        BatchRequest::Single(r) => selected_operation(r) == Some(OperationType::Subscription),
+        BatchRequest::Batch(rs) => rs
+            .iter()
+            .any(|r| selected_operation(r) == Some(OperationType::Subscription)),
+    };
+    if has_subscription {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "subscriptions run over the websocket (graphql-transport-ws), not POST",
+        );
+    }
     let viewer = match viewer(&state, &headers).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
@@ -309,7 +312,7 @@ pub async fn get_or_upgrade(State(state): State<HttpState>, request: Request) ->
 }
 
 /// The operation the request would run, when the document parses and the choice is clear.
-fn selected_operation(request: &async_graphql::Request) -> Option<OperationType> {
+pub(super) fn selected_operation(request: &async_graphql::Request) -> Option<OperationType> {
     let document = async_graphql::parser::parse_query(&request.query).ok()?;
     match (&document.operations, request.operation_name.as_deref()) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
@@ -341,7 +344,7 @@ async fn execute(
     for request in requests {
         let marker = ExecutionStarted::default();
         let mut request = request.data(marker.clone());
-        insert_request_data(&mut request.data, state, viewer.clone());
+        insert_request_data(&mut request.data, &state.app, viewer.clone());
         let mut response = state.schema.execute(request).await;
         all_rejected_before_execution &= !marker.started();
         label_errors(state, &mut response.errors);

@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::http::{WebSocket as GraphqlWebSocket, WebSocketProtocols, WsMessage};
+use async_graphql::parser::types::OperationType;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{header, StatusCode};
@@ -16,12 +18,17 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::errors::error_response;
-use super::graphql::{insert_request_data, resolve_token};
+use super::graphql::selected_operation;
 use super::HttpState;
 use crate::auth::Viewer;
+use crate::domains::identity::model::{IdentityEvent, IdentityEventKind};
 use crate::error::AppError;
+use crate::graphql::request::{authenticate, insert_request_data};
+use crate::platform::events::{self, Received};
 
 const PROTOCOL: &str = "graphql-transport-ws";
+/// Client messages waiting for async-graphql; a client that outruns it is cut off, never buffered.
+const INBOX: usize = 32;
 
 pub async fn upgrade(state: HttpState, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
@@ -39,9 +46,12 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
             "websocket clients must speak the graphql-transport-ws subprotocol",
         );
     }
+    let max_message = state.app.config.limits.max_body_bytes;
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(ws) => ws
             .protocols([PROTOCOL])
+            .max_message_size(max_message)
+            .max_frame_size(max_message)
             .on_upgrade(move |socket| serve(state, socket)),
         Err(rejection) => rejection.into_response(),
     }
@@ -58,10 +68,20 @@ enum Verdict {
 struct Guard {
     state: HttpState,
     initialised: bool,
+    /// Ids with a live operation, including those the client completed whose server-side
+    /// `complete` has not come back yet: reusing one of those is still a duplicate.
     active: HashSet<String>,
     max_subscriptions: usize,
     /// Handed to async-graphql's `on_connection_init`, which runs after the guard checked the token.
     session: Arc<Mutex<Option<async_graphql::Data>>>,
+    user_id: Option<uuid::Uuid>,
+    expires_at: Option<i64>,
+}
+
+fn is_object_or_null(message: &serde_json::Map<String, Value>, key: &str) -> bool {
+    message
+        .get(key)
+        .is_none_or(|v| v.is_null() || v.is_object())
 }
 
 impl Guard {
@@ -79,14 +99,17 @@ impl Guard {
                     return Verdict::Close(4429, "Too many initialisation requests".into());
                 }
                 self.initialised = true;
-                let payload = message.get("payload").cloned().unwrap_or(Value::Null);
-                if !(payload.is_null() || payload.is_object()) {
+                if !is_object_or_null(&message, "payload") {
                     return invalid();
                 }
+                let payload = message.get("payload").cloned().unwrap_or(Value::Null);
                 let viewer = match bearer_token(&payload) {
                     None => Viewer::Anonymous,
-                    Some(token) => match resolve_token(&self.state, &token).await {
-                        Ok(viewer) => viewer,
+                    Some(token) => match authenticate(&self.state.app, &token).await {
+                        Ok(auth) => {
+                            self.expires_at = Some(auth.expires_at);
+                            auth.viewer
+                        }
                         Err(AppError::Internal(cause)) => {
                             tracing::error!(error = ?cause, "websocket authentication failed");
                             return Verdict::Close(1011, "Internal error".into());
@@ -94,58 +117,93 @@ impl Guard {
                         Err(_) => return Verdict::Close(4403, "Forbidden".into()),
                     },
                 };
+                if let Viewer::User(user) = &viewer {
+                    self.user_id = Some(user.id);
+                }
                 let mut data = async_graphql::Data::default();
-                insert_request_data(&mut data, &self.state, viewer);
+                insert_request_data(&mut data, &self.state.app, viewer);
                 *self.session.lock() = Some(data);
                 Verdict::Forward(json!({ "type": "connection_init" }).to_string())
             }
-            "ping" | "pong" => Verdict::Forward(text.to_owned()),
-            "subscribe" => {
-                let id = message
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .filter(|id| !id.is_empty());
-                let has_query = message
-                    .get("payload")
-                    .and_then(|p| p.get("query"))
-                    .is_some_and(Value::is_string);
-                let Some(id) = id.filter(|_| has_query) else {
+            "ping" | "pong" => {
+                if !is_object_or_null(&message, "payload") {
                     return invalid();
-                };
-                if !self.initialised {
-                    return Verdict::Close(4401, "Unauthorized".into());
                 }
-                if self.active.contains(id) {
-                    return Verdict::Close(4409, format!("Subscriber for {id} already exists"));
-                }
-                if self.active.len() >= self.max_subscriptions {
-                    return Verdict::Reply(
-                        json!({
-                            "id": id,
-                            "type": "error",
-                            "payload": [{
-                                "message": format!("at most {} subscriptions per connection", self.max_subscriptions),
-                                "extensions": { "code": "RATE_LIMITED" }
-                            }]
-                        })
-                        .to_string(),
-                    );
-                }
-                self.active.insert(id.to_owned());
                 Verdict::Forward(text.to_owned())
             }
+            "subscribe" => self.on_subscribe(&message, text),
             "complete" => match message.get("id").and_then(Value::as_str) {
-                Some(id) => {
-                    if self.active.remove(id) {
-                        Verdict::Forward(text.to_owned())
-                    } else {
-                        Verdict::Ignore
-                    }
-                }
+                // The id stays taken until async-graphql confirms with its own `complete`.
+                Some(id) if self.active.contains(id) => Verdict::Forward(text.to_owned()),
+                Some(_) => Verdict::Ignore,
                 None => invalid(),
             },
             _ => invalid(),
         }
+    }
+
+    fn on_subscribe(&mut self, message: &serde_json::Map<String, Value>, text: &str) -> Verdict {
+        let invalid = || Verdict::Close(4400, "Invalid message received".into());
+        let id = message
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
+        let Some(payload) = message.get("payload").and_then(Value::as_object) else {
+            return invalid();
+        };
+        let well_formed = payload.get("query").is_some_and(Value::is_string)
+            && is_object_or_null(payload, "variables")
+            && is_object_or_null(payload, "extensions")
+            && payload
+                .get("operationName")
+                .is_none_or(|v| v.is_null() || v.is_string());
+        let Some(id) = id.filter(|_| well_formed) else {
+            return invalid();
+        };
+        if !self.initialised {
+            return Verdict::Close(4401, "Unauthorized".into());
+        }
+        if self.active.contains(id) {
+            return Verdict::Close(4409, format!("Subscriber for {id} already exists"));
+        }
+        let refuse = |message: String, code: &str| {
+            Verdict::Reply(
+                json!({
+                    "id": id,
+                    "type": "error",
+                    "payload": [{ "message": message, "extensions": { "code": code } }]
+                })
+                .to_string(),
+            )
+        };
+        // Queries and mutations go over HTTP, where every request is authenticated afresh.
+        let request = async_graphql::Request::new(
+            payload
+                .get("query")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
+        let request = match payload.get("operationName").and_then(Value::as_str) {
+            Some(name) => request.operation_name(name),
+            None => request,
+        };
+        if let Some(OperationType::Query | OperationType::Mutation) = selected_operation(&request) {
+            return refuse(
+                "only subscriptions run over the websocket; send queries and mutations to POST /graphql".into(),
+                "BAD_USER_INPUT",
+            );
+        }
+        if self.active.len() >= self.max_subscriptions {
+            return refuse(
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.max_subscriptions
+                ),
+                "RATE_LIMITED",
+            );
+        }
+        self.active.insert(id.to_owned());
+        Verdict::Forward(text.to_owned())
     }
 
     /// Server messages that end an operation free its id and its slot under the cap.
@@ -158,6 +216,25 @@ impl Guard {
             if let (true, Some(id)) = (ends, message.get("id").and_then(Value::as_str)) {
                 self.active.remove(id);
             }
+        }
+    }
+
+    /// An event that ends this user's sessions ends this socket too.
+    fn ends_session(&self, event: &IdentityEvent) -> bool {
+        Some(event.subject_id) == self.user_id
+            && matches!(
+                event.kind,
+                IdentityEventKind::UserDeactivated | IdentityEventKind::SessionsRevoked
+            )
+    }
+
+    fn until_expiry(&self) -> Duration {
+        match self.expires_at {
+            Some(exp) => {
+                let left = exp - chrono::Utc::now().timestamp();
+                Duration::from_secs(u64::try_from(left).unwrap_or(0))
+            }
+            None => Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -182,8 +259,9 @@ async fn serve(state: HttpState, socket: WebSocket) {
     let gauge = state.app.metrics.websocket_connections.clone();
     gauge.inc();
     let limits = state.app.config.limits.clone();
+    let mut identity_events = Box::pin(events::subscribe::<IdentityEvent>(state.app.bus.as_ref()));
     let (mut sink, mut source) = socket.split();
-    let (to_graphql, from_guard) = mpsc::channel::<String>(32);
+    let (to_graphql, from_guard) = mpsc::channel::<String>(INBOX);
     let session = Arc::new(Mutex::new(None));
     let init_session = session.clone();
     let mut graphql = GraphqlWebSocket::new(
@@ -203,23 +281,36 @@ async fn serve(state: HttpState, socket: WebSocket) {
         active: HashSet::new(),
         max_subscriptions: limits.ws_max_subscriptions,
         session,
+        user_id: None,
+        expires_at: None,
     };
     let init_deadline = tokio::time::sleep(limits.ws_init_timeout);
     tokio::pin!(init_deadline);
 
     loop {
+        let expiry = tokio::time::sleep(guard.until_expiry());
         let outcome = tokio::select! {
             _ = &mut init_deadline, if !guard.initialised => {
                 Some(close_message(4408, "Connection initialisation timeout".into()))
             }
+            _ = expiry, if guard.expires_at.is_some() => {
+                Some(close_message(4403, "Forbidden: access token expired".into()))
+            }
+            Some(received) = identity_events.next(), if guard.user_id.is_some() => match received {
+                Received::Event(event) if guard.ends_session(&event) => {
+                    Some(close_message(4403, "Forbidden: session ended".into()))
+                }
+                _ => None,
+            },
             incoming = source.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match guard.on_client_message(text.as_str()).await {
-                    Verdict::Forward(message) => {
-                        if to_graphql.send(message).await.is_err() {
-                            break;
+                    Verdict::Forward(message) => match to_graphql.try_send(message) {
+                        Ok(()) => None,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            Some(close_message(1008, "Too many messages".into()))
                         }
-                        None
-                    }
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    },
                     Verdict::Reply(message) => {
                         if sink.send(Message::Text(message.into())).await.is_err() {
                             break;

@@ -162,18 +162,21 @@ impl Cache for RedisCache {
     async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
         let key = self.key(key);
         let millis = window.as_millis().max(1) as u64;
-        // One key, so one slot: the pipeline is valid on a cluster too.
-        let (count, _): (i64, i64) = self
+        // One key, so one slot: the transaction is valid on a cluster too. SET NX starts the
+        // window with its expiry (INCR keeps it); no Redis 7-only options are needed.
+        let (_, count): (Option<String>, i64) = self
             .link
             .query_pipeline(
                 redis::pipe()
                     .atomic()
-                    .cmd("INCR")
+                    .cmd("SET")
                     .arg(&key)
-                    .cmd("PEXPIRE")
-                    .arg(&key)
+                    .arg(0)
+                    .arg("PX")
                     .arg(millis)
-                    .arg("NX"),
+                    .arg("NX")
+                    .cmd("INCR")
+                    .arg(&key),
             )
             .await?;
         Ok(count)

@@ -174,3 +174,12 @@ pub async fn lock_in_transaction<C: ConnectionTrait>(db: &C, key: &str) -> Resul
     }
     Ok(())
 }
+
+/// `%text%` with LIKE's wildcards in `text` escaped, so `john_doe` matches only itself.
+pub fn contains_pattern(text: &str) -> sea_orm::sea_query::LikeExpr {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}

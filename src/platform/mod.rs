@@ -4,4 +4,5 @@ pub mod cache;
 pub mod db;
 pub mod events;
 pub mod metrics;
+pub mod money;
 pub mod redis;

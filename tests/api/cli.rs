@@ -105,7 +105,10 @@ fn schema_command_prints_the_committed_sdl() -> anyhow::Result<()> {
     let output = interlink().arg("schema").output()?;
     assert!(output.status.success());
     let committed = std::fs::read_to_string(repo_file("schema/schema.graphql"))?;
-    assert_eq!(String::from_utf8(output.stdout)?, committed);
+    assert!(
+        String::from_utf8(output.stdout)? == committed,
+        "`interlink schema` differs from schema/schema.graphql"
+    );
     for sub in [
         &["--help"][..],
         &["serve", "--help"],

@@ -91,7 +91,20 @@ async fn status_codes_follow_graphql_over_http(backend: Backend) -> anyhow::Resu
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
 
-    // Nothing we can produce.
+    // Subscriptions belong on the websocket.
+    let subscription = json!({ "query": "subscription { identityEvents { kind } }" }).to_string();
+    let (status, _, body) = post_raw(&app, Some(GRAPHQL_RESPONSE), &subscription).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+
+    // Nothing we can produce, including an explicit refusal of both.
+    let (status, _, _) = post_raw(
+        &app,
+        Some("application/json;q=0, application/graphql-response+json;q=0"),
+        &ok,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
     let (status, _, _) = post_raw(&app, Some("text/html"), &ok).await?;
     assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
 
@@ -300,7 +313,7 @@ async fn query_limits_are_enforced(backend: Backend) -> anyhow::Result<()> {
         &[
             ("INTERLINK_MAX_DEPTH", "6"),
             ("INTERLINK_MAX_COMPLEXITY", "500"),
-            ("INTERLINK_MAX_DIRECTIVES", "2"),
+            ("INTERLINK_MAX_DIRECTIVES", "1"),
             ("INTERLINK_MAX_RECURSIVE_DEPTH", "20"),
         ]
     );
@@ -336,14 +349,55 @@ async fn query_limits_are_enforced(backend: Backend) -> anyhow::Result<()> {
         .get("errors")
         .is_none());
 
-    let directives = "{ me { id @include(if: true) @skip(if: false) @include(if: true) } }";
-    let body = app.gql(token, directives, json!({})).await?;
+    let one = "{ me { id @include(if: true) } }";
+    assert!(app
+        .gql(token, one, json!({}))
+        .await?
+        .get("errors")
+        .is_none());
+    let two = "{ me { id @include(if: true) @skip(if: false) } }";
+    let body = app.gql(token, two, json!({})).await?;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("directives"),
+        "{body}"
+    );
 
-    // Recursion is checked while parsing, before depth: deeply nested braces are refused.
-    let nested = format!("{{ me {} id {} }}", "{ id ".repeat(40), "}".repeat(40));
-    let body = app.gql(token, &nested, json!({})).await?;
+    // Recursion is checked while parsing, whatever the depth limit says.
+    let lenient = spawn_or_skip!(
+        backend,
+        &[
+            ("INTERLINK_MAX_DEPTH", "1000"),
+            ("INTERLINK_MAX_RECURSIVE_DEPTH", "20")
+        ]
+    );
+    let nested = format!(
+        "{{ {} __typename {} }}",
+        "... on QueryRoot { ".repeat(30),
+        "}".repeat(30)
+    );
+    let body = lenient.gql(None, &nested, json!({})).await?;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("recursion"),
+        "{body}"
+    );
+    let shallow = format!(
+        "{{ {} __typename {} }}",
+        "... on QueryRoot { ".repeat(3),
+        "}".repeat(3)
+    );
+    assert!(lenient
+        .gql(None, &shallow, json!({}))
+        .await?
+        .get("errors")
+        .is_none());
     Ok(())
 }
 

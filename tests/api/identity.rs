@@ -3,6 +3,7 @@
 use chrono::Utc;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::helpers::{error_code, str_at, unique_email, Backend, ADMIN_EMAIL, JWT_SECRET};
@@ -217,7 +218,26 @@ async fn password_change_and_deactivation_invalidate_tokens(
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
     let body: Value = old.json().await?;
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    let refresh = "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }";
+    let stale = app.gql(None, refresh, json!({ "t": user.refresh })).await?;
+    assert_eq!(error_code(&stale), Some("UNAUTHENTICATED"));
     let user = app.login(&email, "second password 2").await?;
+
+    // A refresh token minted for an older token version (a login that raced the change) is dead
+    // even though nothing revoked it.
+    let racing = app.login(&email, "second password 2").await?;
+    app.state
+        .db
+        .conn
+        .execute_unprepared(&format!(
+            "UPDATE refresh_tokens SET token_version = token_version - 1 WHERE token_hash = '{}'",
+            interlink::auth::tokens::digest(&racing.refresh)
+        ))
+        .await?;
+    let raced = app
+        .gql(None, refresh, json!({ "t": racing.refresh }))
+        .await?;
+    assert_eq!(error_code(&raced), Some("UNAUTHENTICATED"));
 
     app.gql_ok(
         Some(&admin.access),
@@ -405,6 +425,31 @@ async fn departments_form_a_tree_without_cycles(backend: Backend) -> anyhow::Res
         )
         .await?;
     assert_eq!(children["department"]["children"], json!([]));
+    // Paths were rewritten: Company can now move under North (no longer its descendant), but
+    // Sales can still not move under Company, which now sits below Sales.
+    app.gql_ok(
+        token,
+        update,
+        json!({ "id": root, "i": { "parentId": north } }),
+    )
+    .await?;
+    let cycle = app
+        .gql(
+            token,
+            update,
+            json!({ "id": sales, "i": { "parentId": root } }),
+        )
+        .await?;
+    assert_eq!(error_code(&cycle), Some("BAD_USER_INPUT"), "{cycle}");
+    let data = app
+        .gql_ok(
+            token,
+            "query($id: ID!) { department(id: $id) { parent { id parent { id } } } }",
+            json!({ "id": root }),
+        )
+        .await?;
+    assert_eq!(data["department"]["parent"]["id"], north.as_str());
+    assert_eq!(data["department"]["parent"]["parent"]["id"], sales.as_str());
     // Moving lost nothing.
     let data = app
         .gql_ok(token, "{ departments { id } }", json!({}))
@@ -594,6 +639,31 @@ async fn roles_and_scoped_grants_give_permissions(backend: Backend) -> anyhow::R
     let me = app.gql_ok(Some(&user.access), ME, json!({})).await?;
     assert_eq!(me["me"]["permissions"], json!(["finance.read"]));
 
+    // Nobody may remove the last administrator, by grant or by role.
+    let admin_grant = app
+        .gql_ok(token, "{ me { roles { id role { id } } } }", json!({}))
+        .await?;
+    let admin_grant_id = str_at(&admin_grant, "/me/roles/0/id")?;
+    let admin_role_id = str_at(&admin_grant, "/me/roles/0/role/id")?;
+    let last = app
+        .gql(
+            token,
+            "mutation($g: ID!) { revokeRole(grantId: $g) }",
+            json!({ "g": admin_grant_id }),
+        )
+        .await?;
+    assert_eq!(error_code(&last), Some("CONFLICT"), "{last}");
+    let stripped = app
+        .gql(
+            token,
+            "mutation($id: ID!) { updateRole(id: $id, input: { permissions: [\"task.review\"] }) { id } }",
+            json!({ "id": admin_role_id }),
+        )
+        .await?;
+    assert_eq!(error_code(&stripped), Some("CONFLICT"), "{stripped}");
+    let still = app.gql_ok(token, ME, json!({})).await?;
+    assert_eq!(still["me"]["permissions"], json!(["admin"]));
+
     let grant_id = str_at(&granted, "/grantRole/id")?;
     app.gql_ok(
         token,
@@ -642,6 +712,35 @@ async fn users_page_with_total_count(backend: Backend) -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(search["users"]["totalCount"], 1);
+    // LIKE wildcards in a search are literal.
+    app.create_user(
+        &admin.access,
+        &unique_email("under_score"),
+        "a good password",
+    )
+    .await?;
+    app.create_user(
+        &admin.access,
+        &unique_email("underXscore"),
+        "a good password",
+    )
+    .await?;
+    let literal = app
+        .gql_ok(
+            Some(&admin.access),
+            "{ users(filter: { search: \"under_score\" }) { totalCount } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(literal["users"]["totalCount"], 1);
+    let percent = app
+        .gql_ok(
+            Some(&admin.access),
+            "{ users(filter: { search: \"%\" }) { totalCount } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(percent["users"]["totalCount"], 0);
     let too_many = app
         .gql(
             Some(&admin.access),

@@ -83,8 +83,54 @@ on_both_backends!(
     admin_receives_identity_events,
     subscriptions_need_permission,
     close_codes_are_exact,
-    subscriptions_per_connection_are_capped
+    subscriptions_per_connection_are_capped,
+    sockets_end_with_their_session,
 );
+
+async fn sockets_end_with_their_session(backend: Backend) -> anyhow::Result<()> {
+    let app = spawn_or_skip!(backend);
+    let admin = app.admin().await?;
+    let email = unique_email("session");
+    let user_id = app
+        .create_user(&admin.access, &email, "a good password")
+        .await?;
+    let user = app.login(&email, "a good password").await?;
+
+    // Only subscriptions run over the socket.
+    let mut socket = connect(&app).await?;
+    init(&mut socket, Some(&user.access)).await?;
+    send(
+        &mut socket,
+        json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ me { id } }" } }),
+    )
+    .await?;
+    let refused = next(&mut socket, Duration::from_secs(5)).await?;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+
+    // Deactivation closes the open socket with 4403.
+    app.gql_ok(
+        Some(&admin.access),
+        "mutation($id: ID!) { deactivateUser(id: $id) { id } }",
+        json!({ "id": user_id }),
+    )
+    .await?;
+    assert_eq!(close_code(&mut socket).await?, 4403);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_closes_when_its_token_expires() -> anyhow::Result<()> {
+    let app = spawn_or_skip!(Backend::Sqlite, &[("INTERLINK_ACCESS_TOKEN_TTL_SECS", "1")]);
+    let admin = app.admin().await?;
+    let mut socket = connect(&app).await?;
+    init(&mut socket, Some(&admin.access)).await?;
+    assert_eq!(close_code(&mut socket).await?, 4403);
+    Ok(())
+}
 
 async fn admin_receives_identity_events(backend: Backend) -> anyhow::Result<()> {
     let app = spawn_or_skip!(backend);
@@ -222,9 +268,14 @@ async fn subscriptions_per_connection_are_capped(backend: Backend) -> anyhow::Re
     assert_eq!(refused["id"], "c");
     assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
 
-    // Completing one frees a slot.
+    // Completing one frees a slot once the server confirms…
     send(&mut socket, json!({ "id": "a", "type": "complete" })).await?;
-    let _ = next(&mut socket, Duration::from_secs(5)).await?;
+    let echo = next(&mut socket, Duration::from_secs(5)).await?;
+    assert_eq!(
+        (echo["type"].as_str(), echo["id"].as_str()),
+        (Some("complete"), Some("a")),
+        "{echo}"
+    );
     send(
         &mut socket,
         json!({ "id": "d", "type": "subscribe", "payload": { "query": EVENTS } }),
@@ -233,5 +284,18 @@ async fn subscriptions_per_connection_are_capped(backend: Backend) -> anyhow::Re
     send(&mut socket, json!({ "type": "ping" })).await?;
     let reply = next(&mut socket, Duration::from_secs(5)).await?;
     assert_eq!(reply["type"], "pong", "d was refused: {reply}");
+    // …and the cap still holds after that.
+    send(
+        &mut socket,
+        json!({ "id": "e", "type": "subscribe", "payload": { "query": EVENTS } }),
+    )
+    .await?;
+    let refused = next(&mut socket, Duration::from_secs(5)).await?;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("e")),
+        "{refused}"
+    );
+
     Ok(())
 }

@@ -8,34 +8,10 @@ use uuid::Uuid;
 use crate::auth::Permission;
 use crate::error::{AppError, AppResult};
 
-macro_rules! id_type {
-    ($name:ident, $what:literal) => {
-        #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-        )]
-        pub struct $name(pub Uuid);
-
-        impl $name {
-            /// Parses a client-supplied id; a malformed one is `BAD_USER_INPUT` naming `field`.
-            pub fn parse(field: &str, raw: &str) -> AppResult<Self> {
-                Uuid::parse_str(raw)
-                    .map(Self)
-                    .map_err(|_| AppError::bad_field(field, concat!("not a valid ", $what, " id")))
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-id_type!(UserId, "user");
-id_type!(DepartmentId, "department");
-id_type!(RoleId, "role");
-id_type!(RoleGrantId, "role grant");
+crate::domains::id_type!(UserId, "user");
+crate::domains::id_type!(DepartmentId, "department");
+crate::domains::id_type!(RoleId, "role");
+crate::domains::id_type!(RoleGrantId, "role grant");
 
 /// A syntactically plausible email, trimmed; `normalized` is the lower-cased unique key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +232,8 @@ pub enum IdentityEventKind {
     RoleGranted,
     RoleRevoked,
     DepartmentChanged,
+    /// A password change or sign-out everywhere: every session of the user ends.
+    SessionsRevoked,
 }
 
 impl crate::platform::events::Event for IdentityEvent {

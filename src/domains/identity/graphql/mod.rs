@@ -178,6 +178,7 @@ impl IdentityMutation {
         let app = ctx.app()?;
         Ok(service::logout(
             &app.db.conn,
+            app.bus.as_ref(),
             ctx.viewer()?,
             refresh_token.as_deref(),
             all_sessions,
@@ -196,6 +197,7 @@ impl IdentityMutation {
         let me = UserId(viewer.user()?.id);
         service::change_password(
             &app.db.conn,
+            app.bus.as_ref(),
             viewer,
             me,
             Some(&current_password),
@@ -215,6 +217,7 @@ impl IdentityMutation {
         let app = ctx.app()?;
         service::change_password(
             &app.db.conn,
+            app.bus.as_ref(),
             ctx.viewer()?,
             UserId::parse("userId", &user_id)?,
             None,

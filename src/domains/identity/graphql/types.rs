@@ -211,6 +211,7 @@ pub enum IdentityEventType {
     RoleGranted,
     RoleRevoked,
     DepartmentChanged,
+    SessionsRevoked,
 }
 
 #[derive(SimpleObject)]

@@ -31,10 +31,13 @@ where
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     let id = DepartmentId(Uuid::now_v7());
+    let txn = db.begin().await?;
+    // A child created while its parent moves must see the parent's final path.
+    lock_in_transaction(&txn, "department-tree").await?;
     let parent_path = match input.parent_id {
         Some(parent) => Some(
             department::Entity::find_by_id(parent.0)
-                .one(db)
+                .one(&txn)
                 .await?
                 .ok_or_else(|| AppError::bad_field("parentId", "no such parent department"))?
                 .path,
@@ -51,8 +54,9 @@ where
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     announce(
         bus,
         IdentityEventKind::DepartmentChanged,

@@ -108,7 +108,7 @@ pub async fn list_users<C: ConnectionTrait>(
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        let pattern = format!("%{}%", search.to_lowercase().replace(['%', '_'], ""));
+        let pattern = crate::platform::db::contains_pattern(&search.to_lowercase());
         query = query.filter(
             sea_orm::Condition::any()
                 .add(user::Column::EmailNormalized.like(pattern.clone()))

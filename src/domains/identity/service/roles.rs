@@ -2,7 +2,9 @@
 
 use chrono::Utc;
 use entities::{department, role, role_grant, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::*;
@@ -11,6 +13,7 @@ use crate::domains::identity::model::{
     DepartmentId, IdentityEventKind, NewRole, RoleGrantId, RoleId, UserId,
 };
 use crate::error::{AppError, AppResult};
+use crate::platform::db::lock_in_transaction;
 use crate::platform::events::EventBus;
 
 pub async fn create_role<C: ConnectionTrait>(
@@ -38,16 +41,21 @@ pub async fn create_role<C: ConnectionTrait>(
     })
 }
 
-pub async fn update_role<C: ConnectionTrait>(
+pub async fn update_role<C>(
     db: &C,
     viewer: &Viewer,
     id: RoleId,
     name: Option<String>,
     permissions: Option<std::collections::BTreeSet<Permission>>,
-) -> AppResult<role::Model> {
+) -> AppResult<role::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     viewer.user()?.require_global(Permission::Admin)?;
+    let txn = db.begin().await?;
+    lock_in_transaction(&txn, "admin-guard").await?;
     let current = role::Entity::find_by_id(id.0)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("role"))?;
     let mut active: role::ActiveModel = current.into();
@@ -61,12 +69,43 @@ pub async fn update_role<C: ConnectionTrait>(
             .collect::<Vec<_>>()));
     }
     active.updated_at = Set(Utc::now());
-    active.update(db).await.map_err(|e| {
+    let updated = active.update(&txn).await.map_err(|e| {
         AppError::from_unique_violation(
             e,
             format!("a role named {:?} already exists", name.unwrap_or_default()),
         )
-    })
+    })?;
+    ensure_an_admin_remains(&txn).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Refuses a change that would leave no active user holding `admin` everywhere: nobody could
+/// manage the installation any more.
+async fn ensure_an_admin_remains<C: ConnectionTrait>(db: &C) -> AppResult<()> {
+    let admins: Vec<Uuid> = role_grant::Entity::find()
+        .filter(role_grant::Column::DepartmentId.is_null())
+        .find_also_related(role::Entity)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|(_, role)| {
+            role.as_ref()
+                .is_some_and(|r| role_permissions(r).contains(&Permission::Admin))
+        })
+        .map(|(grant, _)| grant.user_id)
+        .collect();
+    let active = user::Entity::find()
+        .filter(user::Column::Id.is_in(admins))
+        .filter(user::Column::IsActive.eq(true))
+        .one(db)
+        .await?;
+    if active.is_none() {
+        return Err(AppError::Conflict(
+            "this would leave no active administrator".into(),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) async fn insert_grant<C: ConnectionTrait>(
@@ -120,24 +159,28 @@ pub async fn grant_role<C: ConnectionTrait>(
     Ok((grant, role))
 }
 
-pub async fn revoke_grant<C: ConnectionTrait>(
+pub async fn revoke_grant<C>(
     db: &C,
     bus: &dyn EventBus,
     viewer: &Viewer,
     grant_id: RoleGrantId,
-) -> AppResult<bool> {
+) -> AppResult<bool>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
+    let txn = db.begin().await?;
+    lock_in_transaction(&txn, "admin-guard").await?;
     let grant = role_grant::Entity::find_by_id(grant_id.0)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("role grant"))?;
-    if grant.user_id == me.id && is_last_global_admin_grant(db, &grant).await? {
-        return Err(AppError::Conflict(
-            "you cannot revoke the last administrator grant".into(),
-        ));
-    }
-    role_grant::Entity::delete_by_id(grant.id).exec(db).await?;
+    role_grant::Entity::delete_by_id(grant.id)
+        .exec(&txn)
+        .await?;
+    ensure_an_admin_remains(&txn).await?;
+    txn.commit().await?;
     announce(
         bus,
         IdentityEventKind::RoleRevoked,
@@ -146,25 +189,4 @@ pub async fn revoke_grant<C: ConnectionTrait>(
     )
     .await;
     Ok(true)
-}
-
-async fn is_last_global_admin_grant<C: ConnectionTrait>(
-    db: &C,
-    grant: &role_grant::Model,
-) -> AppResult<bool> {
-    if grant.department_id.is_some() {
-        return Ok(false);
-    }
-    let admin_grants = role_grant::Entity::find()
-        .filter(role_grant::Column::DepartmentId.is_null())
-        .find_also_related(role::Entity)
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|(_, role)| {
-            role.as_ref()
-                .is_some_and(|r| role_permissions(r).contains(&Permission::Admin))
-        })
-        .collect::<Vec<_>>();
-    Ok(admin_grants.len() <= 1 && admin_grants.iter().any(|(g, _)| g.id == grant.id))
 }

@@ -122,12 +122,14 @@ where
     let normalized = Email::parse(email)
         .map(|e| e.normalized)
         .unwrap_or_default();
-    let limiter_key = format!("login-failures:{normalized}");
-    let failures = cache
-        .counter(&limiter_key)
+    let limiter_key = format!("login-attempts:{normalized}");
+    // Counted before checking, so concurrent guesses cannot all slip under the limit; a
+    // successful sign-in clears the count.
+    let attempts = cache
+        .increment(&limiter_key, policy.window)
         .await
         .map_err(AppError::internal)?;
-    if failures >= policy.failures_per_window {
+    if attempts > policy.failures_per_window {
         return Err(AppError::RateLimited(
             "too many failed sign-ins for this account; try again later".into(),
         ));
@@ -145,14 +147,12 @@ where
     let password_ok = password::verify(password_text.to_owned(), stored_hash).await?;
     let user = match found {
         Some(user) if password_ok && user.is_active => user,
-        _ => {
-            cache
-                .increment(&limiter_key, policy.window)
-                .await
-                .map_err(AppError::internal)?;
-            return Err(rejected());
-        }
+        _ => return Err(rejected()),
     };
+    cache
+        .delete(&limiter_key)
+        .await
+        .map_err(AppError::internal)?;
     start_session(db, keys, policy.refresh_ttl, user, Uuid::now_v7()).await
 }
 
@@ -175,6 +175,7 @@ async fn start_session<C: ConnectionTrait>(
         used_at: Set(None),
         revoked_at: Set(None),
         created_at: Set(now),
+        token_version: Set(user.token_version),
     }
     .insert(db)
     .await?;
@@ -222,11 +223,15 @@ where
         tracing::warn!(family = %token.family_id, "refresh token reused; family revoked");
         return Err(rejected());
     }
-    let user = user::Entity::find_by_id(token.user_id)
-        .one(&txn)
-        .await?
-        .filter(|u| u.is_active)
-        .ok_or_else(rejected)?;
+    let user = match user::Entity::find_by_id(token.user_id).one(&txn).await? {
+        Some(user) if user.is_active && user.token_version == token.token_version => user,
+        _ => {
+            // Issued before a password change or deactivation: the whole login is over.
+            revoke_family(&txn, token.family_id).await?;
+            txn.commit().await?;
+            return Err(rejected());
+        }
+    };
     let mut spent: refresh_token::ActiveModel = token.clone().into();
     spent.used_at = Set(Some(now));
     spent.update(&txn).await?;
@@ -249,6 +254,7 @@ async fn revoke_family<C: ConnectionTrait>(db: &C, family_id: Uuid) -> AppResult
 /// every access token of the signed-in user.
 pub async fn logout<C>(
     db: &C,
+    bus: &dyn EventBus,
     viewer: &Viewer,
     presented: Option<&str>,
     everywhere: bool,
@@ -267,6 +273,7 @@ where
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        announce(bus, IdentityEventKind::SessionsRevoked, me.id, Some(me.id)).await;
         return Ok(true);
     }
     let Some(presented) = presented else {

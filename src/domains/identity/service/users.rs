@@ -138,6 +138,7 @@ where
 /// A password change ends every other session of the user.
 pub async fn change_password<C>(
     db: &C,
+    bus: &dyn EventBus,
     viewer: &Viewer,
     target: UserId,
     current_password: Option<&str>,
@@ -179,6 +180,13 @@ where
         .exec(&txn)
         .await?;
     txn.commit().await?;
+    announce(
+        bus,
+        IdentityEventKind::SessionsRevoked,
+        updated.id,
+        Some(me.id),
+    )
+    .await;
     Ok(updated)
 }
 
