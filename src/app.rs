@@ -7,7 +7,9 @@ use anyhow::Context;
 
 use crate::auth::jwt::{JwtKeys, KeySource};
 use crate::config::Config;
+use crate::domains::approvals::service::ApprovalSubjects;
 use crate::domains::identity::service::{self as identity, FirstAdmin};
+use crate::domains::tasks::service::TaskApprovals;
 use crate::platform::cache::{Cache, InProcessCache, RedisCache};
 use crate::platform::db::Db;
 use crate::platform::events::{EventBus, InProcessBus, RedisBus};
@@ -27,6 +29,8 @@ pub struct AppInner {
     pub redis: Option<RedisLink>,
     pub jwt: JwtKeys,
     pub metrics: Metrics,
+    /// The domains whose records go through approval, for the engine to call back.
+    pub approval_subjects: ApprovalSubjects,
 }
 
 impl Deref for AppState {
@@ -93,6 +97,7 @@ impl AppState {
                 redis,
                 jwt,
                 metrics,
+                approval_subjects: ApprovalSubjects::new(vec![Arc::new(TaskApprovals)]),
             })),
             first_admin,
             jwt_key_source,

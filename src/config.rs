@@ -67,6 +67,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     pub limits: Limits,
     pub log_format: LogFormat,
+    /// ISO 4217 code of the installation's base currency; every amount is in it.
+    pub currency: String,
 }
 
 #[derive(Clone, Debug)]
@@ -132,6 +134,7 @@ struct FileSettings {
     login_failures_per_window: Option<i64>,
     login_failure_window_secs: Option<u64>,
     log_format: Option<LogFormat>,
+    currency: Option<String>,
 }
 
 /// Where the settings come from: variables win over the file, the file over defaults.
@@ -334,6 +337,9 @@ impl Config {
                 ),
             },
             log_format,
+            currency: var("INTERLINK_CURRENCY")
+                .or(file.currency)
+                .unwrap_or_else(|| "CNY".to_owned()),
         };
         config.validate()?;
         Ok(config)
@@ -358,6 +364,9 @@ impl Config {
         }
         if self.jwt.access_ttl.is_zero() || self.jwt.refresh_ttl.is_zero() {
             bail!("token lifetimes must be positive");
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            bail!("INTERLINK_CURRENCY must be an ISO 4217 code such as CNY or USD");
         }
         if self.limits.max_body_bytes == 0 {
             bail!("INTERLINK_MAX_BODY_BYTES must be positive");

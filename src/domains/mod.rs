@@ -35,4 +35,7 @@ macro_rules! id_type {
 }
 pub(crate) use id_type;
 
+pub mod approvals;
 pub mod identity;
+pub mod notifications;
+pub mod tasks;

@@ -5,20 +5,40 @@ pub mod execution;
 pub mod ids;
 pub mod pagination;
 pub mod request;
+pub mod scalars;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::config::Limits;
+use crate::domains::approvals::graphql::{ApprovalsMutation, ApprovalsQuery};
 use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::domains::notifications::graphql::{
+    NotificationsMutation, NotificationsQuery, NotificationsSubscription,
+};
+use crate::domains::tasks::graphql::{TasksMutation, TasksQuery, TasksSubscription};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(IdentityQuery);
+pub struct QueryRoot(
+    IdentityQuery,
+    TasksQuery,
+    ApprovalsQuery,
+    NotificationsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(IdentityMutation);
+pub struct MutationRoot(
+    IdentityMutation,
+    TasksMutation,
+    ApprovalsMutation,
+    NotificationsMutation,
+);
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(IdentitySubscription);
+pub struct SubscriptionRoot(
+    IdentitySubscription,
+    TasksSubscription,
+    NotificationsSubscription,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use crate::app::AppState;
 use crate::auth::Viewer;
+use crate::domains::approvals::loaders::ApprovalLoaders;
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::service as identity;
+use crate::domains::tasks::loaders::TaskLoaders;
 use crate::error::AppError;
 
 /// A verified access token's Viewer and the moment the token expires (Unix seconds).
@@ -27,4 +29,6 @@ pub async fn authenticate(app: &AppState, token: &str) -> Result<Authenticated, 
 pub fn insert_request_data(data: &mut async_graphql::Data, app: &AppState, viewer: Viewer) {
     data.insert(viewer);
     data.insert(IdentityLoaders::new(&app.db.conn));
+    data.insert(TaskLoaders::new(&app.db.conn));
+    data.insert(ApprovalLoaders::new(&app.db.conn));
 }

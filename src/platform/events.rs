@@ -50,6 +50,38 @@ pub async fn publish<E: Event>(bus: &dyn EventBus, event: &E) -> anyhow::Result<
     .await
 }
 
+/// Events gathered inside a transaction, published only once it has committed: a
+/// subscriber never hears of a change that was rolled back.
+#[derive(Default, Debug)]
+pub struct Pending(Vec<Envelope>);
+
+impl Pending {
+    pub fn push<E: Event>(&mut self, event: &E) {
+        match serde_json::to_value(event) {
+            Ok(payload) => self.0.push(Envelope {
+                topic: E::TOPIC.to_owned(),
+                payload,
+            }),
+            Err(err) => {
+                tracing::error!(topic = E::TOPIC, error = %err, "unserialisable event dropped")
+            }
+        }
+    }
+
+    pub fn append(&mut self, mut other: Pending) {
+        self.0.append(&mut other.0);
+    }
+
+    /// Call after commit. A failure to publish is logged: the change itself stands.
+    pub async fn publish(self, bus: &dyn EventBus) {
+        for envelope in self.0 {
+            if let Err(err) = bus.publish(envelope).await {
+                tracing::warn!(error = ?err, "publishing an event failed");
+            }
+        }
+    }
+}
+
 /// What a subscriber receives: an event, or notice that it fell behind and missed some.
 #[derive(Debug)]
 pub enum Received<E> {

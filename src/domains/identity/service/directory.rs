@@ -183,3 +183,147 @@ pub fn can_see_grants_of(viewer: &Viewer, user_id: Uuid) -> AppResult<()> {
         ))
     }
 }
+
+/// Active users holding the role named `role_name` either globally or through a grant whose
+/// department subtree contains `department_id`.
+pub async fn active_holders_of_role<C: ConnectionTrait>(
+    db: &C,
+    role_name: &str,
+    department_id: Option<Uuid>,
+) -> AppResult<Vec<Uuid>> {
+    let Some(role) = role::Entity::find()
+        .filter(role::Column::Name.eq(role_name))
+        .one(db)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let grants = role_grant::Entity::find()
+        .filter(role_grant::Column::RoleId.eq(role.id))
+        .all(db)
+        .await?;
+    let subject_path = match department_id {
+        Some(id) => department::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .map(|d| d.path),
+        None => None,
+    };
+    let scope_paths =
+        department_paths(db, grants.iter().filter_map(|g| g.department_id).collect()).await?;
+    let holders: Vec<Uuid> = grants
+        .iter()
+        .filter(|grant| match grant.department_id {
+            None => true,
+            Some(scope) => match (scope_paths.get(&scope), &subject_path) {
+                (Some(scope_path), Some(path)) => path.starts_with(scope_path.as_str()),
+                _ => false,
+            },
+        })
+        .map(|grant| grant.user_id)
+        .collect();
+    active_users(db, holders).await
+}
+
+/// The head of the department or, failing that, of its nearest ancestor that has one.
+pub async fn department_head_for<C: ConnectionTrait>(
+    db: &C,
+    department_id: Option<Uuid>,
+) -> AppResult<Option<Uuid>> {
+    let Some(id) = department_id else {
+        return Ok(None);
+    };
+    let Some(department) = department::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let ancestors: Vec<Uuid> = department
+        .path
+        .split('/')
+        .filter_map(|part| Uuid::parse_str(part).ok())
+        .collect();
+    let by_id: HashMap<Uuid, department::Model> = department::Entity::find()
+        .filter(department::Column::Id.is_in(ancestors.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect();
+    for ancestor in ancestors.iter().rev() {
+        if let Some(head) = by_id.get(ancestor).and_then(|d| d.head_user_id) {
+            if !active_users(db, vec![head]).await?.is_empty() {
+                return Ok(Some(head));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The subset of `ids` that are existing, active users, in the order given, without repeats.
+pub async fn active_users<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> AppResult<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let active: std::collections::HashSet<Uuid> = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.clone()))
+        .filter(user::Column::IsActive.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    Ok(ids
+        .into_iter()
+        .filter(|id| active.contains(id) && seen.insert(*id))
+        .collect())
+}
+
+pub async fn role_named<C: ConnectionTrait>(db: &C, name: &str) -> AppResult<Option<role::Model>> {
+    Ok(role::Entity::find()
+        .filter(role::Column::Name.eq(name))
+        .one(db)
+        .await?)
+}
+
+/// The materialised path of a department, for subtree checks elsewhere.
+pub async fn department_path_of<C: ConnectionTrait>(
+    db: &C,
+    department_id: Uuid,
+) -> AppResult<Option<String>> {
+    Ok(department::Entity::find_by_id(department_id)
+        .one(db)
+        .await?
+        .map(|d| d.path))
+}
+
+/// A sub-select of the ids of every department inside any of the subtrees at `paths`.
+pub fn departments_within(paths: &[String]) -> sea_orm::sea_query::SelectStatement {
+    let mut any = sea_orm::Condition::any();
+    for path in paths {
+        any = any.add(department::Column::Path.starts_with(path.as_str()));
+    }
+    if paths.is_empty() {
+        any = any.add(sea_orm::sea_query::Expr::cust("1 = 0"));
+    }
+    sea_orm::sea_query::Query::select()
+        .column(department::Column::Id)
+        .from(department::Entity)
+        .cond_where(any)
+        .to_owned()
+}
+
+/// Active users whose department is `department_id` itself.
+pub async fn active_members_of<C: ConnectionTrait>(
+    db: &C,
+    department_id: Uuid,
+) -> AppResult<Vec<Uuid>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::DepartmentId.eq(department_id))
+        .filter(user::Column::IsActive.eq(true))
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}

@@ -1,0 +1,75 @@
+//! Notification kinds and the live event that announces a new one.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+crate::domains::id_type!(NotificationId, "notification");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotificationKind {
+    Assigned,
+    ReviewRequested,
+    ReviewDecided,
+    ProgressReported,
+    ProgressConfirmed,
+    Commented,
+    DeadlineApproaching,
+    Overdue,
+    ApprovalEscalated,
+}
+
+impl NotificationKind {
+    pub const ALL: [NotificationKind; 9] = [
+        Self::Assigned,
+        Self::ReviewRequested,
+        Self::ReviewDecided,
+        Self::ProgressReported,
+        Self::ProgressConfirmed,
+        Self::Commented,
+        Self::DeadlineApproaching,
+        Self::Overdue,
+        Self::ApprovalEscalated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Assigned => "ASSIGNED",
+            Self::ReviewRequested => "REVIEW_REQUESTED",
+            Self::ReviewDecided => "REVIEW_DECIDED",
+            Self::ProgressReported => "PROGRESS_REPORTED",
+            Self::ProgressConfirmed => "PROGRESS_CONFIRMED",
+            Self::Commented => "COMMENTED",
+            Self::DeadlineApproaching => "DEADLINE_APPROACHING",
+            Self::Overdue => "OVERDUE",
+            Self::ApprovalEscalated => "APPROVAL_ESCALATED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+}
+
+/// What a notification is about, so a client can open it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub kind: &'static str,
+    pub id: Uuid,
+}
+
+/// Published after the notification's transaction commits; delivered to its recipient only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NotificationEvent {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: NotificationKind,
+    pub title: String,
+    pub body: String,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<Uuid>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl crate::platform::events::Event for NotificationEvent {
+    const TOPIC: &'static str = "notifications";
+}

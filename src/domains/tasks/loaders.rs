@@ -1,0 +1,168 @@
+//! Task DataLoaders, built per request. Child pages are keyed by (parent, first, offset) so one
+//! window query serves every parent asking for the same page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entities::{task, task_activity, task_category, task_comment, user};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::service::{self, ChildPage};
+use crate::error::AppError;
+
+fn db_error(err: AppError) -> Arc<DbErr> {
+    Arc::new(DbErr::Custom(format!("{err:?}")))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    pub parent: Uuid,
+    pub first: u64,
+    pub offset: u64,
+}
+
+async fn load_pages<M, F, Fut>(
+    keys: &[PageKey],
+    load: F,
+) -> Result<HashMap<PageKey, ChildPage<M>>, Arc<DbErr>>
+where
+    M: Clone,
+    F: Fn(Vec<Uuid>, u64, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<HashMap<Uuid, ChildPage<M>>, AppError>>,
+{
+    let mut by_window: HashMap<(u64, u64), Vec<Uuid>> = HashMap::new();
+    for key in keys {
+        by_window
+            .entry((key.first, key.offset))
+            .or_default()
+            .push(key.parent);
+    }
+    let mut result = HashMap::new();
+    for ((first, offset), parents) in by_window {
+        let pages = load(parents, first, offset).await.map_err(db_error)?;
+        for (parent, page) in pages {
+            result.insert(
+                PageKey {
+                    parent,
+                    first,
+                    offset,
+                },
+                page,
+            );
+        }
+    }
+    Ok(result)
+}
+
+pub struct SubtaskPages(pub DatabaseConnection);
+
+impl Loader<PageKey> for SubtaskPages {
+    type Value = ChildPage<task::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, Self::Error> {
+        load_pages(keys, |parents, first, offset| {
+            let db = self.0.clone();
+            async move { service::subtask_pages(&db, &parents, first, offset).await }
+        })
+        .await
+    }
+}
+
+pub struct CommentPages(pub DatabaseConnection);
+
+impl Loader<PageKey> for CommentPages {
+    type Value = ChildPage<task_comment::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, Self::Error> {
+        load_pages(keys, |parents, first, offset| {
+            let db = self.0.clone();
+            async move { service::comment_pages(&db, &parents, first, offset).await }
+        })
+        .await
+    }
+}
+
+pub struct ExecutorsLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for ExecutorsLoader {
+    type Value = Vec<user::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        service::executors_by_task(&self.0, keys)
+            .await
+            .map_err(db_error)
+    }
+}
+
+pub struct ActivityLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for ActivityLoader {
+    type Value = Vec<task_activity::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        service::activity_by_task(&self.0, keys)
+            .await
+            .map_err(db_error)
+    }
+}
+
+pub struct CategoryLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for CategoryLoader {
+    type Value = task_category::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        Ok(task_category::Entity::find()
+            .filter(task_category::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect())
+    }
+}
+
+pub struct TaskLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for TaskLoader {
+    type Value = task::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        Ok(service::tasks_by_id(&self.0, keys)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect())
+    }
+}
+
+pub struct TaskLoaders {
+    pub tasks: DataLoader<TaskLoader>,
+    pub subtasks: DataLoader<SubtaskPages>,
+    pub comments: DataLoader<CommentPages>,
+    pub executors: DataLoader<ExecutorsLoader>,
+    pub activity: DataLoader<ActivityLoader>,
+    pub categories: DataLoader<CategoryLoader>,
+}
+
+impl TaskLoaders {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        Self {
+            tasks: DataLoader::new(TaskLoader(db.clone()), tokio::spawn),
+            subtasks: DataLoader::new(SubtaskPages(db.clone()), tokio::spawn),
+            comments: DataLoader::new(CommentPages(db.clone()), tokio::spawn),
+            executors: DataLoader::new(ExecutorsLoader(db.clone()), tokio::spawn),
+            activity: DataLoader::new(ActivityLoader(db.clone()), tokio::spawn),
+            categories: DataLoader::new(CategoryLoader(db.clone()), tokio::spawn),
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Task ids, states, parsed inputs and the pure rules (merit split, visibility, transitions).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::viewer::Scope;
+use crate::auth::{Permission, ViewerUser};
+use crate::error::{AppError, AppResult};
+
+crate::domains::id_type!(TaskId, "task");
+crate::domains::id_type!(CategoryId, "task category");
+crate::domains::id_type!(CommentId, "comment");
+
+pub const SUBJECT_KIND: &str = "task";
+pub const MAX_EXECUTORS: usize = 50;
+pub const MAX_MERIT_POINTS: i32 = 1_000_000;
+
+macro_rules! string_enum {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                match raw { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+string_enum!(ReviewStatus { Draft => "DRAFT", Pending => "PENDING", Approved => "APPROVED", Rejected => "REJECTED" });
+string_enum!(WorkStatus { Open => "OPEN", InProgress => "IN_PROGRESS", Done => "DONE", Cancelled => "CANCELLED" });
+string_enum!(AssignmentStrategy { Manual => "MANUAL", RoundRobin => "ROUND_ROBIN", LeastLoaded => "LEAST_LOADED" });
+
+impl WorkStatus {
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Open | Self::InProgress)
+    }
+}
+
+/// Who a round-robin or least-loaded category assigns among.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssignmentPool {
+    /// The active direct members of a department.
+    Department(Uuid),
+    /// The active holders of a role covering the task's department.
+    Role(String),
+}
+
+pub struct NewCategory {
+    pub code: String,
+    pub name: String,
+    pub default_priority: i32,
+    pub approval_flow_id: Option<Uuid>,
+    pub strategy: AssignmentStrategy,
+    pub pool: Option<AssignmentPool>,
+    pub custom_fields_schema: Option<serde_json::Value>,
+}
+
+impl NewCategory {
+    pub fn validate(&self) -> AppResult<()> {
+        let code_ok = !self.code.is_empty()
+            && self.code.len() <= 32
+            && self
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !code_ok {
+            return Err(AppError::bad_field(
+                "code",
+                "a code is 1–32 characters of A–Z, 0–9, _ and -",
+            ));
+        }
+        parse_priority(self.default_priority, "defaultPriority")?;
+        if self.strategy != AssignmentStrategy::Manual && self.pool.is_none() {
+            return Err(AppError::bad_field(
+                "assignmentPool",
+                "ROUND_ROBIN and LEAST_LOADED need an assignment pool",
+            ));
+        }
+        if let Some(schema) = &self.custom_fields_schema {
+            jsonschema::validator_for(schema).map_err(|e| {
+                AppError::bad_field(
+                    "customFieldsSchema",
+                    format!("not a valid JSON Schema: {e}"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_priority(priority: i32, field: &str) -> AppResult<i32> {
+    if (1..=5).contains(&priority) {
+        Ok(priority)
+    } else {
+        Err(AppError::bad_field(
+            field,
+            "priority is from 1 (highest) to 5 (lowest)",
+        ))
+    }
+}
+
+/// A task's own fields as given by the client, validated; the people and category are checked
+/// against storage by the service.
+#[derive(Clone, Debug)]
+pub struct TaskFields {
+    pub title: String,
+    pub key_points: String,
+    pub executor_ids: Vec<Uuid>,
+    pub is_team_task: bool,
+    pub confirmer_id: Option<Uuid>,
+    /// Minor units; present exactly when the task has a cash output value.
+    pub cash_output_minor: Option<i64>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub priority: Option<i32>,
+    pub merit_points: i32,
+    pub custom_fields: serde_json::Value,
+}
+
+impl TaskFields {
+    pub fn validate(&self) -> AppResult<()> {
+        if self.title.trim().is_empty() || self.title.chars().count() > 200 {
+            return Err(AppError::bad_field("title", "a title has 1–200 characters"));
+        }
+        if self.key_points.chars().count() > 10_000 {
+            return Err(AppError::bad_field(
+                "keyPoints",
+                "key points have at most 10000 characters",
+            ));
+        }
+        let mut unique = self.executor_ids.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != self.executor_ids.len() {
+            return Err(AppError::bad_field(
+                "executorIds",
+                "an executor is listed twice",
+            ));
+        }
+        if self.executor_ids.len() > MAX_EXECUTORS {
+            return Err(AppError::bad_field(
+                "executorIds",
+                format!("at most {MAX_EXECUTORS} executors"),
+            ));
+        }
+        if self.is_team_task && self.executor_ids.len() < 2 {
+            return Err(AppError::bad_field(
+                "executorIds",
+                "a team task has several executors",
+            ));
+        }
+        if !self.is_team_task && self.executor_ids.len() > 1 {
+            return Err(AppError::bad_field(
+                "executorIds",
+                "a task that is not a team task has exactly one executor",
+            ));
+        }
+        if let (Some(start), Some(deadline)) = (self.start_at, self.deadline) {
+            if deadline < start {
+                return Err(AppError::bad_field(
+                    "deadline",
+                    "the deadline is before the start",
+                ));
+            }
+        }
+        if let Some(priority) = self.priority {
+            parse_priority(priority, "priority")?;
+        }
+        if !(0..=MAX_MERIT_POINTS).contains(&self.merit_points) {
+            return Err(AppError::bad_field(
+                "meritPoints",
+                format!("merit points are from 0 to {MAX_MERIT_POINTS}"),
+            ));
+        }
+        if let Some(amount) = self.cash_output_minor {
+            if amount <= 0 {
+                return Err(AppError::bad_field(
+                    "cashOutputValue",
+                    "a cash output value is positive",
+                ));
+            }
+        }
+        if !self.custom_fields.is_object() {
+            return Err(AppError::bad_field(
+                "customFields",
+                "custom fields are a JSON object",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Splits merit evenly among executors in their listed order. Integer points: each gets
+/// `total / n`, and the first `total % n` executors get one more, so the parts always add up
+/// to the total.
+pub fn split_merit(total: i32, executors: usize) -> Vec<i32> {
+    if executors == 0 {
+        return Vec::new();
+    }
+    let n = executors as i32;
+    let (base, remainder) = (total / n, total % n);
+    (0..n).map(|i| base + i32::from(i < remainder)).collect()
+}
+
+pub fn parse_progress(progress: i32) -> AppResult<i32> {
+    if (0..=100).contains(&progress) {
+        Ok(progress)
+    } else {
+        Err(AppError::bad_field("progress", "progress is from 0 to 100"))
+    }
+}
+
+/// Who may see a task, captured with it: the people on it, its department and its approvers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audience {
+    pub people: Vec<Uuid>,
+    pub department_path: Option<String>,
+    /// The audience of the main task, for a subtask: whoever sees the parent sees its subtasks.
+    pub parent: Option<Box<Audience>>,
+}
+
+impl Audience {
+    /// Administrators, the people on the task (initiator, executors, confirmer, approvers), and
+    /// holders of any role scoped to a subtree containing the task's department.
+    pub fn admits(&self, viewer: &ViewerUser) -> bool {
+        if viewer.has_global(Permission::Admin) || self.people.contains(&viewer.id) {
+            return true;
+        }
+        let in_scope = self.department_path.as_deref().is_some_and(|path| {
+            viewer.grants.iter().any(|g| match &g.scope {
+                Scope::Subtree { path: scope } => path.starts_with(scope.as_str()),
+                Scope::Global => false,
+            })
+        });
+        in_scope || self.parent.as_ref().is_some_and(|p| p.admits(viewer))
+    }
+}
+
+string_enum!(TaskEventKind {
+    Created => "CREATED",
+    Updated => "UPDATED",
+    Submitted => "SUBMITTED",
+    ReviewDecided => "REVIEW_DECIDED",
+    ProgressReported => "PROGRESS_REPORTED",
+    ProgressConfirmed => "PROGRESS_CONFIRMED",
+    CommentAdded => "COMMENT_ADDED",
+    StatusChanged => "STATUS_CHANGED",
+});
+
+/// Published after a task change commits, with the task as it then was and who may see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub kind: TaskEventKind,
+    pub task: entities::task::Model,
+    pub actor_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub audience: Audience,
+}
+
+impl crate::platform::events::Event for TaskEvent {
+    const TOPIC: &'static str = "tasks";
+}
+
+/// The `task.output` outbox record: a completed task's cash output, for finance to post once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskOutput {
+    pub task_id: Uuid,
+    pub department_id: Option<Uuid>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub completed_at: DateTime<Utc>,
+}
+
+pub const TASK_OUTPUT_TOPIC: &str = "task.output";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::viewer::ScopedPermission;
+
+    #[test]
+    fn merit_splits_add_up_and_favour_the_first_listed() {
+        assert_eq!(split_merit(10, 3), vec![4, 3, 3]);
+        assert_eq!(split_merit(9, 3), vec![3, 3, 3]);
+        assert_eq!(split_merit(1, 3), vec![1, 0, 0]);
+        assert_eq!(split_merit(7, 1), vec![7]);
+        for total in 0..50 {
+            for n in 1..7 {
+                assert_eq!(split_merit(total, n).iter().sum::<i32>(), total);
+            }
+        }
+    }
+
+    fn fields() -> TaskFields {
+        TaskFields {
+            title: "t".into(),
+            key_points: String::new(),
+            executor_ids: vec![Uuid::now_v7()],
+            is_team_task: false,
+            confirmer_id: None,
+            cash_output_minor: None,
+            start_at: None,
+            deadline: None,
+            priority: None,
+            merit_points: 0,
+            custom_fields: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn task_fields_are_checked() {
+        assert!(fields().validate().is_ok());
+        let mut team = fields();
+        team.is_team_task = true;
+        assert!(team.validate().is_err());
+        let mut two = fields();
+        two.executor_ids.push(Uuid::now_v7());
+        assert!(two.validate().is_err());
+        two.is_team_task = true;
+        assert!(two.validate().is_ok());
+        let mut backwards = fields();
+        backwards.start_at = Some(Utc::now());
+        backwards.deadline = Some(Utc::now() - chrono::Duration::days(1));
+        assert!(backwards.validate().is_err());
+        let mut free_money = fields();
+        free_money.cash_output_minor = Some(0);
+        assert!(free_money.validate().is_err());
+        assert!(
+            parse_progress(101).is_err()
+                && parse_progress(-1).is_err()
+                && parse_progress(100).is_ok()
+        );
+    }
+
+    #[test]
+    fn audiences_admit_people_scopes_and_parents() {
+        let stranger = ViewerUser {
+            id: Uuid::now_v7(),
+            department_id: None,
+            grants: vec![],
+        };
+        let person = Uuid::now_v7();
+        let audience = Audience {
+            people: vec![person],
+            department_path: Some("/a/b/".into()),
+            parent: None,
+        };
+        assert!(!audience.admits(&stranger));
+        let scoped = ViewerUser {
+            id: Uuid::now_v7(),
+            department_id: None,
+            grants: vec![ScopedPermission {
+                permission: Permission::TaskReview,
+                scope: Scope::Subtree { path: "/a/".into() },
+            }],
+        };
+        assert!(audience.admits(&scoped));
+        let elsewhere = ViewerUser {
+            grants: vec![ScopedPermission {
+                permission: Permission::TaskReview,
+                scope: Scope::Subtree { path: "/c/".into() },
+            }],
+            ..scoped
+        };
+        assert!(!audience.admits(&elsewhere));
+        let on_it = ViewerUser {
+            id: person,
+            department_id: None,
+            grants: vec![],
+        };
+        let sub = Audience {
+            people: vec![],
+            department_path: None,
+            parent: Some(Box::new(audience.clone())),
+        };
+        assert!(sub.admits(&on_it));
+    }
+}

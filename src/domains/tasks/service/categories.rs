@@ -1,0 +1,171 @@
+//! Task categories: configured by `task.configure` holders, and how a category assigns executors.
+
+use chrono::Utc;
+use entities::{task, task_category, task_executor};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use crate::auth::{Permission, Viewer};
+use crate::domains::approvals::service as approvals;
+use crate::domains::identity::service as identity;
+use crate::domains::tasks::model::{
+    AssignmentPool, AssignmentStrategy, CategoryId, NewCategory, WorkStatus,
+};
+use crate::error::{AppError, AppResult};
+use crate::platform::db::lock_in_transaction;
+
+pub async fn create_category<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    input: NewCategory,
+) -> AppResult<task_category::Model> {
+    viewer.user()?.require_global(Permission::TaskConfigure)?;
+    input.validate()?;
+    if let Some(flow) = input.approval_flow_id {
+        if !approvals::flow_exists(db, flow).await? {
+            return Err(AppError::bad_field(
+                "approvalFlowId",
+                "no such approval flow",
+            ));
+        }
+    }
+    let (pool_department, pool_role) = match &input.pool {
+        Some(AssignmentPool::Department(id)) => {
+            if identity::department_path_of(db, *id).await?.is_none() {
+                return Err(AppError::bad_field("assignmentPool", "no such department"));
+            }
+            (Some(*id), None)
+        }
+        Some(AssignmentPool::Role(name)) => {
+            if identity::role_named(db, name).await?.is_none() {
+                return Err(AppError::bad_field(
+                    "assignmentPool",
+                    format!("no role named {name:?}"),
+                ));
+            }
+            (None, Some(name.clone()))
+        }
+        None => (None, None),
+    };
+    let now = Utc::now();
+    task_category::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        code: Set(input.code.clone()),
+        name: Set(input.name),
+        default_priority: Set(input.default_priority),
+        custom_fields_schema: Set(input.custom_fields_schema),
+        approval_flow_id: Set(input.approval_flow_id),
+        assignment_strategy: Set(input.strategy.as_str().to_owned()),
+        pool_department_id: Set(pool_department),
+        pool_role: Set(pool_role),
+        round_robin_counter: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        AppError::from_unique_violation(e, format!("a category with code {:?} exists", input.code))
+    })
+}
+
+pub async fn list_categories<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+) -> AppResult<Vec<task_category::Model>> {
+    viewer.user()?;
+    Ok(task_category::Entity::find()
+        .order_by_asc(task_category::Column::Code)
+        .all(db)
+        .await?)
+}
+
+pub async fn find_category<C: ConnectionTrait>(
+    db: &C,
+    id: CategoryId,
+) -> AppResult<Option<task_category::Model>> {
+    Ok(task_category::Entity::find_by_id(id.0).one(db).await?)
+}
+
+pub fn strategy_of(category: &task_category::Model) -> AssignmentStrategy {
+    AssignmentStrategy::parse(&category.assignment_strategy).unwrap_or(AssignmentStrategy::Manual)
+}
+
+async fn pool_members<C: ConnectionTrait>(
+    db: &C,
+    category: &task_category::Model,
+    task_department: Option<Uuid>,
+) -> AppResult<Vec<Uuid>> {
+    let mut members = if let Some(department) = category.pool_department_id {
+        identity::active_members_of(db, department).await?
+    } else if let Some(role) = &category.pool_role {
+        identity::active_holders_of_role(db, role, task_department).await?
+    } else {
+        Vec::new()
+    };
+    members.sort();
+    Ok(members)
+}
+
+/// Picks the executor for a task the client left unassigned, by the category's strategy.
+/// Safe under concurrent creation: round-robin advances its counter with one atomic UPDATE,
+/// and least-loaded counts under a per-category lock held to the end of the transaction.
+pub async fn assign_executor<C: ConnectionTrait>(
+    db: &C,
+    category: &task_category::Model,
+    task_department: Option<Uuid>,
+) -> AppResult<Option<Uuid>> {
+    let strategy = strategy_of(category);
+    if strategy == AssignmentStrategy::Manual {
+        return Ok(None);
+    }
+    let pool = pool_members(db, category, task_department).await?;
+    if pool.is_empty() {
+        return Err(AppError::Conflict(format!(
+            "category {} has nobody in its assignment pool",
+            category.code
+        )));
+    }
+    match strategy {
+        AssignmentStrategy::RoundRobin => {
+            let advanced = task_category::Entity::update_many()
+                .col_expr(
+                    task_category::Column::RoundRobinCounter,
+                    Expr::col(task_category::Column::RoundRobinCounter).add(1),
+                )
+                .filter(task_category::Column::Id.eq(category.id))
+                .exec_with_returning(db)
+                .await?;
+            let turn = advanced
+                .first()
+                .map(|c| c.round_robin_counter - 1)
+                .ok_or_else(|| AppError::not_found("task category"))?;
+            let index = usize::try_from(turn.rem_euclid(pool.len() as i64)).unwrap_or(0);
+            Ok(pool.get(index).copied())
+        }
+        AssignmentStrategy::LeastLoaded => {
+            lock_in_transaction(db, &format!("assign:{}", category.id)).await?;
+            let open: Vec<(Uuid, i64)> = task_executor::Entity::find()
+                .select_only()
+                .column(task_executor::Column::UserId)
+                .column_as(task_executor::Column::TaskId.count(), "open_tasks")
+                .inner_join(task::Entity)
+                .filter(task_executor::Column::UserId.is_in(pool.clone()))
+                .filter(
+                    task::Column::Status
+                        .is_in([WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]),
+                )
+                .group_by(task_executor::Column::UserId)
+                .into_tuple()
+                .all(db)
+                .await?;
+            let load = |user: &Uuid| open.iter().find(|(u, _)| u == user).map_or(0, |(_, n)| *n);
+            Ok(pool.iter().copied().min_by_key(|user| (load(user), *user)))
+        }
+        AssignmentStrategy::Manual => Ok(None),
+    }
+}

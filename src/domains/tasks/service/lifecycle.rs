@@ -1,0 +1,724 @@
+//! A task's life before work starts: creation (with assignment), editing with optimistic
+//! concurrency, submission for review, and the review verdict.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use entities::{task, task_category, task_executor};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::{audience_of, ensure_visible, executors_of, push_event, record};
+use crate::auth::{Permission, Viewer, ViewerUser};
+use crate::domains::approvals::model::{SubjectFacts, SubjectRef, Verdict};
+use crate::domains::approvals::service::{self as approvals, ApprovalSubject};
+use crate::domains::identity::service as identity;
+use crate::domains::notifications::model::{NotificationKind, Subject};
+use crate::domains::notifications::service as notifications;
+use crate::domains::tasks::model::{
+    CategoryId, ReviewStatus, TaskEventKind, TaskFields, TaskId, WorkStatus, SUBJECT_KIND,
+};
+use crate::error::{AppError, AppResult};
+use crate::platform::events::{EventBus, Pending};
+use crate::platform::money::{currency_exponent, Decimal};
+
+pub struct NewTask {
+    pub category_id: Option<CategoryId>,
+    pub parent_id: Option<TaskId>,
+    pub fields: TaskFields,
+}
+
+fn subject(task_id: Uuid) -> Option<Subject> {
+    Some(Subject {
+        kind: SUBJECT_KIND,
+        id: task_id,
+    })
+}
+
+/// Custom fields must satisfy the category's JSON Schema; the error names the failing path.
+fn check_custom_fields(
+    category: &task_category::Model,
+    fields: &serde_json::Value,
+) -> AppResult<()> {
+    let Some(schema) = &category.custom_fields_schema else {
+        return Ok(());
+    };
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("stored schema invalid: {e}")))?;
+    if let Some(error) = validator.iter_errors(fields).next() {
+        let path = error.instance_path().to_string();
+        return Err(AppError::bad_field(
+            "customFields",
+            format!(
+                "custom field {} is invalid: {error}",
+                if path.is_empty() { "/".into() } else { path }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn check_people<C: ConnectionTrait>(db: &C, fields: &TaskFields) -> AppResult<()> {
+    let wanted = fields.executor_ids.clone();
+    if identity::active_users(db, wanted.clone()).await?.len() != wanted.len() {
+        return Err(AppError::bad_field(
+            "executorIds",
+            "an executor is not an active user",
+        ));
+    }
+    if let Some(confirmer) = fields.confirmer_id {
+        if identity::active_users(db, vec![confirmer])
+            .await?
+            .is_empty()
+        {
+            return Err(AppError::bad_field(
+                "confirmerId",
+                "the confirmer is not an active user",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn set_executors<C: ConnectionTrait>(
+    db: &C,
+    task_id: Uuid,
+    executors: &[Uuid],
+) -> AppResult<()> {
+    task_executor::Entity::delete_many()
+        .filter(task_executor::Column::TaskId.eq(task_id))
+        .exec(db)
+        .await?;
+    if executors.is_empty() {
+        return Ok(());
+    }
+    task_executor::Entity::insert_many(executors.iter().enumerate().map(|(position, user)| {
+        task_executor::ActiveModel {
+            task_id: Set(task_id),
+            user_id: Set(*user),
+            position: Set(position as i32),
+        }
+    }))
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+pub fn money_text(minor: Option<i64>, currency: &str) -> Option<String> {
+    minor.map(|m| Decimal::from_minor(m, currency_exponent(currency)).to_string())
+}
+
+pub async fn create_task<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    currency: &str,
+    input: NewTask,
+) -> AppResult<task::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let mut fields = input.fields;
+    fields.validate()?;
+    let txn = db.begin().await?;
+    let (parent, category) = match input.parent_id {
+        Some(parent_id) => {
+            let parent = task::Entity::find_by_id(parent_id.0)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| AppError::bad_field("parentId", "no such task"))?;
+            ensure_visible(&txn, me, &parent)
+                .await
+                .map_err(|_| AppError::bad_field("parentId", "no such task"))?;
+            if parent.parent_id.is_some() {
+                return Err(AppError::bad_field(
+                    "parentId",
+                    "subtasks cannot have subtasks",
+                ));
+            }
+            if ReviewStatus::parse(&parent.review_status) != Some(ReviewStatus::Approved) {
+                return Err(AppError::bad_field(
+                    "parentId",
+                    "subtasks can be added only once the main task is approved",
+                ));
+            }
+            let parent_executors = executors_of(&txn, parent.id).await?;
+            if parent.initiator_id != me.id && !parent_executors.contains(&me.id) {
+                return Err(AppError::Forbidden(
+                    "only the main task's initiator or an executor may add subtasks".into(),
+                ));
+            }
+            let category_id = input.category_id.map_or(parent.category_id, |c| c.0);
+            (Some(parent), category_id)
+        }
+        None => {
+            let category = input
+                .category_id
+                .ok_or_else(|| AppError::bad_field("categoryId", "a main task needs a category"))?;
+            (None, category.0)
+        }
+    };
+    let category = task_category::Entity::find_by_id(category)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::bad_field("categoryId", "no such task category"))?;
+    let department_id = match &parent {
+        Some(parent) => parent.department_id,
+        None => me.department_id,
+    };
+    if parent.is_none() {
+        let path = match department_id {
+            Some(id) => identity::department_path_of(&txn, id).await?,
+            None => None,
+        };
+        let allowed = match path {
+            Some(path) => me.has_in(Permission::TaskCreateMain, &path),
+            None => me.has_global(Permission::TaskCreateMain),
+        };
+        if !allowed {
+            return Err(AppError::Forbidden(
+                "starting a main task needs task.create_main".into(),
+            ));
+        }
+    }
+    check_custom_fields(&category, &fields.custom_fields)?;
+    check_people(&txn, &fields).await?;
+    if fields.executor_ids.is_empty() {
+        if let Some(assignee) = super::assign_executor(&txn, &category, department_id).await? {
+            fields.executor_ids.push(assignee);
+        }
+    }
+    let now = Utc::now();
+    let review_status = if parent.is_some() {
+        // A subtask is created under an approved main task by its own people: no second review.
+        ReviewStatus::Approved
+    } else {
+        ReviewStatus::Draft
+    };
+    let created = task::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        category_id: Set(category.id),
+        parent_id: Set(parent.as_ref().map(|p| p.id)),
+        title: Set(fields.title.trim().to_owned()),
+        key_points: Set(fields.key_points.clone()),
+        initiator_id: Set(me.id),
+        department_id: Set(department_id),
+        is_team_task: Set(fields.is_team_task),
+        confirmer_id: Set(fields.confirmer_id),
+        has_cash_output: Set(fields.cash_output_minor.is_some()),
+        cash_output_minor: Set(fields.cash_output_minor),
+        currency: Set(currency.to_owned()),
+        start_at: Set(fields.start_at),
+        deadline: Set(fields.deadline),
+        priority: Set(fields.priority.unwrap_or(category.default_priority)),
+        progress: Set(0),
+        reported_progress: Set(None),
+        merit_points: Set(fields.merit_points),
+        review_status: Set(review_status.as_str().to_owned()),
+        rejection_reason: Set(None),
+        status: Set(WorkStatus::Open.as_str().to_owned()),
+        custom_fields: Set(fields.custom_fields.clone()),
+        version: Set(1),
+        approval_instance_id: Set(None),
+        overdue: Set(false),
+        completed_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    set_executors(&txn, created.id, &fields.executor_ids).await?;
+    record(
+        &txn,
+        created.id,
+        me.id,
+        "created",
+        None,
+        None,
+        Some(created.title.clone()),
+    )
+    .await?;
+    let mut pending = Pending::default();
+    notifications::notify(
+        &txn,
+        &mut pending,
+        &fields.executor_ids,
+        Some(me.id),
+        notifications::Notice {
+            kind: NotificationKind::Assigned,
+            title: "You were assigned a task",
+            body: &created.title,
+            subject: subject(created.id),
+        },
+    )
+    .await?;
+    let audience = audience_of(&txn, &created).await?;
+    push_event(
+        &mut pending,
+        TaskEventKind::Created,
+        &created,
+        me.id,
+        &audience,
+    );
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(created)
+}
+
+#[derive(Default)]
+pub struct TaskChanges {
+    pub title: Option<String>,
+    pub key_points: Option<String>,
+    pub executor_ids: Option<Vec<Uuid>>,
+    pub is_team_task: Option<bool>,
+    pub confirmer_id: Option<Option<Uuid>>,
+    pub cash_output_minor: Option<Option<i64>>,
+    pub start_at: Option<Option<chrono::DateTime<Utc>>>,
+    pub deadline: Option<Option<chrono::DateTime<Utc>>>,
+    pub priority: Option<i32>,
+    pub merit_points: Option<i32>,
+    pub custom_fields: Option<serde_json::Value>,
+}
+
+/// Loads a task for a change inside `txn`: visible, at the expected version, editable.
+async fn load_for_change(
+    txn: &DatabaseTransaction,
+    me: &ViewerUser,
+    id: TaskId,
+) -> AppResult<task::Model> {
+    let task = task::Entity::find_by_id(id.0)
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("task"))?;
+    ensure_visible(txn, me, &task).await?;
+    Ok(task)
+}
+
+/// Saves `active` only if the row is still at `version`; a concurrent change means `CONFLICT`.
+pub(crate) async fn save_versioned(
+    txn: &DatabaseTransaction,
+    mut active: task::ActiveModel,
+    version: i32,
+) -> AppResult<task::Model> {
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let id = match &active.id {
+        sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => *id,
+        sea_orm::ActiveValue::NotSet => {
+            return Err(AppError::internal(anyhow::anyhow!("task without id")))
+        }
+    };
+    let updated = task::Entity::update_many()
+        .set(active)
+        .filter(task::Column::Id.eq(id))
+        .filter(task::Column::Version.eq(version))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(AppError::Conflict(
+            "the task was changed by someone else; reload it and try again".into(),
+        ));
+    }
+    task::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("task"))
+}
+
+pub async fn update_task<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: TaskId,
+    version: i32,
+    changes: TaskChanges,
+) -> AppResult<task::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let txn = db.begin().await?;
+    let current = load_for_change(&txn, me, id).await?;
+    if current.version != version {
+        return Err(AppError::Conflict(format!(
+            "the task is at version {}, not {version}; reload it and try again",
+            current.version
+        )));
+    }
+    if current.initiator_id != me.id && !me.is_admin() {
+        return Err(AppError::Forbidden(
+            "only the initiator edits a task".into(),
+        ));
+    }
+    let review = ReviewStatus::parse(&current.review_status);
+    let status = WorkStatus::parse(&current.status);
+    if current.parent_id.is_none() && matches!(review, Some(ReviewStatus::Pending)) {
+        return Err(AppError::Conflict(
+            "a task under review cannot be edited".into(),
+        ));
+    }
+    if !status.is_some_and(WorkStatus::is_open) {
+        return Err(AppError::Conflict(
+            "a finished task cannot be edited".into(),
+        ));
+    }
+    let executors = executors_of(&txn, current.id).await?;
+    let fields = TaskFields {
+        title: changes
+            .title
+            .clone()
+            .unwrap_or_else(|| current.title.clone()),
+        key_points: changes
+            .key_points
+            .clone()
+            .unwrap_or_else(|| current.key_points.clone()),
+        executor_ids: changes
+            .executor_ids
+            .clone()
+            .unwrap_or_else(|| executors.clone()),
+        is_team_task: changes.is_team_task.unwrap_or(current.is_team_task),
+        confirmer_id: changes.confirmer_id.unwrap_or(current.confirmer_id),
+        cash_output_minor: changes
+            .cash_output_minor
+            .unwrap_or(current.cash_output_minor),
+        start_at: changes.start_at.unwrap_or(current.start_at),
+        deadline: changes.deadline.unwrap_or(current.deadline),
+        priority: Some(changes.priority.unwrap_or(current.priority)),
+        merit_points: changes.merit_points.unwrap_or(current.merit_points),
+        custom_fields: changes
+            .custom_fields
+            .clone()
+            .unwrap_or_else(|| current.custom_fields.clone()),
+    };
+    fields.validate()?;
+    let category = task_category::Entity::find_by_id(current.category_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("task without category")))?;
+    check_custom_fields(&category, &fields.custom_fields)?;
+    check_people(&txn, &fields).await?;
+
+    let mut active: task::ActiveModel = current.clone().into();
+    let mut changed: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
+    let text = |v: Option<chrono::DateTime<Utc>>| v.map(|d| d.to_rfc3339());
+    if fields.title != current.title {
+        changed.push((
+            "title",
+            Some(current.title.clone()),
+            Some(fields.title.clone()),
+        ));
+        active.title = Set(fields.title.trim().to_owned());
+    }
+    if fields.key_points != current.key_points {
+        changed.push((
+            "keyPoints",
+            Some(current.key_points.clone()),
+            Some(fields.key_points.clone()),
+        ));
+        active.key_points = Set(fields.key_points.clone());
+    }
+    if fields.is_team_task != current.is_team_task {
+        changed.push((
+            "isTeamTask",
+            Some(current.is_team_task.to_string()),
+            Some(fields.is_team_task.to_string()),
+        ));
+        active.is_team_task = Set(fields.is_team_task);
+    }
+    if fields.confirmer_id != current.confirmer_id {
+        changed.push((
+            "confirmerId",
+            current.confirmer_id.map(|u| u.to_string()),
+            fields.confirmer_id.map(|u| u.to_string()),
+        ));
+        active.confirmer_id = Set(fields.confirmer_id);
+    }
+    if fields.cash_output_minor != current.cash_output_minor {
+        changed.push((
+            "cashOutputValue",
+            money_text(current.cash_output_minor, &current.currency),
+            money_text(fields.cash_output_minor, &current.currency),
+        ));
+        active.cash_output_minor = Set(fields.cash_output_minor);
+        active.has_cash_output = Set(fields.cash_output_minor.is_some());
+    }
+    if fields.start_at != current.start_at {
+        changed.push(("startAt", text(current.start_at), text(fields.start_at)));
+        active.start_at = Set(fields.start_at);
+    }
+    if fields.deadline != current.deadline {
+        changed.push(("deadline", text(current.deadline), text(fields.deadline)));
+        active.deadline = Set(fields.deadline);
+    }
+    let priority = fields.priority.unwrap_or(current.priority);
+    if priority != current.priority {
+        changed.push((
+            "priority",
+            Some(current.priority.to_string()),
+            Some(priority.to_string()),
+        ));
+        active.priority = Set(priority);
+    }
+    if fields.merit_points != current.merit_points {
+        changed.push((
+            "meritPoints",
+            Some(current.merit_points.to_string()),
+            Some(fields.merit_points.to_string()),
+        ));
+        active.merit_points = Set(fields.merit_points);
+    }
+    if fields.custom_fields != current.custom_fields {
+        changed.push((
+            "customFields",
+            Some(current.custom_fields.to_string()),
+            Some(fields.custom_fields.to_string()),
+        ));
+        active.custom_fields = Set(fields.custom_fields.clone());
+    }
+    let executors_changed = fields.executor_ids != executors;
+    if executors_changed {
+        let show = |ids: &[Uuid]| {
+            ids.iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        changed.push((
+            "executorIds",
+            Some(show(&executors)),
+            Some(show(&fields.executor_ids)),
+        ));
+    }
+    if changed.is_empty() {
+        return Ok(current);
+    }
+    let updated = save_versioned(&txn, active, version).await?;
+    let mut pending = Pending::default();
+    if executors_changed {
+        set_executors(&txn, updated.id, &fields.executor_ids).await?;
+        let added: Vec<Uuid> = fields
+            .executor_ids
+            .iter()
+            .copied()
+            .filter(|e| !executors.contains(e))
+            .collect();
+        notifications::notify(
+            &txn,
+            &mut pending,
+            &added,
+            Some(me.id),
+            notifications::Notice {
+                kind: NotificationKind::Assigned,
+                title: "You were assigned a task",
+                body: &updated.title,
+                subject: subject(updated.id),
+            },
+        )
+        .await?;
+    }
+    for (field, old, new) in changed {
+        record(&txn, updated.id, me.id, "updated", Some(field), old, new).await?;
+    }
+    let audience = audience_of(&txn, &updated).await?;
+    push_event(
+        &mut pending,
+        TaskEventKind::Updated,
+        &updated,
+        me.id,
+        &audience,
+    );
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(updated)
+}
+
+/// Sends a draft or rejected main task into its category's approval flow (a category without
+/// a flow approves at once). A resubmission starts a new approval; the old one stays as history.
+pub async fn submit_task<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: TaskId,
+) -> AppResult<task::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let txn = db.begin().await?;
+    let current = load_for_change(&txn, me, id).await?;
+    if current.parent_id.is_some() {
+        return Err(AppError::bad_input("subtasks are not submitted for review"));
+    }
+    if current.initiator_id != me.id {
+        return Err(AppError::Forbidden(
+            "only the initiator submits a task".into(),
+        ));
+    }
+    match ReviewStatus::parse(&current.review_status) {
+        Some(ReviewStatus::Draft | ReviewStatus::Rejected) => {}
+        _ => {
+            return Err(AppError::Conflict(
+                "only a draft or rejected task can be submitted".into(),
+            ))
+        }
+    }
+    let executors = executors_of(&txn, current.id).await?;
+    if executors.is_empty() {
+        return Err(AppError::bad_field(
+            "executorIds",
+            "choose an executor before submitting",
+        ));
+    }
+    let category = task_category::Entity::find_by_id(current.category_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("task without category")))?;
+    let mut pending = Pending::default();
+    let mut active: task::ActiveModel = current.clone().into();
+    active.rejection_reason = Set(None);
+    let status = match category.approval_flow_id {
+        Some(flow) => {
+            let facts = SubjectFacts {
+                department_id: current.department_id,
+                initiator_id: current.initiator_id,
+                numbers: [
+                    (
+                        "cashOutputValue",
+                        money_text(current.cash_output_minor, &current.currency),
+                    ),
+                    ("meritPoints", Some(current.merit_points.to_string())),
+                    ("priority", Some(current.priority.to_string())),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                .collect(),
+                users: [
+                    ("initiatorId", vec![current.initiator_id]),
+                    ("executorIds", executors.clone()),
+                    ("confirmerId", current.confirmer_id.into_iter().collect()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            };
+            let started = approvals::start(
+                &txn,
+                &mut pending,
+                flow,
+                SubjectRef {
+                    kind: SUBJECT_KIND,
+                    id: current.id,
+                },
+                facts,
+            )
+            .await?;
+            active.approval_instance_id = Set(Some(started.instance.id));
+            match started.status {
+                crate::domains::approvals::model::InstanceStatus::Approved => {
+                    ReviewStatus::Approved
+                }
+                _ => ReviewStatus::Pending,
+            }
+        }
+        None => ReviewStatus::Approved,
+    };
+    active.review_status = Set(status.as_str().to_owned());
+    let updated = save_versioned(&txn, active, current.version).await?;
+    record(
+        &txn,
+        updated.id,
+        me.id,
+        "submitted",
+        Some("reviewStatus"),
+        Some(current.review_status.clone()),
+        Some(updated.review_status.clone()),
+    )
+    .await?;
+    let audience = audience_of(&txn, &updated).await?;
+    push_event(
+        &mut pending,
+        TaskEventKind::Submitted,
+        &updated,
+        me.id,
+        &audience,
+    );
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(updated)
+}
+
+/// The engine's callback for tasks: the verdict becomes the review status (a rejection's
+/// comment the rejection reason), in the deciding transaction.
+pub struct TaskApprovals;
+
+#[async_trait]
+impl ApprovalSubject for TaskApprovals {
+    fn kind(&self) -> &'static str {
+        SUBJECT_KIND
+    }
+
+    async fn on_verdict(
+        &self,
+        txn: &DatabaseTransaction,
+        subject_id: Uuid,
+        verdict: &Verdict,
+        decided_by: Uuid,
+    ) -> AppResult<Pending> {
+        let current = task::Entity::find_by_id(subject_id)
+            .one(txn)
+            .await?
+            .ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("approved task {subject_id} is gone"))
+            })?;
+        let mut active: task::ActiveModel = current.clone().into();
+        let (status, reason) = match verdict {
+            Verdict::Approved => (ReviewStatus::Approved, None),
+            Verdict::Rejected { reason } => (ReviewStatus::Rejected, Some(reason.clone())),
+        };
+        active.review_status = Set(status.as_str().to_owned());
+        active.rejection_reason = Set(reason.clone());
+        let updated = save_versioned(txn, active, current.version).await?;
+        record(
+            txn,
+            updated.id,
+            decided_by,
+            "review_decided",
+            Some("reviewStatus"),
+            Some(current.review_status.clone()),
+            Some(updated.review_status.clone()),
+        )
+        .await?;
+        let mut pending = Pending::default();
+        let mut recipients = vec![updated.initiator_id];
+        recipients.extend(executors_of(txn, updated.id).await?);
+        let title = match &reason {
+            None => "Your task was approved".to_owned(),
+            Some(_) => "Your task was rejected".to_owned(),
+        };
+        notifications::notify(
+            txn,
+            &mut pending,
+            &recipients,
+            Some(decided_by),
+            notifications::Notice {
+                kind: NotificationKind::ReviewDecided,
+                title: &title,
+                body: &reason.unwrap_or_else(|| updated.title.clone()),
+                subject: subject(updated.id),
+            },
+        )
+        .await?;
+        let audience = audience_of(txn, &updated).await?;
+        push_event(
+            &mut pending,
+            TaskEventKind::ReviewDecided,
+            &updated,
+            decided_by,
+            &audience,
+        );
+        Ok(pending)
+    }
+}

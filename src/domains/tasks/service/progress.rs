@@ -1,0 +1,316 @@
+//! Work on an approved task: executors report progress, the confirmer confirms it, and a
+//! confirmed 100% completes the task, awarding merit and recording its cash output once.
+
+use chrono::Utc;
+use entities::{merit_record, outbox, task};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use uuid::Uuid;
+
+use super::lifecycle::save_versioned;
+use super::{audience_of, ensure_visible, executors_of, push_event, record};
+use crate::auth::Viewer;
+use crate::domains::notifications::model::{NotificationKind, Subject};
+use crate::domains::notifications::service as notifications;
+use crate::domains::tasks::model::{
+    parse_progress, split_merit, ReviewStatus, TaskEventKind, TaskId, TaskOutput, WorkStatus,
+    SUBJECT_KIND, TASK_OUTPUT_TOPIC,
+};
+use crate::error::{AppError, AppResult};
+use crate::platform::events::{EventBus, Pending};
+
+fn subject(id: Uuid) -> Option<Subject> {
+    Some(Subject {
+        kind: SUBJECT_KIND,
+        id,
+    })
+}
+
+fn ensure_workable(task: &task::Model) -> AppResult<()> {
+    if ReviewStatus::parse(&task.review_status) != Some(ReviewStatus::Approved) {
+        return Err(AppError::Conflict(
+            "work starts once the task is approved".into(),
+        ));
+    }
+    if !WorkStatus::parse(&task.status).is_some_and(WorkStatus::is_open) {
+        return Err(AppError::Conflict("the task is already finished".into()));
+    }
+    Ok(())
+}
+
+/// The person who confirms progress: the named confirmer, else the initiator.
+fn confirmer_of(task: &task::Model) -> Uuid {
+    task.confirmer_id.unwrap_or(task.initiator_id)
+}
+
+pub async fn report_progress<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: TaskId,
+    progress: i32,
+    note: Option<&str>,
+) -> AppResult<task::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let progress = parse_progress(progress)?;
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err(AppError::bad_field(
+            "note",
+            "a note has at most 2000 characters",
+        ));
+    }
+    let txn = db.begin().await?;
+    let current = task::Entity::find_by_id(id.0)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("task"))?;
+    ensure_visible(&txn, me, &current).await?;
+    if !executors_of(&txn, current.id).await?.contains(&me.id) {
+        return Err(AppError::Forbidden(
+            "only an executor reports progress".into(),
+        ));
+    }
+    ensure_workable(&current)?;
+    let mut active: task::ActiveModel = current.clone().into();
+    active.reported_progress = Set(Some(progress));
+    if WorkStatus::parse(&current.status) == Some(WorkStatus::Open) {
+        active.status = Set(WorkStatus::InProgress.as_str().to_owned());
+    }
+    let updated = save_versioned(&txn, active, current.version).await?;
+    record(
+        &txn,
+        updated.id,
+        me.id,
+        "progress_reported",
+        Some("reportedProgress"),
+        current.reported_progress.map(|p| p.to_string()),
+        Some(progress.to_string()),
+    )
+    .await?;
+    if let Some(note) = note {
+        record(
+            &txn,
+            updated.id,
+            me.id,
+            "progress_note",
+            None,
+            None,
+            Some(note.to_owned()),
+        )
+        .await?;
+    }
+    let mut pending = Pending::default();
+    notifications::notify(
+        &txn,
+        &mut pending,
+        &[confirmer_of(&updated)],
+        Some(me.id),
+        notifications::Notice {
+            kind: NotificationKind::ProgressReported,
+            title: &format!("Progress reported: {progress}%"),
+            body: note.unwrap_or(&updated.title),
+            subject: subject(updated.id),
+        },
+    )
+    .await?;
+    let audience = audience_of(&txn, &updated).await?;
+    push_event(
+        &mut pending,
+        TaskEventKind::ProgressReported,
+        &updated,
+        me.id,
+        &audience,
+    );
+    if current.status != updated.status {
+        push_event(
+            &mut pending,
+            TaskEventKind::StatusChanged,
+            &updated,
+            me.id,
+            &audience,
+        );
+    }
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(updated)
+}
+
+pub async fn confirm_progress<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: TaskId,
+    note: Option<&str>,
+) -> AppResult<task::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err(AppError::bad_field(
+            "note",
+            "a note has at most 2000 characters",
+        ));
+    }
+    let txn = db.begin().await?;
+    let current = task::Entity::find_by_id(id.0)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("task"))?;
+    ensure_visible(&txn, me, &current).await?;
+    if confirmer_of(&current) != me.id {
+        return Err(AppError::Forbidden(
+            "only the progress confirmer confirms progress".into(),
+        ));
+    }
+    ensure_workable(&current)?;
+    let Some(reported) = current.reported_progress else {
+        return Err(AppError::Conflict(
+            "there is no reported progress to confirm".into(),
+        ));
+    };
+    let completes = reported == 100;
+    let now = Utc::now();
+    let mut active: task::ActiveModel = current.clone().into();
+    active.progress = Set(reported);
+    active.reported_progress = Set(None);
+    if completes {
+        active.status = Set(WorkStatus::Done.as_str().to_owned());
+        active.completed_at = Set(Some(now));
+    }
+    let updated = save_versioned(&txn, active, current.version).await?;
+    record(
+        &txn,
+        updated.id,
+        me.id,
+        "progress_confirmed",
+        Some("progress"),
+        Some(current.progress.to_string()),
+        Some(reported.to_string()),
+    )
+    .await?;
+    if let Some(note) = note {
+        record(
+            &txn,
+            updated.id,
+            me.id,
+            "confirmation_note",
+            None,
+            None,
+            Some(note.to_owned()),
+        )
+        .await?;
+    }
+    let executors = executors_of(&txn, updated.id).await?;
+    if completes {
+        record(
+            &txn,
+            updated.id,
+            me.id,
+            "completed",
+            Some("status"),
+            Some(current.status.clone()),
+            Some(updated.status.clone()),
+        )
+        .await?;
+        award_merit(&txn, &updated, &executors).await?;
+        record_cash_output(&txn, &updated).await?;
+    }
+    let mut pending = Pending::default();
+    notifications::notify(
+        &txn,
+        &mut pending,
+        &executors,
+        Some(me.id),
+        notifications::Notice {
+            kind: NotificationKind::ProgressConfirmed,
+            title: &format!("Progress confirmed: {reported}%"),
+            body: note.unwrap_or(&updated.title),
+            subject: subject(updated.id),
+        },
+    )
+    .await?;
+    let audience = audience_of(&txn, &updated).await?;
+    push_event(
+        &mut pending,
+        TaskEventKind::ProgressConfirmed,
+        &updated,
+        me.id,
+        &audience,
+    );
+    if completes {
+        push_event(
+            &mut pending,
+            TaskEventKind::StatusChanged,
+            &updated,
+            me.id,
+            &audience,
+        );
+    }
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(updated)
+}
+
+/// Immutable merit records, one per executor; the unique (task, user) index makes a second
+/// award impossible even if completion were attempted twice.
+async fn award_merit<C: ConnectionTrait>(
+    db: &C,
+    task: &task::Model,
+    executors: &[Uuid],
+) -> AppResult<()> {
+    if task.merit_points == 0 || executors.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows = executors
+        .iter()
+        .zip(split_merit(task.merit_points, executors.len()))
+        .map(|(user, points)| merit_record::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            task_id: Set(task.id),
+            user_id: Set(*user),
+            points: Set(points),
+            created_at: Set(now),
+        });
+    merit_record::Entity::insert_many(rows)
+        .exec(db)
+        .await
+        .map_err(|e| {
+            AppError::from_unique_violation(e, "merit for this task was already awarded")
+        })?;
+    Ok(())
+}
+
+/// The `task.output` record for finance, in the completing transaction; its dedupe key makes
+/// a second record for the same task impossible.
+async fn record_cash_output<C: ConnectionTrait>(db: &C, task: &task::Model) -> AppResult<()> {
+    let (Some(amount), Some(completed_at)) = (task.cash_output_minor, task.completed_at) else {
+        return Ok(());
+    };
+    let payload = TaskOutput {
+        task_id: task.id,
+        department_id: task.department_id,
+        amount_minor: amount,
+        currency: task.currency.clone(),
+        completed_at,
+    };
+    outbox::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        topic: Set(TASK_OUTPUT_TOPIC.to_owned()),
+        dedupe_key: Set(format!("{TASK_OUTPUT_TOPIC}:{}", task.id)),
+        payload: Set(serde_json::to_value(payload).map_err(AppError::internal)?),
+        created_at: Set(Utc::now()),
+        processed_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        AppError::from_unique_violation(e, "this task's cash output was already recorded")
+    })?;
+    Ok(())
+}

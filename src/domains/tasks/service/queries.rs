@@ -1,0 +1,434 @@
+//! Reading tasks: one task, filtered and ordered pages, and per-parent pages of subtasks and
+//! comments cut in SQL with window functions (never by loading all children).
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use entities::{merit_record, task, task_activity, task_comment, task_executor, user};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, Order, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait,
+};
+use uuid::Uuid;
+
+use super::{ensure_visible, visible_condition};
+use crate::auth::Viewer;
+use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus};
+use crate::error::{AppError, AppResult};
+use crate::platform::db::contains_pattern;
+
+pub async fn find_task<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: TaskId,
+) -> AppResult<task::Model> {
+    let me = viewer.user()?;
+    let task = task::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("task"))?;
+    ensure_visible(db, me, &task).await?;
+    Ok(task)
+}
+
+#[derive(Default)]
+pub struct TaskFilter {
+    pub category_id: Option<Uuid>,
+    pub review_status: Option<ReviewStatus>,
+    pub status: Option<WorkStatus>,
+    pub executor_id: Option<Uuid>,
+    pub initiator_id: Option<Uuid>,
+    pub department_id: Option<Uuid>,
+    pub parent_id: Option<Uuid>,
+    pub main_only: bool,
+    pub deadline_from: Option<chrono::DateTime<Utc>>,
+    pub deadline_to: Option<chrono::DateTime<Utc>>,
+    pub overdue: Option<bool>,
+    pub search: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskOrderField {
+    Deadline,
+    Priority,
+    CreatedAt,
+    Title,
+    Progress,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TaskOrder {
+    pub field: TaskOrderField,
+    pub descending: bool,
+}
+
+pub struct TaskPage {
+    pub tasks: Vec<task::Model>,
+    pub total: u64,
+    pub has_next: bool,
+}
+
+/// A row of a query that carries a window count beside the entity.
+struct Counted<M> {
+    model: M,
+    total: i64,
+}
+
+impl<M: FromQueryResult> FromQueryResult for Counted<M> {
+    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, sea_orm::DbErr> {
+        Ok(Self {
+            model: M::from_query_result(row, prefix)?,
+            total: row.try_get::<i64>(prefix, "total_count")?,
+        })
+    }
+}
+
+fn open_statuses() -> [&'static str; 2] {
+    [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
+}
+
+/// The viewer's visible tasks matching `filter`, ordered (ties broken by id), with the exact
+/// total computed by the same statement (`COUNT(*) OVER ()`).
+pub async fn list_tasks<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    filter: TaskFilter,
+    orders: &[TaskOrder],
+    offset: u64,
+    first: u64,
+) -> AppResult<TaskPage> {
+    let me = viewer.user()?;
+    let mut query = task::Entity::find().filter(visible_condition(me));
+    if let Some(id) = filter.category_id {
+        query = query.filter(task::Column::CategoryId.eq(id));
+    }
+    if let Some(status) = filter.review_status {
+        query = query.filter(task::Column::ReviewStatus.eq(status.as_str()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(task::Column::Status.eq(status.as_str()));
+    }
+    if let Some(executor) = filter.executor_id {
+        let executing = Query::select()
+            .column(task_executor::Column::TaskId)
+            .from(task_executor::Entity)
+            .and_where(Expr::col(task_executor::Column::UserId).eq(executor))
+            .to_owned();
+        query = query.filter(task::Column::Id.in_subquery(executing));
+    }
+    if let Some(initiator) = filter.initiator_id {
+        query = query.filter(task::Column::InitiatorId.eq(initiator));
+    }
+    if let Some(department) = filter.department_id {
+        query = query.filter(task::Column::DepartmentId.eq(department));
+    }
+    if let Some(parent) = filter.parent_id {
+        query = query.filter(task::Column::ParentId.eq(parent));
+    } else if filter.main_only {
+        query = query.filter(task::Column::ParentId.is_null());
+    }
+    if let Some(from) = filter.deadline_from {
+        query = query.filter(task::Column::Deadline.gte(from));
+    }
+    if let Some(to) = filter.deadline_to {
+        query = query.filter(task::Column::Deadline.lte(to));
+    }
+    if let Some(overdue) = filter.overdue {
+        let late = sea_orm::Condition::all()
+            .add(task::Column::Deadline.lt(Utc::now()))
+            .add(task::Column::Status.is_in(open_statuses()));
+        query = query.filter(if overdue { late } else { late.not() });
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        query = query.filter(
+            Expr::expr(Func::lower(Expr::col((task::Entity, task::Column::Title))))
+                .like(contains_pattern(&search.to_lowercase())),
+        );
+    }
+    let filtered = query.clone();
+    for order in orders {
+        let direction = if order.descending {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        query = match order.field {
+            TaskOrderField::Deadline => query
+                // Tasks without a deadline sort after those with one, on both databases.
+                .order_by(
+                    Expr::col((task::Entity, task::Column::Deadline)).is_null(),
+                    Order::Asc,
+                )
+                .order_by(task::Column::Deadline, direction),
+            TaskOrderField::Priority => query.order_by(task::Column::Priority, direction),
+            TaskOrderField::CreatedAt => query.order_by(task::Column::CreatedAt, direction),
+            TaskOrderField::Title => query.order_by(task::Column::Title, direction),
+            TaskOrderField::Progress => query.order_by(task::Column::Progress, direction),
+        };
+    }
+    let rows: Vec<Counted<task::Model>> = query
+        .order_by_asc(task::Column::Id)
+        .expr_as(Expr::cust("COUNT(*) OVER ()"), "total_count")
+        .offset(offset)
+        .limit(first + 1)
+        .into_model::<Counted<task::Model>>()
+        .all(db)
+        .await?;
+    let total = match rows.first() {
+        Some(row) => row.total as u64,
+        // Past the end (or an empty page): the window saw no rows, so count separately.
+        None if offset > 0 || first == 0 => filtered.count(db).await?,
+        None => 0,
+    };
+    let has_next = rows.len() as u64 > first;
+    let tasks = rows
+        .into_iter()
+        .take(first as usize)
+        .map(|r| r.model)
+        .collect();
+    Ok(TaskPage {
+        tasks,
+        total,
+        has_next,
+    })
+}
+
+/// One page of children for each parent, cut in SQL: `ROW_NUMBER()` per parent, and the
+/// parent's total from `COUNT(*)` over the same partition.
+async fn child_pages<C, M>(
+    db: &C,
+    inner: SelectStatement,
+    partition: &str,
+    order: &str,
+    first: u64,
+    offset: u64,
+) -> AppResult<Vec<(M, i64)>>
+where
+    C: ConnectionTrait,
+    M: FromQueryResult,
+{
+    let mut inner = inner;
+    inner
+        .expr_as(
+            Expr::cust(format!(
+                "ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order})"
+            )),
+            Alias::new("row_number"),
+        )
+        .expr_as(
+            Expr::cust(format!("COUNT(*) OVER (PARTITION BY {partition})")),
+            Alias::new("total_count"),
+        );
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("numbered"))
+        .and_where(Expr::col(Alias::new("row_number")).gt(offset as i64))
+        .and_where(Expr::col(Alias::new("row_number")).lte((offset + first) as i64))
+        .order_by(Alias::new("row_number"), Order::Asc)
+        .to_owned();
+    let statement = db.get_database_backend().build(&outer);
+    let rows = db.query_all(statement).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                M::from_query_result(row, "")?,
+                row.try_get::<i64>("", "total_count")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+        .map_err(AppError::from)
+}
+
+#[derive(Clone)]
+pub struct ChildPage<M> {
+    pub items: Vec<M>,
+    pub total: u64,
+}
+
+/// Subtasks of each parent, oldest first. Whoever sees a main task sees its subtasks.
+pub async fn subtask_pages<C: ConnectionTrait>(
+    db: &C,
+    parent_ids: &[Uuid],
+    first: u64,
+    offset: u64,
+) -> AppResult<HashMap<Uuid, ChildPage<task::Model>>> {
+    let inner = task::Entity::find()
+        .filter(task::Column::ParentId.is_in(parent_ids.iter().copied()))
+        .into_query()
+        .to_owned();
+    let rows: Vec<(task::Model, i64)> =
+        child_pages(db, inner, "parent_id", "created_at, id", first, offset).await?;
+    let mut pages: HashMap<Uuid, ChildPage<task::Model>> = HashMap::new();
+    for (child, total) in rows {
+        if let Some(parent) = child.parent_id {
+            let page = pages.entry(parent).or_insert(ChildPage {
+                items: Vec::new(),
+                total: total as u64,
+            });
+            page.items.push(child);
+        }
+    }
+    fill_totals(
+        db,
+        parent_ids,
+        &mut pages,
+        first,
+        offset,
+        ChildKind::Subtasks,
+    )
+    .await?;
+    Ok(pages)
+}
+
+/// Live (not deleted) comments of each task, oldest first.
+pub async fn comment_pages<C: ConnectionTrait>(
+    db: &C,
+    task_ids: &[Uuid],
+    first: u64,
+    offset: u64,
+) -> AppResult<HashMap<Uuid, ChildPage<task_comment::Model>>> {
+    let inner = task_comment::Entity::find()
+        .filter(task_comment::Column::TaskId.is_in(task_ids.iter().copied()))
+        .filter(task_comment::Column::DeletedAt.is_null())
+        .into_query()
+        .to_owned();
+    let rows: Vec<(task_comment::Model, i64)> =
+        child_pages(db, inner, "task_id", "created_at, id", first, offset).await?;
+    let mut pages: HashMap<Uuid, ChildPage<task_comment::Model>> = HashMap::new();
+    for (comment, total) in rows {
+        let page = pages.entry(comment.task_id).or_insert(ChildPage {
+            items: Vec::new(),
+            total: total as u64,
+        });
+        page.items.push(comment);
+    }
+    fill_totals(db, task_ids, &mut pages, first, offset, ChildKind::Comments).await?;
+    Ok(pages)
+}
+
+enum ChildKind {
+    Subtasks,
+    Comments,
+}
+
+/// A parent with no row in its window (no children, or a page past the end) still needs its
+/// total; with `offset == 0` and `first > 0` no row simply means zero children.
+async fn fill_totals<C: ConnectionTrait, M>(
+    db: &C,
+    parents: &[Uuid],
+    pages: &mut HashMap<Uuid, ChildPage<M>>,
+    first: u64,
+    offset: u64,
+    kind: ChildKind,
+) -> AppResult<()> {
+    let missing: Vec<Uuid> = parents
+        .iter()
+        .copied()
+        .filter(|p| !pages.contains_key(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let counts: HashMap<Uuid, i64> = if offset == 0 && first > 0 {
+        HashMap::new()
+    } else {
+        match kind {
+            ChildKind::Subtasks => task::Entity::find()
+                .select_only()
+                .column(task::Column::ParentId)
+                .column_as(task::Column::Id.count(), "n")
+                .filter(task::Column::ParentId.is_in(missing.clone()))
+                .group_by(task::Column::ParentId)
+                .into_tuple::<(Uuid, i64)>()
+                .all(db)
+                .await?
+                .into_iter()
+                .collect(),
+            ChildKind::Comments => task_comment::Entity::find()
+                .select_only()
+                .column(task_comment::Column::TaskId)
+                .column_as(task_comment::Column::Id.count(), "n")
+                .filter(task_comment::Column::TaskId.is_in(missing.clone()))
+                .filter(task_comment::Column::DeletedAt.is_null())
+                .group_by(task_comment::Column::TaskId)
+                .into_tuple::<(Uuid, i64)>()
+                .all(db)
+                .await?
+                .into_iter()
+                .collect(),
+        }
+    };
+    for parent in missing {
+        pages.insert(
+            parent,
+            ChildPage {
+                items: Vec::new(),
+                total: counts.get(&parent).copied().unwrap_or(0) as u64,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Each task's executors as users, in their listed order, in one joined query.
+pub async fn executors_by_task<C: ConnectionTrait>(
+    db: &C,
+    task_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<user::Model>>> {
+    let rows = task_executor::Entity::find()
+        .filter(task_executor::Column::TaskId.is_in(task_ids.iter().copied()))
+        .find_also_related(user::Entity)
+        .order_by_asc(task_executor::Column::TaskId)
+        .order_by_asc(task_executor::Column::Position)
+        .all(db)
+        .await?;
+    let mut by_task: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
+    for (link, user) in rows {
+        if let Some(user) = user {
+            by_task.entry(link.task_id).or_default().push(user);
+        }
+    }
+    Ok(by_task)
+}
+
+/// Every activity entry of each task, newest first.
+pub async fn activity_by_task<C: ConnectionTrait>(
+    db: &C,
+    task_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<task_activity::Model>>> {
+    let rows = task_activity::Entity::find()
+        .filter(task_activity::Column::TaskId.is_in(task_ids.iter().copied()))
+        .order_by_asc(task_activity::Column::TaskId)
+        .order_by_desc(task_activity::Column::Id)
+        .all(db)
+        .await?;
+    let mut by_task: HashMap<Uuid, Vec<task_activity::Model>> = HashMap::new();
+    for row in rows {
+        by_task.entry(row.task_id).or_default().push(row);
+    }
+    Ok(by_task)
+}
+
+pub async fn merit_of_task<C: ConnectionTrait>(
+    db: &C,
+    task_id: Uuid,
+) -> AppResult<Vec<merit_record::Model>> {
+    Ok(merit_record::Entity::find()
+        .filter(merit_record::Column::TaskId.eq(task_id))
+        .order_by_asc(merit_record::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn tasks_by_id<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<Vec<task::Model>> {
+    Ok(task::Entity::find()
+        .filter(task::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
