@@ -31,6 +31,9 @@ pub async fn metrics(State(state): State<HttpState>) -> Response {
     app.metrics.db_pool_size.set(i64::from(pool.size));
     app.metrics.db_pool_idle.set(pool.idle as i64);
     app.metrics
+        .db_statements
+        .set(i64::try_from(app.db.statement_count()).unwrap_or(i64::MAX));
+    app.metrics
         .event_subscribers
         .set(app.bus.subscriber_count() as i64);
     match app.metrics.render() {

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,6 +32,7 @@ enum Pool {
 pub struct Db {
     pub conn: DatabaseConnection,
     pool: Pool,
+    statements: Arc<AtomicU64>,
 }
 
 pub struct PoolStats {
@@ -53,10 +56,10 @@ impl Db {
                     .connect_with(options)
                     .await
                     .context("connecting to PostgreSQL")?;
-                Ok(Self {
-                    conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
-                    pool: Pool::Postgres(pool),
-                })
+                Ok(Self::counted(
+                    SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+                    Pool::Postgres(pool),
+                ))
             }
             Some(url) if url.starts_with("sqlite:") => {
                 let options =
@@ -91,10 +94,29 @@ impl Db {
             .connect_with(options)
             .await
             .context("opening SQLite database")?;
-        Ok(Self {
-            conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
-            pool: Pool::Sqlite(pool),
-        })
+        Ok(Self::counted(
+            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
+            Pool::Sqlite(pool),
+        ))
+    }
+
+    /// Counts every statement the connection runs (transactions included), for the metrics and
+    /// for tests that bound how many statements a request may cost.
+    fn counted(mut conn: DatabaseConnection, pool: Pool) -> Self {
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Self {
+            conn,
+            pool,
+            statements,
+        }
+    }
+
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> Backend {

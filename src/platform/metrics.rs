@@ -12,6 +12,7 @@ pub struct Metrics {
     pub websocket_connections: IntGauge,
     pub db_pool_size: IntGauge,
     pub db_pool_idle: IntGauge,
+    pub db_statements: IntGauge,
     pub event_subscribers: IntGauge,
 }
 
@@ -40,6 +41,7 @@ impl Metrics {
         let db_pool_size = IntGauge::new("db_pool_connections", "Database pool connections")?;
         let db_pool_idle =
             IntGauge::new("db_pool_idle_connections", "Idle database pool connections")?;
+        let db_statements = IntGauge::new("db_statements", "SQL statements run since start")?;
         let event_subscribers =
             IntGauge::new("event_subscribers", "Local subscribers of the event bus")?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -49,6 +51,7 @@ impl Metrics {
         registry.register(Box::new(db_pool_size.clone()))?;
         registry.register(Box::new(db_pool_idle.clone()))?;
         registry.register(Box::new(event_subscribers.clone()))?;
+        registry.register(Box::new(db_statements.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -57,6 +60,7 @@ impl Metrics {
             websocket_connections,
             db_pool_size,
             db_pool_idle,
+            db_statements,
             event_subscribers,
         })
     }

@@ -2,9 +2,11 @@
 
 mod helpers;
 
+mod board;
 mod cli;
 mod edge;
 mod identity;
 mod schema;
+mod tasks;
 mod two_nodes;
 mod websocket;

@@ -91,8 +91,13 @@ impl Loader<Uuid> for GrantsByUserLoader {
 
 /// Identity's loaders for one request.
 pub struct IdentityLoaders {
-    pub users: async_graphql::dataloader::DataLoader<UserLoader>,
-    pub departments: async_graphql::dataloader::DataLoader<DepartmentLoader>,
+    /// Cached for the request so list resolvers can prime them (see tasks' `graphql::prime`).
+    pub users:
+        async_graphql::dataloader::DataLoader<UserLoader, async_graphql::dataloader::HashMapCache>,
+    pub departments: async_graphql::dataloader::DataLoader<
+        DepartmentLoader,
+        async_graphql::dataloader::HashMapCache,
+    >,
     pub child_departments: async_graphql::dataloader::DataLoader<ChildDepartmentsLoader>,
     pub grants: async_graphql::dataloader::DataLoader<GrantsByUserLoader>,
 }
@@ -101,8 +106,16 @@ impl IdentityLoaders {
     pub fn new(db: &DatabaseConnection) -> Self {
         use async_graphql::dataloader::DataLoader;
         Self {
-            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
-            departments: DataLoader::new(DepartmentLoader(db.clone()), tokio::spawn),
+            users: DataLoader::with_cache(
+                UserLoader(db.clone()),
+                tokio::spawn,
+                async_graphql::dataloader::HashMapCache::default(),
+            ),
+            departments: DataLoader::with_cache(
+                DepartmentLoader(db.clone()),
+                tokio::spawn,
+                async_graphql::dataloader::HashMapCache::default(),
+            ),
             child_departments: DataLoader::new(ChildDepartmentsLoader(db.clone()), tokio::spawn),
             grants: DataLoader::new(GrantsByUserLoader(db.clone()), tokio::spawn),
         }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entities::{task, task_activity, task_category, task_comment, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -145,11 +145,14 @@ impl Loader<Uuid> for TaskLoader {
     }
 }
 
+/// Loaders a list resolver primes (see `graphql::prime`) keep a request-scoped cache.
+pub type Primed<T> = DataLoader<T, HashMapCache>;
+
 pub struct TaskLoaders {
     pub tasks: DataLoader<TaskLoader>,
-    pub subtasks: DataLoader<SubtaskPages>,
-    pub comments: DataLoader<CommentPages>,
-    pub executors: DataLoader<ExecutorsLoader>,
+    pub subtasks: Primed<SubtaskPages>,
+    pub comments: Primed<CommentPages>,
+    pub executors: Primed<ExecutorsLoader>,
     pub activity: DataLoader<ActivityLoader>,
     pub categories: DataLoader<CategoryLoader>,
 }
@@ -158,9 +161,21 @@ impl TaskLoaders {
     pub fn new(db: &DatabaseConnection) -> Self {
         Self {
             tasks: DataLoader::new(TaskLoader(db.clone()), tokio::spawn),
-            subtasks: DataLoader::new(SubtaskPages(db.clone()), tokio::spawn),
-            comments: DataLoader::new(CommentPages(db.clone()), tokio::spawn),
-            executors: DataLoader::new(ExecutorsLoader(db.clone()), tokio::spawn),
+            subtasks: DataLoader::with_cache(
+                SubtaskPages(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            comments: DataLoader::with_cache(
+                CommentPages(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            executors: DataLoader::with_cache(
+                ExecutorsLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
             activity: DataLoader::new(ActivityLoader(db.clone()), tokio::spawn),
             categories: DataLoader::new(CategoryLoader(db.clone()), tokio::spawn),
         }

@@ -327,3 +327,20 @@ pub async fn active_members_of<C: ConnectionTrait>(
         .map(|u| u.id)
         .collect())
 }
+
+pub async fn users_by_id<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<Vec<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+pub async fn departments_by_id<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> AppResult<Vec<department::Model>> {
+    Ok(department::Entity::find()
+        .filter(department::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}

@@ -1,5 +1,6 @@
 //! Tasks over GraphQL: thin resolvers that parse input into model types and call the service.
 
+mod prime;
 mod types;
 
 pub use types::*;
@@ -202,6 +203,7 @@ impl TasksQuery {
             .collect();
         let page = service::list_tasks(&app.db.conn, ctx.viewer()?, filter, &orders, offset, first)
             .await?;
+        prime::prime(ctx, &prime::nodes(ctx), &page.tasks).await?;
         Ok(connection(
             page.tasks.into_iter().map(Task).collect(),
             page.total,

@@ -1,0 +1,129 @@
+//! The benchmark's board query, and a fast direct seeding of the rows it reads.
+
+use chrono::{Duration, Utc};
+use entities::{department, task, task_category, task_comment, task_executor};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+pub const BOARD: &str =
+    "{ tasks(first: 50, filter: { mainOnly: true }, orderBy: [{ field: DEADLINE }]) {
+  totalCount
+  edges { node {
+    id title deadline
+    executors { name }
+    department { name }
+    subtasks(first: 10) { totalCount edges { node { title executors { name } } } }
+    comments(first: 5) { totalCount edges { node { body author { name } } } }
+  } }
+} }";
+
+fn task_row(
+    category: Uuid,
+    parent: Option<Uuid>,
+    department: Uuid,
+    user: Uuid,
+    n: usize,
+) -> task::ActiveModel {
+    let now = Utc::now();
+    task::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        category_id: Set(category),
+        parent_id: Set(parent),
+        title: Set(format!("task {n}")),
+        key_points: Set(String::new()),
+        initiator_id: Set(user),
+        department_id: Set(Some(department)),
+        is_team_task: Set(false),
+        confirmer_id: Set(None),
+        has_cash_output: Set(false),
+        cash_output_minor: Set(None),
+        currency: Set("CNY".into()),
+        start_at: Set(None),
+        deadline: Set(Some(now + Duration::days(n as i64 % 30))),
+        priority: Set(3),
+        progress: Set(0),
+        reported_progress: Set(None),
+        merit_points: Set(0),
+        review_status: Set("APPROVED".into()),
+        rejection_reason: Set(None),
+        status: Set("OPEN".into()),
+        custom_fields: Set(serde_json::json!({})),
+        version: Set(1),
+        approval_instance_id: Set(None),
+        overdue: Set(false),
+        completed_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// Adds `count` main tasks, each with one executor, 10 subtasks (each with an executor) and
+/// 6 comments.
+pub async fn seed_board(app: &TestApp, user: &str, count: usize) -> anyhow::Result<()> {
+    let db = &app.state.db.conn;
+    let user = Uuid::parse_str(user)?;
+    let now = Utc::now();
+    let department_id = Uuid::now_v7();
+    department::ActiveModel {
+        id: Set(department_id),
+        name: Set(format!("Board {department_id}")),
+        parent_id: Set(None),
+        path: Set(format!("/{department_id}/")),
+        head_user_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    let category = Uuid::now_v7();
+    task_category::ActiveModel {
+        id: Set(category),
+        code: Set(format!("B{}", &category.simple().to_string()[..12]).to_uppercase()),
+        name: Set("Board".into()),
+        default_priority: Set(3),
+        custom_fields_schema: Set(None),
+        approval_flow_id: Set(None),
+        assignment_strategy: Set("MANUAL".into()),
+        pool_department_id: Set(None),
+        pool_role: Set(None),
+        round_robin_counter: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    for n in 0..count {
+        let main = task_row(category, None, department_id, user, n);
+        let main_id = main.id.clone().unwrap();
+        let subtasks: Vec<task::ActiveModel> = (0..10)
+            .map(|s| task_row(category, Some(main_id), department_id, user, s))
+            .collect();
+        let sub_ids: Vec<Uuid> = subtasks.iter().map(|t| t.id.clone().unwrap()).collect();
+        task::Entity::insert(main).exec(db).await?;
+        task::Entity::insert_many(subtasks).exec(db).await?;
+        let executors =
+            std::iter::once(main_id)
+                .chain(sub_ids)
+                .map(|task_id| task_executor::ActiveModel {
+                    task_id: Set(task_id),
+                    user_id: Set(user),
+                    position: Set(0),
+                });
+        task_executor::Entity::insert_many(executors)
+            .exec(db)
+            .await?;
+        let comments = (0..6).map(|c| task_comment::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            task_id: Set(main_id),
+            author_id: Set(user),
+            body: Set(format!("comment {c}")),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        });
+        task_comment::Entity::insert_many(comments).exec(db).await?;
+    }
+    Ok(())
+}
