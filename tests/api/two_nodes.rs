@@ -162,3 +162,62 @@ async fn cache_and_bus_work_on_a_redis_cluster() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The event path: a subscriber on node A hears, within a second, the progress reported
+/// through node B; a user who may not see the task hears nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_progress_reaches_subscribers_on_another_node() -> anyhow::Result<()> {
+    let Some(redis) = crate::helpers::redis_url()? else {
+        return Ok(());
+    };
+    let Some(deployment) = Deployment::new(Backend::Postgres, &[("REDIS_URL", &redis)]).await?
+    else {
+        return Ok(());
+    };
+    let (a, b) = tokio::try_join!(deployment.node(), deployment.node())?;
+    let company = crate::tasks::Company::new(b).await?;
+    let task = company.approved(json!({})).await?;
+
+    let subscribe = json!({ "id": "t", "type": "subscribe", "payload": {
+        "query": "subscription($id: ID) { taskEvents(taskId: $id) { kind at actor { id } task { id progress reportedProgress status } } }",
+        "variables": { "id": task }
+    } });
+    let mut watcher = connect(&a).await?;
+    init(&mut watcher, Some(&company.initiator.access)).await?;
+    send(&mut watcher, subscribe.clone()).await?;
+    let mut outsider = connect(&a).await?;
+    init(&mut outsider, Some(&company.stranger.access)).await?;
+    send(&mut outsider, subscribe).await?;
+    for socket in [&mut watcher, &mut outsider] {
+        send(socket, json!({ "type": "ping" })).await?;
+        assert_eq!(next(socket, Duration::from_secs(5)).await?["type"], "pong");
+    }
+
+    company
+        .ok_as(
+            &company.executor,
+            "mutation($id: ID!) { reportTaskProgress(taskId: $id, progress: 30) { id } }",
+            json!({ "id": task }),
+        )
+        .await?;
+    let event = next(&mut watcher, Duration::from_secs(1)).await?;
+    let payload = &event["payload"]["data"]["taskEvents"];
+    assert_eq!(payload["kind"], "PROGRESS_REPORTED", "{event}");
+    assert_eq!(payload["task"]["id"], task.as_str());
+    assert_eq!(payload["task"]["reportedProgress"], 30);
+    assert_eq!(payload["actor"]["id"], company.executor.user_id.as_str());
+    let status = next(&mut watcher, Duration::from_secs(1)).await?;
+    assert_eq!(
+        status["payload"]["data"]["taskEvents"]["kind"], "STATUS_CHANGED",
+        "{status}"
+    );
+
+    // The outsider's socket stays silent: after a round trip, nothing but the pong.
+    send(&mut outsider, json!({ "type": "ping" })).await?;
+    let reply = next(&mut outsider, Duration::from_secs(2)).await?;
+    assert_eq!(
+        reply["type"], "pong",
+        "the outsider heard about an invisible task: {reply}"
+    );
+    Ok(())
+}

@@ -3,12 +3,14 @@
 
 mod categories;
 mod comments;
+mod editing;
 mod lifecycle;
 mod progress;
 mod queries;
 
 pub use categories::*;
 pub use comments::*;
+pub use editing::*;
 pub use lifecycle::*;
 pub use progress::*;
 pub use queries::*;

@@ -1,0 +1,82 @@
+//! The approval engine's rules: flows, starting an approval for a subject, deciding, delegating,
+//! and reading progress and cycle time.
+
+mod delegation;
+mod engine;
+mod flows;
+mod reading;
+
+pub use delegation::*;
+pub use engine::*;
+pub use flows::*;
+pub use reading::*;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use entities::{approval_instance, approval_step};
+use sea_orm::DatabaseTransaction;
+use uuid::Uuid;
+
+use super::model::{ApproverRule, Condition, Verdict};
+use crate::error::{AppError, AppResult};
+use crate::platform::events::Pending;
+
+/// A domain whose records go through approval. The engine calls it, inside the deciding
+/// transaction, when an approval ends; it returns the events to publish after commit.
+#[async_trait]
+pub trait ApprovalSubject: Send + Sync {
+    fn kind(&self) -> &'static str;
+
+    async fn on_verdict(
+        &self,
+        txn: &DatabaseTransaction,
+        subject_id: Uuid,
+        verdict: &Verdict,
+        decided_by: Uuid,
+    ) -> AppResult<Pending>;
+}
+
+/// The subjects the engine knows, by kind; assembled once in `app.rs`.
+#[derive(Clone, Default)]
+pub struct ApprovalSubjects(Arc<HashMap<&'static str, Arc<dyn ApprovalSubject>>>);
+
+impl ApprovalSubjects {
+    pub fn new(subjects: Vec<Arc<dyn ApprovalSubject>>) -> Self {
+        Self(Arc::new(
+            subjects.into_iter().map(|s| (s.kind(), s)).collect(),
+        ))
+    }
+
+    fn get(&self, kind: &str) -> AppResult<&Arc<dyn ApprovalSubject>> {
+        self.0.get(kind).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("no approval subject registered for {kind}"))
+        })
+    }
+}
+
+fn decode_positions(instance: &approval_instance::Model) -> Vec<i32> {
+    serde_json::from_value(instance.step_positions.clone()).unwrap_or_default()
+}
+
+pub fn step_rule(step: &approval_step::Model) -> Option<ApproverRule> {
+    if let Some(user) = step.approver_user_id {
+        Some(ApproverRule::User(user))
+    } else if let Some(role) = &step.approver_role {
+        Some(ApproverRule::Role(role.clone()))
+    } else if step.department_head {
+        Some(ApproverRule::DepartmentHead)
+    } else {
+        step.approver_field.clone().map(ApproverRule::Field)
+    }
+}
+
+pub fn step_condition(step: &approval_step::Model) -> Option<Condition> {
+    let op = super::model::CompareOp::parse(step.condition_op.as_deref()?)?;
+    Some(Condition {
+        field: step.condition_field.clone()?,
+        op,
+        value: step.condition_value.as_deref()?.parse().ok()?,
+    })
+}

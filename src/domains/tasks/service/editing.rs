@@ -1,0 +1,241 @@
+//! Editing a task: every changed field checked, saved under optimistic concurrency, and logged.
+
+use chrono::Utc;
+use entities::{task, task_category};
+use sea_orm::{ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use uuid::Uuid;
+
+use super::{audience_of, executors_of, push_event, record};
+use crate::auth::Viewer;
+use crate::domains::notifications::model::NotificationKind;
+use crate::domains::notifications::service as notifications;
+use crate::domains::tasks::model::{ReviewStatus, TaskEventKind, TaskFields, TaskId, WorkStatus};
+use crate::error::{AppError, AppResult};
+use crate::platform::events::{EventBus, Pending};
+
+use super::lifecycle::{
+    check_custom_fields, check_people, load_for_change, money_text, save_versioned, set_executors,
+    subject,
+};
+
+#[derive(Default)]
+pub struct TaskChanges {
+    pub title: Option<String>,
+    pub key_points: Option<String>,
+    pub executor_ids: Option<Vec<Uuid>>,
+    pub is_team_task: Option<bool>,
+    pub confirmer_id: Option<Option<Uuid>>,
+    pub cash_output_minor: Option<Option<i64>>,
+    pub start_at: Option<Option<chrono::DateTime<Utc>>>,
+    pub deadline: Option<Option<chrono::DateTime<Utc>>>,
+    pub priority: Option<i32>,
+    pub merit_points: Option<i32>,
+    pub custom_fields: Option<serde_json::Value>,
+}
+
+pub async fn update_task<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: TaskId,
+    version: i32,
+    changes: TaskChanges,
+) -> AppResult<task::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let txn = db.begin().await?;
+    let current = load_for_change(&txn, me, id).await?;
+    if current.version != version {
+        return Err(AppError::Conflict(format!(
+            "the task is at version {}, not {version}; reload it and try again",
+            current.version
+        )));
+    }
+    if current.initiator_id != me.id && !me.is_admin() {
+        return Err(AppError::Forbidden(
+            "only the initiator edits a task".into(),
+        ));
+    }
+    let review = ReviewStatus::parse(&current.review_status);
+    let status = WorkStatus::parse(&current.status);
+    if current.parent_id.is_none() && matches!(review, Some(ReviewStatus::Pending)) {
+        return Err(AppError::Conflict(
+            "a task under review cannot be edited".into(),
+        ));
+    }
+    if !status.is_some_and(WorkStatus::is_open) {
+        return Err(AppError::Conflict(
+            "a finished task cannot be edited".into(),
+        ));
+    }
+    let executors = executors_of(&txn, current.id).await?;
+    let fields = TaskFields {
+        title: changes
+            .title
+            .clone()
+            .unwrap_or_else(|| current.title.clone()),
+        key_points: changes
+            .key_points
+            .clone()
+            .unwrap_or_else(|| current.key_points.clone()),
+        executor_ids: changes
+            .executor_ids
+            .clone()
+            .unwrap_or_else(|| executors.clone()),
+        is_team_task: changes.is_team_task.unwrap_or(current.is_team_task),
+        confirmer_id: changes.confirmer_id.unwrap_or(current.confirmer_id),
+        cash_output_minor: changes
+            .cash_output_minor
+            .unwrap_or(current.cash_output_minor),
+        start_at: changes.start_at.unwrap_or(current.start_at),
+        deadline: changes.deadline.unwrap_or(current.deadline),
+        priority: Some(changes.priority.unwrap_or(current.priority)),
+        merit_points: changes.merit_points.unwrap_or(current.merit_points),
+        custom_fields: changes
+            .custom_fields
+            .clone()
+            .unwrap_or_else(|| current.custom_fields.clone()),
+    };
+    fields.validate()?;
+    let category = task_category::Entity::find_by_id(current.category_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("task without category")))?;
+    check_custom_fields(&category, &fields.custom_fields)?;
+    check_people(&txn, &fields).await?;
+
+    let mut active: task::ActiveModel = current.clone().into();
+    let mut changed: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
+    let text = |v: Option<chrono::DateTime<Utc>>| v.map(|d| d.to_rfc3339());
+    if fields.title != current.title {
+        changed.push((
+            "title",
+            Some(current.title.clone()),
+            Some(fields.title.clone()),
+        ));
+        active.title = Set(fields.title.trim().to_owned());
+    }
+    if fields.key_points != current.key_points {
+        changed.push((
+            "keyPoints",
+            Some(current.key_points.clone()),
+            Some(fields.key_points.clone()),
+        ));
+        active.key_points = Set(fields.key_points.clone());
+    }
+    if fields.is_team_task != current.is_team_task {
+        changed.push((
+            "isTeamTask",
+            Some(current.is_team_task.to_string()),
+            Some(fields.is_team_task.to_string()),
+        ));
+        active.is_team_task = Set(fields.is_team_task);
+    }
+    if fields.confirmer_id != current.confirmer_id {
+        changed.push((
+            "confirmerId",
+            current.confirmer_id.map(|u| u.to_string()),
+            fields.confirmer_id.map(|u| u.to_string()),
+        ));
+        active.confirmer_id = Set(fields.confirmer_id);
+    }
+    if fields.cash_output_minor != current.cash_output_minor {
+        changed.push((
+            "cashOutputValue",
+            money_text(current.cash_output_minor, &current.currency),
+            money_text(fields.cash_output_minor, &current.currency),
+        ));
+        active.cash_output_minor = Set(fields.cash_output_minor);
+        active.has_cash_output = Set(fields.cash_output_minor.is_some());
+    }
+    if fields.start_at != current.start_at {
+        changed.push(("startAt", text(current.start_at), text(fields.start_at)));
+        active.start_at = Set(fields.start_at);
+    }
+    if fields.deadline != current.deadline {
+        changed.push(("deadline", text(current.deadline), text(fields.deadline)));
+        active.deadline = Set(fields.deadline);
+    }
+    let priority = fields.priority.unwrap_or(current.priority);
+    if priority != current.priority {
+        changed.push((
+            "priority",
+            Some(current.priority.to_string()),
+            Some(priority.to_string()),
+        ));
+        active.priority = Set(priority);
+    }
+    if fields.merit_points != current.merit_points {
+        changed.push((
+            "meritPoints",
+            Some(current.merit_points.to_string()),
+            Some(fields.merit_points.to_string()),
+        ));
+        active.merit_points = Set(fields.merit_points);
+    }
+    if fields.custom_fields != current.custom_fields {
+        changed.push((
+            "customFields",
+            Some(current.custom_fields.to_string()),
+            Some(fields.custom_fields.to_string()),
+        ));
+        active.custom_fields = Set(fields.custom_fields.clone());
+    }
+    let executors_changed = fields.executor_ids != executors;
+    if executors_changed {
+        let show = |ids: &[Uuid]| {
+            ids.iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        changed.push((
+            "executorIds",
+            Some(show(&executors)),
+            Some(show(&fields.executor_ids)),
+        ));
+    }
+    if changed.is_empty() {
+        return Ok(current);
+    }
+    let updated = save_versioned(&txn, active, version).await?;
+    let mut pending = Pending::default();
+    if executors_changed {
+        set_executors(&txn, updated.id, &fields.executor_ids).await?;
+        let added: Vec<Uuid> = fields
+            .executor_ids
+            .iter()
+            .copied()
+            .filter(|e| !executors.contains(e))
+            .collect();
+        notifications::notify(
+            &txn,
+            &mut pending,
+            &added,
+            Some(me.id),
+            notifications::Notice {
+                kind: NotificationKind::Assigned,
+                title: "You were assigned a task",
+                body: &updated.title,
+                subject: subject(updated.id),
+            },
+        )
+        .await?;
+    }
+    for (field, old, new) in changed {
+        record(&txn, updated.id, me.id, "updated", Some(field), old, new).await?;
+    }
+    let audience = audience_of(&txn, &updated).await?;
+    push_event(
+        &mut pending,
+        TaskEventKind::Updated,
+        &updated,
+        me.id,
+        &audience,
+    );
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(updated)
+}
