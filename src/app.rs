@@ -13,6 +13,7 @@ use crate::domains::tasks::service::TaskApprovals;
 use crate::platform::cache::{Cache, InProcessCache, RedisCache};
 use crate::platform::db::Db;
 use crate::platform::events::{EventBus, InProcessBus, RedisBus};
+use crate::platform::files::FileStore;
 use crate::platform::metrics::Metrics;
 use crate::platform::redis::{RedisLink, RedisTarget};
 
@@ -29,6 +30,7 @@ pub struct AppInner {
     pub redis: Option<RedisLink>,
     pub jwt: JwtKeys,
     pub metrics: Metrics,
+    pub files: FileStore,
     /// The domains whose records go through approval, for the engine to call back.
     pub approval_subjects: ApprovalSubjects,
 }
@@ -88,6 +90,7 @@ impl AppState {
         .map_err(|e| anyhow::anyhow!("creating the first administrator: {e:?}"))
         .context("first start")?;
         let metrics = Metrics::new()?;
+        let files = FileStore::from_config(&config)?;
         Ok(Startup {
             state: AppState(Arc::new(AppInner {
                 config,
@@ -97,6 +100,7 @@ impl AppState {
                 redis,
                 jwt,
                 metrics,
+                files,
                 approval_subjects: ApprovalSubjects::new(vec![Arc::new(TaskApprovals)]),
             })),
             first_admin,

@@ -69,6 +69,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// ISO 4217 code of the installation's base currency; every amount is in it.
     pub currency: String,
+    /// Attachments go to this S3 bucket when set, else to `<data_dir>/files`.
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -97,6 +100,8 @@ pub struct Limits {
     pub ws_init_timeout: Duration,
     pub login_failures_per_window: i64,
     pub login_failure_window: Duration,
+    /// Largest attachment accepted; multipart requests may be this large (plus their form).
+    pub max_upload_bytes: usize,
 }
 
 /// The TOML file: every key optional, named like the variable without `INTERLINK_`, lower-cased.
@@ -135,6 +140,9 @@ struct FileSettings {
     login_failure_window_secs: Option<u64>,
     log_format: Option<LogFormat>,
     currency: Option<String>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    max_upload_bytes: Option<usize>,
 }
 
 /// Where the settings come from: variables win over the file, the file over defaults.
@@ -327,6 +335,12 @@ impl Config {
                 )?
                 .or(file.login_failures_per_window)
                 .unwrap_or(10),
+                max_upload_bytes: parsed(
+                    "INTERLINK_MAX_UPLOAD_BYTES",
+                    var("INTERLINK_MAX_UPLOAD_BYTES"),
+                )?
+                .or(file.max_upload_bytes)
+                .unwrap_or(10 * 1024 * 1024),
                 login_failure_window: Duration::from_secs(
                     parsed(
                         "INTERLINK_LOGIN_FAILURE_WINDOW_SECS",
@@ -340,6 +354,8 @@ impl Config {
             currency: var("INTERLINK_CURRENCY")
                 .or(file.currency)
                 .unwrap_or_else(|| "CNY".to_owned()),
+            s3_bucket: var("INTERLINK_S3_BUCKET").or(file.s3_bucket),
+            s3_endpoint: var("INTERLINK_S3_ENDPOINT").or(file.s3_endpoint),
         };
         config.validate()?;
         Ok(config)

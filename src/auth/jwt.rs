@@ -31,6 +31,20 @@ pub struct Claims {
     pub ver: i32,
 }
 
+/// A short-lived link to one file for one user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadClaims {
+    pub sub: String,
+    pub file: String,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+}
+
+const DOWNLOAD_TYPE: &str = "dl+jwt";
+
 pub struct JwtKeys {
     algorithm: Algorithm,
     encoding: EncodingKey,
@@ -162,6 +176,44 @@ impl JwtKeys {
                 tracing::debug!(error = %err, "access token rejected");
                 rejected()
             })
+    }
+}
+
+impl JwtKeys {
+    fn download_audience(&self) -> String {
+        format!("{}:files", self.audience)
+    }
+
+    /// A download link token for `file_id`, good for `ttl_secs`, usable only by `user_id`'s
+    /// visibility (checked again at download).
+    pub fn issue_download(&self, file_id: Uuid, user_id: Uuid, ttl_secs: i64) -> AppResult<String> {
+        let now = Utc::now().timestamp();
+        let claims = DownloadClaims {
+            sub: user_id.to_string(),
+            file: file_id.to_string(),
+            iss: self.issuer.clone(),
+            aud: self.download_audience(),
+            exp: now + ttl_secs,
+            iat: now,
+            nbf: now,
+        };
+        let mut header = Header::new(self.algorithm);
+        header.typ = Some(DOWNLOAD_TYPE.to_owned());
+        header.kid = self.key_id.clone();
+        encode(&header, &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    pub fn verify_download(&self, token: &str) -> AppResult<DownloadClaims> {
+        let rejected = || AppError::Unauthenticated("invalid or expired download link".into());
+        let header = decode_header(token).map_err(|_| rejected())?;
+        if header.alg != self.algorithm || header.typ.as_deref() != Some(DOWNLOAD_TYPE) {
+            return Err(rejected());
+        }
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[self.download_audience()]);
+        decode::<DownloadClaims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| rejected())
     }
 }
 

@@ -163,7 +163,7 @@ async fn read_batch(
                 .map_err(std::io::Error::other)
                 .into_async_read();
             let options = MultipartOptions::default()
-                .max_file_size(limit)
+                .max_file_size(state.app.config.limits.max_upload_bytes)
                 .max_num_files(16);
             receive_batch_body(Some(content_type), reader, options)
                 .await

@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, body and time limits, request ids, tracing and metrics.
 
 mod errors;
+mod files;
 mod graphql;
 mod health;
 mod ws;
@@ -45,6 +46,7 @@ pub fn build_router(app: AppState) -> Router {
     // Plain HTTP routes get a deadline; the websocket lives as long as its client.
     let timed = Router::new()
         .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
+        .route("/files/{id}", get(files::download))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -53,7 +55,12 @@ pub fn build_router(app: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_response(errors::json_for_bare_statuses))
-                .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+                // Uploads may be larger than other bodies; the JSON path enforces its own limit.
+                .layer(RequestBodyLimitLayer::new(
+                    limits
+                        .max_body_bytes
+                        .max(limits.max_upload_bytes + 64 * 1024),
+                ))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     limits.request_timeout,

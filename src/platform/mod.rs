@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod db;
 pub mod events;
+pub mod files;
 pub mod metrics;
 pub mod money;
 pub mod redis;

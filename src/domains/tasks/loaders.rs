@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entities::{task, task_activity, task_category, task_comment, user};
+use entities::{task, task_activity, task_attachment, task_category, task_comment, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -112,6 +112,19 @@ impl Loader<Uuid> for ActivityLoader {
     }
 }
 
+pub struct AttachmentsLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for AttachmentsLoader {
+    type Value = Vec<task_attachment::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        service::attachments_by_task(&self.0, keys)
+            .await
+            .map_err(db_error)
+    }
+}
+
 pub struct CategoryLoader(pub DatabaseConnection);
 
 impl Loader<Uuid> for CategoryLoader {
@@ -154,6 +167,7 @@ pub struct TaskLoaders {
     pub comments: Primed<CommentPages>,
     pub executors: Primed<ExecutorsLoader>,
     pub activity: DataLoader<ActivityLoader>,
+    pub attachments: DataLoader<AttachmentsLoader>,
     pub categories: DataLoader<CategoryLoader>,
 }
 
@@ -177,6 +191,7 @@ impl TaskLoaders {
                 HashMapCache::default(),
             ),
             activity: DataLoader::new(ActivityLoader(db.clone()), tokio::spawn),
+            attachments: DataLoader::new(AttachmentsLoader(db.clone()), tokio::spawn),
             categories: DataLoader::new(CategoryLoader(db.clone()), tokio::spawn),
         }
     }

@@ -347,3 +347,29 @@ pub async fn viewer_from_claims<C: ConnectionTrait>(
         grants: scoped,
     })
 }
+
+/// The Viewer of an active user by id, for credentials other than an access token (a download
+/// link names its user).
+pub async fn viewer_for_user<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+) -> AppResult<Option<ViewerUser>> {
+    let Some(user) = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .filter(|u| u.is_active)
+    else {
+        return Ok(None);
+    };
+    let claims = Claims {
+        sub: user.id.to_string(),
+        iss: String::new(),
+        aud: String::new(),
+        exp: 0,
+        iat: 0,
+        nbf: 0,
+        jti: String::new(),
+        ver: user.token_version,
+    };
+    viewer_from_claims(db, &claims).await.map(Some)
+}

@@ -426,6 +426,48 @@ impl TasksMutation {
         ))
     }
 
+    /// Attaches a file (GraphQL multipart request). People on the task only; the type is
+    /// sniffed from the bytes and must be an accepted document or image kind.
+    async fn upload_task_attachment(
+        &self,
+        ctx: &Context<'_>,
+        task_id: ID,
+        file: async_graphql::Upload,
+    ) -> Result<TaskAttachment> {
+        let app = ctx.app()?;
+        let max = app.config.limits.max_upload_bytes;
+        let upload = file
+            .value(ctx)
+            .map_err(|_| AppError::bad_field("file", "no file in the request"))?;
+        let filename = upload.filename.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut content = Vec::new();
+            upload
+                .into_read()
+                .take(max as u64 + 1)
+                .read_to_end(&mut content)
+                .map(|_| content)
+        })
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
+        Ok(TaskAttachment(
+            service::attach(
+                &app.db.conn,
+                &app.files,
+                ctx.viewer()?,
+                TaskId::parse("taskId", &task_id)?,
+                service::Upload {
+                    filename,
+                    bytes: bytes.into(),
+                },
+                max,
+            )
+            .await?,
+        ))
+    }
+
     /// Authors only.
     async fn edit_task_comment(
         &self,

@@ -5,7 +5,7 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID,
 };
 use chrono::{DateTime, Utc};
-use entities::{task, task_activity, task_category, task_comment};
+use entities::{task, task_activity, task_attachment, task_category, task_comment};
 
 use crate::domains::approvals::graphql::{Approval, ApprovalFlow};
 use crate::domains::approvals::loaders::ApprovalLoaders;
@@ -378,6 +378,18 @@ impl Task {
             .map(TaskActivityEntry)
             .collect())
     }
+    async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<TaskAttachment>> {
+        Ok(ctx
+            .loaders::<TaskLoaders>()?
+            .attachments
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(TaskAttachment)
+            .collect())
+    }
     /// Merit awarded on completion, per executor.
     async fn merit_awards(&self, ctx: &Context<'_>) -> Result<Vec<MeritAward>> {
         let app = ctx.app()?;
@@ -431,6 +443,53 @@ impl MeritAward {
             .await
             .map_err(loader_error)?
             .map(User))
+    }
+}
+
+pub struct TaskAttachment(pub task_attachment::Model);
+
+/// How long a download link stays valid.
+const DOWNLOAD_LINK_SECS: i64 = 600;
+
+#[Object]
+impl TaskAttachment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn filename(&self) -> &str {
+        &self.0.filename
+    }
+    /// Sniffed from the bytes at upload.
+    async fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+    async fn size_bytes(&self) -> i64 {
+        self.0.size_bytes
+    }
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn uploaded_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Ok(ctx
+            .loaders::<IdentityLoaders>()?
+            .users
+            .load_one(self.0.uploader_id)
+            .await
+            .map_err(loader_error)?
+            .map(User))
+    }
+    /// A link for the viewer, valid for ten minutes; the task's visibility is checked again
+    /// when it is used.
+    async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
+        let app = ctx.app()?;
+        let me = ctx.viewer()?.user()?;
+        let token = app
+            .jwt
+            .issue_download(self.0.id, me.id, DOWNLOAD_LINK_SECS)?;
+        Ok(format!("/files/{}?token={token}", self.0.id))
     }
 }
 

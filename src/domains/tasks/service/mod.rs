@@ -1,6 +1,7 @@
 //! Task rules. Every change runs in one transaction with its activity entries, and its events
 //! are published only after that transaction commits.
 
+mod attachments;
 mod categories;
 mod comments;
 mod editing;
@@ -8,6 +9,7 @@ mod lifecycle;
 mod progress;
 mod queries;
 
+pub use attachments::*;
 pub use categories::*;
 pub use comments::*;
 pub use editing::*;
