@@ -226,7 +226,10 @@ async fn count_users(app: &TestApp, token: &str) -> anyhow::Result<u64> {
 }
 
 async fn oversized_bodies_get_413(backend: Backend) -> anyhow::Result<()> {
-    let app = spawn_or_skip!(backend, &[("INTERLINK_MAX_BODY_BYTES", "4096")]);
+    let app = spawn_or_skip!(
+        backend,
+        &[("INTERLINK_MAX_BODY_BYTES", "4096"), ("INTERLINK_MAX_UPLOAD_BYTES", "4096")]
+    );
     let padding = "x".repeat(8192);
     let body = json!({ "query": "{ __typename }", "variables": { "pad": padding } }).to_string();
     let response = app
@@ -262,7 +265,7 @@ async fn oversized_bodies_get_413(backend: Backend) -> anyhow::Result<()> {
             json!({ "query": "{ __typename }" }).to_string(),
         )
         .text("map", "{}")
-        .text("pad", "y".repeat(8192));
+        .text("pad", "y".repeat(16384));
     let response = app
         .http
         .post(app.url("/graphql"))
