@@ -8,3 +8,4 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod platform;
+pub mod seed;

@@ -32,6 +32,16 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Load data: `--demo` for a small company to try, `--bench` for the benchmark dataset.
+    Seed {
+        #[arg(long, conflicts_with = "bench")]
+        demo: bool,
+        #[arg(long)]
+        bench: bool,
+        /// With --bench: how many main tasks (each with 4 subtasks and 15 comments).
+        #[arg(long, default_value_t = 20_000)]
+        main_tasks: usize,
+    },
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -78,6 +88,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command } => admin(config, command).await,
+        Command::Seed {
+            demo,
+            bench,
+            main_tasks,
+        } => seed(config, demo, bench, main_tasks).await,
         Command::Schema => Ok(()),
     }
 }
@@ -178,4 +193,37 @@ fn announce_first_admin(startup: &interlink::app::Startup) {
             None => println!("  password: the one given in INTERLINK_ADMIN_PASSWORD"),
         }
     }
+}
+
+async fn seed(config: Config, demo: bool, bench: bool, main_tasks: usize) -> anyhow::Result<()> {
+    if !demo && !bench {
+        anyhow::bail!("choose --demo or --bench");
+    }
+    let startup = AppState::initialize(config).await?;
+    announce_first_admin(&startup);
+    let state = startup.state;
+    if demo {
+        let people = interlink::seed::seed_demo(&state).await?;
+        println!(
+            "demo company loaded; sign in as any of these with password {}:",
+            interlink::seed::demo::DEMO_PASSWORD
+        );
+        for email in people {
+            println!("  {email}");
+        }
+    } else {
+        let started = std::time::Instant::now();
+        let size = interlink::seed::BenchSize {
+            main_tasks,
+            ..Default::default()
+        };
+        interlink::seed::seed_bench(&state, size).await?;
+        println!(
+            "benchmark data loaded in {:.1}s: {size:?}; admin {} / {}",
+            started.elapsed().as_secs_f64(),
+            interlink::seed::bench::BENCH_ADMIN,
+            interlink::seed::bench::BENCH_PASSWORD
+        );
+    }
+    Ok(())
 }

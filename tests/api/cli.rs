@@ -186,3 +186,78 @@ async fn admin_create_user_and_migrate_from_the_shell() -> anyhow::Result<()> {
     assert_eq!(me["me"]["permissions"], serde_json::json!(["admin"]));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_loads_a_demo_company_and_the_bench_dataset() -> anyhow::Result<()> {
+    let Some(deployment) = Deployment::new(Backend::Sqlite, &[]).await? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+        Ok(interlink()
+            .env("INTERLINK_DATA_DIR", dir.path())
+            .env("INTERLINK_JWT_SECRET", crate::helpers::JWT_SECRET)
+            .args(args)
+            .output()?)
+    };
+    let demo = run(&["seed", "--demo"])?;
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    assert!(String::from_utf8_lossy(&demo.stdout).contains("alice@demo.interlink.local"));
+    assert!(
+        !run(&["seed", "--demo"])?.status.success(),
+        "the demo loaded twice"
+    );
+    let bench = run(&["seed", "--bench", "--main-tasks", "30"])?;
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+
+    let mut vars = deployment.vars.clone();
+    vars.insert(
+        "INTERLINK_DATA_DIR".into(),
+        dir.path().to_string_lossy().into_owned(),
+    );
+    let node = Deployment { vars }.node().await?;
+    let alice = node
+        .login("alice@demo.interlink.local", "demo-password-1")
+        .await?;
+    let mine = node
+        .gql_ok(
+            Some(&alice.access),
+            "{ tasks { totalCount edges { node { cashOutputValue executors { name } } } } }",
+            serde_json::json!({}),
+        )
+        .await?;
+    assert_eq!(mine["tasks"]["totalCount"], 3);
+    assert_eq!(
+        mine["tasks"]["edges"][0]["node"]["executors"][0]["name"],
+        "Bob"
+    );
+    let admin = node
+        .login("bench-admin@interlink.local", "bench-password-1")
+        .await?;
+    let board = node
+        .gql_ok(
+            Some(&admin.access),
+            crate::board::BOARD,
+            serde_json::json!({}),
+        )
+        .await?;
+    assert_eq!(
+        board["tasks"]["totalCount"], 33,
+        "30 bench tasks and the 3 demo tasks"
+    );
+    assert_eq!(
+        board["tasks"]["edges"][0]["node"]["comments"]["totalCount"]
+            .as_u64()
+            .map(|n| n == 15 || n == 0),
+        Some(true)
+    );
+    Ok(())
+}

@@ -228,7 +228,10 @@ async fn count_users(app: &TestApp, token: &str) -> anyhow::Result<u64> {
 async fn oversized_bodies_get_413(backend: Backend) -> anyhow::Result<()> {
     let app = spawn_or_skip!(
         backend,
-        &[("INTERLINK_MAX_BODY_BYTES", "4096"), ("INTERLINK_MAX_UPLOAD_BYTES", "4096")]
+        &[
+            ("INTERLINK_MAX_BODY_BYTES", "4096"),
+            ("INTERLINK_MAX_UPLOAD_BYTES", "4096")
+        ]
     );
     let padding = "x".repeat(8192);
     let body = json!({ "query": "{ __typename }", "variables": { "pad": padding } }).to_string();
