@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_create_identity;
 mod m20261127_000002_create_approvals_and_tasks;
 mod m20261127_000003_add_refresh_token_version;
+mod m20261127_000004_one_decision_per_person;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_identity::Migration),
             Box::new(m20261127_000002_create_approvals_and_tasks::Migration),
             Box::new(m20261127_000003_add_refresh_token_version::Migration),
+            Box::new(m20261127_000004_one_decision_per_person::Migration),
         ]
     }
 }

@@ -25,10 +25,33 @@ pub async fn authenticate(app: &AppState, token: &str) -> Result<Authenticated, 
     })
 }
 
-/// Inserts the viewer and fresh per-request DataLoaders, so no cache outlives one viewer.
-pub fn insert_request_data(data: &mut async_graphql::Data, app: &AppState, viewer: Viewer) {
+/// How long the loaders' data may be reused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// One HTTP request: the loaders may cache (and be primed) for its duration.
+    Request,
+    /// A websocket connection: it lives for hours, so nothing is cached between events.
+    Connection,
+}
+
+/// Inserts the viewer and fresh DataLoaders, so no cache outlives one viewer's request.
+pub fn insert_request_data(
+    data: &mut async_graphql::Data,
+    app: &AppState,
+    viewer: Viewer,
+    lifetime: Lifetime,
+) {
+    let identity = IdentityLoaders::new(&app.db.conn);
+    let tasks = TaskLoaders::new(&app.db.conn);
+    if lifetime == Lifetime::Connection {
+        identity.users.enable_all_cache(false);
+        identity.departments.enable_all_cache(false);
+        tasks.subtasks.enable_all_cache(false);
+        tasks.comments.enable_all_cache(false);
+        tasks.executors.enable_all_cache(false);
+    }
     data.insert(viewer);
-    data.insert(IdentityLoaders::new(&app.db.conn));
-    data.insert(TaskLoaders::new(&app.db.conn));
+    data.insert(identity);
+    data.insert(tasks);
     data.insert(ApprovalLoaders::new(&app.db.conn));
 }

@@ -56,10 +56,27 @@ async fn serve(state: &HttpState, id: &str, token: &str) -> Result<Response, App
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the link's user is no longer active".into()))?;
     let (row, bytes) = tasks::read_attachment(&app.db.conn, &app.files, &viewer, file).await?;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        row.filename.replace(['"', '\\'], "_")
-    );
+    let ascii: String = row
+        .filename
+        .chars()
+        .map(|c| {
+            if c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = row
+        .filename
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    // RFC 6266: a plain ASCII fallback and the exact UTF-8 name.
+    let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(

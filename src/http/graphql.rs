@@ -14,7 +14,7 @@ use super::HttpState;
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::graphql::execution::ExecutionStarted;
-use crate::graphql::request::{authenticate, insert_request_data};
+use crate::graphql::request::{authenticate, insert_request_data, Lifetime};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Headers a browser cannot send cross-site without a CORS preflight; a multipart request
@@ -344,7 +344,12 @@ async fn execute(
     for request in requests {
         let marker = ExecutionStarted::default();
         let mut request = request.data(marker.clone());
-        insert_request_data(&mut request.data, &state.app, viewer.clone());
+        insert_request_data(
+            &mut request.data,
+            &state.app,
+            viewer.clone(),
+            Lifetime::Request,
+        );
         let mut response = state.schema.execute(request).await;
         all_rejected_before_execution &= !marker.started();
         label_errors(state, &mut response.errors);

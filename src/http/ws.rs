@@ -23,7 +23,7 @@ use super::HttpState;
 use crate::auth::Viewer;
 use crate::domains::identity::model::{IdentityEvent, IdentityEventKind};
 use crate::error::AppError;
-use crate::graphql::request::{authenticate, insert_request_data};
+use crate::graphql::request::{authenticate, insert_request_data, Lifetime};
 use crate::platform::events::{self, Received};
 
 const PROTOCOL: &str = "graphql-transport-ws";
@@ -121,7 +121,7 @@ impl Guard {
                     self.user_id = Some(user.id);
                 }
                 let mut data = async_graphql::Data::default();
-                insert_request_data(&mut data, &self.state.app, viewer);
+                insert_request_data(&mut data, &self.state.app, viewer, Lifetime::Connection);
                 *self.session.lock() = Some(data);
                 Verdict::Forward(json!({ "type": "connection_init" }).to_string())
             }
@@ -219,12 +219,16 @@ impl Guard {
         }
     }
 
-    /// An event that ends this user's sessions ends this socket too.
+    /// An event that ends this user's sessions, or changes what they may see, ends this socket:
+    /// the client reconnects with its permissions read afresh.
     fn ends_session(&self, event: &IdentityEvent) -> bool {
         Some(event.subject_id) == self.user_id
             && matches!(
                 event.kind,
-                IdentityEventKind::UserDeactivated | IdentityEventKind::SessionsRevoked
+                IdentityEventKind::UserDeactivated
+                    | IdentityEventKind::SessionsRevoked
+                    | IdentityEventKind::RoleGranted
+                    | IdentityEventKind::RoleRevoked
             )
     }
 
@@ -298,9 +302,11 @@ async fn serve(state: HttpState, socket: WebSocket) {
             }
             Some(received) = identity_events.next(), if guard.user_id.is_some() => match received {
                 Received::Event(event) if guard.ends_session(&event) => {
-                    Some(close_message(4403, "Forbidden: session ended".into()))
+                    Some(close_message(4403, "Forbidden: session or permissions changed".into()))
                 }
-                _ => None,
+                // Missed identity events might have ended this session: fail safe.
+                Received::Lagged(_) => Some(close_message(4403, "Forbidden: reconnect".into())),
+                Received::Event(_) => None,
             },
             incoming = source.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match guard.on_client_message(text.as_str()).await {

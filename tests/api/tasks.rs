@@ -570,7 +570,7 @@ async fn progress_is_reported_by_executors_and_confirmed_by_the_confirmer(
     backend: Backend,
 ) -> anyhow::Result<()> {
     let c = company_or_skip!(backend);
-    let team = json!({ "executorIds": [c.executor.user_id, c.second_executor.user_id, c.confirmer.user_id], "isTeamTask": true, "hasCashOutput": true, "cashOutputValue": "1500.50" });
+    let team = json!({ "executorIds": [c.executor.user_id, c.second_executor.user_id, c.observer.user_id], "isTeamTask": true, "hasCashOutput": true, "cashOutputValue": "1500.50" });
     let draft = c.draft(&c.category, team.clone()).await?;
     let report = "mutation($id: ID!, $p: Int!) { reportTaskProgress(taskId: $id, progress: $p, note: \"on it\") { progress reportedProgress status } }";
     let too_early = c
@@ -637,18 +637,25 @@ async fn progress_is_reported_by_executors_and_confirmed_by_the_confirmer(
         .as_(&c.second_executor, report, json!({ "id": id, "p": 100 }))
         .await?;
     assert_eq!(error_code(&again), Some("CONFLICT"));
-    let outputs = outbox_count(&c.app, &id).await?;
-    assert_eq!(outputs, 1);
+    let outputs = outbox_rows(&c.app, &id).await?;
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(
+        outputs[0]["amount_minor"], 150_050,
+        "exact minor units: {outputs:?}"
+    );
+    assert_eq!(outputs[0]["currency"], "CNY");
     Ok(())
 }
 
-async fn outbox_count(app: &TestApp, task_id: &str) -> anyhow::Result<usize> {
+async fn outbox_rows(app: &TestApp, task_id: &str) -> anyhow::Result<Vec<Value>> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     Ok(entities::outbox::Entity::find()
         .filter(entities::outbox::Column::DedupeKey.eq(format!("task.output:{task_id}")))
         .all(&app.state.db.conn)
         .await?
-        .len())
+        .into_iter()
+        .map(|row| row.payload)
+        .collect())
 }
 
 async fn stale_versions_conflict_and_the_activity_log_is_atomic(
@@ -931,8 +938,11 @@ async fn least_loaded_assignment_picks_the_idlest(backend: Backend) -> anyhow::R
     let c = company_or_skip!(backend);
     // Give the executor two open tasks and the confirmer one.
     for who in [&c.executor, &c.executor, &c.confirmer, &c.second_executor] {
-        c.draft(&c.quick_category, json!({ "executorIds": [who.user_id] }))
-            .await?;
+        c.draft(
+            &c.quick_category,
+            json!({ "executorIds": [who.user_id], "confirmerId": c.initiator.user_id }),
+        )
+        .await?;
     }
     let category = c
         .ok_as(
@@ -1291,6 +1301,258 @@ async fn attachments_are_typed_by_their_bytes_and_downloaded_by_link(
     assert_eq!(
         listed["task"]["attachments"].as_array().map(Vec::len),
         Some(1)
+    );
+    Ok(())
+}
+
+on_both_backends!(
+    review_cannot_be_bypassed,
+    cancelling_withdraws_the_approval,
+    one_person_is_one_seat
+);
+
+/// What reviewers approved is what gets done: no edits after approval, no self-confirmation,
+/// no merit or cash minted on unreviewed subtasks, no confirming a value nobody saw.
+async fn review_cannot_be_bypassed(backend: Backend) -> anyhow::Result<()> {
+    let c = company_or_skip!(backend);
+    let self_confirming = c
+        .as_(&c.initiator, CREATE_TASK, json!({ "i": { "categoryId": c.category, "title": "t", "executorIds": [c.executor.user_id], "confirmerId": c.executor.user_id } }))
+        .await?;
+    assert_eq!(
+        error_code(&self_confirming),
+        Some("BAD_USER_INPUT"),
+        "{self_confirming}"
+    );
+
+    let id = c.approved(json!({})).await?;
+    let version = c
+        .ok_as(
+            &c.initiator,
+            "query($id: ID!) { task(id: $id) { version } }",
+            json!({ "id": id }),
+        )
+        .await?["task"]["version"]
+        .clone();
+    let edit = c
+        .as_(&c.initiator, "mutation($id: ID!, $v: Int!) { updateTask(id: $id, version: $v, input: { meritPoints: 999 }) { id } }", json!({ "id": id, "v": version }))
+        .await?;
+    assert_eq!(error_code(&edit), Some("CONFLICT"), "{edit}");
+
+    let sub = |extra: Value| {
+        let mut input =
+            json!({ "parentId": id, "title": "Step", "executorIds": [c.executor.user_id] });
+        if let (Some(i), Some(e)) = (input.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                i.insert(k.clone(), v.clone());
+            }
+        }
+        json!({ "i": input })
+    };
+    let minted = c
+        .as_(
+            &c.executor,
+            CREATE_TASK,
+            sub(json!({ "meritPoints": 1000 })),
+        )
+        .await?;
+    assert_eq!(error_code(&minted), Some("BAD_USER_INPUT"), "{minted}");
+    let cash = c
+        .as_(
+            &c.executor,
+            CREATE_TASK,
+            sub(json!({ "hasCashOutput": true, "cashOutputValue": "5.00" })),
+        )
+        .await?;
+    assert_eq!(error_code(&cash), Some("BAD_USER_INPUT"), "{cash}");
+    let subtask = c
+        .ok_as(
+            &c.executor,
+            "mutation($i: CreateTaskInput!) { createTask(input: $i) { id confirmer { id } } }",
+            sub(json!({})),
+        )
+        .await?;
+    assert_eq!(
+        subtask["createTask"]["confirmer"]["id"],
+        c.confirmer.user_id.as_str(),
+        "the main task's confirmer confirms its subtasks"
+    );
+    let subtask = str_at(&subtask, "/createTask/id")?;
+    c.ok_as(
+        &c.executor,
+        "mutation($id: ID!) { reportTaskProgress(taskId: $id, progress: 100) { id } }",
+        json!({ "id": subtask }),
+    )
+    .await?;
+    let own = c
+        .as_(
+            &c.executor,
+            "mutation($id: ID!) { confirmTaskProgress(taskId: $id) { id } }",
+            json!({ "id": subtask }),
+        )
+        .await?;
+    assert_eq!(error_code(&own), Some("FORBIDDEN"), "{own}");
+
+    // Confirming names the value seen; a newer report makes it fail.
+    let report =
+        "mutation($id: ID!, $p: Int!) { reportTaskProgress(taskId: $id, progress: $p) { id } }";
+    let confirm = "mutation($id: ID!, $p: Int) { confirmTaskProgress(taskId: $id, progress: $p) { progress status } }";
+    c.ok_as(&c.executor, report, json!({ "id": id, "p": 40 }))
+        .await?;
+    c.ok_as(&c.executor, report, json!({ "id": id, "p": 100 }))
+        .await?;
+    let stale = c
+        .as_(&c.confirmer, confirm, json!({ "id": id, "p": 40 }))
+        .await?;
+    assert_eq!(error_code(&stale), Some("CONFLICT"), "{stale}");
+    let done = c
+        .ok_as(&c.confirmer, confirm, json!({ "id": id, "p": 100 }))
+        .await?;
+    assert_eq!(done["confirmTaskProgress"]["status"], "DONE");
+
+    // A cursor from nowhere is bad input, not a crash.
+    use base64::Engine;
+    for cursor in ["offset:18446744073709551615", "offset:-1", "nonsense"] {
+        let after = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor);
+        let body = c
+            .as_(
+                &c.initiator,
+                "query($a: String) { tasks(after: $a) { totalCount } }",
+                json!({ "a": after }),
+            )
+            .await?;
+        assert_eq!(
+            error_code(&body),
+            Some("BAD_USER_INPUT"),
+            "{cursor}: {body}"
+        );
+    }
+    Ok(())
+}
+
+async fn cancelling_withdraws_the_approval(backend: Backend) -> anyhow::Result<()> {
+    let c = company_or_skip!(backend);
+    let id = c.draft(&c.category, json!({})).await?;
+    c.ok_as(
+        &c.initiator,
+        "mutation($id: ID!) { submitTask(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    let approval = c.approval_of(&id).await?;
+    c.ok_as(
+        &c.initiator,
+        "mutation($id: ID!) { cancelTask(id: $id) { status } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    let status = c
+        .ok_as(
+            &c.initiator,
+            "query($id: ID!) { approval(id: $id) { status } }",
+            json!({ "id": approval }),
+        )
+        .await?;
+    assert_eq!(status["approval"]["status"], "CANCELLED");
+    assert_eq!(
+        c.ok_as(&c.reviewer, "{ approvalsPendingForMe { id } }", json!({}))
+            .await?["approvalsPendingForMe"],
+        json!([])
+    );
+    let late = c.decide(&c.reviewer, &approval, true, None).await?;
+    assert_eq!(error_code(&late), Some("CONFLICT"), "{late}");
+    let task = c
+        .ok_as(
+            &c.initiator,
+            "query($id: ID!) { task(id: $id) { status reviewStatus } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(task["task"]["status"], "CANCELLED");
+    assert_eq!(task["task"]["reviewStatus"], "PENDING");
+
+    // The approvers of a finished round still see the task, in the list and by id alike.
+    for who in [&c.reviewer, &c.head] {
+        let one = c
+            .ok_as(
+                who,
+                "query($id: ID!) { task(id: $id) { id } }",
+                json!({ "id": id }),
+            )
+            .await?;
+        let listed = c
+            .ok_as(who, "{ tasks { edges { node { id } } } }", json!({}))
+            .await?;
+        let in_list = listed["tasks"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["node"]["id"] == id.as_str());
+        assert_eq!(
+            one["task"]["id"] == id.as_str(),
+            in_list,
+            "task(id) and tasks disagree"
+        );
+        assert!(in_list);
+    }
+    Ok(())
+}
+
+async fn one_person_is_one_seat(backend: Backend) -> anyhow::Result<()> {
+    let c = company_or_skip!(backend);
+    // A second Reviewer in Sales, who delegates to the first.
+    let roles = c
+        .ok_as(&c.admin, "{ roles { id name } }", json!({}))
+        .await?;
+    let reviewer_role = roles["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "Reviewer")
+        .map(|r| r["id"].clone())
+        .unwrap_or_default();
+    c.ok_as(
+        &c.admin,
+        "mutation($u: ID!, $r: ID!, $d: ID) { grantRole(userId: $u, roleId: $r, departmentId: $d) { id } }",
+        json!({ "u": c.observer.user_id, "r": reviewer_role, "d": c._sales }),
+    )
+    .await?;
+    c.ok_as(
+        &c.observer,
+        "mutation($i: DelegateApprovalsInput!) { delegateApprovals(input: $i) { id } }",
+        json!({ "i": { "toUserId": c.reviewer.user_id, "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z" } }),
+    )
+    .await?;
+    let flow = c
+        .ok_as(&c.admin, "mutation($i: CreateApprovalFlowInput!) { createApprovalFlow(input: $i) { id } }", json!({ "i": { "name": "Two reviewers", "steps": [{ "name": "Both", "approverRole": "Reviewer", "requiredApprovals": 2 }] } }))
+        .await?;
+    let category = c
+        .ok_as(&c.admin, "mutation($i: CreateTaskCategoryInput!) { createTaskCategory(input: $i) { id } }", json!({ "i": { "code": "PAIR", "name": "Pair", "approvalFlowId": str_at(&flow, "/createApprovalFlow/id")? } }))
+        .await?;
+    let id = c
+        .draft(&str_at(&category, "/createTaskCategory/id")?, json!({}))
+        .await?;
+    c.ok_as(
+        &c.initiator,
+        "mutation($id: ID!) { submitTask(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    let approval = c.approval_of(&id).await?;
+    let first = c.decide(&c.reviewer, &approval, true, None).await?;
+    assert_eq!(
+        first["data"]["decideApproval"]["status"], "PENDING",
+        "{first}"
+    );
+    let second_seat = c.decide(&c.reviewer, &approval, true, None).await?;
+    assert_eq!(
+        error_code(&second_seat),
+        Some("CONFLICT"),
+        "one person cannot fill two seats: {second_seat}"
+    );
+    let other = c.decide(&c.observer, &approval, true, None).await?;
+    assert_eq!(
+        other["data"]["decideApproval"]["status"], "APPROVED",
+        "{other}"
     );
     Ok(())
 }

@@ -229,6 +229,7 @@ pub enum ApprovalStatus {
     Pending,
     Approved,
     Rejected,
+    Cancelled,
 }
 
 #[derive(SimpleObject)]
@@ -256,7 +257,7 @@ pub struct ApprovalCycleTime {
 }
 
 /// One immutable review record: who decided what, when, and why.
-pub struct ReviewRecord(approval_decision::Model);
+pub struct ReviewRecord(pub approval_decision::Model);
 
 #[Object]
 impl ReviewRecord {
@@ -300,6 +301,7 @@ impl Approval {
             super::model::InstanceStatus::Pending => ApprovalStatus::Pending,
             super::model::InstanceStatus::Approved => ApprovalStatus::Approved,
             super::model::InstanceStatus::Rejected => ApprovalStatus::Rejected,
+            super::model::InstanceStatus::Cancelled => ApprovalStatus::Cancelled,
         }
     }
     async fn subject_type(&self) -> &str {

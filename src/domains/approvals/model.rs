@@ -152,6 +152,8 @@ pub enum InstanceStatus {
     Pending,
     Approved,
     Rejected,
+    /// The subject was withdrawn (a cancelled task) before a verdict.
+    Cancelled,
 }
 
 impl InstanceStatus {
@@ -160,6 +162,7 @@ impl InstanceStatus {
             Self::Pending => "PENDING",
             Self::Approved => "APPROVED",
             Self::Rejected => "REJECTED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 
@@ -167,6 +170,7 @@ impl InstanceStatus {
         match raw {
             "APPROVED" => Self::Approved,
             "REJECTED" => Self::Rejected,
+            "CANCELLED" => Self::Cancelled,
             _ => Self::Pending,
         }
     }

@@ -127,10 +127,12 @@ pub struct NotificationsSubscription;
 #[Subscription]
 impl NotificationsSubscription {
     /// New notifications of the signed-in user, from every node.
+    /// A subscriber that falls behind gets an error saying how many events it missed (its
+    /// inbox still has them all).
     async fn notification_events(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<impl Stream<Item = Notification>> {
+    ) -> Result<impl Stream<Item = Result<Notification>>> {
         let app = ctx.app()?;
         let me = ctx.viewer()?.user()?.id;
         Ok(
@@ -138,9 +140,13 @@ impl NotificationsSubscription {
                 move |received| async move {
                     match received {
                         Received::Event(event) if event.user_id == me => {
-                            Some(Notification::from(event))
+                            Some(Ok(Notification::from(event)))
                         }
-                        _ => None,
+                        Received::Event(_) => None,
+                        Received::Lagged(missed) => Some(Err(AppError::RateLimited(format!(
+                            "this subscriber fell behind and missed {missed} events"
+                        ))
+                        .into())),
                     }
                 },
             ),

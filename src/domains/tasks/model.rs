@@ -15,6 +15,8 @@ crate::domains::id_type!(CommentId, "comment");
 pub const SUBJECT_KIND: &str = "task";
 pub const MAX_EXECUTORS: usize = 50;
 pub const MAX_MERIT_POINTS: i32 = 1_000_000;
+/// Custom fields travel in every live event of the task; a cap keeps events small.
+pub const MAX_CUSTOM_FIELDS_BYTES: usize = 16 * 1024;
 
 macro_rules! string_enum {
     ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -170,6 +172,15 @@ impl TaskFields {
                 ));
             }
         }
+        if self
+            .confirmer_id
+            .is_some_and(|c| self.executor_ids.contains(&c))
+        {
+            return Err(AppError::bad_field(
+                "confirmerId",
+                "an executor cannot confirm their own progress",
+            ));
+        }
         if let Some(priority) = self.priority {
             parse_priority(priority, "priority")?;
         }
@@ -186,6 +197,12 @@ impl TaskFields {
                     "a cash output value is positive",
                 ));
             }
+        }
+        if self.custom_fields.to_string().len() > MAX_CUSTOM_FIELDS_BYTES {
+            return Err(AppError::bad_field(
+                "customFields",
+                format!("custom fields take at most {MAX_CUSTOM_FIELDS_BYTES} bytes"),
+            ));
         }
         if !self.custom_fields.is_object() {
             return Err(AppError::bad_field(

@@ -7,6 +7,7 @@ use entities::{
     approval_assignment, approval_decision, approval_delegation, approval_flow, approval_instance,
     approval_step,
 };
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, Set, TransactionTrait,
@@ -321,10 +322,18 @@ where
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("approval step missing")))?;
     let assigned = assignments_at(&txn, instance.id, index).await?;
-    let decided: HashSet<Uuid> = decisions_of(&txn, &[instance.id])
+    let step_decisions: Vec<approval_decision::Model> = decisions_of(&txn, &[instance.id])
         .await?
         .into_iter()
         .filter(|d| d.step_index == index)
+        .collect();
+    if step_decisions.iter().any(|d| d.decided_by == me.id) {
+        return Err(AppError::Conflict(
+            "you have already decided this step".into(),
+        ));
+    }
+    let decided: HashSet<Uuid> = step_decisions
+        .iter()
         .map(|d| d.accountable_user_id)
         .collect();
     let now = Utc::now();
@@ -417,4 +426,22 @@ where
         instance: updated,
         decision,
     })
+}
+
+/// Withdraws every pending approval of a subject (the subject was cancelled), in the caller's
+/// transaction: nobody can decide it any more, and it leaves everyone's pending list.
+pub async fn cancel_for_subject<C: ConnectionTrait>(db: &C, subject: SubjectRef) -> AppResult<u64> {
+    let now = Utc::now();
+    let updated = approval_instance::Entity::update_many()
+        .col_expr(
+            approval_instance::Column::Status,
+            Expr::value(InstanceStatus::Cancelled.as_str()),
+        )
+        .col_expr(approval_instance::Column::DecidedAt, Expr::value(now))
+        .filter(approval_instance::Column::SubjectType.eq(subject.kind))
+        .filter(approval_instance::Column::SubjectId.eq(subject.id))
+        .filter(approval_instance::Column::Status.eq(InstanceStatus::Pending.as_str()))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected)
 }

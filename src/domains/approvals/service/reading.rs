@@ -180,9 +180,26 @@ pub fn subjects_assigned_to(subject_kind: &str, user_id: Uuid) -> SelectStatemen
 }
 
 /// Everyone ever assigned to the approval, for visibility checks on a single subject.
-pub async fn assignees_of<C: ConnectionTrait>(db: &C, instance_id: Uuid) -> AppResult<Vec<Uuid>> {
+/// Everyone ever assigned to any approval of the subject, every round included: the same
+/// set `subjects_assigned_to` selects in SQL.
+pub async fn assignees_of_subject<C: ConnectionTrait>(
+    db: &C,
+    subject_kind: &str,
+    subject_id: Uuid,
+) -> AppResult<Vec<Uuid>> {
+    let instances: Vec<Uuid> = approval_instance::Entity::find()
+        .filter(approval_instance::Column::SubjectType.eq(subject_kind))
+        .filter(approval_instance::Column::SubjectId.eq(subject_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    if instances.is_empty() {
+        return Ok(Vec::new());
+    }
     Ok(approval_assignment::Entity::find()
-        .filter(approval_assignment::Column::InstanceId.eq(instance_id))
+        .filter(approval_assignment::Column::InstanceId.is_in(instances))
         .all(db)
         .await?
         .into_iter()
@@ -198,4 +215,24 @@ pub async fn instances_by_id<C: ConnectionTrait>(
         .filter(approval_instance::Column::Id.is_in(ids.iter().copied()))
         .all(db)
         .await?)
+}
+
+/// Every review record ever made on one subject, across resubmissions, oldest first.
+pub async fn decisions_for_subject<C: ConnectionTrait>(
+    db: &C,
+    subject_kind: &str,
+    subject_id: Uuid,
+) -> AppResult<Vec<approval_decision::Model>> {
+    let instances: Vec<Uuid> = approval_instance::Entity::find()
+        .filter(approval_instance::Column::SubjectType.eq(subject_kind))
+        .filter(approval_instance::Column::SubjectId.eq(subject_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    if instances.is_empty() {
+        return Ok(Vec::new());
+    }
+    decisions_of(db, &instances).await
 }

@@ -388,10 +388,13 @@ impl TasksMutation {
     }
 
     /// The progress confirmer only; confirming 100% completes the task.
+    /// `progress`, when given, is the reported value being confirmed: a newer report since
+    /// makes the confirmation fail with `CONFLICT` instead of confirming an unseen value.
     async fn confirm_task_progress(
         &self,
         ctx: &Context<'_>,
         task_id: ID,
+        progress: Option<i32>,
         note: Option<String>,
     ) -> Result<Task> {
         let app = ctx.app()?;
@@ -401,7 +404,23 @@ impl TasksMutation {
                 app.bus.as_ref(),
                 ctx.viewer()?,
                 TaskId::parse("taskId", &task_id)?,
+                progress,
                 note.as_deref(),
+            )
+            .await?,
+        ))
+    }
+
+    /// The initiator cancels an unfinished task.
+    async fn cancel_task(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Task> {
+        let app = ctx.app()?;
+        Ok(Task(
+            service::cancel_task(
+                &app.db.conn,
+                app.bus.as_ref(),
+                ctx.viewer()?,
+                TaskId::parse("id", &id)?,
+                reason.as_deref(),
             )
             .await?,
         ))

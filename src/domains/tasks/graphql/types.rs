@@ -7,8 +7,9 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use entities::{task, task_activity, task_attachment, task_category, task_comment};
 
-use crate::domains::approvals::graphql::{Approval, ApprovalFlow};
+use crate::domains::approvals::graphql::{Approval, ApprovalFlow, ReviewRecord};
 use crate::domains::approvals::loaders::ApprovalLoaders;
+use crate::domains::approvals::service as approvals;
 use crate::domains::identity::graphql::{Department, User};
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::tasks::loaders::{PageKey, TaskLoaders};
@@ -68,6 +69,9 @@ mirror_enum!(
     }
 );
 
+/// Deeper than any list a person pages through; keeps offsets far from integer limits.
+const MAX_OFFSET: u64 = 10_000_000;
+
 /// Offset cursors: opaque to clients, stable for a given filter and order.
 pub fn encode_cursor(offset: u64) -> String {
     use base64::Engine;
@@ -84,6 +88,7 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<u64, AppError> {
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|text| text.strip_prefix("offset:")?.parse::<u64>().ok())
+        .filter(|offset| *offset < MAX_OFFSET)
         .map(|offset| offset + 1)
         .ok_or_else(|| AppError::bad_field("after", "not a cursor from this list"))
 }
@@ -312,6 +317,17 @@ impl Task {
             .await
             .map_err(loader_error)?
             .map(Approval))
+    }
+    /// Every review decision on the task, across resubmissions, oldest first.
+    async fn review_records(&self, ctx: &Context<'_>) -> Result<Vec<ReviewRecord>> {
+        let app = ctx.app()?;
+        Ok(
+            approvals::decisions_for_subject(&app.db.conn, model::SUBJECT_KIND, self.0.id)
+                .await?
+                .into_iter()
+                .map(ReviewRecord)
+                .collect(),
+        )
     }
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
     async fn subtasks(

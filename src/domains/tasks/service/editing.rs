@@ -60,9 +60,13 @@ where
     }
     let review = ReviewStatus::parse(&current.review_status);
     let status = WorkStatus::parse(&current.status);
-    if current.parent_id.is_none() && matches!(review, Some(ReviewStatus::Pending)) {
+    // What reviewers approved must stay what is done: a main task changes only as a draft or
+    // after a rejection, and then goes through review again.
+    if current.parent_id.is_none()
+        && !matches!(review, Some(ReviewStatus::Draft | ReviewStatus::Rejected))
+    {
         return Err(AppError::Conflict(
-            "a task under review cannot be edited".into(),
+            "a main task under review or approved cannot be edited".into(),
         ));
     }
     if !status.is_some_and(WorkStatus::is_open) {

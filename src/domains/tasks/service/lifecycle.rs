@@ -151,6 +151,17 @@ where
                     "only the main task's initiator or an executor may add subtasks".into(),
                 ));
             }
+            if fields.cash_output_minor.is_some() || fields.merit_points != 0 {
+                return Err(AppError::bad_field(
+                    "meritPoints",
+                    "merit and cash output belong to the reviewed main task, not its subtasks",
+                ));
+            }
+            // Subtask progress is confirmed by whoever confirms the main task, never by the
+            // subtask's own executors.
+            if fields.confirmer_id.is_none() {
+                fields.confirmer_id = Some(parent.confirmer_id.unwrap_or(parent.initiator_id));
+            }
             let category_id = input.category_id.map_or(parent.category_id, |c| c.0);
             (Some(parent), category_id)
         }

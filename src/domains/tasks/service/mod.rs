@@ -81,8 +81,8 @@ pub(crate) async fn audience_of<C: ConnectionTrait>(
     let mut people = vec![task.initiator_id];
     people.extend(executors_of(db, task.id).await?);
     people.extend(task.confirmer_id);
-    if let Some(instance) = task.approval_instance_id {
-        people.extend(approvals::assignees_of(db, instance).await?);
+    if task.approval_instance_id.is_some() {
+        people.extend(approvals::assignees_of_subject(db, SUBJECT_KIND, task.id).await?);
     }
     people.sort();
     people.dedup();

@@ -3,7 +3,12 @@
 
 use chrono::Utc;
 use entities::{merit_record, outbox, task};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+
+use crate::domains::approvals::model::SubjectRef;
+use crate::domains::approvals::service as approvals;
 use uuid::Uuid;
 
 use super::lifecycle::save_versioned;
@@ -138,11 +143,14 @@ where
     Ok(updated)
 }
 
+/// `expected` is the reported value the confirmer saw; if the executor reported again since,
+/// the confirmation is refused rather than applied to a value nobody confirmed.
 pub async fn confirm_progress<C>(
     db: &C,
     bus: &dyn EventBus,
     viewer: &Viewer,
     id: TaskId,
+    expected: Option<i32>,
     note: Option<&str>,
 ) -> AppResult<task::Model>
 where
@@ -173,6 +181,16 @@ where
             "there is no reported progress to confirm".into(),
         ));
     };
+    if expected.is_some_and(|e| e != reported) {
+        return Err(AppError::Conflict(format!(
+            "the reported progress is now {reported}%; review it and confirm again"
+        )));
+    }
+    if executors_of(&txn, current.id).await?.contains(&me.id) {
+        return Err(AppError::Forbidden(
+            "an executor cannot confirm their own progress".into(),
+        ));
+    }
     let completes = reported == 100;
     let now = Utc::now();
     let mut active: task::ActiveModel = current.clone().into();
@@ -313,4 +331,109 @@ async fn record_cash_output<C: ConnectionTrait>(db: &C, task: &task::Model) -> A
         AppError::from_unique_violation(e, "this task's cash output was already recorded")
     })?;
     Ok(())
+}
+
+/// The initiator (or an administrator) cancels an unfinished task; nothing is awarded or posted.
+pub async fn cancel_task<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    id: TaskId,
+    reason: Option<&str>,
+) -> AppResult<task::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > 2000) {
+        return Err(AppError::bad_field(
+            "reason",
+            "a reason has at most 2000 characters",
+        ));
+    }
+    let txn = db.begin().await?;
+    let current = task::Entity::find_by_id(id.0)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("task"))?;
+    ensure_visible(&txn, me, &current).await?;
+    if current.initiator_id != me.id && !me.is_admin() {
+        return Err(AppError::Forbidden(
+            "only the initiator cancels a task".into(),
+        ));
+    }
+    if !WorkStatus::parse(&current.status).is_some_and(WorkStatus::is_open) {
+        return Err(AppError::Conflict("the task is already finished".into()));
+    }
+    let mut active: task::ActiveModel = current.clone().into();
+    active.status = Set(WorkStatus::Cancelled.as_str().to_owned());
+    active.reported_progress = Set(None);
+    let updated = save_versioned(&txn, active, current.version).await?;
+    approvals::cancel_for_subject(
+        &txn,
+        SubjectRef {
+            kind: SUBJECT_KIND,
+            id: updated.id,
+        },
+    )
+    .await?;
+    let open_subtasks = task::Entity::find()
+        .filter(task::Column::ParentId.eq(updated.id))
+        .filter(
+            task::Column::Status
+                .is_in([WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]),
+        )
+        .all(&txn)
+        .await?;
+    for subtask in open_subtasks {
+        let mut closing: task::ActiveModel = subtask.clone().into();
+        closing.status = Set(WorkStatus::Cancelled.as_str().to_owned());
+        closing.reported_progress = Set(None);
+        save_versioned(&txn, closing, subtask.version).await?;
+        record(
+            &txn,
+            subtask.id,
+            me.id,
+            "cancelled",
+            Some("status"),
+            Some(subtask.status.clone()),
+            Some(WorkStatus::Cancelled.as_str().to_owned()),
+        )
+        .await?;
+    }
+    record(
+        &txn,
+        updated.id,
+        me.id,
+        "cancelled",
+        Some("status"),
+        Some(current.status.clone()),
+        Some(updated.status.clone()),
+    )
+    .await?;
+    if let Some(reason) = reason {
+        record(
+            &txn,
+            updated.id,
+            me.id,
+            "cancellation_reason",
+            None,
+            None,
+            Some(reason.to_owned()),
+        )
+        .await?;
+    }
+    let mut pending = Pending::default();
+    let audience = audience_of(&txn, &updated).await?;
+    push_event(
+        &mut pending,
+        TaskEventKind::StatusChanged,
+        &updated,
+        me.id,
+        &audience,
+    );
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(updated)
 }
