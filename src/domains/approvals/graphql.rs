@@ -10,7 +10,7 @@ use entities::{
 use super::loaders::ApprovalLoaders;
 use super::model::{ApproverRule, CompareOp, Condition, FlowId, InstanceId, NewFlow, NewStep};
 use super::service;
-use crate::domains::identity::graphql::User;
+use crate::domains::identity::graphql::{user_by_id, User};
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::model::{parse_name, UserId};
 use crate::error::AppError;
@@ -27,16 +27,6 @@ async fn users(ctx: &Context<'_>, ids: Vec<uuid::Uuid>) -> Result<Vec<User>> {
         .iter()
         .filter_map(|id| found.get(id).cloned().map(User))
         .collect())
-}
-
-async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<User>> {
-    let loaders = ctx.loaders::<IdentityLoaders>()?;
-    Ok(loaders
-        .users
-        .load_one(id)
-        .await
-        .map_err(loader_error)?
-        .map(User))
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -196,7 +186,7 @@ impl ApprovalStep {
     }
     async fn approver_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         match self.0.approver_user_id {
-            Some(id) => user(ctx, id).await,
+            Some(id) => user_by_id(ctx, id).await,
             None => Ok(None),
         }
     }
@@ -278,14 +268,14 @@ impl ReviewRecord {
     }
     /// Who decided.
     async fn decided_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user(ctx, self.0.decided_by).await
+        user_by_id(ctx, self.0.decided_by).await
     }
     /// The approver the decision was made for, when a delegate decided in their place.
     async fn on_behalf_of(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         if self.0.accountable_user_id == self.0.decided_by {
             return Ok(None);
         }
-        user(ctx, self.0.accountable_user_id).await
+        user_by_id(ctx, self.0.accountable_user_id).await
     }
 }
 
@@ -381,11 +371,11 @@ impl Delegation {
     }
     #[graphql(name = "fromUser")]
     async fn delegator(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user(ctx, self.0.from_user_id).await
+        user_by_id(ctx, self.0.from_user_id).await
     }
     #[graphql(name = "toUser")]
     async fn delegate(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user(ctx, self.0.to_user_id).await
+        user_by_id(ctx, self.0.to_user_id).await
     }
     async fn starts_at(&self) -> DateTime<Utc> {
         self.0.starts_at

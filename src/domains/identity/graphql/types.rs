@@ -11,6 +11,28 @@ use crate::graphql::context::{loader_error, ContextExt};
 
 // ---------------------------------------------------------------- output types
 
+/// A user by id through the request's loader, for any domain's output type.
+pub async fn user_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<User>> {
+    Ok(ctx
+        .loaders::<IdentityLoaders>()?
+        .users
+        .load_one(id)
+        .await
+        .map_err(loader_error)?
+        .map(User))
+}
+
+/// A department by id through the request's loader.
+pub async fn department_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<Department>> {
+    Ok(ctx
+        .loaders::<IdentityLoaders>()?
+        .departments
+        .load_one(id)
+        .await
+        .map_err(loader_error)?
+        .map(Department))
+}
+
 pub struct User(pub user::Model);
 
 #[Object]

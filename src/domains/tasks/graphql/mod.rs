@@ -12,8 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
 use crate::domains::approvals::model::FlowId;
-use crate::domains::identity::graphql::User;
-use crate::domains::identity::loaders::IdentityLoaders;
+use crate::domains::identity::graphql::{user_by_id, User};
 use crate::domains::identity::model::{parse_name, DepartmentId, UserId};
 use crate::domains::tasks::model::{
     self, AssignmentPool as Pool, CategoryId, CommentId, NewCategory, TaskEvent as Event,
@@ -21,7 +20,7 @@ use crate::domains::tasks::model::{
 };
 use crate::domains::tasks::service::{self, NewTask, TaskChanges};
 use crate::error::AppError;
-use crate::graphql::context::{loader_error, ContextExt};
+use crate::graphql::context::ContextExt;
 use crate::graphql::ids::optional_id;
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::graphql::scalars::Money;
@@ -109,13 +108,7 @@ pub struct TaskEvent {
 #[async_graphql::ComplexObject]
 impl TaskEvent {
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .users
-            .load_one(self.actor_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, self.actor_id).await
     }
 }
 

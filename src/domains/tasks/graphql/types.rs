@@ -10,7 +10,7 @@ use entities::{task, task_activity, task_attachment, task_category, task_comment
 use crate::domains::approvals::graphql::{Approval, ApprovalFlow, ReviewRecord};
 use crate::domains::approvals::loaders::ApprovalLoaders;
 use crate::domains::approvals::service as approvals;
-use crate::domains::identity::graphql::{Department, User};
+use crate::domains::identity::graphql::{department_by_id, user_by_id, Department, User};
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::tasks::loaders::{PageKey, TaskLoaders};
 use crate::domains::tasks::model::{
@@ -193,13 +193,7 @@ impl Task {
         }
     }
     async fn initiator(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .users
-            .load_one(self.0.initiator_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, self.0.initiator_id).await
     }
     async fn executors(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         Ok(ctx
@@ -221,25 +215,13 @@ impl Task {
         let Some(id) = self.0.confirmer_id else {
             return Ok(None);
         };
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .users
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, id).await
     }
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
         let Some(id) = self.0.department_id else {
             return Ok(None);
         };
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .departments
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Department))
+        department_by_id(ctx, id).await
     }
     async fn has_cash_output(&self) -> bool {
         self.0.has_cash_output
@@ -452,13 +434,7 @@ pub struct MeritAward {
 #[ComplexObject]
 impl MeritAward {
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .users
-            .load_one(self.user_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, self.user_id).await
     }
 }
 
@@ -489,13 +465,7 @@ impl TaskAttachment {
         self.0.created_at
     }
     async fn uploaded_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .users
-            .load_one(self.0.uploader_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, self.0.uploader_id).await
     }
     /// A link for the viewer, valid for ten minutes; the task's visibility is checked again
     /// when it is used.
@@ -520,13 +490,7 @@ impl TaskComment {
         &self.0.body
     }
     async fn author(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .users
-            .load_one(self.0.author_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, self.0.author_id).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -547,13 +511,7 @@ impl TaskActivityEntry {
         ID(self.0.id.to_string())
     }
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx
-            .loaders::<IdentityLoaders>()?
-            .users
-            .load_one(self.0.actor_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, self.0.actor_id).await
     }
     async fn action(&self) -> &str {
         &self.0.action

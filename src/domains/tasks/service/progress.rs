@@ -11,8 +11,8 @@ use crate::domains::approvals::model::SubjectRef;
 use crate::domains::approvals::service as approvals;
 use uuid::Uuid;
 
-use super::lifecycle::save_versioned;
-use super::{audience_of, ensure_visible, executors_of, push_event, record};
+use super::lifecycle::{load_for_change, save_versioned};
+use super::{audience_of, executors_of, push_event, record};
 use crate::auth::Viewer;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service as notifications;
@@ -28,6 +28,18 @@ fn subject(id: Uuid) -> Option<Subject> {
         kind: SUBJECT_KIND,
         id,
     })
+}
+
+/// An optional free-text note: trimmed, empty treated as absent, at most 2000 characters.
+fn short_text<'a>(field: &str, text: Option<&'a str>) -> AppResult<Option<&'a str>> {
+    let text = text.map(str::trim).filter(|t| !t.is_empty());
+    if text.is_some_and(|t| t.chars().count() > 2000) {
+        return Err(AppError::bad_field(
+            field,
+            format!("{field} has at most 2000 characters"),
+        ));
+    }
+    Ok(text)
 }
 
 fn ensure_workable(task: &task::Model) -> AppResult<()> {
@@ -60,19 +72,9 @@ where
 {
     let me = viewer.user()?;
     let progress = parse_progress(progress)?;
-    let note = note.map(str::trim).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.chars().count() > 2000) {
-        return Err(AppError::bad_field(
-            "note",
-            "a note has at most 2000 characters",
-        ));
-    }
+    let note = short_text("note", note)?;
     let txn = db.begin().await?;
-    let current = task::Entity::find_by_id(id.0)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("task"))?;
-    ensure_visible(&txn, me, &current).await?;
+    let current = load_for_change(&txn, me, id).await?;
     if !executors_of(&txn, current.id).await?.contains(&me.id) {
         return Err(AppError::Forbidden(
             "only an executor reports progress".into(),
@@ -157,19 +159,9 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let me = viewer.user()?;
-    let note = note.map(str::trim).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.chars().count() > 2000) {
-        return Err(AppError::bad_field(
-            "note",
-            "a note has at most 2000 characters",
-        ));
-    }
+    let note = short_text("note", note)?;
     let txn = db.begin().await?;
-    let current = task::Entity::find_by_id(id.0)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("task"))?;
-    ensure_visible(&txn, me, &current).await?;
+    let current = load_for_change(&txn, me, id).await?;
     if confirmer_of(&current) != me.id {
         return Err(AppError::Forbidden(
             "only the progress confirmer confirms progress".into(),
@@ -345,19 +337,9 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let me = viewer.user()?;
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-    if reason.is_some_and(|r| r.chars().count() > 2000) {
-        return Err(AppError::bad_field(
-            "reason",
-            "a reason has at most 2000 characters",
-        ));
-    }
+    let reason = short_text("reason", reason)?;
     let txn = db.begin().await?;
-    let current = task::Entity::find_by_id(id.0)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("task"))?;
-    ensure_visible(&txn, me, &current).await?;
+    let current = load_for_change(&txn, me, id).await?;
     if current.initiator_id != me.id && !me.is_admin() {
         return Err(AppError::Forbidden(
             "only the initiator cancels a task".into(),
