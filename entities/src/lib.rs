@@ -1,12 +1,16 @@
 //! SeaORM entities: the tables, their columns and relations. No rules live here.
 
+pub mod account;
 pub mod approval_assignment;
 pub mod approval_decision;
 pub mod approval_delegation;
 pub mod approval_flow;
 pub mod approval_instance;
 pub mod approval_step;
+pub mod budget;
 pub mod department;
+pub mod journal_entry;
+pub mod journal_line;
 pub mod merit_record;
 pub mod notification;
 pub mod outbox;

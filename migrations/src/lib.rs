@@ -6,6 +6,7 @@ mod m20261127_000001_create_identity;
 mod m20261127_000002_create_approvals_and_tasks;
 mod m20261127_000003_add_refresh_token_version;
 mod m20261127_000004_one_decision_per_person;
+mod m20261127_000005_create_finance;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_approvals_and_tasks::Migration),
             Box::new(m20261127_000003_add_refresh_token_version::Migration),
             Box::new(m20261127_000004_one_decision_per_person::Migration),
+            Box::new(m20261127_000005_create_finance::Migration),
         ]
     }
 }

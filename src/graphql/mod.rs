@@ -11,6 +11,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 use crate::domains::approvals::graphql::{ApprovalsMutation, ApprovalsQuery};
+use crate::domains::finance::graphql::{FinanceMutation, FinanceQuery};
 use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
 use crate::domains::notifications::graphql::{
     NotificationsMutation, NotificationsQuery, NotificationsSubscription,
@@ -23,6 +24,7 @@ pub struct QueryRoot(
     TasksQuery,
     ApprovalsQuery,
     NotificationsQuery,
+    FinanceQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -31,6 +33,7 @@ pub struct MutationRoot(
     TasksMutation,
     ApprovalsMutation,
     NotificationsMutation,
+    FinanceMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::domains::approvals::loaders::ApprovalLoaders;
+use crate::domains::finance::loaders::FinanceLoaders;
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::service as identity;
 use crate::domains::tasks::loaders::TaskLoaders;
@@ -54,4 +55,5 @@ pub fn insert_request_data(
     data.insert(identity);
     data.insert(tasks);
     data.insert(ApprovalLoaders::new(&app.db.conn));
+    data.insert(FinanceLoaders::new(&app.db.conn));
 }

@@ -29,3 +29,25 @@ impl ScalarType for Money {
 }
 
 pub type Json = async_graphql::Json<serde_json::Value>;
+
+/// A calendar date, `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date(pub chrono::NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match value {
+            Value::String(text) => chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| InputValueError::custom(format!("Date {text:?} is not YYYY-MM-DD"))),
+            _ => Err(InputValueError::custom(
+                "a Date is text such as \"2026-11-27\"",
+            )),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}

@@ -5,6 +5,7 @@ mod helpers;
 mod board;
 mod cli;
 mod edge;
+mod finance;
 mod identity;
 mod schema;
 mod tasks;

@@ -18,23 +18,6 @@ pub const MAX_MERIT_POINTS: i32 = 1_000_000;
 /// Custom fields travel in every live event of the task; a cap keeps events small.
 pub const MAX_CUSTOM_FIELDS_BYTES: usize = 16 * 1024;
 
-macro_rules! string_enum {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-
-            pub fn parse(raw: &str) -> Option<Self> {
-                match raw { $($text => Some(Self::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
 string_enum!(ReviewStatus { Draft => "DRAFT", Pending => "PENDING", Approved => "APPROVED", Rejected => "REJECTED" });
 string_enum!(WorkStatus { Open => "OPEN", InProgress => "IN_PROGRESS", Done => "DONE", Cancelled => "CANCELLED" });
 string_enum!(AssignmentStrategy { Manual => "MANUAL", RoundRobin => "ROUND_ROBIN", LeastLoaded => "LEAST_LOADED" });

@@ -1,0 +1,218 @@
+//! Ledger rules that need no storage: balanced lines, periods, account sides.
+
+use chrono::{Datelike, NaiveDate};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+crate::domains::id_type!(EntryId, "journal entry");
+crate::domains::id_type!(BudgetId, "budget");
+
+string_enum!(AccountType {
+    Asset => "ASSET",
+    Liability => "LIABILITY",
+    Equity => "EQUITY",
+    Revenue => "REVENUE",
+    Expense => "EXPENSE",
+});
+string_enum!(BudgetPolicy { Stop => "STOP", Warn => "WARN", Ignore => "IGNORE" });
+string_enum!(PeriodKind { Month => "MONTH", Quarter => "QUARTER", Year => "YEAR" });
+
+impl AccountType {
+    /// Assets and expenses grow by debits; the others by credits.
+    pub fn grows_by_debit(self) -> bool {
+        matches!(self, Self::Asset | Self::Expense)
+    }
+
+    /// A movement in this account's natural direction: positive when it grows.
+    pub fn natural(self, debit: i64, credit: i64) -> i64 {
+        if self.grows_by_debit() {
+            debit - credit
+        } else {
+            credit - debit
+        }
+    }
+}
+
+pub const MAX_LINES: usize = 200;
+
+#[derive(Clone, Debug)]
+pub struct PostingLine {
+    pub account_code: String,
+    pub debit_minor: i64,
+    pub credit_minor: i64,
+    pub cost_center_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub memo: String,
+    pub posting_date: NaiveDate,
+    pub lines: Vec<PostingLine>,
+}
+
+impl NewEntry {
+    /// Every line has exactly one positive side, and debits equal credits, without overflow.
+    pub fn validate(&self) -> AppResult<()> {
+        if self.memo.chars().count() > 500 {
+            return Err(AppError::bad_field(
+                "memo",
+                "a memo has at most 500 characters",
+            ));
+        }
+        if self.lines.len() < 2 || self.lines.len() > MAX_LINES {
+            return Err(AppError::bad_field(
+                "lines",
+                format!("an entry has 2 to {MAX_LINES} lines"),
+            ));
+        }
+        let (mut debits, mut credits) = (0i64, 0i64);
+        for (n, line) in self.lines.iter().enumerate() {
+            let one_side = (line.debit_minor > 0 && line.credit_minor == 0)
+                || (line.credit_minor > 0 && line.debit_minor == 0);
+            if !one_side {
+                return Err(AppError::bad_field(
+                    "lines",
+                    format!(
+                        "line {}: exactly one of debit and credit, and it must be positive",
+                        n + 1
+                    ),
+                ));
+            }
+            let overflow = || AppError::bad_field("lines", "amounts out of range");
+            debits = debits.checked_add(line.debit_minor).ok_or_else(overflow)?;
+            credits = credits
+                .checked_add(line.credit_minor)
+                .ok_or_else(overflow)?;
+        }
+        if debits != credits {
+            return Err(AppError::bad_field(
+                "lines",
+                "debits and credits do not balance",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A budget period from its text: `2026-11` (month), `2026-Q4` (quarter) or `2026` (year).
+/// Returns the kind and the half-open range `[start, end)`.
+pub fn parse_period(raw: &str) -> AppResult<(PeriodKind, NaiveDate, NaiveDate)> {
+    let bad = || AppError::bad_field("period", "a period is YYYY-MM, YYYY-Qn or YYYY");
+    let raw = raw.trim();
+    let year_of = |y: &str| y.parse::<i32>().ok().filter(|y| (1900..=9999).contains(y));
+    let date = |y: i32, m: u32| NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(bad);
+    match raw.split_once('-') {
+        None => {
+            let year = year_of(raw).ok_or_else(bad)?;
+            Ok((PeriodKind::Year, date(year, 1)?, date(year + 1, 1)?))
+        }
+        Some((y, q)) if q.starts_with('Q') => {
+            let year = year_of(y).ok_or_else(bad)?;
+            let quarter = q[1..]
+                .parse::<u32>()
+                .ok()
+                .filter(|q| (1..=4).contains(q))
+                .ok_or_else(bad)?;
+            let start = date(year, (quarter - 1) * 3 + 1)?;
+            let end = if quarter == 4 {
+                date(year + 1, 1)?
+            } else {
+                date(year, quarter * 3 + 1)?
+            };
+            Ok((PeriodKind::Quarter, start, end))
+        }
+        Some((y, m)) => {
+            let year = year_of(y).ok_or_else(bad)?;
+            let month = m
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (1..=12).contains(m))
+                .ok_or_else(bad)?;
+            let start = date(year, month)?;
+            let end = if month == 12 {
+                date(year + 1, 1)?
+            } else {
+                date(year, month + 1)?
+            };
+            Ok((PeriodKind::Month, start, end))
+        }
+    }
+}
+
+pub fn period_label(kind: PeriodKind, start: NaiveDate) -> String {
+    match kind {
+        PeriodKind::Month => format!("{}-{:02}", start.year(), start.month()),
+        PeriodKind::Quarter => format!("{}-Q{}", start.year(), (start.month() - 1) / 3 + 1),
+        PeriodKind::Year => format!("{}", start.year()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(debit: i64, credit: i64) -> PostingLine {
+        PostingLine {
+            account_code: "1000".into(),
+            debit_minor: debit,
+            credit_minor: credit,
+            cost_center_id: None,
+            task_id: None,
+        }
+    }
+
+    fn entry(lines: Vec<PostingLine>) -> NewEntry {
+        NewEntry {
+            memo: "m".into(),
+            posting_date: NaiveDate::default(),
+            lines,
+        }
+    }
+
+    #[test]
+    fn entries_must_balance_with_one_positive_side_per_line() {
+        assert!(entry(vec![line(100, 0), line(0, 100)]).validate().is_ok());
+        assert!(entry(vec![line(100, 0), line(0, 99)]).validate().is_err());
+        assert!(entry(vec![line(100, 0)]).validate().is_err());
+        assert!(entry(vec![line(100, 100), line(0, 0)]).validate().is_err());
+        assert!(entry(vec![line(-5, 0), line(0, -5)]).validate().is_err());
+        assert!(entry(vec![line(i64::MAX, 0), line(1, 0), line(0, 1)])
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn periods_parse_to_half_open_ranges() -> AppResult<()> {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default();
+        assert_eq!(
+            parse_period("2026-11")?,
+            (PeriodKind::Month, d(2026, 11, 1), d(2026, 12, 1))
+        );
+        assert_eq!(
+            parse_period("2026-12")?,
+            (PeriodKind::Month, d(2026, 12, 1), d(2027, 1, 1))
+        );
+        assert_eq!(
+            parse_period("2026-Q4")?,
+            (PeriodKind::Quarter, d(2026, 10, 1), d(2027, 1, 1))
+        );
+        assert_eq!(
+            parse_period("2026")?,
+            (PeriodKind::Year, d(2026, 1, 1), d(2027, 1, 1))
+        );
+        for bad in ["2026-13", "2026-Q5", "26", "2026-00", "x"] {
+            assert!(parse_period(bad).is_err(), "{bad}");
+        }
+        assert_eq!(period_label(PeriodKind::Quarter, d(2026, 10, 1)), "2026-Q4");
+        Ok(())
+    }
+
+    #[test]
+    fn natural_sides() {
+        assert_eq!(AccountType::Expense.natural(100, 0), 100);
+        assert_eq!(AccountType::Revenue.natural(0, 100), 100);
+        assert_eq!(AccountType::Revenue.natural(100, 0), -100);
+    }
+}

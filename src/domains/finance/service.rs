@@ -1,0 +1,466 @@
+//! Ledger rules over storage: accounts, posting and reversing entries under budgets, and reads.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDate, Utc};
+use entities::{account, budget, journal_entry, journal_line};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::model::{parse_period, AccountType, BudgetPolicy, EntryId, NewEntry, PostingLine};
+use crate::auth::{Permission, Viewer};
+use crate::domains::identity::service as identity;
+use crate::error::{AppError, AppResult};
+use crate::platform::db::lock_in_transaction;
+
+pub fn account_type(account: &account::Model) -> AccountType {
+    AccountType::parse(&account.account_type).unwrap_or(AccountType::Asset)
+}
+
+pub async fn create_account<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    code: &str,
+    name: &str,
+    kind: AccountType,
+) -> AppResult<account::Model> {
+    viewer.user()?.require_global(Permission::FinancePost)?;
+    let code = code.trim();
+    if code.is_empty()
+        || code.len() > 32
+        || !code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(AppError::bad_field(
+            "code",
+            "an account code is 1–32 letters, digits, '-' or '.'",
+        ));
+    }
+    account::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        code: Set(code.to_owned()),
+        name: Set(name.to_owned()),
+        account_type: Set(kind.as_str().to_owned()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        AppError::from_unique_violation(e, format!("an account with code {code:?} exists"))
+    })
+}
+
+pub async fn list_accounts<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+) -> AppResult<Vec<account::Model>> {
+    viewer.user()?.require_global(Permission::FinanceRead)?;
+    Ok(account::Entity::find()
+        .order_by_asc(account::Column::Code)
+        .all(db)
+        .await?)
+}
+
+async fn accounts_by_code<C: ConnectionTrait>(
+    db: &C,
+    codes: Vec<String>,
+) -> AppResult<HashMap<String, account::Model>> {
+    Ok(account::Entity::find()
+        .filter(account::Column::Code.is_in(codes))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.code.clone(), a))
+        .collect())
+}
+
+/// The net movement, in the account's natural direction, of (cost centre, account) over
+/// `[from, to)`.
+async fn natural_total<C: ConnectionTrait>(
+    db: &C,
+    cost_center: Uuid,
+    account: &account::Model,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> AppResult<i64> {
+    let sums: Option<(Option<i64>, Option<i64>)> = journal_line::Entity::find()
+        .select_only()
+        .expr_as(
+            Expr::cust("CAST(COALESCE(SUM(debit_minor), 0) AS BIGINT)"),
+            "debits",
+        )
+        .expr_as(
+            Expr::cust("CAST(COALESCE(SUM(credit_minor), 0) AS BIGINT)"),
+            "credits",
+        )
+        .filter(journal_line::Column::CostCenterId.eq(cost_center))
+        .filter(journal_line::Column::AccountId.eq(account.id))
+        .filter(journal_line::Column::PostingDate.gte(from))
+        .filter(journal_line::Column::PostingDate.lt(to))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let (debits, credits) = sums.map_or((0, 0), |(d, c)| (d.unwrap_or(0), c.unwrap_or(0)));
+    Ok(account_type(account).natural(debits, credits))
+}
+
+pub struct Posted {
+    pub entry: journal_entry::Model,
+    pub warnings: Vec<String>,
+}
+
+/// Posts a balanced entry. Each budget the entry touches is locked for the transaction, so
+/// concurrent postings are checked one after another and a `STOP` budget is never exceeded.
+pub async fn post_entry<C>(db: &C, viewer: &Viewer, entry: NewEntry) -> AppResult<Posted>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    me.require_global(Permission::FinancePost)?;
+    entry.validate()?;
+    let txn = db.begin().await?;
+    let posted = insert_entry(&txn, me.id, &entry, None, true).await?;
+    txn.commit().await?;
+    Ok(posted)
+}
+
+async fn insert_entry<C: ConnectionTrait>(
+    db: &C,
+    posted_by: Uuid,
+    entry: &NewEntry,
+    reversal_of: Option<Uuid>,
+    check_budgets: bool,
+) -> AppResult<Posted> {
+    let accounts = accounts_by_code(
+        db,
+        entry.lines.iter().map(|l| l.account_code.clone()).collect(),
+    )
+    .await?;
+    for line in &entry.lines {
+        if !accounts.contains_key(&line.account_code) {
+            return Err(AppError::bad_field(
+                "lines",
+                format!("no account with code {:?}", line.account_code),
+            ));
+        }
+        if let Some(center) = line.cost_center_id {
+            if identity::department_path_of(db, center).await?.is_none() {
+                return Err(AppError::bad_field("lines", "no such cost centre"));
+            }
+        }
+    }
+    let mut warnings = Vec::new();
+    if check_budgets {
+        warnings = check_budgets_for(db, entry, &accounts).await?;
+    }
+    let id = Uuid::now_v7();
+    let row = journal_entry::ActiveModel {
+        id: Set(id),
+        memo: Set(entry.memo.clone()),
+        posting_date: Set(entry.posting_date),
+        reversal_of: Set(reversal_of),
+        posted_by: Set(posted_by),
+        warnings: Set(serde_json::json!(warnings)),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| AppError::from_unique_violation(e, "this entry has already been reversed"))?;
+    let lines = entry.lines.iter().enumerate().filter_map(|(n, line)| {
+        Some(journal_line::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            entry_id: Set(id),
+            line_no: Set(n as i32 + 1),
+            account_id: Set(accounts.get(&line.account_code)?.id),
+            cost_center_id: Set(line.cost_center_id),
+            task_id: Set(line.task_id),
+            transaction_id: Set(None),
+            debit_minor: Set(line.debit_minor),
+            credit_minor: Set(line.credit_minor),
+            posting_date: Set(entry.posting_date),
+        })
+    });
+    journal_line::Entity::insert_many(lines).exec(db).await?;
+    Ok(Posted {
+        entry: row,
+        warnings,
+    })
+}
+
+async fn check_budgets_for<C: ConnectionTrait>(
+    db: &C,
+    entry: &NewEntry,
+    accounts: &HashMap<String, account::Model>,
+) -> AppResult<Vec<String>> {
+    let mut deltas: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    for line in &entry.lines {
+        let (Some(center), Some(account)) = (line.cost_center_id, accounts.get(&line.account_code))
+        else {
+            continue;
+        };
+        *deltas.entry((center, account.id)).or_default() +=
+            account_type(account).natural(line.debit_minor, line.credit_minor);
+    }
+    let mut keys: Vec<(Uuid, Uuid)> = deltas.keys().copied().collect();
+    // A fixed lock order, so two entries touching the same budgets cannot deadlock.
+    keys.sort();
+    let mut warnings = Vec::new();
+    for (center, account_id) in keys {
+        let Some(found) = budget::Entity::find()
+            .filter(budget::Column::CostCenterId.eq(center))
+            .filter(budget::Column::AccountId.eq(account_id))
+            .filter(budget::Column::PeriodStart.lte(entry.posting_date))
+            .filter(budget::Column::PeriodEnd.gt(entry.posting_date))
+            .order_by_asc(budget::Column::PeriodEnd)
+            .all(db)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let policy = BudgetPolicy::parse(&found.policy).unwrap_or(BudgetPolicy::Ignore);
+        let delta = deltas.get(&(center, account_id)).copied().unwrap_or(0);
+        if policy == BudgetPolicy::Ignore || delta <= 0 {
+            continue;
+        }
+        lock_in_transaction(db, &format!("budget:{}", found.id)).await?;
+        let account = accounts
+            .values()
+            .find(|a| a.id == account_id)
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("account vanished")))?;
+        let used = natural_total(db, center, account, found.period_start, found.period_end).await?;
+        if used.saturating_add(delta) > found.amount_minor {
+            match policy {
+                BudgetPolicy::Stop => {
+                    return Err(AppError::Conflict(format!(
+                        "the budget for account {} is exhausted: this posting would exceed it",
+                        account.code
+                    )))
+                }
+                BudgetPolicy::Warn => {
+                    warnings.push(format!("exceeds the budget for account {}", account.code))
+                }
+                BudgetPolicy::Ignore => {}
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// A correction: an entry with every line's sides swapped, referencing the original. An entry
+/// is reversed once, and a reversal is never reversed.
+pub async fn reverse_entry<C>(
+    db: &C,
+    viewer: &Viewer,
+    id: EntryId,
+    memo: Option<&str>,
+) -> AppResult<journal_entry::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    me.require_global(Permission::FinancePost)?;
+    let txn = db.begin().await?;
+    let original = journal_entry::Entity::find_by_id(id.0)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("journal entry"))?;
+    if original.reversal_of.is_some() {
+        return Err(AppError::bad_field(
+            "id",
+            "a reversal cannot itself be reversed",
+        ));
+    }
+    let lines = lines_of(&txn, &[original.id]).await?;
+    let codes: HashMap<Uuid, String> = account::Entity::find()
+        .filter(account::Column::Id.is_in(lines.iter().map(|l| l.account_id)))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.code))
+        .collect();
+    let reversal = NewEntry {
+        memo: memo
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("Reversal of {}", original.id)),
+        posting_date: Utc::now().date_naive(),
+        lines: lines
+            .iter()
+            .map(|l| PostingLine {
+                account_code: codes.get(&l.account_id).cloned().unwrap_or_default(),
+                debit_minor: l.credit_minor,
+                credit_minor: l.debit_minor,
+                cost_center_id: l.cost_center_id,
+                task_id: l.task_id,
+            })
+            .collect(),
+    };
+    reversal.validate()?;
+    let posted = insert_entry(&txn, me.id, &reversal, Some(original.id), false).await?;
+    txn.commit().await?;
+    Ok(posted.entry)
+}
+
+pub async fn lines_of<C: ConnectionTrait>(
+    db: &C,
+    entry_ids: &[Uuid],
+) -> AppResult<Vec<journal_line::Model>> {
+    Ok(journal_line::Entity::find()
+        .filter(journal_line::Column::EntryId.is_in(entry_ids.iter().copied()))
+        .order_by_asc(journal_line::Column::EntryId)
+        .order_by_asc(journal_line::Column::LineNo)
+        .all(db)
+        .await?)
+}
+
+pub async fn find_entry<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: EntryId,
+) -> AppResult<journal_entry::Model> {
+    viewer.user()?.require_global(Permission::FinanceRead)?;
+    journal_entry::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("journal entry"))
+}
+
+pub struct BalanceRow {
+    pub account: account::Model,
+    pub debit: i64,
+    pub credit: i64,
+}
+
+/// Debits and credits per account up to and including `as_of` (everything when absent).
+pub async fn trial_balance<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    as_of: Option<NaiveDate>,
+) -> AppResult<Vec<BalanceRow>> {
+    viewer.user()?.require_global(Permission::FinanceRead)?;
+    let mut query = journal_line::Entity::find()
+        .select_only()
+        .column(journal_line::Column::AccountId)
+        .expr_as(Expr::cust("CAST(SUM(debit_minor) AS BIGINT)"), "debits")
+        .expr_as(Expr::cust("CAST(SUM(credit_minor) AS BIGINT)"), "credits")
+        .group_by(journal_line::Column::AccountId);
+    if let Some(as_of) = as_of {
+        query = query.filter(journal_line::Column::PostingDate.lte(as_of));
+    }
+    let sums: Vec<(Uuid, i64, i64)> = query.into_tuple().all(db).await?;
+    let accounts: HashMap<Uuid, account::Model> = account::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect();
+    let mut rows: Vec<BalanceRow> = sums
+        .into_iter()
+        .filter_map(|(id, debit, credit)| {
+            Some(BalanceRow {
+                account: accounts.get(&id)?.clone(),
+                debit,
+                credit,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.account.code.cmp(&b.account.code));
+    Ok(rows)
+}
+
+pub async fn create_budget<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    cost_center: Uuid,
+    account_code: &str,
+    period: &str,
+    amount_minor: i64,
+    policy: BudgetPolicy,
+) -> AppResult<budget::Model> {
+    viewer.user()?.require_global(Permission::FinancePost)?;
+    let (kind, start, end) = parse_period(period)?;
+    if amount_minor < 0 {
+        return Err(AppError::bad_field("amount", "a budget is not negative"));
+    }
+    if identity::department_path_of(db, cost_center)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::bad_field("costCenterId", "no such cost centre"));
+    }
+    let account = accounts_by_code(db, vec![account_code.to_owned()])
+        .await?
+        .remove(account_code)
+        .ok_or_else(|| {
+            AppError::bad_field(
+                "accountCode",
+                format!("no account with code {account_code:?}"),
+            )
+        })?;
+    budget::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        cost_center_id: Set(cost_center),
+        account_id: Set(account.id),
+        period_kind: Set(kind.as_str().to_owned()),
+        period_start: Set(start),
+        period_end: Set(end),
+        amount_minor: Set(amount_minor),
+        policy: Set(policy.as_str().to_owned()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        AppError::from_unique_violation(
+            e,
+            "a budget for this cost centre, account and period exists",
+        )
+    })
+}
+
+pub struct Usage {
+    pub budget: budget::Model,
+    pub account: account::Model,
+    pub actual: i64,
+}
+
+pub async fn budget_usage<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    cost_center: Option<Uuid>,
+) -> AppResult<Vec<Usage>> {
+    viewer.user()?.require_global(Permission::FinanceRead)?;
+    let mut query = budget::Entity::find().order_by_asc(budget::Column::PeriodStart);
+    if let Some(center) = cost_center {
+        query = query.filter(budget::Column::CostCenterId.eq(center));
+    }
+    let mut usage = Vec::new();
+    for found in query.all(db).await? {
+        let Some(account) = account::Entity::find_by_id(found.account_id)
+            .one(db)
+            .await?
+        else {
+            continue;
+        };
+        let actual = natural_total(
+            db,
+            found.cost_center_id,
+            &account,
+            found.period_start,
+            found.period_end,
+        )
+        .await?;
+        usage.push(Usage {
+            budget: found,
+            account,
+            actual,
+        });
+    }
+    Ok(usage)
+}

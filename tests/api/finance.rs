@@ -1,0 +1,281 @@
+//! The ledger: balanced, exact, immutable entries corrected by reversal; budgets that hold under
+//! concurrency; the trial balance; permissions.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, str_at, unique_email, Backend, Session, TestApp};
+use crate::on_both_backends;
+
+const POST: &str = "mutation($i: PostJournalEntryInput!) { postJournalEntry(input: $i) { id warnings lines { debit credit account { code } } } }";
+const TRIAL: &str =
+    "{ trialBalance { totalDebit totalCredit rows { accountCode debit credit balance } } }";
+
+struct Books {
+    app: TestApp,
+    admin: Session,
+    department: String,
+}
+
+async fn books(backend: Backend) -> anyhow::Result<Option<Books>> {
+    let Some(app) = TestApp::spawn_with(backend, &[]).await? else {
+        return Ok(None);
+    };
+    let admin = app.admin().await?;
+    for (code, kind) in [("1000", "ASSET"), ("4000", "REVENUE"), ("6000", "EXPENSE")] {
+        app.gql_ok(
+            Some(&admin.access),
+            "mutation($i: CreateAccountInput!) { createAccount(input: $i) { code type } }",
+            json!({ "i": { "code": code, "name": format!("Account {code}"), "type": kind } }),
+        )
+        .await?;
+    }
+    let department = app
+        .gql_ok(
+            Some(&admin.access),
+            "mutation { createDepartment(input: { name: \"Ops\" }) { id } }",
+            json!({}),
+        )
+        .await?;
+    let department = str_at(&department, "/createDepartment/id")?;
+    Ok(Some(Books {
+        app,
+        admin,
+        department,
+    }))
+}
+
+fn entry(lines: Value) -> Value {
+    json!({ "i": { "memo": "test", "postingDate": "2026-11-15", "lines": lines } })
+}
+
+fn spend(amount: &str, department: &str) -> Value {
+    entry(json!([
+        { "accountCode": "6000", "debit": amount, "costCenterId": department },
+        { "accountCode": "1000", "credit": amount }
+    ]))
+}
+
+on_both_backends!(
+    entries_balance_and_money_is_exact,
+    reversal_is_the_only_correction,
+    budgets_hold_under_concurrency
+);
+
+async fn entries_balance_and_money_is_exact(backend: Backend) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    for _ in 0..10 {
+        b.app
+            .gql_ok(token, POST, spend("0.10", &b.department))
+            .await?;
+    }
+    let trial = b.app.gql_ok(token, TRIAL, json!({})).await?;
+    assert_eq!(trial["trialBalance"]["totalDebit"], "1.00");
+    assert_eq!(trial["trialBalance"]["totalCredit"], "1.00");
+    let expense = trial["trialBalance"]["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["accountCode"] == "6000")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(expense["balance"], "1.00");
+
+    let bad = [
+        (
+            "unbalanced",
+            entry(
+                json!([{ "accountCode": "6000", "debit": "10.00" }, { "accountCode": "1000", "credit": "9.99" }]),
+            ),
+        ),
+        (
+            "zero",
+            entry(
+                json!([{ "accountCode": "6000", "debit": "0" }, { "accountCode": "1000", "credit": "0" }]),
+            ),
+        ),
+        (
+            "negative",
+            entry(
+                json!([{ "accountCode": "6000", "debit": "-5.00" }, { "accountCode": "1000", "credit": "-5.00" }]),
+            ),
+        ),
+        (
+            "both sides",
+            entry(
+                json!([{ "accountCode": "6000", "debit": "5.00", "credit": "5.00" }, { "accountCode": "1000", "credit": "0.01" }]),
+            ),
+        ),
+        (
+            "unknown account",
+            entry(
+                json!([{ "accountCode": "9999", "debit": "5.00" }, { "accountCode": "1000", "credit": "5.00" }]),
+            ),
+        ),
+        (
+            "too many decimals",
+            entry(
+                json!([{ "accountCode": "6000", "debit": "5.001" }, { "accountCode": "1000", "credit": "5.001" }]),
+            ),
+        ),
+        (
+            "float",
+            entry(
+                json!([{ "accountCode": "6000", "debit": 5.5 }, { "accountCode": "1000", "credit": 5.5 }]),
+            ),
+        ),
+        (
+            "one line",
+            entry(json!([{ "accountCode": "6000", "debit": "5.00" }])),
+        ),
+    ];
+    for (name, input) in bad {
+        let body = b.app.gql(token, POST, input).await?;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{name}: {body}");
+    }
+    let after = b.app.gql_ok(token, TRIAL, json!({})).await?;
+    assert_eq!(after, trial, "refused entries changed the books");
+
+    // Reading and posting need their permissions.
+    let email = unique_email("clerk");
+    b.app
+        .create_user(&b.admin.access, &email, "a good password")
+        .await?;
+    let clerk = b.app.login(&email, "a good password").await?;
+    assert_eq!(
+        error_code(&b.app.gql(Some(&clerk.access), TRIAL, json!({})).await?),
+        Some("FORBIDDEN")
+    );
+    assert_eq!(
+        error_code(
+            &b.app
+                .gql(Some(&clerk.access), POST, spend("1.00", &b.department))
+                .await?
+        ),
+        Some("FORBIDDEN")
+    );
+    Ok(())
+}
+
+async fn reversal_is_the_only_correction(backend: Backend) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    let posted = b
+        .app
+        .gql_ok(token, POST, spend("250.00", &b.department))
+        .await?;
+    let id = str_at(&posted, "/postJournalEntry/id")?;
+    let reverse = "mutation($id: ID!) { reverseJournalEntry(id: $id, memo: \"typo\") { id reversalOf lines { debit credit } } }";
+    let reversal = b.app.gql_ok(token, reverse, json!({ "id": id })).await?;
+    assert_eq!(reversal["reverseJournalEntry"]["reversalOf"], id.as_str());
+    assert_eq!(
+        reversal["reverseJournalEntry"]["lines"][0]["credit"],
+        "250.00"
+    );
+    let twice = b.app.gql(token, reverse, json!({ "id": id })).await?;
+    assert_eq!(error_code(&twice), Some("CONFLICT"), "{twice}");
+    let of_reversal = b
+        .app
+        .gql(
+            token,
+            reverse,
+            json!({ "id": reversal["reverseJournalEntry"]["id"] }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&of_reversal),
+        Some("BAD_USER_INPUT"),
+        "{of_reversal}"
+    );
+    let unknown = b
+        .app
+        .gql(
+            token,
+            reverse,
+            json!({ "id": uuid::Uuid::now_v7().to_string() }),
+        )
+        .await?;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"));
+    let trial = b.app.gql_ok(token, TRIAL, json!({})).await?;
+    for row in trial["trialBalance"]["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(row["balance"], "0.00", "{trial}");
+    }
+    Ok(())
+}
+
+async fn budgets_hold_under_concurrency(backend: Backend) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    let budget = "mutation($i: CreateBudgetInput!) { createBudget(input: $i) { period budgeted actual remaining } }";
+    let created = b
+        .app
+        .gql_ok(token, budget, json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2026-11", "amount": "1000.00", "policy": "STOP" } }))
+        .await?;
+    assert_eq!(created["createBudget"]["period"], "2026-11");
+    assert_eq!(created["createBudget"]["remaining"], "1000.00");
+
+    // 32 postings of 100.00 race for a 1,000.00 budget: exactly ten fit.
+    let attempts = (0..32).map(|_| b.app.gql(token, POST, spend("100.00", &b.department)));
+    let results = futures_util::future::try_join_all(attempts).await?;
+    let accepted = results.iter().filter(|r| r.get("errors").is_none()).count();
+    let refused = results
+        .iter()
+        .filter(|r| error_code(r) == Some("CONFLICT"))
+        .count();
+    assert_eq!((accepted, refused), (10, 22), "{results:?}");
+    let usage = b
+        .app
+        .gql_ok(token, "{ budgetUsage { actual remaining } }", json!({}))
+        .await?;
+    assert_eq!(usage["budgetUsage"][0]["actual"], "1000.00");
+    assert_eq!(usage["budgetUsage"][0]["remaining"], "0.00");
+
+    // Outside the period the budget does not apply; a WARN budget accepts and says so.
+    let december = json!({ "i": { "memo": "dec", "postingDate": "2026-12-01", "lines": [
+        { "accountCode": "6000", "debit": "5000.00", "costCenterId": b.department },
+        { "accountCode": "1000", "credit": "5000.00" }
+    ] } });
+    b.app.gql_ok(token, POST, december).await?;
+    b.app
+        .gql_ok(token, budget, json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2027", "amount": "1.00", "policy": "WARN" } }))
+        .await?;
+    let warned = b
+        .app
+        .gql_ok(
+            token,
+            POST,
+            json!({ "i": { "memo": "jan", "postingDate": "2027-01-10", "lines": [
+            { "accountCode": "6000", "debit": "2.00", "costCenterId": b.department },
+            { "accountCode": "1000", "credit": "2.00" }
+        ] } }),
+        )
+        .await?;
+    assert_eq!(
+        warned["postJournalEntry"]["warnings"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{warned}"
+    );
+    let duplicate = b
+        .app
+        .gql(token, budget, json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2026-11", "amount": "5.00", "policy": "STOP" } }))
+        .await?;
+    assert_eq!(error_code(&duplicate), Some("CONFLICT"));
+    let bad_period = b
+        .app
+        .gql(token, budget, json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2026-13", "amount": "5.00", "policy": "STOP" } }))
+        .await?;
+    assert_eq!(error_code(&bad_period), Some("BAD_USER_INPUT"));
+    Ok(())
+}
