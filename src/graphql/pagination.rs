@@ -23,3 +23,27 @@ pub fn page_size(first: Option<i32>) -> AppResult<u64> {
         )),
     }
 }
+
+/// Deeper than any list a person pages through; keeps offsets far from integer limits.
+const MAX_OFFSET: u64 = 10_000_000;
+
+/// Offset cursors: opaque to clients, stable for a given filter and order.
+pub fn encode_cursor(offset: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
+}
+
+pub fn decode_cursor(cursor: Option<&str>) -> Result<u64, AppError> {
+    use base64::Engine;
+    let Some(cursor) = cursor else {
+        return Ok(0);
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|text| text.strip_prefix("offset:")?.parse::<u64>().ok())
+        .filter(|offset| *offset < MAX_OFFSET)
+        .map(|offset| offset + 1)
+        .ok_or_else(|| AppError::bad_field("after", "not a cursor from this list"))
+}

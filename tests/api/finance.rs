@@ -279,3 +279,63 @@ async fn budgets_hold_under_concurrency(backend: Backend) -> anyhow::Result<()> 
     assert_eq!(error_code(&bad_period), Some("BAD_USER_INPUT"));
     Ok(())
 }
+
+on_both_backends!(reports_group_profit_and_carry_running_balances);
+
+async fn reports_group_profit_and_carry_running_balances(backend: Backend) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    let sale = |date: &str, amount: &str| {
+        json!({ "i": { "memo": "sale", "postingDate": date, "lines": [
+            { "accountCode": "1000", "debit": amount },
+            { "accountCode": "4000", "credit": amount, "costCenterId": b.department }
+        ] } })
+    };
+    b.app
+        .gql_ok(token, POST, sale("2026-10-05", "300.00"))
+        .await?;
+    b.app
+        .gql_ok(token, POST, sale("2026-11-05", "500.00"))
+        .await?;
+    b.app
+        .gql_ok(token, POST, spend("120.25", &b.department))
+        .await?;
+
+    let pnl = "query($g: [PnlGroup!]) { profitAndLoss(from: \"2026-10-01\", to: \"2026-11-30\", groupBy: $g) { department { id } month revenue expense net } }";
+    let by_month = b
+        .app
+        .gql_ok(token, pnl, json!({ "g": ["DEPARTMENT", "MONTH"] }))
+        .await?;
+    let rows = by_month["profitAndLoss"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{by_month}");
+    assert_eq!(rows[0]["month"], "2026-10");
+    assert_eq!(rows[0]["revenue"], "300.00");
+    assert_eq!(rows[1]["month"], "2026-11");
+    assert_eq!(rows[1]["net"], "379.75");
+    assert_eq!(rows[1]["department"]["id"], b.department.as_str());
+    let total = b.app.gql_ok(token, pnl, json!({ "g": [] })).await?;
+    assert_eq!(total["profitAndLoss"][0]["net"], "679.75");
+
+    let ledger = "query($a: String) { accountLedger(accountCode: \"1000\", from: \"2026-11-01\", first: 1, after: $a) { openingBalance totalCount hasNextPage endCursor lines { debit credit balance memo } } }";
+    let page = b.app.gql_ok(token, ledger, json!({ "a": null })).await?;
+    assert_eq!(page["accountLedger"]["openingBalance"], "300.00");
+    assert_eq!(page["accountLedger"]["totalCount"], 2);
+    assert_eq!(page["accountLedger"]["lines"][0]["balance"], "800.00");
+    let next = b
+        .app
+        .gql_ok(
+            token,
+            ledger,
+            json!({ "a": page["accountLedger"]["endCursor"] }),
+        )
+        .await?;
+    assert_eq!(next["accountLedger"]["lines"][0]["credit"], "120.25");
+    assert_eq!(next["accountLedger"]["lines"][0]["balance"], "679.75");
+    assert_eq!(next["accountLedger"]["hasNextPage"], false);
+    Ok(())
+}

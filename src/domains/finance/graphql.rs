@@ -250,6 +250,44 @@ async fn budget_view(ctx: &Context<'_>, usage: service::Usage) -> Result<Budget>
     })
 }
 
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum PnlGroup {
+    Department,
+    Month,
+}
+
+#[derive(SimpleObject)]
+pub struct PnlRow {
+    department: Option<Department>,
+    /// `YYYY-MM`, when grouped by month.
+    month: Option<String>,
+    revenue: Money,
+    expense: Money,
+    net: Money,
+}
+
+#[derive(SimpleObject)]
+pub struct LedgerEntryLine {
+    entry_id: ID,
+    memo: String,
+    posting_date: Date,
+    debit: Money,
+    credit: Money,
+    /// The account's balance after this line, in its natural direction.
+    balance: Money,
+}
+
+#[derive(SimpleObject)]
+pub struct AccountLedger {
+    account: Account,
+    /// The balance brought forward from before `from`.
+    opening_balance: Money,
+    lines: Vec<LedgerEntryLine>,
+    total_count: u64,
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
 #[derive(Default)]
 pub struct FinanceQuery;
 
@@ -296,6 +334,90 @@ impl FinanceQuery {
                 .collect::<Result<Vec<_>>>()?,
             total_debit: money(ctx, total_debit)?,
             total_credit: money(ctx, total_credit)?,
+        })
+    }
+
+    /// Revenue, expense and net over `[from, to]`, grouped by department and/or month.
+    /// Needs `finance.read`.
+    async fn profit_and_loss(
+        &self,
+        ctx: &Context<'_>,
+        from: Date,
+        to: Date,
+        group_by: Option<Vec<PnlGroup>>,
+    ) -> Result<Vec<PnlRow>> {
+        let app = ctx.app()?;
+        let groups = group_by.unwrap_or_default();
+        let cells = service::profit_and_loss(
+            &app.db.conn,
+            ctx.viewer()?,
+            from.0,
+            to.0,
+            groups.contains(&PnlGroup::Department),
+            groups.contains(&PnlGroup::Month),
+        )
+        .await?;
+        let mut rows = Vec::with_capacity(cells.len());
+        for cell in cells {
+            rows.push(PnlRow {
+                department: match cell.cost_center {
+                    Some(id) => department_by_id(ctx, id).await?,
+                    None => None,
+                },
+                month: cell.month,
+                revenue: money(ctx, cell.revenue)?,
+                expense: money(ctx, cell.expense)?,
+                net: money(ctx, cell.revenue - cell.expense)?,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// One account's lines with the running balance. Needs `finance.read`.
+    async fn account_ledger(
+        &self,
+        ctx: &Context<'_>,
+        account_code: String,
+        from: Option<Date>,
+        to: Option<Date>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<AccountLedger> {
+        let app = ctx.app()?;
+        let first = crate::graphql::pagination::page_size(first)?;
+        let offset = crate::graphql::pagination::decode_cursor(after.as_deref())?;
+        let page = service::account_ledger(
+            &app.db.conn,
+            ctx.viewer()?,
+            account_code.trim(),
+            from.map(|d| d.0),
+            to.map(|d| d.0),
+            offset,
+            first,
+        )
+        .await?;
+        let shown = page.lines.len() as u64;
+        Ok(AccountLedger {
+            opening_balance: money(ctx, page.opening)?,
+            lines: page
+                .lines
+                .into_iter()
+                .map(|l| {
+                    Ok(LedgerEntryLine {
+                        entry_id: ID(l.line.entry_id.to_string()),
+                        memo: l.memo,
+                        posting_date: Date(l.line.posting_date),
+                        debit: money(ctx, l.line.debit_minor)?,
+                        credit: money(ctx, l.line.credit_minor)?,
+                        balance: money(ctx, l.balance)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            total_count: page.total,
+            has_next_page: offset + shown < page.total,
+            end_cursor: (shown > 0)
+                .then(|| crate::graphql::pagination::encode_cursor(offset + shown - 1)),
+            account: Account(page.account),
         })
     }
 
