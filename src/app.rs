@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::auth::jwt::{JwtKeys, KeySource};
 use crate::config::Config;
 use crate::domains::approvals::service::ApprovalSubjects;
+use crate::domains::business::service::TransactionApprovals;
 use crate::domains::identity::service::{self as identity, FirstAdmin};
 use crate::domains::tasks::service::TaskApprovals;
 use crate::platform::cache::{Cache, InProcessCache, RedisCache};
@@ -91,6 +92,7 @@ impl AppState {
         .context("first start")?;
         let metrics = Metrics::new()?;
         let files = FileStore::from_config(&config)?;
+        let currency = config.currency.clone();
         Ok(Startup {
             state: AppState(Arc::new(AppInner {
                 config,
@@ -101,7 +103,12 @@ impl AppState {
                 jwt,
                 metrics,
                 files,
-                approval_subjects: ApprovalSubjects::new(vec![Arc::new(TaskApprovals)]),
+                approval_subjects: ApprovalSubjects::new(vec![
+                    Arc::new(TaskApprovals),
+                    Arc::new(TransactionApprovals {
+                        currency: currency.clone(),
+                    }),
+                ]),
             })),
             first_admin,
             jwt_key_source,

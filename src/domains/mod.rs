@@ -54,6 +54,7 @@ macro_rules! string_enum {
 }
 
 pub mod approvals;
+pub mod business;
 pub mod finance;
 pub mod identity;
 pub mod notifications;

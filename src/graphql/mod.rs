@@ -11,6 +11,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::config::Limits;
 use crate::domains::approvals::graphql::{ApprovalsMutation, ApprovalsQuery};
+use crate::domains::business::graphql::{BusinessMutation, BusinessQuery};
 use crate::domains::finance::graphql::{FinanceMutation, FinanceQuery};
 use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
 use crate::domains::notifications::graphql::{
@@ -25,6 +26,7 @@ pub struct QueryRoot(
     ApprovalsQuery,
     NotificationsQuery,
     FinanceQuery,
+    BusinessQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -34,6 +36,7 @@ pub struct MutationRoot(
     ApprovalsMutation,
     NotificationsMutation,
     FinanceMutation,
+    BusinessMutation,
 );
 
 #[derive(MergedSubscription, Default)]

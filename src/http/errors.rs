@@ -68,3 +68,42 @@ pub fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
         "internal error",
     )
 }
+
+/// How much of a refused body is read and thrown away before answering, so the client is
+/// still listening for the 413 (closing on unread data would reset the connection first).
+pub const DRAIN_CAP: usize = 2 * 1024 * 1024;
+
+/// Reads and discards up to `DRAIN_CAP` bytes of a body that will not be used.
+pub async fn drain(body: Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0usize;
+    while seen < DRAIN_CAP {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
+}
+
+/// A body whose declared length is over the limit is refused before any handler runs.
+pub async fn refuse_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        drain(request.into_body()).await;
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_USER_INPUT",
+            "request body is larger than the limit",
+        );
+    }
+    next.run(request).await
+}

@@ -111,6 +111,35 @@ fn too_large() -> Box<Response> {
     ))
 }
 
+/// Reads at most `limit` bytes. Past it, the rest is drained (within a cap) before the 413, so
+/// the client is still reading when the answer comes.
+async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, Box<Response>> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            if is_length_limit(&err) {
+                too_large()
+            } else {
+                Box::new(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_USER_INPUT",
+                    "could not read the request body",
+                ))
+            }
+        })?;
+        if let Some(data) = frame.data_ref() {
+            if collected.len() + data.len() > limit {
+                super::errors::drain(body).await;
+                return Err(too_large());
+            }
+            collected.extend_from_slice(data);
+        }
+    }
+    Ok(collected.freeze())
+}
+
 fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
@@ -130,17 +159,7 @@ async fn read_batch(
     let limit = state.app.config.limits.max_body_bytes;
     let batch = match body_kind(headers)? {
         BodyKind::Json => {
-            let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
-                if is_length_limit(&err) {
-                    too_large()
-                } else {
-                    Box::new(error_response(
-                        StatusCode::BAD_REQUEST,
-                        "BAD_USER_INPUT",
-                        "could not read the request body",
-                    ))
-                }
-            })?;
+            let bytes = read_limited(body, limit).await?;
             // Decided by the first byte rather than serde's untagged guess, which would take
             // `[]` for a single request with an empty query.
             let parsed = if bytes.trim_ascii_start().first() == Some(&b'[') {

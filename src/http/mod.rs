@@ -55,11 +55,14 @@ pub fn build_router(app: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_response(errors::json_for_bare_statuses))
-                // Uploads may be larger than other bodies; the JSON path enforces its own limit.
+                // A multipart upload carries a file and its operations: the sum of both limits.
+                // The JSON path holds plain requests to `max_body_bytes` itself.
+                .layer(middleware::from_fn_with_state(
+                    limits.max_body_bytes + limits.max_upload_bytes,
+                    errors::refuse_declared_oversize,
+                ))
                 .layer(RequestBodyLimitLayer::new(
-                    limits
-                        .max_body_bytes
-                        .max(limits.max_upload_bytes + 64 * 1024),
+                    limits.max_body_bytes + limits.max_upload_bytes,
                 ))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,

@@ -197,6 +197,25 @@ pub async fn lock_in_transaction<C: ConnectionTrait>(db: &C, key: &str) -> Resul
     Ok(())
 }
 
+/// Like `lock_in_transaction`, but gives up at once: `false` when another transaction holds
+/// the lock (PostgreSQL). SQLite's single writer means the lock is always free here.
+pub async fn try_lock_in_transaction<C: ConnectionTrait>(db: &C, key: &str) -> Result<bool, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked",
+            [key.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<bool>("", "locked")?,
+        None => false,
+    })
+}
+
 /// `%text%` with LIKE's wildcards in `text` escaped, so `john_doe` matches only itself.
 pub fn contains_pattern(text: &str) -> sea_orm::sea_query::LikeExpr {
     let escaped = text

@@ -339,3 +339,91 @@ async fn reports_group_profit_and_carry_running_balances(backend: Backend) -> an
     assert_eq!(next["accountLedger"]["hasNextPage"], false);
     Ok(())
 }
+
+on_both_backends!(the_ledger_balances_under_concurrent_posting);
+
+/// 32 workers post random balanced entries while a reader checks the trial balance: every read
+/// sums to zero, every entry balances, and every amount reads back exactly as written.
+async fn the_ledger_balances_under_concurrent_posting(backend: Backend) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = b.admin.access.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let workers = (0..32u64).map(|seed| {
+        let app = &b.app;
+        let token = token.clone();
+        let department = b.department.clone();
+        async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut posted = Vec::new();
+            while std::time::Instant::now() < deadline {
+                let minor: i64 = rng.gen_range(1..100_000_000);
+                let amount = format!("{}.{:02}", minor / 100, minor % 100);
+                let split: i64 = rng.gen_range(1..=minor);
+                let (first, second) = (split, minor - split);
+                let mut lines = vec![json!({ "accountCode": "1000", "credit": amount.clone() })];
+                for part in [first, second].into_iter().filter(|p| *p > 0) {
+                    lines.push(json!({ "accountCode": "6000", "debit": format!("{}.{:02}", part / 100, part % 100), "costCenterId": department }));
+                }
+                let body = app.gql(Some(&token), POST, entry(Value::Array(lines))).await?;
+                anyhow::ensure!(body.get("errors").is_none(), "{body}");
+                posted.push((str_at(&body, "/data/postJournalEntry/id")?, amount));
+            }
+            Ok::<_, anyhow::Error>(posted)
+        }
+    });
+    let reader = async {
+        let mut reads = 0;
+        while std::time::Instant::now() < deadline {
+            let trial = b.app.gql_ok(Some(&token), TRIAL, json!({})).await?;
+            anyhow::ensure!(
+                trial["trialBalance"]["totalDebit"] == trial["trialBalance"]["totalCredit"],
+                "unbalanced read: {trial}"
+            );
+            reads += 1;
+        }
+        Ok::<_, anyhow::Error>(reads)
+    };
+    let (posted, reads) = tokio::try_join!(futures_util::future::try_join_all(workers), reader)?;
+    let posted: Vec<(String, String)> = posted.into_iter().flatten().collect();
+    assert!(
+        posted.len() >= 32 && reads > 0,
+        "{} entries, {reads} reads",
+        posted.len()
+    );
+    let trial = b.app.gql_ok(Some(&token), TRIAL, json!({})).await?;
+    assert_eq!(
+        trial["trialBalance"]["totalDebit"],
+        trial["trialBalance"]["totalCredit"]
+    );
+    // A sample of entries: each balances, and its credit reads back exactly as written.
+    for (id, amount) in posted.iter().step_by(7) {
+        let read = b
+            .app
+            .gql_ok(
+                Some(&token),
+                "query($id: ID!) { journalEntry(id: $id) { lines { debit credit } } }",
+                json!({ "id": id }),
+            )
+            .await?;
+        let lines = read["journalEntry"]["lines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let credit = lines
+            .iter()
+            .find(|l| l["credit"] != "0.00")
+            .map(|l| l["credit"].clone());
+        assert_eq!(credit, Some(json!(amount)), "{read}");
+        let cents = |v: &Value| -> i64 {
+            let text = v.as_str().unwrap_or("0");
+            text.replace('.', "").parse().unwrap_or(0)
+        };
+        let debits: i64 = lines.iter().map(|l| cents(&l["debit"])).sum();
+        let credits: i64 = lines.iter().map(|l| cents(&l["credit"])).sum();
+        assert_eq!(debits, credits, "{read}");
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod board;
+mod business;
 mod cli;
 mod edge;
 mod finance;

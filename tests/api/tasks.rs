@@ -637,24 +637,36 @@ async fn progress_is_reported_by_executors_and_confirmed_by_the_confirmer(
         .as_(&c.second_executor, report, json!({ "id": id, "p": 100 }))
         .await?;
     assert_eq!(error_code(&again), Some("CONFLICT"));
-    let outputs = outbox_rows(&c.app, &id).await?;
-    assert_eq!(outputs.len(), 1);
+    let outputs = output_postings(&c.app, &id).await?;
+    assert_eq!(outputs.len(), 1, "posted once: {outputs:?}");
+    assert_eq!(outputs[0].0, 150_050, "exact minor units");
     assert_eq!(
-        outputs[0]["amount_minor"], 150_050,
-        "exact minor units: {outputs:?}"
+        outputs[0].1.map(|d| d.to_string()),
+        Some(c.north.clone()),
+        "revenue for the task's department"
     );
-    assert_eq!(outputs[0]["currency"], "CNY");
+    let pnl = c
+        .ok_as(&c.admin, "{ profitAndLoss(from: \"2000-01-01\", to: \"2100-01-01\", groupBy: [DEPARTMENT]) { department { id } revenue } }", json!({}))
+        .await?;
+    assert_eq!(pnl["profitAndLoss"][0]["revenue"], "1500.50", "{pnl}");
+    assert_eq!(pnl["profitAndLoss"].as_array().map(Vec::len), Some(1));
     Ok(())
 }
 
-async fn outbox_rows(app: &TestApp, task_id: &str) -> anyhow::Result<Vec<Value>> {
+/// The task's cash output postings: (amount, cost centre, account code) per revenue line.
+async fn output_postings(
+    app: &TestApp,
+    task_id: &str,
+) -> anyhow::Result<Vec<(i64, Option<uuid::Uuid>)>> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    Ok(entities::outbox::Entity::find()
-        .filter(entities::outbox::Column::DedupeKey.eq(format!("task.output:{task_id}")))
+    let task = uuid::Uuid::parse_str(task_id)?;
+    Ok(entities::journal_line::Entity::find()
+        .filter(entities::journal_line::Column::TaskId.eq(task))
+        .filter(entities::journal_line::Column::CreditMinor.gt(0))
         .all(&app.state.db.conn)
         .await?
         .into_iter()
-        .map(|row| row.payload)
+        .map(|l| (l.credit_minor, l.cost_center_id))
         .collect())
 }
 

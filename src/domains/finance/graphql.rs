@@ -135,6 +135,12 @@ pub struct JournalEntry {
     entry: journal_entry::Model,
 }
 
+impl From<journal_entry::Model> for JournalEntry {
+    fn from(entry: journal_entry::Model) -> Self {
+        Self { entry }
+    }
+}
+
 #[Object]
 impl JournalEntry {
     async fn id(&self) -> ID {

@@ -109,6 +109,53 @@ async fn natural_total<C: ConnectionTrait>(
     Ok(account_type(account).natural(debits, credits))
 }
 
+/// Posts for a business transaction inside its transaction: the type was configured by an
+/// administrator, so no `finance.post` check; budgets apply as to any posting.
+pub async fn post_for_transaction<C: ConnectionTrait>(
+    db: &C,
+    posted_by: Uuid,
+    entry: &NewEntry,
+    transaction_id: Uuid,
+) -> AppResult<Posted> {
+    entry.validate()?;
+    insert_entry(db, posted_by, entry, None, true, Some(transaction_id)).await
+}
+
+pub async fn accounts_exist<C: ConnectionTrait>(
+    db: &C,
+    codes: Vec<String>,
+) -> AppResult<Vec<String>> {
+    let found = accounts_by_code(db, codes.clone()).await?;
+    Ok(codes
+        .into_iter()
+        .filter(|c| !found.contains_key(c))
+        .collect())
+}
+
+/// Creates an account if no account has the code (for built-in transaction types).
+pub async fn ensure_account<C: ConnectionTrait>(
+    db: &C,
+    code: &str,
+    name: &str,
+    kind: AccountType,
+) -> AppResult<()> {
+    if accounts_by_code(db, vec![code.to_owned()])
+        .await?
+        .is_empty()
+    {
+        account::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            code: Set(code.to_owned()),
+            name: Set(name.to_owned()),
+            account_type: Set(kind.as_str().to_owned()),
+            created_at: Set(Utc::now()),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
 pub struct Posted {
     pub entry: journal_entry::Model,
     pub warnings: Vec<String>,
@@ -124,7 +171,7 @@ where
     me.require_global(Permission::FinancePost)?;
     entry.validate()?;
     let txn = db.begin().await?;
-    let posted = insert_entry(&txn, me.id, &entry, None, true).await?;
+    let posted = insert_entry(&txn, me.id, &entry, None, true, None).await?;
     txn.commit().await?;
     Ok(posted)
 }
@@ -135,6 +182,7 @@ async fn insert_entry<C: ConnectionTrait>(
     entry: &NewEntry,
     reversal_of: Option<Uuid>,
     check_budgets: bool,
+    transaction_id: Option<Uuid>,
 ) -> AppResult<Posted> {
     let accounts = accounts_by_code(
         db,
@@ -179,7 +227,7 @@ async fn insert_entry<C: ConnectionTrait>(
             account_id: Set(accounts.get(&line.account_code)?.id),
             cost_center_id: Set(line.cost_center_id),
             task_id: Set(line.task_id),
-            transaction_id: Set(None),
+            transaction_id: Set(transaction_id),
             debit_minor: Set(line.debit_minor),
             credit_minor: Set(line.credit_minor),
             posting_date: Set(entry.posting_date),
@@ -302,7 +350,7 @@ where
             .collect(),
     };
     reversal.validate()?;
-    let posted = insert_entry(&txn, me.id, &reversal, Some(original.id), false).await?;
+    let posted = insert_entry(&txn, me.id, &reversal, Some(original.id), false, None).await?;
     txn.commit().await?;
     Ok(posted.entry)
 }

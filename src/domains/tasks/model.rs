@@ -268,18 +268,6 @@ impl crate::platform::events::Event for TaskEvent {
     const TOPIC: &'static str = "tasks";
 }
 
-/// The `task.output` outbox record: a completed task's cash output, for finance to post once.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TaskOutput {
-    pub task_id: Uuid,
-    pub department_id: Option<Uuid>,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub completed_at: DateTime<Utc>,
-}
-
-pub const TASK_OUTPUT_TOPIC: &str = "task.output";
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,13 +2,12 @@
 //! confirmed 100% completes the task, awarding merit and recording its cash output once.
 
 use chrono::Utc;
-use entities::{merit_record, outbox, task};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use entities::{merit_record, task};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 
 use crate::domains::approvals::model::SubjectRef;
 use crate::domains::approvals::service as approvals;
+use crate::domains::business::service as business;
 use uuid::Uuid;
 
 use super::lifecycle::{load_for_change, save_versioned};
@@ -17,8 +16,7 @@ use crate::auth::Viewer;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service as notifications;
 use crate::domains::tasks::model::{
-    parse_progress, split_merit, ReviewStatus, TaskEventKind, TaskId, TaskOutput, WorkStatus,
-    SUBJECT_KIND, TASK_OUTPUT_TOPIC,
+    parse_progress, split_merit, ReviewStatus, TaskEventKind, TaskId, WorkStatus, SUBJECT_KIND,
 };
 use crate::error::{AppError, AppResult};
 use crate::platform::events::{EventBus, Pending};
@@ -296,32 +294,24 @@ async fn award_merit<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The `task.output` record for finance, in the completing transaction; its dedupe key makes
-/// a second record for the same task impossible.
-async fn record_cash_output<C: ConnectionTrait>(db: &C, task: &task::Model) -> AppResult<()> {
-    let (Some(amount), Some(completed_at)) = (task.cash_output_minor, task.completed_at) else {
+/// The cash output becomes a `TASK_OUTPUT` business transaction in the completing transaction:
+/// revenue for the task's department, posted once (its idempotency key is the task).
+async fn record_cash_output(
+    txn: &sea_orm::DatabaseTransaction,
+    task: &task::Model,
+) -> AppResult<()> {
+    let Some(amount) = task.cash_output_minor else {
         return Ok(());
     };
-    let payload = TaskOutput {
-        task_id: task.id,
-        department_id: task.department_id,
-        amount_minor: amount,
-        currency: task.currency.clone(),
-        completed_at,
-    };
-    outbox::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        topic: Set(TASK_OUTPUT_TOPIC.to_owned()),
-        dedupe_key: Set(format!("{TASK_OUTPUT_TOPIC}:{}", task.id)),
-        payload: Set(serde_json::to_value(payload).map_err(AppError::internal)?),
-        created_at: Set(Utc::now()),
-        processed_at: Set(None),
+    let recorded =
+        business::record_task_output(txn, task.id, task.department_id, amount, &task.currency)
+            .await?;
+    if recorded.error.is_some() {
+        return Err(AppError::Conflict(format!(
+            "the task's cash output could not be posted: {}",
+            recorded.error.unwrap_or_default()
+        )));
     }
-    .insert(db)
-    .await
-    .map_err(|e| {
-        AppError::from_unique_violation(e, "this task's cash output was already recorded")
-    })?;
     Ok(())
 }
 

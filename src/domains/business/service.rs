@@ -1,0 +1,548 @@
+//! Business transaction rules: types, submission with Stripe-style idempotency, approval,
+//! exactly-once execution and routing.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use entities::{business_transaction, outbox, transaction_type};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::model::{
+    amount_at, parse_idempotency_key, payload_hash, PostingRule, Route, Side, Status,
+    TransactionId, SUBJECT_KIND, TASK_OUTPUT_TYPE,
+};
+use crate::auth::{Permission, Viewer};
+use crate::domains::approvals::model::{SubjectFacts, SubjectRef, Verdict};
+use crate::domains::approvals::service::{self as approvals, ApprovalSubject};
+use crate::domains::finance::model::{AccountType, NewEntry, PostingLine};
+use crate::domains::finance::service as finance;
+use crate::error::{AppError, AppResult};
+use crate::platform::db::try_lock_in_transaction;
+use crate::platform::events::{EventBus, Pending};
+use crate::platform::money::currency_exponent;
+
+pub struct NewType {
+    pub code: String,
+    pub name: String,
+    pub payload_schema: serde_json::Value,
+    pub approval_flow_id: Option<Uuid>,
+    pub route: Route,
+    pub posting_rule: Option<serde_json::Value>,
+}
+
+pub async fn create_type<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    input: NewType,
+) -> AppResult<transaction_type::Model> {
+    viewer.user()?.require_global(Permission::Admin)?;
+    let code = input.code.trim().to_uppercase();
+    if code.is_empty()
+        || code.len() > 64
+        || !code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return Err(AppError::bad_field(
+            "code",
+            "a code is 1–64 letters, digits, '_', '-' or '.'",
+        ));
+    }
+    if code == TASK_OUTPUT_TYPE {
+        return Err(AppError::Conflict(format!(
+            "{TASK_OUTPUT_TYPE} is built in"
+        )));
+    }
+    jsonschema::validator_for(&input.payload_schema).map_err(|e| {
+        AppError::bad_field("payloadSchema", format!("not a valid JSON Schema: {e}"))
+    })?;
+    if let Some(flow) = input.approval_flow_id {
+        if !approvals::flow_exists(db, flow).await? {
+            return Err(AppError::bad_field(
+                "approvalFlowId",
+                "no such approval flow",
+            ));
+        }
+    }
+    let rule = match (input.route, &input.posting_rule) {
+        (Route::FinancePosting, Some(raw)) => {
+            let rule = PostingRule::parse(raw)?;
+            let missing =
+                finance::accounts_exist(db, rule.lines.iter().map(|l| l.account.clone()).collect())
+                    .await?;
+            if !missing.is_empty() {
+                return Err(AppError::bad_field(
+                    "postingRule",
+                    format!("no account with code {:?}", missing[0]),
+                ));
+            }
+            Some(raw.clone())
+        }
+        (Route::FinancePosting, None) => {
+            return Err(AppError::bad_field(
+                "postingRule",
+                "a FINANCE_POSTING type needs a posting rule",
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(AppError::bad_field(
+                "postingRule",
+                "only FINANCE_POSTING types have a posting rule",
+            ))
+        }
+        (_, None) => None,
+    };
+    transaction_type::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        code: Set(code.clone()),
+        name: Set(input.name),
+        payload_schema: Set(input.payload_schema),
+        approval_flow_id: Set(input.approval_flow_id),
+        route: Set(input.route.as_str().to_owned()),
+        posting_rule: Set(rule),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| AppError::from_unique_violation(e, format!("a transaction type {code:?} exists")))
+}
+
+pub async fn list_types<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+) -> AppResult<Vec<transaction_type::Model>> {
+    viewer.user()?;
+    Ok(transaction_type::Entity::find()
+        .order_by_asc(transaction_type::Column::Code)
+        .all(db)
+        .await?)
+}
+
+async fn type_by_code<C: ConnectionTrait>(
+    db: &C,
+    code: &str,
+) -> AppResult<Option<transaction_type::Model>> {
+    Ok(transaction_type::Entity::find()
+        .filter(transaction_type::Column::Code.eq(code.trim().to_uppercase()))
+        .one(db)
+        .await?)
+}
+
+fn check_payload(kind: &transaction_type::Model, payload: &serde_json::Value) -> AppResult<()> {
+    let validator = jsonschema::validator_for(&kind.payload_schema)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("stored schema invalid: {e}")))?;
+    if let Some(error) = validator.iter_errors(payload).next() {
+        let path = error.instance_path().to_string();
+        return Err(AppError::bad_field(
+            "payload",
+            format!(
+                "payload {} is invalid: {error}",
+                if path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    path
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn with_status(
+    history: &serde_json::Value,
+    status: Status,
+    note: Option<&str>,
+) -> serde_json::Value {
+    let mut steps = history.as_array().cloned().unwrap_or_default();
+    steps.push(serde_json::json!({ "status": status.as_str(), "at": Utc::now().to_rfc3339(), "note": note }));
+    serde_json::Value::Array(steps)
+}
+
+/// Submits a transaction. The same key with the same payload returns the first transaction and
+/// never executes twice; with a different payload, or while the first is still in flight, it is
+/// `CONFLICT`.
+pub async fn submit<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    viewer: &Viewer,
+    currency: &str,
+    type_code: &str,
+    idempotency_key: &str,
+    payload: serde_json::Value,
+) -> AppResult<business_transaction::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let me = viewer.user()?;
+    let key = parse_idempotency_key(idempotency_key)?;
+    let kind = type_by_code(db, type_code)
+        .await?
+        .ok_or_else(|| AppError::bad_field("type", format!("no transaction type {type_code:?}")))?;
+    if kind.code == TASK_OUTPUT_TYPE {
+        return Err(AppError::Forbidden(format!(
+            "{TASK_OUTPUT_TYPE} transactions come from completed tasks"
+        )));
+    }
+    check_payload(&kind, &payload)?;
+    let source = format!("user:{}", me.id);
+    let txn = db.begin().await?;
+    let (row, pending) =
+        submit_in(&txn, &kind, &source, Some(me.id), &key, payload, currency).await?;
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(row)
+}
+
+/// The idempotent core, inside the caller's transaction (also used for built-in types).
+async fn submit_in(
+    txn: &DatabaseTransaction,
+    kind: &transaction_type::Model,
+    source: &str,
+    source_user: Option<Uuid>,
+    key: &str,
+    payload: serde_json::Value,
+    currency: &str,
+) -> AppResult<(business_transaction::Model, Pending)> {
+    let hash = payload_hash(&payload);
+    if !try_lock_in_transaction(txn, &format!("idempotency:{source}:{key}")).await? {
+        return Err(AppError::Conflict(
+            "a transaction with this key is still being processed".into(),
+        ));
+    }
+    if let Some(existing) = business_transaction::Entity::find()
+        .filter(business_transaction::Column::SourceKey.eq(source))
+        .filter(business_transaction::Column::IdempotencyKey.eq(key))
+        .one(txn)
+        .await?
+    {
+        if existing.payload_hash != hash {
+            return Err(AppError::Conflict(
+                "this idempotency key was used with a different payload".into(),
+            ));
+        }
+        return Ok((existing, Pending::default()));
+    }
+    let now = Utc::now();
+    let history = with_status(
+        &with_status(&serde_json::json!([]), Status::Received, None),
+        Status::Validated,
+        None,
+    );
+    let row = business_transaction::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        type_id: Set(kind.id),
+        payload: Set(payload.clone()),
+        payload_hash: Set(hash),
+        source_key: Set(source.to_owned()),
+        source_user_id: Set(source_user),
+        idempotency_key: Set(key.to_owned()),
+        status: Set(Status::Validated.as_str().to_owned()),
+        history: Set(history),
+        result: Set(None),
+        error: Set(None),
+        approval_instance_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(txn)
+    .await
+    .map_err(|e| {
+        AppError::from_unique_violation(e, "a transaction with this key is still being processed")
+    })?;
+    let mut pending = Pending::default();
+    let row = match (kind.approval_flow_id, source_user) {
+        (Some(flow), Some(initiator)) => {
+            let started = approvals::start(
+                txn,
+                &mut pending,
+                flow,
+                SubjectRef {
+                    kind: SUBJECT_KIND,
+                    id: row.id,
+                },
+                SubjectFacts {
+                    initiator_id: initiator,
+                    ..SubjectFacts::default()
+                },
+            )
+            .await?;
+            let mut active: business_transaction::ActiveModel = row.clone().into();
+            active.approval_instance_id = Set(Some(started.instance.id));
+            active.history = Set(with_status(&row.history, Status::PendingApproval, None));
+            active.status = Set(Status::PendingApproval.as_str().to_owned());
+            let waiting = active.update(txn).await?;
+            if started.status == crate::domains::approvals::model::InstanceStatus::Approved {
+                execute(txn, waiting, kind, currency).await?
+            } else {
+                waiting
+            }
+        }
+        _ => execute(txn, row, kind, currency).await?,
+    };
+    Ok((row, pending))
+}
+
+/// Runs the route once. A failure (a refused posting, say) is recorded on the transaction,
+/// not thrown: the envelope and its history stay, with status FAILED.
+async fn execute(
+    txn: &DatabaseTransaction,
+    row: business_transaction::Model,
+    kind: &transaction_type::Model,
+    currency: &str,
+) -> AppResult<business_transaction::Model> {
+    let history = with_status(&row.history, Status::Executing, None);
+    let attempt = txn.begin().await?;
+    let outcome = route(&attempt, &row, kind, currency).await;
+    let (status, result, error) = match outcome {
+        Ok(result) => {
+            attempt.commit().await?;
+            (Status::Completed, Some(result), None)
+        }
+        Err(AppError::Internal(cause)) => return Err(AppError::Internal(cause)),
+        Err(err) => {
+            attempt.rollback().await?;
+            (Status::Failed, None, Some(err.public_message().to_owned()))
+        }
+    };
+    let mut active: business_transaction::ActiveModel = row.into();
+    active.history = Set(with_status(&history, status, error.as_deref()));
+    active.status = Set(status.as_str().to_owned());
+    active.result = Set(result);
+    active.error = Set(error);
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(txn).await?)
+}
+
+async fn route<C: ConnectionTrait>(
+    db: &C,
+    row: &business_transaction::Model,
+    kind: &transaction_type::Model,
+    currency: &str,
+) -> AppResult<serde_json::Value> {
+    match Route::parse(&kind.route) {
+        Some(Route::FinancePosting) => {
+            let rule = PostingRule::parse(
+                kind.posting_rule
+                    .as_ref()
+                    .unwrap_or(&serde_json::Value::Null),
+            )?;
+            let exponent = currency_exponent(currency);
+            let uuid_at = |field: &Option<String>| -> AppResult<Option<Uuid>> {
+                match field {
+                    Some(field) => row
+                        .payload
+                        .get(field)
+                        .and_then(|v| v.as_str())
+                        .map(|s| {
+                            Uuid::parse_str(s).map_err(|_| {
+                                AppError::bad_field("payload", format!("/{field}: not an id"))
+                            })
+                        })
+                        .transpose(),
+                    None => Ok(None),
+                }
+            };
+            let mut lines = Vec::new();
+            for line in &rule.lines {
+                let amount = amount_at(&row.payload, &line.amount_field, exponent)?;
+                lines.push(PostingLine {
+                    account_code: line.account.clone(),
+                    debit_minor: if line.side == Side::Debit { amount } else { 0 },
+                    credit_minor: if line.side == Side::Credit { amount } else { 0 },
+                    cost_center_id: uuid_at(&line.cost_center_field)?,
+                    task_id: uuid_at(&line.task_field)?,
+                });
+            }
+            let entry = NewEntry {
+                memo: format!("{} {}", kind.code, row.idempotency_key),
+                posting_date: Utc::now().date_naive(),
+                lines,
+            };
+            let posted_by = row.source_user_id.unwrap_or(Uuid::nil());
+            let posted = finance::post_for_transaction(db, posted_by, &entry, row.id).await?;
+            Ok(
+                serde_json::json!({ "journalEntryId": posted.entry.id, "warnings": posted.warnings }),
+            )
+        }
+        Some(route @ (Route::AppForward | Route::DataProcess)) => {
+            // Recorded in the same transaction; the scheduler's delivery and processing jobs
+            // pick these rows up.
+            let topic = format!("business.{}", route.as_str().to_lowercase());
+            outbox::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                topic: Set(topic.clone()),
+                dedupe_key: Set(format!("{topic}:{}", row.id)),
+                payload: Set(serde_json::json!({ "transactionId": row.id, "type": kind.code, "payload": row.payload })),
+                created_at: Set(Utc::now()),
+                processed_at: Set(None),
+            }
+            .insert(db)
+            .await?;
+            Ok(serde_json::json!({ "queued": topic }))
+        }
+        None => Err(AppError::internal(anyhow::anyhow!(
+            "unknown route {}",
+            kind.route
+        ))),
+    }
+}
+
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: TransactionId,
+) -> AppResult<business_transaction::Model> {
+    let me = viewer.user()?;
+    let row = business_transaction::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("transaction"))?;
+    if row.source_user_id != Some(me.id) && !me.has_global(Permission::FinanceRead) {
+        return Err(AppError::not_found("transaction"));
+    }
+    Ok(row)
+}
+
+/// The viewer's own transactions, or everyone's for `finance.read` holders; newest first.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    status: Option<Status>,
+    offset: u64,
+    first: u64,
+) -> AppResult<(Vec<business_transaction::Model>, u64)> {
+    use sea_orm::PaginatorTrait;
+    let me = viewer.user()?;
+    let mut query = business_transaction::Entity::find();
+    if !me.has_global(Permission::FinanceRead) {
+        query = query.filter(business_transaction::Column::SourceUserId.eq(me.id));
+    }
+    if let Some(status) = status {
+        query = query.filter(business_transaction::Column::Status.eq(status.as_str()));
+    }
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by_desc(business_transaction::Column::Id)
+        .offset(offset)
+        .limit(first)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn type_of<C: ConnectionTrait>(
+    db: &C,
+    type_id: Uuid,
+) -> AppResult<Option<transaction_type::Model>> {
+    Ok(transaction_type::Entity::find_by_id(type_id)
+        .one(db)
+        .await?)
+}
+
+/// Approval-gated transactions execute only on approval; a rejection fails them.
+pub struct TransactionApprovals {
+    pub currency: String,
+}
+
+#[async_trait]
+impl ApprovalSubject for TransactionApprovals {
+    fn kind(&self) -> &'static str {
+        SUBJECT_KIND
+    }
+
+    async fn on_verdict(
+        &self,
+        txn: &DatabaseTransaction,
+        subject_id: Uuid,
+        verdict: &Verdict,
+        _decided_by: Uuid,
+    ) -> AppResult<Pending> {
+        let row = business_transaction::Entity::find_by_id(subject_id)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("transaction {subject_id} vanished"))
+            })?;
+        if Status::parse(&row.status) != Some(Status::PendingApproval) {
+            return Ok(Pending::default());
+        }
+        let kind = type_of(txn, row.type_id)
+            .await?
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("transaction without type")))?;
+        match verdict {
+            Verdict::Approved => {
+                let mut active: business_transaction::ActiveModel = row.clone().into();
+                active.history = Set(with_status(&row.history, Status::Approved, None));
+                active.status = Set(Status::Approved.as_str().to_owned());
+                let approved = active.update(txn).await?;
+                execute(txn, approved, &kind, &self.currency).await?;
+            }
+            Verdict::Rejected { reason } => {
+                let mut active: business_transaction::ActiveModel = row.clone().into();
+                active.history = Set(with_status(&row.history, Status::Failed, Some(reason)));
+                active.status = Set(Status::Failed.as_str().to_owned());
+                active.error = Set(Some(format!("rejected: {reason}")));
+                active.update(txn).await?;
+            }
+        }
+        Ok(Pending::default())
+    }
+}
+
+/// A completed task's cash output, as a transaction of the built-in `TASK_OUTPUT` type inside
+/// the completing transaction: revenue for the task's department, the task on the lines. The
+/// idempotency key is the task, so completing, re-confirming or retrying posts once.
+pub async fn record_task_output(
+    txn: &DatabaseTransaction,
+    task_id: Uuid,
+    department_id: Option<Uuid>,
+    amount_minor: i64,
+    currency: &str,
+) -> AppResult<business_transaction::Model> {
+    let kind = ensure_task_output_type(txn).await?;
+    let exponent = currency_exponent(currency);
+    let amount = crate::platform::money::Decimal::from_minor(amount_minor, exponent).to_string();
+    let payload =
+        serde_json::json!({ "taskId": task_id, "departmentId": department_id, "amount": amount });
+    let (row, _) = submit_in(
+        txn,
+        &kind,
+        "system:tasks",
+        None,
+        &format!("task.output:{task_id}"),
+        payload,
+        currency,
+    )
+    .await?;
+    Ok(row)
+}
+
+async fn ensure_task_output_type<C: ConnectionTrait>(db: &C) -> AppResult<transaction_type::Model> {
+    if let Some(kind) = type_by_code(db, TASK_OUTPUT_TYPE).await? {
+        return Ok(kind);
+    }
+    finance::ensure_account(db, "1200", "Task output receivable", AccountType::Asset).await?;
+    finance::ensure_account(db, "4100", "Task output revenue", AccountType::Revenue).await?;
+    let rule = serde_json::json!({ "lines": [
+        { "account": "1200", "side": "DEBIT", "amountField": "amount", "taskField": "taskId" },
+        { "account": "4100", "side": "CREDIT", "amountField": "amount", "costCenterField": "departmentId", "taskField": "taskId" }
+    ] });
+    Ok(transaction_type::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        code: Set(TASK_OUTPUT_TYPE.to_owned()),
+        name: Set("Task cash output".into()),
+        payload_schema: Set(
+            serde_json::json!({ "type": "object", "required": ["taskId", "amount"] }),
+        ),
+        approval_flow_id: Set(None),
+        route: Set(Route::FinancePosting.as_str().to_owned()),
+        posting_rule: Set(Some(rule)),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?)
+}
