@@ -38,9 +38,28 @@ pub struct Date(pub chrono::NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match value {
-            Value::String(text) => chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| InputValueError::custom(format!("Date {text:?} is not YYYY-MM-DD"))),
+            // Exactly YYYY-MM-DD with a year from 1900 to 9999: chrono alone also takes signed
+            // and five-digit years, which text-ordered dates on SQLite would misplace.
+            Value::String(text) => {
+                let shaped = text.len() == 10
+                    && text.bytes().enumerate().all(|(i, b)| {
+                        if i == 4 || i == 7 {
+                            b == b'-'
+                        } else {
+                            b.is_ascii_digit()
+                        }
+                    })
+                    && text[..4] >= *"1900";
+                chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                    .ok()
+                    .filter(|_| shaped)
+                    .map(Date)
+                    .ok_or_else(|| {
+                        InputValueError::custom(format!(
+                            "Date {text:?} is not YYYY-MM-DD (1900–9999)"
+                        ))
+                    })
+            }
             _ => Err(InputValueError::custom(
                 "a Date is text such as \"2026-11-27\"",
             )),

@@ -98,6 +98,20 @@ async fn one_key_executes_once_even_under_concurrency(backend: Backend) -> anyho
         )
         .await?;
     assert_eq!(error_code(&different), Some("CONFLICT"), "{different}");
+    app.gql_ok(
+        Some(&admin.access),
+        "mutation($i: CreateTransactionTypeInput!) { createTransactionType(input: $i) { code } }",
+        json!({ "i": { "code": "NOTE", "name": "Note", "route": "APP_FORWARD", "payloadSchema": { "type": "object" } } }),
+    )
+    .await?;
+    let other_type = app
+        .gql(
+            Some(&admin.access),
+            SUBMIT,
+            sale("NOTE", "order-1", "99.90"),
+        )
+        .await?;
+    assert_eq!(error_code(&other_type), Some("CONFLICT"), "{other_type}");
     assert_eq!(entries(&app).await?, 1);
 
     // 64 racers with one new key: one execution, one entry; the others get the first result or
@@ -150,12 +164,25 @@ async fn bad_payloads_change_nothing(backend: Backend) -> anyhow::Result<()> {
         .gql(token, SUBMIT, sale("SALE", &"k".repeat(256), "1.00"))
         .await?;
     assert_eq!(error_code(&long_key), Some("BAD_USER_INPUT"));
-    // A payload the posting rule cannot use fails the transaction, recorded, with nothing posted.
-    let failed = app
-        .gql_ok(token, SUBMIT, sale("SALE", "k3", "1.001"))
+    // A payload the posting rule cannot use is refused at submission and leaves no row.
+    for amount in ["1.001", "0", "-5.00"] {
+        let refused = app
+            .gql(
+                token,
+                SUBMIT,
+                sale("SALE", &format!("bad-{amount}"), amount),
+            )
+            .await?;
+        assert_eq!(
+            error_code(&refused),
+            Some("BAD_USER_INPUT"),
+            "{amount}: {refused}"
+        );
+    }
+    let none = app
+        .gql_ok(token, "{ transactions { totalCount } }", json!({}))
         .await?;
-    assert_eq!(failed["submitTransaction"]["status"], "FAILED", "{failed}");
-    assert!(failed["submitTransaction"]["error"].is_string());
+    assert_eq!(none["transactions"]["totalCount"], 0);
     assert_eq!(entries(&app).await?, 0);
     let builtin = app
         .gql(
@@ -164,7 +191,10 @@ async fn bad_payloads_change_nothing(backend: Backend) -> anyhow::Result<()> {
             json!({ "i": { "type": "TASK_OUTPUT", "idempotencyKey": "x", "payload": {} } }),
         )
         .await?;
-    assert!(error_code(&builtin).is_some(), "{builtin}");
+    assert!(
+        matches!(error_code(&builtin), Some("BAD_USER_INPUT" | "FORBIDDEN")),
+        "{builtin}"
+    );
     Ok(())
 }
 
@@ -182,7 +212,8 @@ async fn approval_gates_execution(backend: Backend) -> anyhow::Result<()> {
         .gql_ok(
             Some(&admin.access),
             "mutation($i: CreateApprovalFlowInput!) { createApprovalFlow(input: $i) { id } }",
-            json!({ "i": { "name": "Sales approval", "steps": [{ "name": "Check", "approverUserId": approver_id }] } }),
+            json!({ "i": { "name": "Sales approval", "steps": [{ "name": "Check", "approverUserId": approver_id,
+                "condition": { "field": "amount", "op": "GTE", "value": "100.00" } }] } }),
         )
         .await?;
     setup(
@@ -254,5 +285,16 @@ async fn approval_gates_execution(backend: Backend) -> anyhow::Result<()> {
         1,
         "a rejected transaction never executes"
     );
+
+    // The condition reads the payload: a small sale needs no approval and runs at once.
+    let small = app
+        .gql_ok(
+            Some(&admin.access),
+            SUBMIT,
+            sale("GATED_SALE", "g3", "99.99"),
+        )
+        .await?;
+    assert_eq!(small["submitTransaction"]["status"], "COMPLETED", "{small}");
+    assert_eq!(entries(&app).await?, 2);
     Ok(())
 }

@@ -201,13 +201,16 @@ async fn reversal_is_the_only_correction(backend: Backend) -> anyhow::Result<()>
         .await?;
     assert_eq!(error_code(&unknown), Some("NOT_FOUND"));
     let trial = b.app.gql_ok(token, TRIAL, json!({})).await?;
-    for row in trial["trialBalance"]["rows"]
+    let rows = trial["trialBalance"]["rows"]
         .as_array()
-        .into_iter()
-        .flatten()
-    {
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{trial}");
+    for row in rows {
         assert_eq!(row["balance"], "0.00", "{trial}");
     }
+    // The original and its reversal each debit 250.00.
+    assert_eq!(trial["trialBalance"]["totalDebit"], "500.00");
     Ok(())
 }
 
@@ -267,6 +270,45 @@ async fn budgets_hold_under_concurrency(backend: Backend) -> anyhow::Result<()> 
         Some(1),
         "{warned}"
     );
+    // A quarter STOP holds even when a month budget for the same account also exists.
+    b.app
+        .gql_ok(token, budget, json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2027-02", "amount": "1000000.00", "policy": "IGNORE" } }))
+        .await?;
+    b.app
+        .gql_ok(token, budget, json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2027-Q1", "amount": "10.00", "policy": "STOP" } }))
+        .await?;
+    let over_quarter = b
+        .app
+        .gql(
+            token,
+            POST,
+            json!({ "i": { "memo": "feb", "postingDate": "2027-02-10", "lines": [
+            { "accountCode": "6000", "debit": "20.00", "costCenterId": b.department },
+            { "accountCode": "1000", "credit": "20.00" }
+        ] } }),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&over_quarter),
+        Some("CONFLICT"),
+        "{over_quarter}"
+    );
+    let huge = b
+        .app
+        .gql(token, POST, spend("90000000000000000.00", &b.department))
+        .await?;
+    assert_eq!(error_code(&huge), Some("BAD_USER_INPUT"), "{huge}");
+    for date in ["+10000-01-01", "0999-01-01", "2026-1-1"] {
+        let body = b
+            .app
+            .gql(
+                token,
+                "query($d: Date) { trialBalance(asOf: $d) { totalDebit } }",
+                json!({ "d": date }),
+            )
+            .await?;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{date}: {body}");
+    }
     let duplicate = b
         .app
         .gql(token, budget, json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2026-11", "amount": "5.00", "policy": "STOP" } }))

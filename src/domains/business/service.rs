@@ -187,6 +187,9 @@ where
         )));
     }
     check_payload(&kind, &payload)?;
+    if Route::parse(&kind.route) == Some(Route::FinancePosting) {
+        posting_for(&kind, &payload, &key, currency)?;
+    }
     let source = format!("user:{}", me.id);
     let txn = db.begin().await?;
     let (row, pending) =
@@ -218,9 +221,9 @@ async fn submit_in(
         .one(txn)
         .await?
     {
-        if existing.payload_hash != hash {
+        if existing.payload_hash != hash || existing.type_id != kind.id {
             return Err(AppError::Conflict(
-                "this idempotency key was used with a different payload".into(),
+                "this idempotency key was used with a different type or payload".into(),
             ));
         }
         return Ok((existing, Pending::default()));
@@ -263,10 +266,7 @@ async fn submit_in(
                     kind: SUBJECT_KIND,
                     id: row.id,
                 },
-                SubjectFacts {
-                    initiator_id: initiator,
-                    ..SubjectFacts::default()
-                },
+                facts_for(&payload, initiator),
             )
             .await?;
             let mut active: business_transaction::ActiveModel = row.clone().into();
@@ -316,6 +316,92 @@ async fn execute(
     Ok(active.update(txn).await?)
 }
 
+/// The journal entry a FINANCE_POSTING payload makes, checked without touching storage: a
+/// payload that cannot be posted is refused at submission, not discovered at execution.
+fn posting_for(
+    kind: &transaction_type::Model,
+    payload: &serde_json::Value,
+    key: &str,
+    currency: &str,
+) -> AppResult<NewEntry> {
+    let rule = PostingRule::parse(
+        kind.posting_rule
+            .as_ref()
+            .unwrap_or(&serde_json::Value::Null),
+    )?;
+    let exponent = currency_exponent(currency);
+    let uuid_at = |field: &Option<String>| -> AppResult<Option<Uuid>> {
+        match field {
+            Some(field) => match payload.get(field) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(value) => value
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .map(Some)
+                    .ok_or_else(|| AppError::bad_field("payload", format!("/{field}: not an id"))),
+            },
+            None => Ok(None),
+        }
+    };
+    let mut lines = Vec::new();
+    for line in &rule.lines {
+        let amount = amount_at(payload, &line.amount_field, exponent)?;
+        if amount <= 0 {
+            return Err(AppError::bad_field(
+                "payload",
+                format!("/{}: amounts are positive", line.amount_field),
+            ));
+        }
+        lines.push(PostingLine {
+            account_code: line.account.clone(),
+            debit_minor: if line.side == Side::Debit { amount } else { 0 },
+            credit_minor: if line.side == Side::Credit { amount } else { 0 },
+            cost_center_id: uuid_at(&line.cost_center_field)?,
+            task_id: uuid_at(&line.task_field)?,
+        });
+    }
+    let entry = NewEntry {
+        memo: format!("{} {key}", kind.code),
+        posting_date: Utc::now().date_naive(),
+        lines,
+    };
+    entry
+        .validate()
+        .map_err(|e| AppError::bad_field("payload", e.public_message().to_owned()))?;
+    Ok(entry)
+}
+
+/// What the approval engine may read of a payload: its amounts (exact decimal text) for
+/// conditions, and its department for approver rules.
+fn facts_for(payload: &serde_json::Value, initiator: Uuid) -> SubjectFacts {
+    let mut facts = SubjectFacts {
+        initiator_id: initiator,
+        ..SubjectFacts::default()
+    };
+    if let Some(fields) = payload.as_object() {
+        for (name, value) in fields {
+            let text = match value {
+                serde_json::Value::String(s) => s
+                    .parse::<crate::platform::money::Decimal>()
+                    .ok()
+                    .map(|d| d.to_string()),
+                serde_json::Value::Number(n) if n.is_i64() => Some(n.to_string()),
+                _ => None,
+            };
+            if let Some(text) = text {
+                facts.numbers.insert(name.clone(), text);
+            }
+        }
+        facts.department_id = ["departmentId", "costCenterId"].iter().find_map(|k| {
+            fields
+                .get(*k)?
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+        });
+    }
+    facts
+}
+
 async fn route<C: ConnectionTrait>(
     db: &C,
     row: &business_transaction::Model,
@@ -324,43 +410,7 @@ async fn route<C: ConnectionTrait>(
 ) -> AppResult<serde_json::Value> {
     match Route::parse(&kind.route) {
         Some(Route::FinancePosting) => {
-            let rule = PostingRule::parse(
-                kind.posting_rule
-                    .as_ref()
-                    .unwrap_or(&serde_json::Value::Null),
-            )?;
-            let exponent = currency_exponent(currency);
-            let uuid_at = |field: &Option<String>| -> AppResult<Option<Uuid>> {
-                match field {
-                    Some(field) => row
-                        .payload
-                        .get(field)
-                        .and_then(|v| v.as_str())
-                        .map(|s| {
-                            Uuid::parse_str(s).map_err(|_| {
-                                AppError::bad_field("payload", format!("/{field}: not an id"))
-                            })
-                        })
-                        .transpose(),
-                    None => Ok(None),
-                }
-            };
-            let mut lines = Vec::new();
-            for line in &rule.lines {
-                let amount = amount_at(&row.payload, &line.amount_field, exponent)?;
-                lines.push(PostingLine {
-                    account_code: line.account.clone(),
-                    debit_minor: if line.side == Side::Debit { amount } else { 0 },
-                    credit_minor: if line.side == Side::Credit { amount } else { 0 },
-                    cost_center_id: uuid_at(&line.cost_center_field)?,
-                    task_id: uuid_at(&line.task_field)?,
-                });
-            }
-            let entry = NewEntry {
-                memo: format!("{} {}", kind.code, row.idempotency_key),
-                posting_date: Utc::now().date_naive(),
-                lines,
-            };
+            let entry = posting_for(kind, &row.payload, &row.idempotency_key, currency)?;
             let posted_by = row.source_user_id.unwrap_or(Uuid::nil());
             let posted = finance::post_for_transaction(db, posted_by, &entry, row.id).await?;
             Ok(
@@ -522,6 +572,8 @@ pub async fn record_task_output(
 }
 
 async fn ensure_task_output_type<C: ConnectionTrait>(db: &C) -> AppResult<transaction_type::Model> {
+    // First completions on several nodes at once take turns creating the built-in type.
+    crate::platform::db::lock_in_transaction(db, "builtin:task-output").await?;
     if let Some(kind) = type_by_code(db, TASK_OUTPUT_TYPE).await? {
         return Ok(kind);
     }

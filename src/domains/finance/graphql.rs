@@ -252,7 +252,7 @@ async fn budget_view(ctx: &Context<'_>, usage: service::Usage) -> Result<Budget>
         policy: usage.budget.policy.clone(),
         budgeted: money(ctx, usage.budget.amount_minor)?,
         actual: money(ctx, usage.actual)?,
-        remaining: money(ctx, usage.budget.amount_minor - usage.actual)?,
+        remaining: money(ctx, usage.budget.amount_minor.saturating_sub(usage.actual))?,
     })
 }
 

@@ -35,6 +35,9 @@ impl AccountType {
 }
 
 pub const MAX_LINES: usize = 200;
+/// The largest amount on one line (10^15 minor units): totals of many entries stay far inside
+/// 64-bit integers in SQL and in Rust.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
 #[derive(Clone, Debug)]
 pub struct PostingLine {
@@ -78,6 +81,12 @@ impl NewEntry {
                         "line {}: exactly one of debit and credit, and it must be positive",
                         n + 1
                     ),
+                ));
+            }
+            if line.debit_minor > MAX_AMOUNT || line.credit_minor > MAX_AMOUNT {
+                return Err(AppError::bad_field(
+                    "lines",
+                    format!("line {}: amount out of range", n + 1),
                 ));
             }
             let overflow = || AppError::bad_field("lines", "amounts out of range");

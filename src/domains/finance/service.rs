@@ -201,6 +201,14 @@ async fn insert_entry<C: ConnectionTrait>(
                 return Err(AppError::bad_field("lines", "no such cost centre"));
             }
         }
+        if let Some(task) = line.task_id {
+            if crate::domains::tasks::service::tasks_by_id(db, &[task])
+                .await?
+                .is_empty()
+            {
+                return Err(AppError::bad_field("lines", "no such task"));
+            }
+        }
     }
     let mut warnings = Vec::new();
     if check_budgets {
@@ -259,42 +267,44 @@ async fn check_budgets_for<C: ConnectionTrait>(
     keys.sort();
     let mut warnings = Vec::new();
     for (center, account_id) in keys {
-        let Some(found) = budget::Entity::find()
+        let delta = deltas.get(&(center, account_id)).copied().unwrap_or(0);
+        if delta <= 0 {
+            continue;
+        }
+        // Every budget covering the date counts (a month and its year alike), locked in id order.
+        let covering = budget::Entity::find()
             .filter(budget::Column::CostCenterId.eq(center))
             .filter(budget::Column::AccountId.eq(account_id))
             .filter(budget::Column::PeriodStart.lte(entry.posting_date))
             .filter(budget::Column::PeriodEnd.gt(entry.posting_date))
-            .order_by_asc(budget::Column::PeriodEnd)
+            .order_by_asc(budget::Column::Id)
             .all(db)
-            .await?
-            .into_iter()
-            .next()
-        else {
-            continue;
-        };
-        let policy = BudgetPolicy::parse(&found.policy).unwrap_or(BudgetPolicy::Ignore);
-        let delta = deltas.get(&(center, account_id)).copied().unwrap_or(0);
-        if policy == BudgetPolicy::Ignore || delta <= 0 {
-            continue;
-        }
-        lock_in_transaction(db, &format!("budget:{}", found.id)).await?;
+            .await?;
         let account = accounts
             .values()
             .find(|a| a.id == account_id)
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("account vanished")))?;
-        let used = natural_total(db, center, account, found.period_start, found.period_end).await?;
-        if used.saturating_add(delta) > found.amount_minor {
-            match policy {
-                BudgetPolicy::Stop => {
-                    return Err(AppError::Conflict(format!(
-                        "the budget for account {} is exhausted: this posting would exceed it",
-                        account.code
-                    )))
+        for found in covering {
+            let policy = BudgetPolicy::parse(&found.policy).unwrap_or(BudgetPolicy::Ignore);
+            if policy == BudgetPolicy::Ignore {
+                continue;
+            }
+            lock_in_transaction(db, &format!("budget:{}", found.id)).await?;
+            let used =
+                natural_total(db, center, account, found.period_start, found.period_end).await?;
+            if used.saturating_add(delta) > found.amount_minor {
+                match policy {
+                    BudgetPolicy::Stop => {
+                        return Err(AppError::Conflict(format!(
+                            "the budget for account {} is exhausted: this posting would exceed it",
+                            account.code
+                        )))
+                    }
+                    BudgetPolicy::Warn => {
+                        warnings.push(format!("exceeds the budget for account {}", account.code))
+                    }
+                    BudgetPolicy::Ignore => {}
                 }
-                BudgetPolicy::Warn => {
-                    warnings.push(format!("exceeds the budget for account {}", account.code))
-                }
-                BudgetPolicy::Ignore => {}
             }
         }
     }
@@ -350,7 +360,7 @@ where
             .collect(),
     };
     reversal.validate()?;
-    let posted = insert_entry(&txn, me.id, &reversal, Some(original.id), false, None).await?;
+    let posted = insert_entry(&txn, me.id, &reversal, Some(original.id), true, None).await?;
     txn.commit().await?;
     Ok(posted.entry)
 }
@@ -433,8 +443,11 @@ pub async fn create_budget<C: ConnectionTrait>(
 ) -> AppResult<budget::Model> {
     viewer.user()?.require_global(Permission::FinancePost)?;
     let (kind, start, end) = parse_period(period)?;
-    if amount_minor < 0 {
-        return Err(AppError::bad_field("amount", "a budget is not negative"));
+    if !(0..=super::model::MAX_AMOUNT).contains(&amount_minor) {
+        return Err(AppError::bad_field(
+            "amount",
+            "a budget is between zero and the largest amount",
+        ));
     }
     if identity::department_path_of(db, cost_center)
         .await?
@@ -700,6 +713,18 @@ pub async fn account_ledger<C: ConnectionTrait>(
         let running: i64 = row.try_get("", "running")?;
         total = row.try_get::<i64>("", "total_count")? as u64;
         lines.push((line, running));
+    }
+    if rows.is_empty() {
+        use sea_orm::PaginatorTrait;
+        let mut count =
+            journal_line::Entity::find().filter(journal_line::Column::AccountId.eq(account.id));
+        if let Some(from) = from {
+            count = count.filter(journal_line::Column::PostingDate.gte(from));
+        }
+        if let Some(to) = to {
+            count = count.filter(journal_line::Column::PostingDate.lte(to));
+        }
+        total = count.count(db).await?;
     }
     let memos: HashMap<Uuid, String> = journal_entry::Entity::find()
         .filter(journal_entry::Column::Id.is_in(lines.iter().map(|(l, _)| l.entry_id)))
