@@ -1,4 +1,8 @@
-//! Ledger rules over storage: accounts, posting and reversing entries under budgets, and reads.
+//! Ledger rules over storage: accounts, posting and reversing entries under budgets.
+
+mod reports;
+
+pub use reports::*;
 
 use std::collections::HashMap;
 
@@ -66,7 +70,7 @@ pub async fn list_accounts<C: ConnectionTrait>(
         .await?)
 }
 
-async fn accounts_by_code<C: ConnectionTrait>(
+pub(super) async fn accounts_by_code<C: ConnectionTrait>(
     db: &C,
     codes: Vec<String>,
 ) -> AppResult<HashMap<String, account::Model>> {
@@ -81,7 +85,7 @@ async fn accounts_by_code<C: ConnectionTrait>(
 
 /// The net movement, in the account's natural direction, of (cost centre, account) over
 /// `[from, to)`.
-async fn natural_total<C: ConnectionTrait>(
+pub(super) async fn natural_total<C: ConnectionTrait>(
     db: &C,
     cost_center: Uuid,
     account: &account::Model,
@@ -389,49 +393,6 @@ pub async fn find_entry<C: ConnectionTrait>(
         .ok_or_else(|| AppError::not_found("journal entry"))
 }
 
-pub struct BalanceRow {
-    pub account: account::Model,
-    pub debit: i64,
-    pub credit: i64,
-}
-
-/// Debits and credits per account up to and including `as_of` (everything when absent).
-pub async fn trial_balance<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    as_of: Option<NaiveDate>,
-) -> AppResult<Vec<BalanceRow>> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
-    let mut query = journal_line::Entity::find()
-        .select_only()
-        .column(journal_line::Column::AccountId)
-        .expr_as(Expr::cust("CAST(SUM(debit_minor) AS BIGINT)"), "debits")
-        .expr_as(Expr::cust("CAST(SUM(credit_minor) AS BIGINT)"), "credits")
-        .group_by(journal_line::Column::AccountId);
-    if let Some(as_of) = as_of {
-        query = query.filter(journal_line::Column::PostingDate.lte(as_of));
-    }
-    let sums: Vec<(Uuid, i64, i64)> = query.into_tuple().all(db).await?;
-    let accounts: HashMap<Uuid, account::Model> = account::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a))
-        .collect();
-    let mut rows: Vec<BalanceRow> = sums
-        .into_iter()
-        .filter_map(|(id, debit, credit)| {
-            Some(BalanceRow {
-                account: accounts.get(&id)?.clone(),
-                debit,
-                credit,
-            })
-        })
-        .collect();
-    rows.sort_by(|a, b| a.account.code.cmp(&b.account.code));
-    Ok(rows)
-}
-
 pub async fn create_budget<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
@@ -482,268 +443,5 @@ pub async fn create_budget<C: ConnectionTrait>(
             e,
             "a budget for this cost centre, account and period exists",
         )
-    })
-}
-
-pub struct Usage {
-    pub budget: budget::Model,
-    pub account: account::Model,
-    pub actual: i64,
-}
-
-pub async fn budget_usage<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    cost_center: Option<Uuid>,
-) -> AppResult<Vec<Usage>> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
-    let mut query = budget::Entity::find().order_by_asc(budget::Column::PeriodStart);
-    if let Some(center) = cost_center {
-        query = query.filter(budget::Column::CostCenterId.eq(center));
-    }
-    let mut usage = Vec::new();
-    for found in query.all(db).await? {
-        let Some(account) = account::Entity::find_by_id(found.account_id)
-            .one(db)
-            .await?
-        else {
-            continue;
-        };
-        let actual = natural_total(
-            db,
-            found.cost_center_id,
-            &account,
-            found.period_start,
-            found.period_end,
-        )
-        .await?;
-        usage.push(Usage {
-            budget: found,
-            account,
-            actual,
-        });
-    }
-    Ok(usage)
-}
-
-pub struct PnlCell {
-    pub cost_center: Option<Uuid>,
-    pub month: Option<String>,
-    pub revenue: i64,
-    pub expense: i64,
-}
-
-/// Revenue and expense over `[from, to]` (inclusive), grouped by department and/or month.
-/// Aggregated in SQL per (cost centre, month, account type) and folded to the asked grouping.
-pub async fn profit_and_loss<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    from: NaiveDate,
-    to: NaiveDate,
-    by_department: bool,
-    by_month: bool,
-) -> AppResult<Vec<PnlCell>> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
-    if to < from {
-        return Err(AppError::bad_field(
-            "to",
-            "the period ends before it starts",
-        ));
-    }
-    let month = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => "to_char(journal_lines.posting_date, 'YYYY-MM')",
-        _ => "strftime('%Y-%m', journal_lines.posting_date)",
-    };
-    let rows: Vec<(Option<Uuid>, String, String, i64, i64)> = journal_line::Entity::find()
-        .select_only()
-        .column(journal_line::Column::CostCenterId)
-        .expr_as(Expr::cust(month), "month")
-        .column_as(account::Column::AccountType, "account_type")
-        .expr_as(
-            Expr::cust("CAST(SUM(journal_lines.debit_minor) AS BIGINT)"),
-            "debits",
-        )
-        .expr_as(
-            Expr::cust("CAST(SUM(journal_lines.credit_minor) AS BIGINT)"),
-            "credits",
-        )
-        .join(
-            sea_orm::JoinType::InnerJoin,
-            journal_line::Entity::belongs_to(account::Entity)
-                .from(journal_line::Column::AccountId)
-                .to(account::Column::Id)
-                .into(),
-        )
-        .filter(
-            account::Column::AccountType
-                .is_in([AccountType::Revenue.as_str(), AccountType::Expense.as_str()]),
-        )
-        .filter(journal_line::Column::PostingDate.gte(from))
-        .filter(journal_line::Column::PostingDate.lte(to))
-        .group_by(journal_line::Column::CostCenterId)
-        .group_by(Expr::cust(month))
-        .group_by(account::Column::AccountType)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut cells: std::collections::BTreeMap<(Option<Uuid>, Option<String>), PnlCell> =
-        Default::default();
-    for (center, month, kind, debits, credits) in rows {
-        let key = (
-            center.filter(|_| by_department),
-            Some(month).filter(|_| by_month),
-        );
-        let cell = cells.entry(key.clone()).or_insert(PnlCell {
-            cost_center: key.0,
-            month: key.1,
-            revenue: 0,
-            expense: 0,
-        });
-        match AccountType::parse(&kind) {
-            Some(AccountType::Revenue) => cell.revenue += credits - debits,
-            Some(AccountType::Expense) => cell.expense += debits - credits,
-            _ => {}
-        }
-    }
-    Ok(cells.into_values().collect())
-}
-
-pub struct LedgerLine {
-    pub line: journal_line::Model,
-    pub memo: String,
-    /// The account's balance after this line, in its natural direction.
-    pub balance: i64,
-}
-
-pub struct LedgerPage {
-    pub account: account::Model,
-    pub opening: i64,
-    pub lines: Vec<LedgerLine>,
-    pub total: u64,
-}
-
-/// One account's lines over `[from, to]` with the running balance after each, computed in SQL
-/// (`SUM(...) OVER`) on top of the balance brought forward from before `from`.
-pub async fn account_ledger<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    account_code: &str,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-    offset: u64,
-    first: u64,
-) -> AppResult<LedgerPage> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
-    let account = accounts_by_code(db, vec![account_code.to_owned()])
-        .await?
-        .remove(account_code)
-        .ok_or_else(|| {
-            AppError::bad_field(
-                "accountCode",
-                format!("no account with code {account_code:?}"),
-            )
-        })?;
-    let kind = account_type(&account);
-    let opening = match from {
-        Some(from) => {
-            let sums: Option<(i64, i64)> = journal_line::Entity::find()
-                .select_only()
-                .expr_as(
-                    Expr::cust("CAST(COALESCE(SUM(debit_minor), 0) AS BIGINT)"),
-                    "debits",
-                )
-                .expr_as(
-                    Expr::cust("CAST(COALESCE(SUM(credit_minor), 0) AS BIGINT)"),
-                    "credits",
-                )
-                .filter(journal_line::Column::AccountId.eq(account.id))
-                .filter(journal_line::Column::PostingDate.lt(from))
-                .into_tuple()
-                .one(db)
-                .await?;
-            sums.map_or(0, |(d, c)| kind.natural(d, c))
-        }
-        None => 0,
-    };
-    let mut inner =
-        journal_line::Entity::find().filter(journal_line::Column::AccountId.eq(account.id));
-    if let Some(from) = from {
-        inner = inner.filter(journal_line::Column::PostingDate.gte(from));
-    }
-    if let Some(to) = to {
-        inner = inner.filter(journal_line::Column::PostingDate.lte(to));
-    }
-    let direction = if kind.grows_by_debit() {
-        "debit_minor - credit_minor"
-    } else {
-        "credit_minor - debit_minor"
-    };
-    let mut inner = sea_orm::QueryTrait::into_query(inner);
-    inner
-        .expr_as(
-            Expr::cust(format!(
-                "CAST(SUM({direction}) OVER (ORDER BY posting_date, entry_id, line_no ROWS UNBOUNDED PRECEDING) AS BIGINT)"
-            )),
-            sea_orm::sea_query::Alias::new("running"),
-        )
-        .expr_as(
-            Expr::cust("ROW_NUMBER() OVER (ORDER BY posting_date, entry_id, line_no)"),
-            sea_orm::sea_query::Alias::new("row_number"),
-        )
-        .expr_as(Expr::cust("COUNT(*) OVER ()"), sea_orm::sea_query::Alias::new("total_count"));
-    let outer = sea_orm::sea_query::Query::select()
-        .column(sea_orm::sea_query::Asterisk)
-        .from_subquery(inner, sea_orm::sea_query::Alias::new("numbered"))
-        .and_where(Expr::col(sea_orm::sea_query::Alias::new("row_number")).gt(offset as i64))
-        .and_where(
-            Expr::col(sea_orm::sea_query::Alias::new("row_number")).lte((offset + first) as i64),
-        )
-        .order_by(
-            sea_orm::sea_query::Alias::new("row_number"),
-            sea_orm::sea_query::Order::Asc,
-        )
-        .to_owned();
-    let statement = db.get_database_backend().build(&outer);
-    let rows = db.query_all(statement).await?;
-    let mut total = 0;
-    let mut lines = Vec::with_capacity(rows.len());
-    for row in &rows {
-        use sea_orm::FromQueryResult;
-        let line = journal_line::Model::from_query_result(row, "")?;
-        let running: i64 = row.try_get("", "running")?;
-        total = row.try_get::<i64>("", "total_count")? as u64;
-        lines.push((line, running));
-    }
-    if rows.is_empty() {
-        use sea_orm::PaginatorTrait;
-        let mut count =
-            journal_line::Entity::find().filter(journal_line::Column::AccountId.eq(account.id));
-        if let Some(from) = from {
-            count = count.filter(journal_line::Column::PostingDate.gte(from));
-        }
-        if let Some(to) = to {
-            count = count.filter(journal_line::Column::PostingDate.lte(to));
-        }
-        total = count.count(db).await?;
-    }
-    let memos: HashMap<Uuid, String> = journal_entry::Entity::find()
-        .filter(journal_entry::Column::Id.is_in(lines.iter().map(|(l, _)| l.entry_id)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e.memo))
-        .collect();
-    Ok(LedgerPage {
-        account,
-        opening,
-        total,
-        lines: lines
-            .into_iter()
-            .map(|(line, running)| LedgerLine {
-                memo: memos.get(&line.entry_id).cloned().unwrap_or_default(),
-                balance: opening + running,
-                line,
-            })
-            .collect(),
     })
 }
