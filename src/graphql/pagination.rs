@@ -1,5 +1,6 @@
 //! Relay connection pieces shared by every list: page size rules and `totalCount`.
 
+use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::SimpleObject;
 
 use crate::error::{AppError, AppResult};
@@ -46,4 +47,25 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<u64, AppError> {
         .filter(|offset| *offset < MAX_OFFSET)
         .map(|offset| offset + 1)
         .ok_or_else(|| AppError::bad_field("after", "not a cursor from this list"))
+}
+
+/// A Relay connection over one offset page of `total` items.
+pub fn connection<T: async_graphql::OutputType>(
+    items: Vec<T>,
+    total: u64,
+    offset: u64,
+) -> Connection<String, T, TotalCount, EmptyFields> {
+    let count = items.len() as u64;
+    let mut connection = Connection::with_additional_fields(
+        offset > 0,
+        offset + count < total,
+        TotalCount { total_count: total },
+    );
+    connection.edges.extend(
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| Edge::new(encode_cursor(offset + i as u64), item)),
+    );
+    connection
 }

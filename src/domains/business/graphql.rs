@@ -250,7 +250,7 @@ impl BusinessQuery {
         let status = filter.unwrap_or_default().status.map(Into::into);
         let (rows, total) =
             service::list(&app.db.conn, ctx.viewer()?, status, offset, first).await?;
-        Ok(crate::domains::tasks::graphql::connection(
+        Ok(crate::graphql::pagination::connection(
             rows.into_iter().map(BusinessTransaction).collect(),
             total,
             offset,

@@ -56,13 +56,7 @@ impl User {
         let Some(id) = self.0.department_id else {
             return Ok(None);
         };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .departments
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Department))
+        department_by_id(ctx, id).await
     }
     /// Visible to the user themself and to administrators.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleGrant>> {
@@ -112,13 +106,7 @@ impl Department {
         let Some(id) = self.0.parent_id else {
             return Ok(None);
         };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .departments
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Department))
+        department_by_id(ctx, id).await
     }
     async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Department>> {
         let loaders = ctx.loaders::<IdentityLoaders>()?;
@@ -136,13 +124,7 @@ impl Department {
         let Some(id) = self.0.head_user_id else {
             return Ok(None);
         };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .users
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, id).await
     }
 }
 
@@ -182,22 +164,10 @@ impl RoleGrant {
         let Some(id) = self.grant.department_id else {
             return Ok(None);
         };
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .departments
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Department))
+        department_by_id(ctx, id).await
     }
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .users
-            .load_one(self.grant.user_id)
-            .await
-            .map_err(loader_error)?
-            .map(User))
+        user_by_id(ctx, self.grant.user_id).await
     }
 }
 

@@ -319,6 +319,11 @@ pub async fn viewer_from_claims<C: ConnectionTrait>(
         .await?
         .filter(|u| u.is_active && u.token_version == claims.ver)
         .ok_or_else(rejected)?;
+    viewer_of(db, &user).await
+}
+
+/// The Viewer of a user row: its grants, with scoped ones resolved to department paths.
+async fn viewer_of<C: ConnectionTrait>(db: &C, user: &user::Model) -> AppResult<ViewerUser> {
     let grants = grants_with_roles(db, &[user.id]).await?;
     let department_paths = department_paths(
         db,
@@ -354,22 +359,8 @@ pub async fn viewer_for_user<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,
 ) -> AppResult<Option<ViewerUser>> {
-    let Some(user) = user::Entity::find_by_id(user_id)
-        .one(db)
-        .await?
-        .filter(|u| u.is_active)
-    else {
-        return Ok(None);
-    };
-    let claims = Claims {
-        sub: user.id.to_string(),
-        iss: String::new(),
-        aud: String::new(),
-        exp: 0,
-        iat: 0,
-        nbf: 0,
-        jti: String::new(),
-        ver: user.token_version,
-    };
-    viewer_from_claims(db, &claims).await.map(Some)
+    match user::Entity::find_by_id(user_id).one(db).await? {
+        Some(user) if user.is_active => viewer_of(db, &user).await.map(Some),
+        _ => Ok(None),
+    }
 }

@@ -1,6 +1,6 @@
 //! Task API types, mapped from entities; relations resolve through the per-request loaders.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{
     ComplexObject, Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID,
 };
@@ -69,7 +69,7 @@ mirror_enum!(
     }
 );
 
-pub use crate::graphql::pagination::{decode_cursor, encode_cursor};
+pub use crate::graphql::pagination::{connection, decode_cursor, encode_cursor};
 
 pub fn money(minor: Option<i64>, currency: &str) -> Option<Money> {
     minor.map(|m| Money(Decimal::from_minor(m, currency_exponent(currency))))
@@ -378,27 +378,6 @@ impl Task {
             })
             .collect())
     }
-}
-
-/// A Relay connection over one offset page of `total` items.
-pub fn connection<T: async_graphql::OutputType>(
-    items: Vec<T>,
-    total: u64,
-    offset: u64,
-) -> Connection<String, T, TotalCount, EmptyFields> {
-    let count = items.len() as u64;
-    let mut connection = Connection::with_additional_fields(
-        offset > 0,
-        offset + count < total,
-        TotalCount { total_count: total },
-    );
-    connection.edges.extend(
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| Edge::new(encode_cursor(offset + i as u64), item)),
-    );
-    connection
 }
 
 #[derive(SimpleObject)]
