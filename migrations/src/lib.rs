@@ -8,6 +8,7 @@ mod m20261127_000003_add_refresh_token_version;
 mod m20261127_000004_one_decision_per_person;
 mod m20261127_000005_create_finance;
 mod m20261127_000006_create_business_transactions;
+mod m20261127_000007_create_scheduler;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_one_decision_per_person::Migration),
             Box::new(m20261127_000005_create_finance::Migration),
             Box::new(m20261127_000006_create_business_transactions::Migration),
+            Box::new(m20261127_000007_create_scheduler::Migration),
         ]
     }
 }

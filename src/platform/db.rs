@@ -119,6 +119,14 @@ impl Db {
         self.statements.load(Ordering::Relaxed)
     }
 
+    /// The PostgreSQL pool, for what SeaORM does not wrap (`LISTEN`).
+    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
@@ -223,4 +231,41 @@ pub fn contains_pattern(text: &str) -> sea_orm::sea_query::LikeExpr {
         .replace('%', "\\%")
         .replace('_', "\\_");
     sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}
+
+/// A statement written once with `$1`-style parameters for either backend: SQLite reads the
+/// same numbered parameters as `?1`. Keep `$` out of string literals in such SQL.
+pub fn sql(
+    backend: DbBackend,
+    text: &str,
+    values: impl IntoIterator<Item = sea_orm::Value>,
+) -> Statement {
+    let text = if backend == DbBackend::Sqlite {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                out.push('?');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        text.to_owned()
+    };
+    Statement::from_sql_and_values(backend, text, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_parameters_read_the_same_on_sqlite() {
+        let statement = sql(DbBackend::Sqlite, "SELECT $1, $12 WHERE a = $1", []);
+        assert_eq!(statement.sql, "SELECT ?1, ?12 WHERE a = ?1");
+        let statement = sql(DbBackend::Postgres, "SELECT $1", []);
+        assert_eq!(statement.sql, "SELECT $1");
+    }
 }

@@ -1,7 +1,8 @@
-//! Prometheus metrics for the node: HTTP traffic, GraphQL errors, websockets, pool and bus.
+//! Prometheus metrics for the node: HTTP traffic, GraphQL errors, websockets, pool, bus and jobs.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,6 +15,7 @@ pub struct Metrics {
     pub db_pool_idle: IntGauge,
     pub db_statements: IntGauge,
     pub event_subscribers: IntGauge,
+    pub scheduler: SchedulerMetrics,
 }
 
 impl Metrics {
@@ -52,6 +54,8 @@ impl Metrics {
         registry.register(Box::new(db_pool_idle.clone()))?;
         registry.register(Box::new(event_subscribers.clone()))?;
         registry.register(Box::new(db_statements.clone()))?;
+        let scheduler = SchedulerMetrics::new()?;
+        scheduler.register(&registry)?;
         Ok(Self {
             registry,
             http_requests,
@@ -62,6 +66,7 @@ impl Metrics {
             db_pool_idle,
             db_statements,
             event_subscribers,
+            scheduler,
         })
     }
 
@@ -69,5 +74,68 @@ impl Metrics {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         Ok(String::from_utf8(buffer)?)
+    }
+}
+
+/// The scheduler's series; cheap to clone (each is a shared handle).
+#[derive(Clone)]
+pub struct SchedulerMetrics {
+    pub completed: IntCounterVec,
+    pub failed: IntCounterVec,
+    pub running: IntGaugeVec,
+    pub depth: IntGaugeVec,
+    pub pickup_latency: HistogramVec,
+    pub run_time: HistogramVec,
+}
+
+impl SchedulerMetrics {
+    pub fn new() -> anyhow::Result<Self> {
+        let latency_buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+        ];
+        Ok(Self {
+            completed: IntCounterVec::new(
+                Opts::new("jobs_completed_total", "Jobs completed on this node"),
+                &["queue"],
+            )?,
+            failed: IntCounterVec::new(
+                Opts::new(
+                    "jobs_failed_total",
+                    "Failed job attempts on this node, by what followed (RETRYABLE, DISCARDED, CANCELLED)",
+                ),
+                &["queue", "outcome"],
+            )?,
+            running: IntGaugeVec::new(
+                Opts::new("jobs_running", "Jobs claimed by this node and not yet finished"),
+                &["queue"],
+            )?,
+            depth: IntGaugeVec::new(
+                Opts::new("jobs_queue_depth", "Jobs per queue and live state, cluster-wide"),
+                &["queue", "state"],
+            )?,
+            pickup_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "job_pickup_seconds",
+                    "From a job's run_at to its claim",
+                )
+                .buckets(latency_buckets.clone()),
+                &["queue"],
+            )?,
+            run_time: HistogramVec::new(
+                HistogramOpts::new("job_run_seconds", "Handler run time per attempt")
+                    .buckets(latency_buckets),
+                &["queue", "kind"],
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> anyhow::Result<()> {
+        registry.register(Box::new(self.completed.clone()))?;
+        registry.register(Box::new(self.failed.clone()))?;
+        registry.register(Box::new(self.running.clone()))?;
+        registry.register(Box::new(self.depth.clone()))?;
+        registry.register(Box::new(self.pickup_latency.clone()))?;
+        registry.register(Box::new(self.run_time.clone()))?;
+        Ok(())
     }
 }

@@ -7,3 +7,4 @@ pub mod files;
 pub mod metrics;
 pub mod money;
 pub mod redis;
+pub mod scheduler;
