@@ -17,6 +17,8 @@ use crate::platform::events::{EventBus, InProcessBus, RedisBus};
 use crate::platform::files::FileStore;
 use crate::platform::metrics::Metrics;
 use crate::platform::redis::{RedisLink, RedisTarget};
+use crate::platform::scheduler::{NodeSettings, Scheduler};
+use crate::domains::scheduling::builtin::{self, JobDeps};
 
 pub use crate::http::build_router;
 
@@ -34,6 +36,8 @@ pub struct AppInner {
     pub files: FileStore,
     /// The domains whose records go through approval, for the engine to call back.
     pub approval_subjects: ApprovalSubjects,
+    /// This node's job scheduler; `start` it to run jobs (enqueueing needs no start).
+    pub scheduler: Scheduler,
 }
 
 impl Deref for AppState {
@@ -49,6 +53,24 @@ pub struct Startup {
     pub state: AppState,
     pub first_admin: Option<FirstAdmin>,
     pub jwt_key_source: KeySource,
+}
+
+fn node_settings(config: &Config) -> NodeSettings {
+    let jobs = &config.jobs;
+    NodeSettings {
+        tags: jobs.node_tags.clone(),
+        capacity: jobs.capacity,
+        prefetch: jobs.prefetch,
+        lease: jobs.lease,
+        poll_interval: jobs.poll_interval,
+        cron_tick: jobs.cron_tick,
+        retention: jobs.retention,
+        ..NodeSettings::new(
+            jobs.node_id
+                .clone()
+                .unwrap_or_else(NodeSettings::default_node_id),
+        )
+    }
 }
 
 impl AppState {
@@ -93,6 +115,21 @@ impl AppState {
         let metrics = Metrics::new()?;
         let files = FileStore::from_config(&config)?;
         let currency = config.currency.clone();
+        let registry = builtin::registry(JobDeps {
+            db: db.conn.clone(),
+            bus: bus.clone(),
+            currency: currency.clone(),
+            reminder_lead: config.jobs.reminder_lead,
+            http: crate::platform::delivery::client()?,
+            scan_cron: config.jobs.scan_cron.clone(),
+        })?;
+        let scheduler = Scheduler::new(
+            db.clone(),
+            bus.clone(),
+            node_settings(&config),
+            registry,
+            metrics.scheduler.clone(),
+        );
         Ok(Startup {
             state: AppState(Arc::new(AppInner {
                 config,
@@ -109,6 +146,7 @@ impl AppState {
                         currency: currency.clone(),
                     }),
                 ]),
+                scheduler,
             })),
             first_admin,
             jwt_key_source,

@@ -72,6 +72,27 @@ pub struct Config {
     /// Attachments go to this S3 bucket when set, else to `<data_dir>/files`.
     pub s3_bucket: Option<String>,
     pub s3_endpoint: Option<String>,
+    pub jobs: JobsConfig,
+}
+
+/// The scheduler on this node, and the timing of the built-in jobs.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// Whether this node runs jobs (it can always enqueue them).
+    pub enabled: bool,
+    /// Stable across restarts if set; otherwise unique per process.
+    pub node_id: Option<String>,
+    pub node_tags: Vec<String>,
+    pub capacity: usize,
+    pub prefetch: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub cron_tick: Duration,
+    pub retention: Duration,
+    /// When the built-in scans (reminders, overdue, SLA, recurring tasks) run: a cron expression.
+    pub scan_cron: String,
+    /// How long before a deadline executors are reminded.
+    pub reminder_lead: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +164,17 @@ struct FileSettings {
     s3_bucket: Option<String>,
     s3_endpoint: Option<String>,
     max_upload_bytes: Option<usize>,
+    scheduler: Option<bool>,
+    node_id: Option<String>,
+    node_tags: Option<String>,
+    node_capacity: Option<usize>,
+    job_prefetch: Option<usize>,
+    job_lease_ms: Option<u64>,
+    job_poll_ms: Option<u64>,
+    cron_tick_ms: Option<u64>,
+    job_retention_hours: Option<u64>,
+    scan_cron: Option<String>,
+    deadline_reminder_minutes: Option<u64>,
 }
 
 /// Where the settings come from: variables win over the file, the file over defaults.
@@ -356,6 +388,62 @@ impl Config {
                 .unwrap_or_else(|| "CNY".to_owned()),
             s3_bucket: var("INTERLINK_S3_BUCKET").or(file.s3_bucket),
             s3_endpoint: var("INTERLINK_S3_ENDPOINT").or(file.s3_endpoint),
+            jobs: JobsConfig {
+                enabled: parsed("INTERLINK_SCHEDULER", var("INTERLINK_SCHEDULER"))?
+                    .or(file.scheduler)
+                    .unwrap_or(true),
+                node_id: var("INTERLINK_NODE_ID").or(file.node_id),
+                node_tags: var("INTERLINK_NODE_TAGS")
+                    .or(file.node_tags)
+                    .map(|tags| {
+                        tags.split(',')
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                capacity: parsed("INTERLINK_NODE_CAPACITY", var("INTERLINK_NODE_CAPACITY"))?
+                    .or(file.node_capacity)
+                    .unwrap_or(16),
+                prefetch: parsed("INTERLINK_JOB_PREFETCH", var("INTERLINK_JOB_PREFETCH"))?
+                    .or(file.job_prefetch)
+                    .unwrap_or(16),
+                lease: Duration::from_millis(
+                    parsed("INTERLINK_JOB_LEASE_MS", var("INTERLINK_JOB_LEASE_MS"))?
+                        .or(file.job_lease_ms)
+                        .unwrap_or(30_000),
+                ),
+                poll_interval: Duration::from_millis(
+                    parsed("INTERLINK_JOB_POLL_MS", var("INTERLINK_JOB_POLL_MS"))?
+                        .or(file.job_poll_ms)
+                        .unwrap_or(1_000),
+                ),
+                cron_tick: Duration::from_millis(
+                    parsed("INTERLINK_CRON_TICK_MS", var("INTERLINK_CRON_TICK_MS"))?
+                        .or(file.cron_tick_ms)
+                        .unwrap_or(1_000),
+                ),
+                retention: Duration::from_secs(
+                    3600 * parsed(
+                        "INTERLINK_JOB_RETENTION_HOURS",
+                        var("INTERLINK_JOB_RETENTION_HOURS"),
+                    )?
+                    .or(file.job_retention_hours)
+                    .unwrap_or(7 * 24),
+                ),
+                scan_cron: var("INTERLINK_SCAN_CRON")
+                    .or(file.scan_cron)
+                    .unwrap_or_else(|| "0 * * * * *".to_owned()),
+                reminder_lead: Duration::from_secs(
+                    60 * parsed(
+                        "INTERLINK_DEADLINE_REMINDER_MINUTES",
+                        var("INTERLINK_DEADLINE_REMINDER_MINUTES"),
+                    )?
+                    .or(file.deadline_reminder_minutes)
+                    .unwrap_or(24 * 60),
+                ),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -387,6 +475,11 @@ impl Config {
         if self.limits.max_body_bytes == 0 {
             bail!("INTERLINK_MAX_BODY_BYTES must be positive");
         }
+        if self.jobs.capacity == 0 || self.jobs.lease < Duration::from_millis(300) {
+            bail!("INTERLINK_NODE_CAPACITY must be positive and INTERLINK_JOB_LEASE_MS at least 300");
+        }
+        crate::platform::scheduler::parse_cron(&self.jobs.scan_cron)
+            .context("INTERLINK_SCAN_CRON")?;
         Ok(())
     }
 

@@ -94,6 +94,16 @@ impl From<DbErr> for AppError {
     }
 }
 
+/// A service error inside a job: internal failures are worth a retry, refusals are not.
+impl From<AppError> for crate::platform::scheduler::JobError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Internal(cause) => Self::Retry(format!("{cause:#}")),
+            other => Self::Discard(format!("{}: {}", other.code(), other.public_message())),
+        }
+    }
+}
+
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         if let AppError::Internal(cause) = &err {

@@ -132,10 +132,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     tracing::info!("Interlink serving GraphQL at http://{bind}/graphql{graphiql}");
     println!("Interlink is listening on http://{bind}/graphql{graphiql}");
-    axum::serve(listener, router)
+    let jobs = if startup.state.config.jobs.enabled {
+        Some(startup.state.scheduler.start().await.context("starting the scheduler")?)
+    } else {
+        None
+    };
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("serving")
+        .context("serving");
+    if let Some(jobs) = jobs {
+        jobs.stop(std::time::Duration::from_secs(10)).await;
+    }
+    served
 }
 
 async fn shutdown_signal() {

@@ -1,5 +1,6 @@
 use sea_orm::entity::prelude::*;
 
+/// A task template that creates a main task on every slot of its cron expression.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "recurring_tasks")]
 pub struct Model {
@@ -9,7 +10,7 @@ pub struct Model {
     pub title: String,
     pub key_points: String,
     pub initiator_id: Uuid,
-    pub department_id: Option<Uuid>,
+    /// The executors each created task gets, as a JSON array of user ids.
     pub executor_ids: Json,
     pub cron: String,
     pub deadline_after_hours: Option<i32>,

@@ -12,6 +12,8 @@ pub struct Model {
     pub approval_flow_id: Option<Uuid>,
     pub route: String,
     pub posting_rule: Option<Json>,
+    /// Where `APP_FORWARD` transactions of this type are delivered.
+    pub forward_url: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

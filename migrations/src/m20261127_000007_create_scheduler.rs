@@ -72,12 +72,34 @@ enum RecurringTasks {
     Title,
     KeyPoints,
     InitiatorId,
-    DepartmentId,
     ExecutorIds,
     Cron,
     DeadlineAfterHours,
     Active,
     CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum TaskReminders {
+    Table,
+    TaskId,
+    Deadline,
+    SentAt,
+}
+
+#[derive(DeriveIden)]
+enum ApprovalEscalations {
+    Table,
+    InstanceId,
+    StepIndex,
+    EscalatedTo,
+    EscalatedAt,
+}
+
+#[derive(DeriveIden)]
+enum TransactionTypes {
+    Table,
+    ForwardUrl,
 }
 
 #[derive(DeriveIden)]
@@ -221,7 +243,6 @@ impl MigrationTrait for Migration {
                     .col(string(RecurringTasks::Title))
                     .col(text(RecurringTasks::KeyPoints))
                     .col(uuid(RecurringTasks::InitiatorId))
-                    .col(uuid_null(RecurringTasks::DepartmentId))
                     .col(json(RecurringTasks::ExecutorIds))
                     .col(string_len(RecurringTasks::Cron, 128))
                     .col(integer_null(RecurringTasks::DeadlineAfterHours))
@@ -237,6 +258,47 @@ impl MigrationTrait for Migration {
                             .from(RecurringTasks::Table, RecurringTasks::InitiatorId)
                             .to(Users::Table, Users::Id),
                     )
+                    .to_owned(),
+            )
+            .await?;
+        // The built-in jobs' markers: each records that a reminder or escalation happened, so
+        // a rerun (at-least-once delivery) or a second node does not repeat it.
+        manager
+            .create_table(
+                Table::create()
+                    .table(TaskReminders::Table)
+                    .col(uuid(TaskReminders::TaskId))
+                    .col(timestamp_with_time_zone(TaskReminders::Deadline))
+                    .col(timestamp_with_time_zone(TaskReminders::SentAt))
+                    .primary_key(
+                        Index::create()
+                            .col(TaskReminders::TaskId)
+                            .col(TaskReminders::Deadline),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ApprovalEscalations::Table)
+                    .col(uuid(ApprovalEscalations::InstanceId))
+                    .col(integer(ApprovalEscalations::StepIndex))
+                    .col(uuid_null(ApprovalEscalations::EscalatedTo))
+                    .col(timestamp_with_time_zone(ApprovalEscalations::EscalatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(ApprovalEscalations::InstanceId)
+                            .col(ApprovalEscalations::StepIndex),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TransactionTypes::Table)
+                    .add_column(string_len_null(TransactionTypes::ForwardUrl, 2048))
                     .to_owned(),
             )
             .await?;

@@ -58,4 +58,5 @@ pub mod business;
 pub mod finance;
 pub mod identity;
 pub mod notifications;
+pub mod scheduling;
 pub mod tasks;

@@ -17,26 +17,35 @@ use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, Identit
 use crate::domains::notifications::graphql::{
     NotificationsMutation, NotificationsQuery, NotificationsSubscription,
 };
-use crate::domains::tasks::graphql::{TasksMutation, TasksQuery, TasksSubscription};
+use crate::domains::scheduling::graphql::{
+    SchedulingMutation, SchedulingQuery, SchedulingSubscription,
+};
+use crate::domains::tasks::graphql::{
+    RecurringTasksMutation, RecurringTasksQuery, TasksMutation, TasksQuery, TasksSubscription,
+};
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
     IdentityQuery,
     TasksQuery,
+    RecurringTasksQuery,
     ApprovalsQuery,
     NotificationsQuery,
     FinanceQuery,
     BusinessQuery,
+    SchedulingQuery,
 );
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     IdentityMutation,
     TasksMutation,
+    RecurringTasksMutation,
     ApprovalsMutation,
     NotificationsMutation,
     FinanceMutation,
     BusinessMutation,
+    SchedulingMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -44,6 +53,7 @@ pub struct SubscriptionRoot(
     IdentitySubscription,
     TasksSubscription,
     NotificationsSubscription,
+    SchedulingSubscription,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

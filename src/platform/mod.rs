@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod db;
+pub mod delivery;
 pub mod events;
 pub mod files;
 pub mod metrics;

@@ -101,7 +101,7 @@ async fn one_key_executes_once_even_under_concurrency(backend: Backend) -> anyho
     app.gql_ok(
         Some(&admin.access),
         "mutation($i: CreateTransactionTypeInput!) { createTransactionType(input: $i) { code } }",
-        json!({ "i": { "code": "NOTE", "name": "Note", "route": "APP_FORWARD", "payloadSchema": { "type": "object" } } }),
+        json!({ "i": { "code": "NOTE", "name": "Note", "route": "APP_FORWARD", "forwardUrl": "http://127.0.0.1:9/notes", "payloadSchema": { "type": "object" } } }),
     )
     .await?;
     let other_type = app

@@ -81,6 +81,8 @@ pub struct TestApp {
     /// Kept alive for the node's lifetime; dropped (deleted) with it.
     _data_dir: tempfile::TempDir,
     server: JoinHandle<()>,
+    /// The node's scheduler loops, when `INTERLINK_SCHEDULER` is on for the deployment.
+    pub jobs: Option<interlink::platform::scheduler::SchedulerHandle>,
 }
 
 impl Drop for TestApp {
@@ -102,6 +104,8 @@ impl Deployment {
             ("INTERLINK_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
             ("INTERLINK_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
             ("INTERLINK_JWT_SECRET".into(), JWT_SECRET.into()),
+            // Tests that exercise jobs switch the scheduler on; others stay free of background work.
+            ("INTERLINK_SCHEDULER".into(), "false".into()),
         ]);
         if backend == Backend::Postgres {
             let Some(url) = fresh_postgres_url().await? else {
@@ -138,12 +142,18 @@ impl Deployment {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
+        let jobs = if startup.state.config.jobs.enabled {
+            Some(startup.state.scheduler.start().await?)
+        } else {
+            None
+        };
         Ok(TestApp {
             addr,
             state: startup.state,
             http: reqwest::Client::new(),
             _data_dir: data_dir,
             server,
+            jobs,
         })
     }
 }

@@ -97,6 +97,9 @@ impl TransactionType {
     async fn posting_rule(&self) -> Option<Json> {
         self.0.posting_rule.clone().map(async_graphql::Json)
     }
+    async fn forward_url(&self) -> Option<&str> {
+        self.0.forward_url.as_deref()
+    }
 }
 
 #[derive(SimpleObject)]
@@ -191,6 +194,8 @@ pub struct CreateTransactionTypeInput {
     approval_flow_id: Option<ID>,
     route: TransactionRoute,
     posting_rule: Option<Json>,
+    /// Required for APP_FORWARD: the http(s) URL each transaction is POSTed to.
+    forward_url: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -282,6 +287,7 @@ impl BusinessMutation {
             .map(|f| f.0),
             route: input.route.into(),
             posting_rule: input.posting_rule.map(|j| j.0),
+            forward_url: input.forward_url,
         };
         Ok(TransactionType(
             service::create_type(&app.db.conn, ctx.viewer()?, new).await?,

@@ -2,5 +2,6 @@
 //! so, executed exactly once, and routed to finance postings, partner apps or processing.
 
 pub mod graphql;
+pub mod jobs;
 pub mod model;
 pub mod service;

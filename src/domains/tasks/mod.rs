@@ -2,6 +2,7 @@
 //! progress, merit, comments and the activity log.
 
 pub mod graphql;
+pub mod jobs;
 pub mod loaders;
 pub mod model;
 pub mod service;

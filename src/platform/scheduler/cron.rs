@@ -85,6 +85,23 @@ pub async fn last_fired<C: ConnectionTrait>(db: &C, schedule: &str) -> Result<Op
     row.map(|r| r.try_get::<DateTime<Utc>>("", "slot")).transpose()
 }
 
+/// Records that `slot` of `schedule` fired; `false` when some node recorded it first. Run it
+/// in the transaction that does the slot's work, so the two commit together.
+pub async fn claim_slot<C: ConnectionTrait>(
+    db: &C,
+    schedule: &str,
+    slot: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let claimed = db
+        .execute(sql(
+            db.get_database_backend(),
+            "INSERT INTO cron_fires (schedule, slot, fired_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [schedule.into(), slot.into(), Utc::now().into()],
+        ))
+        .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
 /// Claims `slot` of `schedule` and enqueues its job in one transaction. `None` when another
 /// node fired it first.
 pub async fn fire_slot<C: ConnectionTrait + TransactionTrait>(
@@ -94,14 +111,7 @@ pub async fn fire_slot<C: ConnectionTrait + TransactionTrait>(
     job: NewJob,
 ) -> Result<Option<Uuid>, EnqueueError> {
     let txn = db.begin().await?;
-    let claimed = txn
-        .execute(sql(
-            txn.get_database_backend(),
-            "INSERT INTO cron_fires (schedule, slot, fired_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            [schedule.into(), slot.into(), Utc::now().into()],
-        ))
-        .await?;
-    if claimed.rows_affected() == 0 {
+    if !claim_slot(&txn, schedule, slot).await? {
         return Ok(None);
     }
     let id = enqueue(&txn, job).await?.id();

@@ -66,6 +66,8 @@ pub struct KindSpec {
     pub backoff_base: Duration,
     /// Whether an operator may enqueue it by hand through the API.
     pub operator_enqueue: bool,
+    /// Checked (JSON Schema) when an operator enqueues the kind by hand.
+    pub args_schema: Option<serde_json::Value>,
     pub description: String,
 }
 
@@ -78,6 +80,7 @@ impl KindSpec {
             timeout: Duration::from_secs(300),
             backoff_base: Duration::from_secs(1),
             operator_enqueue: false,
+            args_schema: None,
             description: String::new(),
         }
     }
@@ -133,11 +136,17 @@ pub struct JobContext {
     pub kind: String,
     pub args: serde_json::Value,
     pub attempt: i32,
+    pub max_attempts: i32,
     pub(super) node: Arc<NodeShared>,
     pub(super) signal: watch::Receiver<Signal>,
 }
 
 impl JobContext {
+    /// Whether a failure now sends the job to the dead letters instead of a retry.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, JobError> {
         serde_json::from_value(self.args.clone())
             .map_err(|e| JobError::Discard(format!("arguments do not fit {}: {e}", self.kind)))

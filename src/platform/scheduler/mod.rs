@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use affinity::{bucket_of, owned_buckets, BUCKETS};
-pub use cron::{fire_slot, due_slot, parse_cron, CronSchedule, MissedSlots};
+pub use cron::{claim_slot, due_slot, fire_slot, last_fired, parse_cron, CronSchedule, MissedSlots};
 pub use enqueue::{enqueue, enqueue_many, EnqueueError, Enqueued, NewJob, MAX_ARGS_BYTES};
 pub use handler::{JobContext, JobError, JobHandler, KindSpec, Registry};
 pub use runtime::{Scheduler, SchedulerHandle};

@@ -502,6 +502,7 @@ async fn execute(shared: &Arc<NodeShared>, job: ClaimedJob, permit: OwnedSemapho
                 kind: job.kind.clone(),
                 args: job.args.clone(),
                 attempt: job.attempt,
+                max_attempts: job.max_attempts,
                 node: shared.clone(),
                 signal,
             };

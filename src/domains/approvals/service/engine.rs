@@ -169,7 +169,7 @@ async fn notify_step<C: ConnectionTrait>(
     .await
 }
 
-fn subject_kind(raw: &str) -> &'static str {
+pub(super) fn subject_kind(raw: &str) -> &'static str {
     match raw {
         "task" => "task",
         "business_transaction" => "business_transaction",

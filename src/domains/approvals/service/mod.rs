@@ -3,11 +3,13 @@
 
 mod delegation;
 mod engine;
+mod escalation;
 mod flows;
 mod reading;
 
 pub use delegation::*;
 pub use engine::*;
+pub use escalation::*;
 pub use flows::*;
 pub use reading::*;
 

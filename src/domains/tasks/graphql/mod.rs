@@ -1,7 +1,10 @@
 //! Tasks over GraphQL: thin resolvers that parse input into model types and call the service.
 
 mod prime;
+mod recurring;
 mod types;
+
+pub use recurring::{RecurringTasksMutation, RecurringTasksQuery};
 
 pub use types::*;
 

@@ -8,6 +8,7 @@ mod editing;
 mod lifecycle;
 mod progress;
 mod queries;
+mod scheduled;
 
 pub use attachments::*;
 pub use categories::*;
@@ -16,6 +17,7 @@ pub use editing::*;
 pub use lifecycle::*;
 pub use progress::*;
 pub use queries::*;
+pub use scheduled::*;
 
 use chrono::Utc;
 use entities::{task, task_activity, task_executor};

@@ -24,6 +24,9 @@ use crate::platform::db::try_lock_in_transaction;
 use crate::platform::events::{EventBus, Pending};
 use crate::platform::money::currency_exponent;
 
+mod routed;
+pub use routed::*;
+
 pub struct NewType {
     pub code: String,
     pub name: String,
@@ -31,6 +34,8 @@ pub struct NewType {
     pub approval_flow_id: Option<Uuid>,
     pub route: Route,
     pub posting_rule: Option<serde_json::Value>,
+    /// Required for `APP_FORWARD`: where its transactions are delivered.
+    pub forward_url: Option<String>,
 }
 
 pub async fn create_type<C: ConnectionTrait>(
@@ -95,6 +100,26 @@ pub async fn create_type<C: ConnectionTrait>(
         }
         (_, None) => None,
     };
+    let forward_url = match (input.route, input.forward_url) {
+        (Route::AppForward, Some(url)) => Some(
+            crate::platform::delivery::check_url(&url)
+                .map_err(|e| AppError::bad_field("forwardUrl", e))?
+                .to_string(),
+        ),
+        (Route::AppForward, None) => {
+            return Err(AppError::bad_field(
+                "forwardUrl",
+                "an APP_FORWARD type needs the URL to deliver to",
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(AppError::bad_field(
+                "forwardUrl",
+                "only APP_FORWARD types are delivered to a URL",
+            ))
+        }
+        (_, None) => None,
+    };
     transaction_type::ActiveModel {
         id: Set(Uuid::now_v7()),
         code: Set(code.clone()),
@@ -103,6 +128,7 @@ pub async fn create_type<C: ConnectionTrait>(
         approval_flow_id: Set(input.approval_flow_id),
         route: Set(input.route.as_str().to_owned()),
         posting_rule: Set(rule),
+        forward_url: Set(forward_url),
         created_at: Set(Utc::now()),
     }
     .insert(db)
@@ -297,9 +323,13 @@ async fn execute(
     let attempt = txn.begin().await?;
     let outcome = route(&attempt, &row, kind, currency).await;
     let (status, result, error) = match outcome {
-        Ok(result) => {
+        Ok(Routed::Done(result)) => {
             attempt.commit().await?;
             (Status::Completed, Some(result), None)
+        }
+        Ok(Routed::Queued(result)) => {
+            attempt.commit().await?;
+            (Status::Executing, Some(result), None)
         }
         Err(AppError::Internal(cause)) => return Err(AppError::Internal(cause)),
         Err(err) => {
@@ -402,27 +432,33 @@ fn facts_for(payload: &serde_json::Value, initiator: Uuid) -> SubjectFacts {
     facts
 }
 
+/// What routing did: finished the work, or handed it to a job that finishes it later.
+enum Routed {
+    Done(serde_json::Value),
+    Queued(serde_json::Value),
+}
+
 async fn route<C: ConnectionTrait>(
     db: &C,
     row: &business_transaction::Model,
     kind: &transaction_type::Model,
     currency: &str,
-) -> AppResult<serde_json::Value> {
+) -> AppResult<Routed> {
     match Route::parse(&kind.route) {
         Some(Route::FinancePosting) => {
             let entry = posting_for(kind, &row.payload, &row.idempotency_key, currency)?;
             let posted_by = row.source_user_id.unwrap_or(Uuid::nil());
             let posted = finance::post_for_transaction(db, posted_by, &entry, row.id).await?;
-            Ok(
+            Ok(Routed::Done(
                 serde_json::json!({ "journalEntryId": posted.entry.id, "warnings": posted.warnings }),
-            )
+            ))
         }
         Some(route @ (Route::AppForward | Route::DataProcess)) => {
-            // Recorded in the same transaction; the scheduler's delivery and processing jobs
-            // pick these rows up.
+            // The outbox row and its job commit with the transaction, or neither does.
             let topic = format!("business.{}", route.as_str().to_lowercase());
+            let outbox_id = Uuid::now_v7();
             outbox::ActiveModel {
-                id: Set(Uuid::now_v7()),
+                id: Set(outbox_id),
                 topic: Set(topic.clone()),
                 dedupe_key: Set(format!("{topic}:{}", row.id)),
                 payload: Set(serde_json::json!({ "transactionId": row.id, "type": kind.code, "payload": row.payload })),
@@ -431,7 +467,10 @@ async fn route<C: ConnectionTrait>(
             }
             .insert(db)
             .await?;
-            Ok(serde_json::json!({ "queued": topic }))
+            let job_id = routed::enqueue(db, route, row.id, outbox_id).await?;
+            Ok(Routed::Queued(
+                serde_json::json!({ "queued": topic, "jobId": job_id }),
+            ))
         }
         None => Err(AppError::internal(anyhow::anyhow!(
             "unknown route {}",
@@ -593,6 +632,7 @@ async fn ensure_task_output_type<C: ConnectionTrait>(db: &C) -> AppResult<transa
         approval_flow_id: Set(None),
         route: Set(Route::FinancePosting.as_str().to_owned()),
         posting_rule: Set(Some(rule)),
+        forward_url: Set(None),
         created_at: Set(Utc::now()),
     }
     .insert(db)

@@ -1,0 +1,145 @@
+//! SLA escalation, run by the scheduler: a step pending past its SLA reminds its approvers
+//! (and whoever they have delegated to) and brings in the department head as an approver.
+
+use chrono::{DateTime, Utc};
+use entities::{
+    approval_assignment, approval_delegation, approval_escalation, approval_instance, approval_step,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::engine::{assignments_at, subject_kind};
+use super::decode_positions;
+use crate::domains::approvals::model::InstanceStatus;
+use crate::domains::identity::service as identity;
+use crate::domains::notifications::model::{NotificationKind, Subject};
+use crate::domains::notifications::service::{self as notifications, Notice};
+use crate::error::AppResult;
+use crate::platform::events::{EventBus, Pending};
+
+/// Pending instances one scan looks at, oldest step first.
+const SCAN_BATCH: u64 = 2000;
+
+/// Escalates every pending step whose SLA has run out, once per instance and step. Returns
+/// how many steps were escalated.
+pub async fn escalate_overdue_steps<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    now: DateTime<Utc>,
+) -> AppResult<u64>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    // No SLA is shorter than an hour, so younger steps cannot be late.
+    let candidates = approval_instance::Entity::find()
+        .filter(approval_instance::Column::Status.eq(InstanceStatus::Pending.as_str()))
+        .filter(approval_instance::Column::StepStartedAt.lte(now - chrono::Duration::hours(1)))
+        .order_by_asc(approval_instance::Column::StepStartedAt)
+        .limit(SCAN_BATCH)
+        .all(db)
+        .await?;
+    let mut escalated = 0;
+    for instance in candidates {
+        let Some(position) = decode_positions(&instance)
+            .get(instance.current_index as usize)
+            .copied()
+        else {
+            continue;
+        };
+        let Some(step) = approval_step::Entity::find()
+            .filter(approval_step::Column::FlowId.eq(instance.flow_id))
+            .filter(approval_step::Column::Position.eq(position))
+            .one(db)
+            .await?
+        else {
+            continue;
+        };
+        let Some(sla_hours) = step.sla_hours else { continue };
+        if instance.step_started_at + chrono::Duration::hours(i64::from(sla_hours)) > now {
+            continue;
+        }
+        if escalate(db, bus, &instance, &step, now).await? {
+            escalated += 1;
+        }
+    }
+    Ok(escalated)
+}
+
+async fn escalate<C>(
+    db: &C,
+    bus: &dyn EventBus,
+    instance: &approval_instance::Model,
+    step: &approval_step::Model,
+    now: DateTime<Utc>,
+) -> AppResult<bool>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db.begin().await?;
+    let index = instance.current_index;
+    let head = identity::department_head_for(&txn, instance.subject_department_id).await?;
+    let marked = approval_escalation::Entity::insert(approval_escalation::ActiveModel {
+        instance_id: Set(instance.id),
+        step_index: Set(index),
+        escalated_to: Set(head),
+        escalated_at: Set(now),
+    })
+    .on_conflict_do_nothing()
+    .exec_without_returning(&txn)
+    .await?;
+    if !matches!(marked, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(false);
+    }
+    let approvers = assignments_at(&txn, instance.id, index).await?;
+    let delegates: Vec<Uuid> = approval_delegation::Entity::find()
+        .filter(approval_delegation::Column::FromUserId.is_in(approvers.clone()))
+        .filter(approval_delegation::Column::StartsAt.lte(now))
+        .filter(approval_delegation::Column::EndsAt.gt(now))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|d| d.to_user_id)
+        .collect();
+    if let Some(head) = head.filter(|h| !approvers.contains(h) && *h != instance.initiator_id) {
+        approval_assignment::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            instance_id: Set(instance.id),
+            step_index: Set(index),
+            user_id: Set(head),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    let mut recipients = approvers;
+    recipients.extend(delegates);
+    recipients.extend(head);
+    let mut pending = Pending::default();
+    let body = format!(
+        "The step \"{}\" has waited longer than its {} h SLA and was escalated to the department head.",
+        step.name,
+        step.sla_hours.unwrap_or_default()
+    );
+    notifications::notify(
+        &txn,
+        &mut pending,
+        &recipients,
+        None,
+        Notice {
+            kind: NotificationKind::ApprovalEscalated,
+            title: "An approval is overdue",
+            body: &body,
+            subject: Some(Subject {
+                kind: subject_kind(&instance.subject_type),
+                id: instance.subject_id,
+            }),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    pending.publish(bus).await;
+    Ok(true)
+}

@@ -1,0 +1,436 @@
+//! The scheduler over GraphQL: queues, jobs and nodes to look at, controls to steer them, and
+//! a live feed of job changes. Everything here needs `scheduler.manage`.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID};
+use chrono::{DateTime, Utc};
+use entities::{job, job_queue, scheduler_node};
+use futures_util::{stream, Stream, StreamExt};
+
+use super::model::{JobId, OperatorJob};
+use super::service;
+use crate::error::AppError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::pagination::{page_size, TotalCount};
+use crate::graphql::scalars::Json;
+use crate::platform::events::{self, Received};
+use crate::platform::scheduler::admin::{JobFilter as StoreFilter, QueueOverview};
+use crate::platform::scheduler::{JobChanges, JobState as StoreState, Strategy};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Scheduled,
+    Available,
+    Running,
+    Retryable,
+    Completed,
+    Discarded,
+    Cancelled,
+}
+
+impl From<StoreState> for JobState {
+    fn from(state: StoreState) -> Self {
+        match state {
+            StoreState::Scheduled => Self::Scheduled,
+            StoreState::Available => Self::Available,
+            StoreState::Running => Self::Running,
+            StoreState::Retryable => Self::Retryable,
+            StoreState::Completed => Self::Completed,
+            StoreState::Discarded => Self::Discarded,
+            StoreState::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<JobState> for StoreState {
+    fn from(state: JobState) -> Self {
+        match state {
+            JobState::Scheduled => Self::Scheduled,
+            JobState::Available => Self::Available,
+            JobState::Running => Self::Running,
+            JobState::Retryable => Self::Retryable,
+            JobState::Completed => Self::Completed,
+            JobState::Discarded => Self::Discarded,
+            JobState::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+fn state_of(raw: &str) -> JobState {
+    StoreState::parse(raw).map_or(JobState::Available, JobState::from)
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum QueueStrategy {
+    Any,
+    Tagged,
+    KeyAffinity,
+}
+
+#[derive(SimpleObject)]
+pub struct JobCounts {
+    scheduled: i64,
+    available: i64,
+    running: i64,
+    retryable: i64,
+    completed: i64,
+    discarded: i64,
+    cancelled: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct JobQueue {
+    name: String,
+    paused: bool,
+    strategy: QueueStrategy,
+    tag: Option<String>,
+    per_node_concurrency: i32,
+    global_concurrency: Option<i32>,
+    /// Jobs in each state; finished ones are counted until they are pruned.
+    counts: Option<JobCounts>,
+}
+
+impl JobQueue {
+    fn new(queue: job_queue::Model, counts: Option<JobCounts>) -> Self {
+        let strategy = match Strategy::parse(&queue.strategy) {
+            Some(Strategy::Tagged) => QueueStrategy::Tagged,
+            Some(Strategy::KeyAffinity) => QueueStrategy::KeyAffinity,
+            _ => QueueStrategy::Any,
+        };
+        Self {
+            name: queue.name,
+            paused: queue.paused,
+            strategy,
+            tag: queue.tag,
+            per_node_concurrency: queue.per_node_concurrency,
+            global_concurrency: queue.global_concurrency,
+            counts,
+        }
+    }
+}
+
+impl From<QueueOverview> for JobQueue {
+    fn from(overview: QueueOverview) -> Self {
+        let count = |state: StoreState| {
+            overview
+                .counts
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n)
+        };
+        let counts = JobCounts {
+            scheduled: count(StoreState::Scheduled),
+            available: count(StoreState::Available),
+            running: count(StoreState::Running),
+            retryable: count(StoreState::Retryable),
+            completed: count(StoreState::Completed),
+            discarded: count(StoreState::Discarded),
+            cancelled: count(StoreState::Cancelled),
+        };
+        Self::new(overview.queue, Some(counts))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Job {
+    id: ID,
+    queue: String,
+    kind: String,
+    args: Json,
+    priority: i32,
+    state: JobState,
+    /// How many times it was claimed; the current attempt's fencing token.
+    attempt: i32,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+    affinity_key: Option<String>,
+    unique_key: Option<String>,
+    progress: i32,
+    progress_message: Option<String>,
+    last_error: Option<String>,
+    /// Each failed attempt: `{attempt, at, error}`, oldest first.
+    errors: Json,
+    cancel_requested: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    attempted_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<job::Model> for Job {
+    fn from(row: job::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            state: state_of(&row.state),
+            queue: row.queue,
+            kind: row.kind,
+            args: async_graphql::Json(row.args),
+            priority: row.priority,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            run_at: row.run_at,
+            lease_owner: row.lease_owner,
+            lease_expires_at: row.lease_expires_at,
+            affinity_key: row.affinity_key,
+            unique_key: row.unique_key,
+            progress: row.progress,
+            progress_message: row.progress_message,
+            last_error: row.last_error,
+            errors: async_graphql::Json(row.errors),
+            cancel_requested: row.cancel_requested,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            attempted_at: row.attempted_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SchedulerNode {
+    id: String,
+    tags: Vec<String>,
+    capacity: i32,
+    started_at: DateTime<Utc>,
+    heartbeat_at: DateTime<Utc>,
+    stopped_at: Option<DateTime<Utc>>,
+    /// Heartbeating within one lease and not stopped.
+    live: bool,
+}
+
+impl From<(scheduler_node::Model, bool)> for SchedulerNode {
+    fn from((node, live): (scheduler_node::Model, bool)) -> Self {
+        Self {
+            id: node.id,
+            tags: serde_json::from_value(node.tags).unwrap_or_default(),
+            capacity: node.capacity,
+            started_at: node.started_at,
+            heartbeat_at: node.heartbeat_at,
+            stopped_at: node.stopped_at,
+            live,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct JobKind {
+    kind: String,
+    queue: String,
+    max_attempts: i32,
+    operator_enqueue: bool,
+    description: String,
+}
+
+#[derive(InputObject, Default)]
+pub struct JobFilter {
+    queue: Option<String>,
+    state: Option<JobState>,
+    kind: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct EnqueueJobInput {
+    kind: String,
+    #[graphql(default_with = "async_graphql::Json(serde_json::json!({}))")]
+    args: Json,
+    #[graphql(default = 0)]
+    priority: i32,
+    run_at: Option<DateTime<Utc>>,
+    unique_key: Option<String>,
+    affinity_key: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct JobEvent {
+    job_id: ID,
+    queue: String,
+    kind: String,
+    state: JobState,
+    attempt: i32,
+    progress: i32,
+    message: Option<String>,
+    node: Option<String>,
+}
+
+#[derive(Default)]
+pub struct SchedulingQuery;
+
+#[Object]
+impl SchedulingQuery {
+    async fn queues(&self, ctx: &Context<'_>) -> Result<Vec<JobQueue>> {
+        let app = ctx.app()?;
+        let queues = service::queues(&app.db.conn, ctx.viewer()?).await?;
+        Ok(queues.into_iter().map(JobQueue::from).collect())
+    }
+
+    /// Newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<JobFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Job, TotalCount, EmptyFields>> {
+        let app = ctx.app()?;
+        let first = page_size(first)?;
+        let before = after
+            .map(|a| JobId::parse("after", &a).map(|id| id.0))
+            .transpose()?;
+        let filter = filter.unwrap_or_default();
+        let store_filter = StoreFilter {
+            queue: filter.queue,
+            state: filter.state.map(StoreState::from),
+            kind: filter.kind,
+        };
+        let (rows, total) =
+            service::jobs(&app.db.conn, ctx.viewer()?, &store_filter, before, first + 1).await?;
+        let has_next = rows.len() as u64 > first;
+        let mut connection = Connection::with_additional_fields(
+            before.is_some(),
+            has_next,
+            TotalCount { total_count: total },
+        );
+        connection.edges.extend(
+            rows.into_iter()
+                .take(first as usize)
+                .map(|row| Edge::new(row.id.to_string(), Job::from(row))),
+        );
+        Ok(connection)
+    }
+
+    async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
+        let app = ctx.app()?;
+        let id = JobId::parse("id", &id)?;
+        Ok(service::job(&app.db.conn, ctx.viewer()?, id.0).await?.into())
+    }
+
+    async fn nodes(&self, ctx: &Context<'_>) -> Result<Vec<SchedulerNode>> {
+        let app = ctx.app()?;
+        let nodes =
+            service::nodes(&app.db.conn, ctx.viewer()?, app.scheduler.settings()).await?;
+        Ok(nodes.into_iter().map(SchedulerNode::from).collect())
+    }
+
+    /// The job kinds this deployment runs, and which of them an operator may enqueue.
+    async fn job_kinds(&self, ctx: &Context<'_>) -> Result<Vec<JobKind>> {
+        let app = ctx.app()?;
+        ctx.viewer()?.user()?.require_global(crate::auth::Permission::SchedulerManage)?;
+        let mut kinds: Vec<JobKind> = app
+            .scheduler
+            .registry()
+            .kinds()
+            .map(|k| JobKind {
+                kind: k.kind.clone(),
+                queue: k.queue.clone(),
+                max_attempts: k.max_attempts,
+                operator_enqueue: k.operator_enqueue,
+                description: k.description.clone(),
+            })
+            .collect();
+        kinds.sort_by(|a, b| a.kind.cmp(&b.kind));
+        Ok(kinds)
+    }
+}
+
+#[derive(Default)]
+pub struct SchedulingMutation;
+
+#[Object]
+impl SchedulingMutation {
+    /// Stops every node from starting jobs of the queue; running ones finish.
+    async fn pause_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
+        let app = ctx.app()?;
+        let queue = service::set_paused(&app.db.conn, ctx.viewer()?, &name, true).await?;
+        Ok(JobQueue::new(queue, None))
+    }
+
+    async fn resume_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
+        let app = ctx.app()?;
+        let queue = service::set_paused(&app.db.conn, ctx.viewer()?, &name, false).await?;
+        app.scheduler.nudge();
+        Ok(JobQueue::new(queue, None))
+    }
+
+    /// Runs a DISCARDED or CANCELLED job again now.
+    async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
+        let app = ctx.app()?;
+        let id = JobId::parse("id", &id)?;
+        let row = service::retry(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id.0).await?;
+        app.scheduler.nudge();
+        Ok(row.into())
+    }
+
+    /// Cancels a waiting job at once; a running one is asked to stop (`cancelRequested`).
+    async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
+        let app = ctx.app()?;
+        let id = JobId::parse("id", &id)?;
+        Ok(service::cancel(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id.0)
+            .await?
+            .into())
+    }
+
+    /// Enqueues a kind that operators may start by hand (see `jobKinds`).
+    async fn enqueue_job(&self, ctx: &Context<'_>, input: EnqueueJobInput) -> Result<Job> {
+        let app = ctx.app()?;
+        let job = OperatorJob {
+            kind: input.kind,
+            args: input.args.0,
+            priority: input.priority,
+            run_at: input.run_at,
+            unique_key: input.unique_key,
+            affinity_key: input.affinity_key,
+        };
+        let row =
+            service::enqueue_by_operator(&app.db.conn, app.scheduler.registry(), ctx.viewer()?, job)
+                .await?;
+        app.scheduler.nudge();
+        Ok(row.into())
+    }
+}
+
+#[derive(Default)]
+pub struct SchedulingSubscription;
+
+#[Subscription]
+impl SchedulingSubscription {
+    /// State changes and progress of jobs, from every node, optionally of one queue or job.
+    async fn job_events(
+        &self,
+        ctx: &Context<'_>,
+        queue: Option<String>,
+        job_id: Option<ID>,
+    ) -> Result<impl Stream<Item = Result<JobEvent>>> {
+        let app = ctx.app()?;
+        ctx.viewer()?.user()?.require_global(crate::auth::Permission::SchedulerManage)?;
+        let job_id = job_id.map(|id| JobId::parse("jobId", &id)).transpose()?;
+        Ok(events::subscribe::<JobChanges>(app.bus.as_ref()).flat_map(move |received| {
+            let items: Vec<Result<JobEvent>> = match received {
+                Received::Event(JobChanges(changes)) => changes
+                    .into_iter()
+                    .filter(|c| queue.as_ref().is_none_or(|q| *q == c.queue))
+                    .filter(|c| job_id.is_none_or(|id| id.0 == c.job_id))
+                    .map(|c| {
+                        Ok(JobEvent {
+                            job_id: ID(c.job_id.to_string()),
+                            queue: c.queue,
+                            kind: c.kind,
+                            state: c.state.into(),
+                            attempt: c.attempt,
+                            progress: c.progress,
+                            message: c.message,
+                            node: c.node,
+                        })
+                    })
+                    .collect(),
+                Received::Lagged(missed) => vec![Err(AppError::RateLimited(format!(
+                    "this subscriber fell behind and missed {missed} events"
+                ))
+                .into())],
+            };
+            stream::iter(items)
+        }))
+    }
+}
