@@ -9,6 +9,7 @@ mod edge;
 mod finance;
 mod identity;
 mod schema;
+mod scheduler;
 mod tasks;
 mod two_nodes;
 mod websocket;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
@@ -60,6 +60,8 @@ pub fn due_slot(
     missed: MissedSlots,
     grace: Duration,
 ) -> Option<DateTime<Utc>> {
+    // Slots are whole seconds; croner would otherwise hand back `now` itself, fractions and all.
+    let now = now.with_nanosecond(0).unwrap_or(now);
     let latest = cron.find_previous_occurrence(&now, true).ok()?;
     if last.is_some_and(|last| latest <= last) {
         return None;
@@ -139,6 +141,10 @@ mod tests {
         let cron = parse_cron("*/5 * * * *")?;
         let grace = Duration::from_secs(60);
         assert_eq!(due_slot(&cron, None, at(10, 5, 3), MissedSlots::FireOnce, grace), Some(at(10, 5, 0)));
+        let every_second = parse_cron("* * * * * *")?;
+        let now = at(10, 5, 3) + chrono::Duration::milliseconds(250);
+        assert_eq!(due_slot(&every_second, None, now, MissedSlots::FireOnce, grace), Some(at(10, 5, 3)));
+        assert_eq!(due_slot(&every_second, Some(at(10, 5, 3)), now, MissedSlots::FireOnce, grace), None);
         assert_eq!(due_slot(&cron, Some(at(10, 5, 0)), at(10, 6, 0), MissedSlots::FireOnce, grace), None);
         assert_eq!(due_slot(&cron, Some(at(10, 5, 0)), at(10, 10, 1), MissedSlots::FireOnce, grace), Some(at(10, 10, 0)));
         Ok(())
