@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::domains::approvals::service::ApprovalSubjects;
 use crate::domains::business::service::TransactionApprovals;
 use crate::domains::identity::service::{self as identity, FirstAdmin};
+use crate::domains::scheduling::builtin::{self, JobDeps};
 use crate::domains::tasks::service::TaskApprovals;
 use crate::platform::cache::{Cache, InProcessCache, RedisCache};
 use crate::platform::db::Db;
@@ -18,7 +19,6 @@ use crate::platform::files::FileStore;
 use crate::platform::metrics::Metrics;
 use crate::platform::redis::{RedisLink, RedisTarget};
 use crate::platform::scheduler::{NodeSettings, Scheduler};
-use crate::domains::scheduling::builtin::{self, JobDeps};
 
 pub use crate::http::build_router;
 

@@ -476,7 +476,9 @@ impl Config {
             bail!("INTERLINK_MAX_BODY_BYTES must be positive");
         }
         if self.jobs.capacity == 0 || self.jobs.lease < Duration::from_millis(300) {
-            bail!("INTERLINK_NODE_CAPACITY must be positive and INTERLINK_JOB_LEASE_MS at least 300");
+            bail!(
+                "INTERLINK_NODE_CAPACITY must be positive and INTERLINK_JOB_LEASE_MS at least 300"
+            );
         }
         crate::platform::scheduler::parse_cron(&self.jobs.scan_cron)
             .context("INTERLINK_SCAN_CRON")?;

@@ -133,7 +133,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("Interlink serving GraphQL at http://{bind}/graphql{graphiql}");
     println!("Interlink is listening on http://{bind}/graphql{graphiql}");
     let jobs = if startup.state.config.jobs.enabled {
-        Some(startup.state.scheduler.start().await.context("starting the scheduler")?)
+        Some(
+            startup
+                .state
+                .scheduler
+                .start()
+                .await
+                .context("starting the scheduler")?,
+        )
     } else {
         None
     };

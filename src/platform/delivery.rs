@@ -53,9 +53,13 @@ pub async fn post_json(
     if status.is_success() {
         Ok(status.as_u16())
     } else if status.as_u16() == 429 || status.is_server_error() {
-        Err(DeliveryError::Retryable(format!("receiver answered {status}")))
+        Err(DeliveryError::Retryable(format!(
+            "receiver answered {status}"
+        )))
     } else {
-        Err(DeliveryError::Permanent(format!("receiver answered {status}")))
+        Err(DeliveryError::Permanent(format!(
+            "receiver answered {status}"
+        )))
     }
 }
 

@@ -82,7 +82,7 @@ pub struct TestApp {
     _data_dir: tempfile::TempDir,
     server: JoinHandle<()>,
     /// The node's scheduler loops, when `INTERLINK_SCHEDULER` is on for the deployment.
-    pub jobs: Option<interlink::platform::scheduler::SchedulerHandle>,
+    _jobs: Option<interlink::platform::scheduler::SchedulerHandle>,
 }
 
 impl Drop for TestApp {
@@ -153,7 +153,7 @@ impl Deployment {
             http: reqwest::Client::new(),
             _data_dir: data_dir,
             server,
-            jobs,
+            _jobs: jobs,
         })
     }
 }

@@ -13,8 +13,8 @@ use interlink::platform::db::sql;
 use interlink::platform::metrics::SchedulerMetrics;
 use interlink::platform::scheduler::{
     self, admin, claim, complete_fenced, enqueue, enqueue_many, rescue_expired, Claim,
-    CronSchedule, Enqueued, Fence, JobContext, JobError, JobHandler, KindSpec, MissedSlots,
-    NewJob, NodeSettings, QueueSpec, Registry, Scheduler, SchedulerHandle, Strategy,
+    CronSchedule, Enqueued, Fence, JobContext, JobError, JobHandler, KindSpec, MissedSlots, NewJob,
+    NodeSettings, QueueSpec, Registry, Scheduler, SchedulerHandle, Strategy,
 };
 use parking_lot::Mutex;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -28,7 +28,11 @@ struct Lab {
 }
 
 impl Lab {
-    async fn new(backend: Backend, nodes: usize, extra: &[(&str, &str)]) -> anyhow::Result<Option<Self>> {
+    async fn new(
+        backend: Backend,
+        nodes: usize,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Option<Self>> {
         let Some(deployment) = Deployment::new(backend, extra).await? else {
             return Ok(None);
         };
@@ -50,7 +54,12 @@ impl Lab {
         &self.apps[0].state.db.conn
     }
 
-    fn scheduler(&self, index: usize, settings: NodeSettings, registry: Registry) -> anyhow::Result<Scheduler> {
+    fn scheduler(
+        &self,
+        index: usize,
+        settings: NodeSettings,
+        registry: Registry,
+    ) -> anyhow::Result<Scheduler> {
         let state = &self.apps[index].state;
         Ok(Scheduler::new(
             state.db.clone(),
@@ -78,7 +87,10 @@ impl Lab {
             if n >= want {
                 return Ok(());
             }
-            anyhow::ensure!(started.elapsed() < limit, "waited {limit:?} for {want} from {query:?}, have {n}");
+            anyhow::ensure!(
+                started.elapsed() < limit,
+                "waited {limit:?} for {want} from {query:?}, have {n}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -110,18 +122,31 @@ impl JobHandler for Effect {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let info = job.args.get("info").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let info = job
+            .args
+            .get("info")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
         let seq = self.runs.load(Ordering::SeqCst) as i64;
         let inserted = self
             .db
             .execute(sql(
                 self.db.get_database_backend(),
                 "INSERT INTO job_effects (job_id, node, info, seq) VALUES ($1, $2, $3, $4)",
-                [job.id.to_string().into(), self.node.clone().into(), info.into(), seq.into()],
+                [
+                    job.id.to_string().into(),
+                    self.node.clone().into(),
+                    info.into(),
+                    seq.into(),
+                ],
             ))
             .await;
         if let Err(err) = inserted {
-            if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
+            if matches!(
+                err.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) {
                 self.duplicates.fetch_add(1, Ordering::SeqCst);
             } else {
                 return Err(err.into());
@@ -170,32 +195,81 @@ async fn stop_all(handles: Vec<SchedulerHandle>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_complete_ten_thousand_jobs_exactly_once() -> anyhow::Result<()> {
-    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else { return Ok(()) };
+    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else {
+        return Ok(());
+    };
     const JOBS: usize = 10_000;
     let jobs: Vec<NewJob> = (0..JOBS)
-        .map(|i| NewJob::new("bulk", "test.effect", serde_json::json!({ "info": i.to_string() })))
+        .map(|i| {
+            NewJob::new(
+                "bulk",
+                "test.effect",
+                serde_json::json!({ "info": i.to_string() }),
+            )
+        })
         .collect();
     assert_eq!(enqueue_many(lab.db(), &jobs).await?, JOBS as u64);
     let counters = Counters::new();
     let mut handles = Vec::new();
     for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
-        let registry = effect_registry(QueueSpec::any("bulk", 32), counters.effect(&lab, name, Duration::ZERO));
-        handles.push(lab.scheduler(i, NodeSettings { capacity: 16, prefetch: 16, ..fast(name) }, registry)?.start().await?);
+        let registry = effect_registry(
+            QueueSpec::any("bulk", 32),
+            counters.effect(&lab, name, Duration::ZERO),
+        );
+        handles.push(
+            lab.scheduler(
+                i,
+                NodeSettings {
+                    capacity: 16,
+                    prefetch: 16,
+                    ..fast(name)
+                },
+                registry,
+            )?
+            .start()
+            .await?,
+        );
     }
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'", JOBS as i64, Duration::from_secs(180)).await?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'",
+        JOBS as i64,
+        Duration::from_secs(180),
+    )
+    .await?;
     stop_all(handles).await;
-    assert_eq!(lab.count("SELECT COUNT(*) AS n FROM job_effects").await?, JOBS as i64);
-    assert_eq!(counters.duplicates.load(Ordering::SeqCst), 0, "an effect ran twice");
-    assert_eq!(counters.runs.load(Ordering::SeqCst), JOBS as u64, "a handler ran twice");
-    assert_eq!(lab.count("SELECT COUNT(*) AS n FROM jobs WHERE attempt <> 1").await?, 0);
+    assert_eq!(
+        lab.count("SELECT COUNT(*) AS n FROM job_effects").await?,
+        JOBS as i64
+    );
+    assert_eq!(
+        counters.duplicates.load(Ordering::SeqCst),
+        0,
+        "an effect ran twice"
+    );
+    assert_eq!(
+        counters.runs.load(Ordering::SeqCst),
+        JOBS as u64,
+        "a handler ran twice"
+    );
+    assert_eq!(
+        lab.count("SELECT COUNT(*) AS n FROM jobs WHERE attempt <> 1")
+            .await?,
+        0
+    );
     // Every node took part.
-    assert_eq!(lab.count("SELECT COUNT(DISTINCT node) AS n FROM job_effects").await?, 3);
+    assert_eq!(
+        lab.count("SELECT COUNT(DISTINCT node) AS n FROM job_effects")
+            .await?,
+        3
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cron_fires_each_slot_once_across_three_nodes() -> anyhow::Result<()> {
-    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else { return Ok(()) };
+    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else {
+        return Ok(());
+    };
     let counters = Counters::new();
     let mut handles = Vec::new();
     for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
@@ -205,34 +279,67 @@ async fn cron_fires_each_slot_once_across_three_nodes() -> anyhow::Result<()> {
             NewJob::new("cron", "test.effect", serde_json::json!({})),
             MissedSlots::FireOnce,
         )?;
-        let registry = effect_registry(QueueSpec::any("cron", 4), counters.effect(&lab, name, Duration::ZERO)).schedule(schedule);
+        let registry = effect_registry(
+            QueueSpec::any("cron", 4),
+            counters.effect(&lab, name, Duration::ZERO),
+        )
+        .schedule(schedule);
         handles.push(lab.scheduler(i, fast(name), registry)?.start().await?);
     }
     tokio::time::sleep(Duration::from_millis(5_500)).await;
     stop_all(handles).await;
     // Let any job fired at the very end finish being recorded.
-    let fires = lab.count("SELECT COUNT(*) AS n FROM cron_fires WHERE schedule = 'every-second'").await?;
+    let fires = lab
+        .count("SELECT COUNT(*) AS n FROM cron_fires WHERE schedule = 'every-second'")
+        .await?;
     assert!(fires >= 4, "only {fires} slots fired in 5.5 s");
     let rows = lab
         .db()
-        .query_all(sql(lab.db().get_database_backend(), "SELECT slot FROM cron_fires WHERE schedule = 'every-second' ORDER BY slot", []))
+        .query_all(sql(
+            lab.db().get_database_backend(),
+            "SELECT slot FROM cron_fires WHERE schedule = 'every-second' ORDER BY slot",
+            [],
+        ))
         .await?;
-    let slots: Vec<chrono::DateTime<Utc>> = rows.iter().map(|r| r.try_get("", "slot")).collect::<Result<_, _>>()?;
+    let slots: Vec<chrono::DateTime<Utc>> = rows
+        .iter()
+        .map(|r| r.try_get("", "slot"))
+        .collect::<Result<_, _>>()?;
     for pair in slots.windows(2) {
-        assert_eq!((pair[1] - pair[0]).num_seconds(), 1, "a slot was skipped or doubled: {slots:?}");
+        assert_eq!(
+            (pair[1] - pair[0]).num_seconds(),
+            1,
+            "a slot was skipped or doubled: {slots:?}"
+        );
     }
     // One job per slot, each from its own slot.
-    assert_eq!(lab.count("SELECT COUNT(*) AS n FROM jobs WHERE kind = 'test.effect'").await?, fires);
-    assert_eq!(lab.count("SELECT COUNT(DISTINCT job_id) AS n FROM cron_fires WHERE schedule = 'every-second'").await?, fires);
+    assert_eq!(
+        lab.count("SELECT COUNT(*) AS n FROM jobs WHERE kind = 'test.effect'")
+            .await?,
+        fires
+    );
+    assert_eq!(
+        lab.count(
+            "SELECT COUNT(DISTINCT job_id) AS n FROM cron_fires WHERE schedule = 'every-second'"
+        )
+        .await?,
+        fires
+    );
     assert_eq!(counters.duplicates.load(Ordering::SeqCst), 0);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_affinity_keeps_a_key_on_one_node_and_moves_it_when_the_node_dies() -> anyhow::Result<()> {
-    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else { return Ok(()) };
+async fn key_affinity_keeps_a_key_on_one_node_and_moves_it_when_the_node_dies() -> anyhow::Result<()>
+{
+    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else {
+        return Ok(());
+    };
     let counters = Counters::new();
-    let queue = QueueSpec { strategy: Strategy::KeyAffinity, ..QueueSpec::any("affine", 8) };
+    let queue = QueueSpec {
+        strategy: Strategy::KeyAffinity,
+        ..QueueSpec::any("affine", 8)
+    };
     let names = ["a", "b", "c"];
     let mut handles = Vec::new();
     for (i, name) in names.into_iter().enumerate() {
@@ -246,41 +353,83 @@ async fn key_affinity_keeps_a_key_on_one_node_and_moves_it_when_the_node_dies() 
         keys.iter()
             .flat_map(|key| {
                 (0..5).map(move |n| {
-                    NewJob::new("affine", "test.effect", serde_json::json!({ "info": format!("{key}") }))
-                        .affinity(key.clone())
-                        .unique(format!("{round}-{key}-{n}"))
+                    NewJob::new(
+                        "affine",
+                        "test.effect",
+                        serde_json::json!({ "info": format!("{key}") }),
+                    )
+                    .affinity(key.clone())
+                    .unique(format!("{round}-{key}-{n}"))
                 })
             })
             .collect()
     };
     enqueue_many(lab.db(), &batch("first")).await?;
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'", 60, Duration::from_secs(30)).await?;
-    let placement = |rows: Vec<sea_orm::QueryResult>| -> anyhow::Result<HashMap<String, HashSet<String>>> {
-        let mut by_key: HashMap<String, HashSet<String>> = HashMap::new();
-        for row in rows {
-            by_key.entry(row.try_get("", "info")?).or_default().insert(row.try_get("", "node")?);
-        }
-        Ok(by_key)
-    };
-    let before = placement(lab.db().query_all(sql(lab.db().get_database_backend(), "SELECT info, node FROM job_effects", [])).await?)?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'",
+        60,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let placement =
+        |rows: Vec<sea_orm::QueryResult>| -> anyhow::Result<HashMap<String, HashSet<String>>> {
+            let mut by_key: HashMap<String, HashSet<String>> = HashMap::new();
+            for row in rows {
+                by_key
+                    .entry(row.try_get("", "info")?)
+                    .or_default()
+                    .insert(row.try_get("", "node")?);
+            }
+            Ok(by_key)
+        };
+    let before = placement(
+        lab.db()
+            .query_all(sql(
+                lab.db().get_database_backend(),
+                "SELECT info, node FROM job_effects",
+                [],
+            ))
+            .await?,
+    )?;
     for (key, nodes) in &before {
         assert_eq!(nodes.len(), 1, "{key} ran on {nodes:?}");
     }
-    let owner_of = |map: &HashMap<String, HashSet<String>>, key: &str| map[key].iter().next().cloned().unwrap_or_default();
+    let owner_of = |map: &HashMap<String, HashSet<String>>, key: &str| {
+        map[key].iter().next().cloned().unwrap_or_default()
+    };
     // Kill the node that owns the most keys: its heartbeat stops, as after a crash.
     let mut load: BTreeMap<String, usize> = BTreeMap::new();
     for key in &keys {
         *load.entry(owner_of(&before, key)).or_default() += 1;
     }
-    let victim = load.iter().max_by_key(|(_, n)| **n).map(|(node, _)| node.clone()).unwrap_or_default();
+    let victim = load
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(node, _)| node.clone())
+        .unwrap_or_default();
     let victim_index = names.iter().position(|n| *n == victim).context("victim")?;
     drop(handles[victim_index].take());
     // It is dead once its heartbeat is a lease old; survivors notice at their next heartbeat.
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    lab.db().execute_unprepared("DELETE FROM job_effects").await?;
+    lab.db()
+        .execute_unprepared("DELETE FROM job_effects")
+        .await?;
     enqueue_many(lab.db(), &batch("second")).await?;
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'", 120, Duration::from_secs(30)).await?;
-    let after = placement(lab.db().query_all(sql(lab.db().get_database_backend(), "SELECT info, node FROM job_effects", [])).await?)?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'",
+        120,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let after = placement(
+        lab.db()
+            .query_all(sql(
+                lab.db().get_database_backend(),
+                "SELECT info, node FROM job_effects",
+                [],
+            ))
+            .await?,
+    )?;
     for key in &keys {
         let was = owner_of(&before, key);
         let now = &after[key];
@@ -297,7 +446,9 @@ async fn key_affinity_keeps_a_key_on_one_node_and_moves_it_when_the_node_dies() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_concurrency_and_tags_bound_where_and_how_much_runs() -> anyhow::Result<()> {
-    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else { return Ok(()) };
+    let Some(lab) = Lab::new(Backend::Postgres, 3, &[]).await? else {
+        return Ok(());
+    };
     let running = Arc::new(AtomicU64::new(0));
     let peak = Arc::new(AtomicU64::new(0));
     struct Gauge {
@@ -317,8 +468,15 @@ async fn global_concurrency_and_tags_bound_where_and_how_much_runs() -> anyhow::
             Ok(())
         }
     }
-    let limited = QueueSpec { global_concurrency: Some(2), ..QueueSpec::any("limited", 8) };
-    let tagged = QueueSpec { strategy: Strategy::Tagged, tag: Some("gpu".into()), ..QueueSpec::any("tagged", 8) };
+    let limited = QueueSpec {
+        global_concurrency: Some(2),
+        ..QueueSpec::any("limited", 8)
+    };
+    let tagged = QueueSpec {
+        strategy: Strategy::Tagged,
+        tag: Some("gpu".into()),
+        ..QueueSpec::any("tagged", 8)
+    };
     let limited_seen = Arc::new(Mutex::new(HashSet::new()));
     let tagged_seen = Arc::new(Mutex::new(HashSet::new()));
     let mut handles = Vec::new();
@@ -326,20 +484,58 @@ async fn global_concurrency_and_tags_bound_where_and_how_much_runs() -> anyhow::
         let registry = Registry::default()
             .queue(limited.clone())
             .queue(tagged.clone())
-            .kind(KindSpec::new("test.limited", "limited"), Gauge { running: running.clone(), peak: peak.clone(), node: name.into(), seen: limited_seen.clone() })
-            .kind(KindSpec::new("test.tagged", "tagged"), Gauge { running: Arc::new(AtomicU64::new(0)), peak: Arc::new(AtomicU64::new(0)), node: name.into(), seen: tagged_seen.clone() });
-        let tags = if name == "b" { vec!["gpu".to_owned()] } else { vec![] };
-        handles.push(lab.scheduler(i, NodeSettings { tags, ..fast(name) }, registry)?.start().await?);
+            .kind(
+                KindSpec::new("test.limited", "limited"),
+                Gauge {
+                    running: running.clone(),
+                    peak: peak.clone(),
+                    node: name.into(),
+                    seen: limited_seen.clone(),
+                },
+            )
+            .kind(
+                KindSpec::new("test.tagged", "tagged"),
+                Gauge {
+                    running: Arc::new(AtomicU64::new(0)),
+                    peak: Arc::new(AtomicU64::new(0)),
+                    node: name.into(),
+                    seen: tagged_seen.clone(),
+                },
+            );
+        let tags = if name == "b" {
+            vec!["gpu".to_owned()]
+        } else {
+            vec![]
+        };
+        handles.push(
+            lab.scheduler(i, NodeSettings { tags, ..fast(name) }, registry)?
+                .start()
+                .await?,
+        );
     }
-    let mut jobs: Vec<NewJob> = (0..60).map(|_| NewJob::new("limited", "test.limited", serde_json::json!({}))).collect();
+    let mut jobs: Vec<NewJob> = (0..60)
+        .map(|_| NewJob::new("limited", "test.limited", serde_json::json!({})))
+        .collect();
     jobs.extend((0..30).map(|_| NewJob::new("tagged", "test.tagged", serde_json::json!({}))));
     enqueue_many(lab.db(), &jobs).await?;
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'", 90, Duration::from_secs(60)).await?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'",
+        90,
+        Duration::from_secs(60),
+    )
+    .await?;
     stop_all(handles).await;
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak <= 2, "{peak} jobs of a queue limited to 2 ran at once");
-    assert!(limited_seen.lock().len() >= 2, "the limited queue still spreads over nodes");
-    assert_eq!(*tagged_seen.lock(), HashSet::from(["b".to_owned()]), "only the tagged node runs TAGGED work");
+    assert!(
+        limited_seen.lock().len() >= 2,
+        "the limited queue still spreads over nodes"
+    );
+    assert_eq!(
+        *tagged_seen.lock(),
+        HashSet::from(["b".to_owned()]),
+        "only the tagged node runs TAGGED work"
+    );
     Ok(())
 }
 
@@ -358,9 +554,16 @@ async fn one_node(backend: Backend) -> anyhow::Result<Option<Lab>> {
 }
 
 async fn a_stale_workers_late_completion_is_refused(backend: Backend) -> anyhow::Result<()> {
-    let Some(lab) = one_node(backend).await? else { return Ok(()) };
+    let Some(lab) = one_node(backend).await? else {
+        return Ok(());
+    };
     let db = lab.db();
-    let id = enqueue(db, NewJob::new("fenced", "test.effect", serde_json::json!({}))).await?.id();
+    let id = enqueue(
+        db,
+        NewJob::new("fenced", "test.effect", serde_json::json!({})),
+    )
+    .await?
+    .id();
     let take = |node: &'static str, lease_ms: i64| Claim {
         queue: "fenced",
         node,
@@ -375,40 +578,149 @@ async fn a_stale_workers_late_completion_is_refused(backend: Backend) -> anyhow:
     let rescued = rescue_expired(db).await?;
     assert_eq!(rescued.len(), 1, "the expired lease is rescued");
     let second = claim(db, take("fresh", 60_000)).await?;
-    assert_eq!(second[0].attempt, 2, "the new claim carries a new fencing token");
-    let stale = complete_fenced(db, "stale", Fence { job_id: id, attempt: 1 }).await?;
-    assert!(stale.is_err(), "the stale worker's completion must be refused");
+    assert_eq!(
+        second[0].attempt, 2,
+        "the new claim carries a new fencing token"
+    );
+    let stale = complete_fenced(
+        db,
+        "stale",
+        Fence {
+            job_id: id,
+            attempt: 1,
+        },
+    )
+    .await?;
+    assert!(
+        stale.is_err(),
+        "the stale worker's completion must be refused"
+    );
     // Even the right node with the old token is refused.
-    assert!(complete_fenced(db, "fresh", Fence { job_id: id, attempt: 1 }).await?.is_err());
+    assert!(complete_fenced(
+        db,
+        "fresh",
+        Fence {
+            job_id: id,
+            attempt: 1
+        }
+    )
+    .await?
+    .is_err());
     let row = admin::job(db, id).await?;
-    assert_eq!((row.state.as_str(), row.attempt, row.lease_owner.as_deref()), ("RUNNING", 2, Some("fresh")));
-    complete_fenced(db, "fresh", Fence { job_id: id, attempt: 2 }).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(
+        (row.state.as_str(), row.attempt, row.lease_owner.as_deref()),
+        ("RUNNING", 2, Some("fresh"))
+    );
+    complete_fenced(
+        db,
+        "fresh",
+        Fence {
+            job_id: id,
+            attempt: 2,
+        },
+    )
+    .await?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(admin::job(db, id).await?.state, "COMPLETED");
     Ok(())
 }
 
 async fn high_priority_jumps_the_backlog(backend: Backend) -> anyhow::Result<()> {
-    let Some(lab) = one_node(backend).await? else { return Ok(()) };
+    let Some(lab) = one_node(backend).await? else {
+        return Ok(());
+    };
     let counters = Counters::new();
-    let registry = effect_registry(QueueSpec::any("ordered", 1), counters.effect(&lab, "solo", Duration::from_millis(25)));
-    let node = lab.scheduler(0, NodeSettings { capacity: 1, prefetch: 0, ..fast("solo") }, registry)?;
+    let registry = effect_registry(
+        QueueSpec::any("ordered", 1),
+        counters.effect(&lab, "solo", Duration::from_millis(25)),
+    );
+    let node = lab.scheduler(
+        0,
+        NodeSettings {
+            capacity: 1,
+            prefetch: 0,
+            ..fast("solo")
+        },
+        registry,
+    )?;
     let handle = node.start().await?;
     admin::set_paused(lab.db(), "ordered", true).await?;
-    let backlog: Vec<NewJob> = (0..40).map(|i| NewJob::new("ordered", "test.effect", serde_json::json!({ "info": format!("low-{i}") }))).collect();
+    let backlog: Vec<NewJob> = (0..40)
+        .map(|i| {
+            NewJob::new(
+                "ordered",
+                "test.effect",
+                serde_json::json!({ "info": format!("low-{i}") }),
+            )
+        })
+        .collect();
     enqueue_many(lab.db(), &backlog).await?;
-    enqueue(lab.db(), NewJob::new("ordered", "test.effect", serde_json::json!({ "info": "urgent" })).priority(50)).await?;
+    enqueue(
+        lab.db(),
+        NewJob::new(
+            "ordered",
+            "test.effect",
+            serde_json::json!({ "info": "urgent" }),
+        )
+        .priority(50),
+    )
+    .await?;
     admin::set_paused(lab.db(), "ordered", false).await?;
     node.nudge();
-    lab.wait_for("SELECT COUNT(*) AS n FROM job_effects", 41, Duration::from_secs(30)).await?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM job_effects",
+        41,
+        Duration::from_secs(30),
+    )
+    .await?;
     // While the queue runs, a new urgent job overtakes whatever still waits.
-    enqueue_many(lab.db(), &(0..40).map(|i| NewJob::new("ordered", "test.effect", serde_json::json!({ "info": format!("later-{i}") }))).collect::<Vec<_>>()).await?;
-    lab.wait_for("SELECT COUNT(*) AS n FROM job_effects", 46, Duration::from_secs(30)).await?;
-    enqueue(lab.db(), NewJob::new("ordered", "test.effect", serde_json::json!({ "info": "urgent-2" })).priority(50)).await?;
-    lab.wait_for("SELECT COUNT(*) AS n FROM job_effects", 82, Duration::from_secs(30)).await?;
+    enqueue_many(
+        lab.db(),
+        &(0..40)
+            .map(|i| {
+                NewJob::new(
+                    "ordered",
+                    "test.effect",
+                    serde_json::json!({ "info": format!("later-{i}") }),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM job_effects",
+        46,
+        Duration::from_secs(30),
+    )
+    .await?;
+    enqueue(
+        lab.db(),
+        NewJob::new(
+            "ordered",
+            "test.effect",
+            serde_json::json!({ "info": "urgent-2" }),
+        )
+        .priority(50),
+    )
+    .await?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM job_effects",
+        82,
+        Duration::from_secs(30),
+    )
+    .await?;
     handle.stop(Duration::from_secs(5)).await;
-    assert_eq!(seq_of(&lab, "urgent").await?, 1, "the urgent job ran before the paused backlog");
+    assert_eq!(
+        seq_of(&lab, "urgent").await?,
+        1,
+        "the urgent job ran before the paused backlog"
+    );
     let urgent_2 = seq_of(&lab, "urgent-2").await?;
-    let later_done_after: i64 = lab.count(&format!("SELECT COUNT(*) AS n FROM job_effects WHERE info LIKE 'later-%' AND seq > {urgent_2}")).await?;
+    let later_done_after: i64 = lab
+        .count(&format!(
+            "SELECT COUNT(*) AS n FROM job_effects WHERE info LIKE 'later-%' AND seq > {urgent_2}"
+        ))
+        .await?;
     assert!(later_done_after >= 20, "urgent-2 (run #{urgent_2}) waited behind the backlog: only {later_done_after} ran after it");
     Ok(())
 }
@@ -417,14 +729,22 @@ async fn high_priority_jumps_the_backlog(backend: Backend) -> anyhow::Result<()>
 async fn seq_of(lab: &Lab, info: &str) -> anyhow::Result<i32> {
     let row = lab
         .db()
-        .query_one(sql(lab.db().get_database_backend(), "SELECT seq FROM job_effects WHERE info = $1", [info.into()]))
+        .query_one(sql(
+            lab.db().get_database_backend(),
+            "SELECT seq FROM job_effects WHERE info = $1",
+            [info.into()],
+        ))
         .await?
         .context("no effect")?;
     Ok(row.try_get::<i32>("", "seq")?)
 }
 
-async fn failures_back_off_then_dead_letter_and_an_operator_can_retry(backend: Backend) -> anyhow::Result<()> {
-    let Some(lab) = one_node(backend).await? else { return Ok(()) };
+async fn failures_back_off_then_dead_letter_and_an_operator_can_retry(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(lab) = one_node(backend).await? else {
+        return Ok(());
+    };
     struct Flaky {
         fail_until: Arc<AtomicU64>,
         calls: Arc<AtomicU64>,
@@ -441,24 +761,59 @@ async fn failures_back_off_then_dead_letter_and_an_operator_can_retry(backend: B
     }
     let calls = Arc::new(AtomicU64::new(0));
     let fail_until = Arc::new(AtomicU64::new(3));
-    let kind = KindSpec { backoff_base: Duration::from_millis(50), max_attempts: 3, ..KindSpec::new("test.flaky", "flaky") };
-    let registry = Registry::default().queue(QueueSpec::any("flaky", 2)).kind(kind, Flaky { fail_until, calls: calls.clone() });
+    let kind = KindSpec {
+        backoff_base: Duration::from_millis(50),
+        max_attempts: 3,
+        ..KindSpec::new("test.flaky", "flaky")
+    };
+    let registry = Registry::default().queue(QueueSpec::any("flaky", 2)).kind(
+        kind,
+        Flaky {
+            fail_until,
+            calls: calls.clone(),
+        },
+    );
     let handle = lab.scheduler(0, fast("solo"), registry)?.start().await?;
-    let id = enqueue(lab.db(), NewJob::new("flaky", "test.flaky", serde_json::json!({})).max_attempts(3)).await?.id();
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'DISCARDED'", 1, Duration::from_secs(20)).await?;
+    let id = enqueue(
+        lab.db(),
+        NewJob::new("flaky", "test.flaky", serde_json::json!({})).max_attempts(3),
+    )
+    .await?
+    .id();
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'DISCARDED'",
+        1,
+        Duration::from_secs(20),
+    )
+    .await?;
     let dead = admin::job(lab.db(), id).await?;
     assert_eq!(dead.attempt, 3);
     let history = dead.errors.as_array().cloned().unwrap_or_default();
-    assert_eq!(history.len(), 3, "every failed attempt is kept: {history:?}");
+    assert_eq!(
+        history.len(),
+        3,
+        "every failed attempt is kept: {history:?}"
+    );
     assert_eq!(history[2]["error"], "boom 3");
     assert_eq!(dead.last_error.as_deref(), Some("boom 3"));
     assert!(dead.finished_at.is_some());
     // Retrying a finished-well job is refused; a dead letter runs again, keeping its token.
     let retried = admin::retry(lab.db(), id).await?;
-    assert_eq!((retried.state.as_str(), retried.max_attempts), ("AVAILABLE", 4));
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'", 1, Duration::from_secs(20)).await?;
+    assert_eq!(
+        (retried.state.as_str(), retried.max_attempts),
+        ("AVAILABLE", 4)
+    );
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'",
+        1,
+        Duration::from_secs(20),
+    )
+    .await?;
     assert_eq!(admin::job(lab.db(), id).await?.attempt, 4);
-    assert!(matches!(admin::retry(lab.db(), id).await, Err(admin::AdminError::Conflict(_))));
+    assert!(matches!(
+        admin::retry(lab.db(), id).await,
+        Err(admin::AdminError::Conflict(_))
+    ));
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     handle.stop(Duration::from_secs(5)).await;
     Ok(())
@@ -482,28 +837,79 @@ impl JobHandler for Patient {
 
 async fn cancel_running_job(lab: &Lab, runner: usize) -> anyhow::Result<()> {
     let started = Arc::new(AtomicU64::new(0));
-    let registry = Registry::default().queue(QueueSpec::any("patient", 2)).kind(KindSpec::new("test.patient", "patient"), Patient { started: started.clone() });
+    let registry = Registry::default()
+        .queue(QueueSpec::any("patient", 2))
+        .kind(
+            KindSpec::new("test.patient", "patient"),
+            Patient {
+                started: started.clone(),
+            },
+        );
     // A long lease: the cancellation must arrive by the bus, not by the heartbeat.
-    let handle = lab.scheduler(runner, NodeSettings { lease: Duration::from_secs(30), ..fast("runner") }, registry)?.start().await?;
-    let id = enqueue(lab.db(), NewJob::new("patient", "test.patient", serde_json::json!({}))).await?.id();
-    let waiting = enqueue(lab.db(), NewJob::new("patient", "test.patient", serde_json::json!({})).run_at(Utc::now() + chrono::Duration::hours(1))).await?.id();
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE progress = 10", 1, Duration::from_secs(20)).await?;
+    let handle = lab
+        .scheduler(
+            runner,
+            NodeSettings {
+                lease: Duration::from_secs(30),
+                ..fast("runner")
+            },
+            registry,
+        )?
+        .start()
+        .await?;
+    let id = enqueue(
+        lab.db(),
+        NewJob::new("patient", "test.patient", serde_json::json!({})),
+    )
+    .await?
+    .id();
+    let waiting = enqueue(
+        lab.db(),
+        NewJob::new("patient", "test.patient", serde_json::json!({}))
+            .run_at(Utc::now() + chrono::Duration::hours(1)),
+    )
+    .await?
+    .id();
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE progress = 10",
+        1,
+        Duration::from_secs(20),
+    )
+    .await?;
     let asked = Instant::now();
     let cancelled = admin::cancel(lab.db(), id).await?;
     assert!(matches!(cancelled, admin::Cancelled::Requested(_)));
     // The request reaches the running node over the bus (published by the caller after commit).
-    interlink::platform::events::publish(lab.apps[0].state.bus.as_ref(), &admin::cancel_signal(id)).await?;
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'CANCELLED'", 1, Duration::from_secs(10)).await?;
+    interlink::platform::events::publish(lab.apps[0].state.bus.as_ref(), &admin::cancel_signal(id))
+        .await?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'CANCELLED'",
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
     assert!(asked.elapsed() < Duration::from_secs(10));
-    assert!(matches!(admin::cancel(lab.db(), waiting).await?, admin::Cancelled::Now(_)));
-    assert!(matches!(admin::cancel(lab.db(), id).await, Err(admin::AdminError::Conflict(_))));
-    assert_eq!(started.load(Ordering::SeqCst), 1, "the scheduled job never started");
+    assert!(matches!(
+        admin::cancel(lab.db(), waiting).await?,
+        admin::Cancelled::Now(_)
+    ));
+    assert!(matches!(
+        admin::cancel(lab.db(), id).await,
+        Err(admin::AdminError::Conflict(_))
+    ));
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "the scheduled job never started"
+    );
     handle.stop(Duration::from_secs(5)).await;
     Ok(())
 }
 
 async fn running_jobs_see_cancellation(backend: Backend) -> anyhow::Result<()> {
-    let Some(lab) = one_node(backend).await? else { return Ok(()) };
+    let Some(lab) = one_node(backend).await? else {
+        return Ok(());
+    };
     cancel_running_job(&lab, 0).await
 }
 
@@ -511,16 +917,23 @@ async fn running_jobs_see_cancellation(backend: Backend) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_reaches_another_node_through_a_redis_cluster() -> anyhow::Result<()> {
     let Ok(cluster) = std::env::var("TEST_REDIS_CLUSTER_URL") else {
-        anyhow::ensure!(std::env::var("INTERLINK_REQUIRE_SERVICES").as_deref() != Ok("1"), "TEST_REDIS_CLUSTER_URL is not set");
+        anyhow::ensure!(
+            std::env::var("INTERLINK_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "TEST_REDIS_CLUSTER_URL is not set"
+        );
         return Ok(());
     };
-    let Some(lab) = Lab::new(Backend::Postgres, 2, &[("REDIS_URL", &cluster)]).await? else { return Ok(()) };
+    let Some(lab) = Lab::new(Backend::Postgres, 2, &[("REDIS_URL", &cluster)]).await? else {
+        return Ok(());
+    };
     // The job runs on node 1; node 0 cancels and publishes.
     cancel_running_job(&lab, 1).await
 }
 
 async fn unique_keys_hold_only_while_a_job_is_live(backend: Backend) -> anyhow::Result<()> {
-    let Some(lab) = one_node(backend).await? else { return Ok(()) };
+    let Some(lab) = one_node(backend).await? else {
+        return Ok(());
+    };
     let db = lab.db();
     let job = || NewJob::new("unique", "test.effect", serde_json::json!({})).unique("invoice-7");
     let first = enqueue(db, job()).await?;
@@ -528,19 +941,52 @@ async fn unique_keys_hold_only_while_a_job_is_live(backend: Backend) -> anyhow::
     assert!(matches!(first, Enqueued::Created(_)));
     assert_eq!(again, Enqueued::Duplicate(first.id()));
     let counters = Counters::new();
-    let handle = lab.scheduler(0, fast("solo"), effect_registry(QueueSpec::any("unique", 2), counters.effect(&lab, "solo", Duration::ZERO)))?.start().await?;
-    lab.wait_for("SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'", 1, Duration::from_secs(20)).await?;
+    let handle = lab
+        .scheduler(
+            0,
+            fast("solo"),
+            effect_registry(
+                QueueSpec::any("unique", 2),
+                counters.effect(&lab, "solo", Duration::ZERO),
+            ),
+        )?
+        .start()
+        .await?;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM jobs WHERE state = 'COMPLETED'",
+        1,
+        Duration::from_secs(20),
+    )
+    .await?;
     let later = enqueue(db, job()).await?;
-    assert!(matches!(later, Enqueued::Created(id) if id != first.id()), "a finished job frees its key");
+    assert!(
+        matches!(later, Enqueued::Created(id) if id != first.id()),
+        "a finished job frees its key"
+    );
     // Bad input is refused before it reaches a row.
-    let huge = NewJob::new("unique", "test.effect", serde_json::json!({ "blob": "x".repeat(scheduler::MAX_ARGS_BYTES) }));
-    assert!(matches!(enqueue(db, huge).await, Err(scheduler::EnqueueError::ArgsTooLarge(_))));
+    let huge = NewJob::new(
+        "unique",
+        "test.effect",
+        serde_json::json!({ "blob": "x".repeat(scheduler::MAX_ARGS_BYTES) }),
+    );
+    assert!(matches!(
+        enqueue(db, huge).await,
+        Err(scheduler::EnqueueError::ArgsTooLarge(_))
+    ));
     // A job enqueued in a transaction that rolls back never exists.
     use sea_orm::TransactionTrait;
     let txn = db.begin().await?;
-    enqueue(&txn, NewJob::new("unique", "test.effect", serde_json::json!({})).unique("rolled-back")).await?;
+    enqueue(
+        &txn,
+        NewJob::new("unique", "test.effect", serde_json::json!({})).unique("rolled-back"),
+    )
+    .await?;
     txn.rollback().await?;
-    assert_eq!(lab.count("SELECT COUNT(*) AS n FROM jobs WHERE unique_key = 'rolled-back'").await?, 0);
+    assert_eq!(
+        lab.count("SELECT COUNT(*) AS n FROM jobs WHERE unique_key = 'rolled-back'")
+            .await?,
+        0
+    );
     handle.stop(Duration::from_secs(5)).await;
     Ok(())
 }

@@ -22,6 +22,7 @@ impl JobHandler for SlaEscalation {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let escalated =
             service::escalate_overdue_steps(&self.db, self.bus.as_ref(), Utc::now()).await?;
-        job.progress(100, &format!("{escalated} step(s) escalated")).await
+        job.progress(100, &format!("{escalated} step(s) escalated"))
+            .await
     }
 }

@@ -148,6 +148,11 @@ impl BusinessTransaction {
             })
             .collect()
     }
+    /// What execution produced: the journal entry, or for routed types the job and then its
+    /// delivery or processing outcome.
+    async fn result(&self) -> Option<Json> {
+        self.0.result.clone().map(async_graphql::Json)
+    }
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }

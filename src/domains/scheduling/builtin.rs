@@ -60,7 +60,10 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         .queue(QueueSpec::any(DELIVERY_QUEUE, 8))
         .queue(QueueSpec::any(PROCESSING_QUEUE, 4))
         .kind(
-            scan(DEADLINE_REMINDERS, "Reminds executors of deadlines coming up"),
+            scan(
+                DEADLINE_REMINDERS,
+                "Reminds executors of deadlines coming up",
+            ),
             DeadlineReminders {
                 db: deps.db.clone(),
                 bus: deps.bus.clone(),
@@ -68,14 +71,20 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             },
         )
         .kind(
-            scan(OVERDUE_ESCALATION, "Marks late tasks overdue and tells the initiator and department head"),
+            scan(
+                OVERDUE_ESCALATION,
+                "Marks late tasks overdue and tells the initiator and department head",
+            ),
             OverdueEscalation {
                 db: deps.db.clone(),
                 bus: deps.bus.clone(),
             },
         )
         .kind(
-            scan(RECURRING_TASKS, "Creates the tasks of recurring templates whose slot has come"),
+            scan(
+                RECURRING_TASKS,
+                "Creates the tasks of recurring templates whose slot has come",
+            ),
             RecurringTasks {
                 db: deps.db.clone(),
                 bus: deps.bus.clone(),
@@ -83,32 +92,54 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             },
         )
         .kind(
-            scan(SLA_ESCALATION, "Escalates approval steps pending past their SLA"),
+            scan(
+                SLA_ESCALATION,
+                "Escalates approval steps pending past their SLA",
+            ),
             SlaEscalation {
                 db: deps.db.clone(),
                 bus: deps.bus.clone(),
             },
         )
         .kind(
-            routed(FORWARD_KIND, DELIVERY_QUEUE, "Delivers an APP_FORWARD business transaction"),
+            routed(
+                FORWARD_KIND,
+                DELIVERY_QUEUE,
+                "Delivers an APP_FORWARD business transaction",
+            ),
             ForwardTransaction {
                 db: deps.db.clone(),
                 http: deps.http.clone(),
             },
         )
         .kind(
-            routed(PROCESS_KIND, PROCESSING_QUEUE, "Processes a DATA_PROCESS business transaction"),
-            ProcessTransaction { db: deps.db.clone() },
+            routed(
+                PROCESS_KIND,
+                PROCESSING_QUEUE,
+                "Processes a DATA_PROCESS business transaction",
+            ),
+            ProcessTransaction {
+                db: deps.db.clone(),
+            },
         )
         .kind(
             KindSpec {
                 operator_enqueue: true,
                 args_schema: Some(webhook_args_schema()),
-                ..routed(WEBHOOK_DELIVERY, DELIVERY_QUEUE, "POSTs a JSON payload to a URL until it is accepted")
+                ..routed(
+                    WEBHOOK_DELIVERY,
+                    DELIVERY_QUEUE,
+                    "POSTs a JSON payload to a URL until it is accepted",
+                )
             },
             WebhookDelivery { http: deps.http },
         );
-    for kind in [DEADLINE_REMINDERS, OVERDUE_ESCALATION, RECURRING_TASKS, SLA_ESCALATION] {
+    for kind in [
+        DEADLINE_REMINDERS,
+        OVERDUE_ESCALATION,
+        RECURRING_TASKS,
+        SLA_ESCALATION,
+    ] {
         registry = registry.schedule(CronSchedule::new(
             kind,
             &deps.scan_cron,

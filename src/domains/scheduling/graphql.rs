@@ -285,8 +285,14 @@ impl SchedulingQuery {
             state: filter.state.map(StoreState::from),
             kind: filter.kind,
         };
-        let (rows, total) =
-            service::jobs(&app.db.conn, ctx.viewer()?, &store_filter, before, first + 1).await?;
+        let (rows, total) = service::jobs(
+            &app.db.conn,
+            ctx.viewer()?,
+            &store_filter,
+            before,
+            first + 1,
+        )
+        .await?;
         let has_next = rows.len() as u64 > first;
         let mut connection = Connection::with_additional_fields(
             before.is_some(),
@@ -304,20 +310,23 @@ impl SchedulingQuery {
     async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
         let app = ctx.app()?;
         let id = JobId::parse("id", &id)?;
-        Ok(service::job(&app.db.conn, ctx.viewer()?, id.0).await?.into())
+        Ok(service::job(&app.db.conn, ctx.viewer()?, id.0)
+            .await?
+            .into())
     }
 
     async fn nodes(&self, ctx: &Context<'_>) -> Result<Vec<SchedulerNode>> {
         let app = ctx.app()?;
-        let nodes =
-            service::nodes(&app.db.conn, ctx.viewer()?, app.scheduler.settings()).await?;
+        let nodes = service::nodes(&app.db.conn, ctx.viewer()?, app.scheduler.settings()).await?;
         Ok(nodes.into_iter().map(SchedulerNode::from).collect())
     }
 
     /// The job kinds this deployment runs, and which of them an operator may enqueue.
     async fn job_kinds(&self, ctx: &Context<'_>) -> Result<Vec<JobKind>> {
         let app = ctx.app()?;
-        ctx.viewer()?.user()?.require_global(crate::auth::Permission::SchedulerManage)?;
+        ctx.viewer()?
+            .user()?
+            .require_global(crate::auth::Permission::SchedulerManage)?;
         let mut kinds: Vec<JobKind> = app
             .scheduler
             .registry()
@@ -343,14 +352,18 @@ impl SchedulingMutation {
     /// Stops every node from starting jobs of the queue; running ones finish.
     async fn pause_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
         let app = ctx.app()?;
-        let queue = service::set_paused(&app.db.conn, ctx.viewer()?, &name, true).await?;
+        let queue =
+            service::set_paused(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, &name, true).await?;
+        app.scheduler.queue_settings_changed();
         Ok(JobQueue::new(queue, None))
     }
 
     async fn resume_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
         let app = ctx.app()?;
-        let queue = service::set_paused(&app.db.conn, ctx.viewer()?, &name, false).await?;
-        app.scheduler.nudge();
+        let queue =
+            service::set_paused(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, &name, false)
+                .await?;
+        app.scheduler.queue_settings_changed();
         Ok(JobQueue::new(queue, None))
     }
 
@@ -367,9 +380,11 @@ impl SchedulingMutation {
     async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
         let app = ctx.app()?;
         let id = JobId::parse("id", &id)?;
-        Ok(service::cancel(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id.0)
-            .await?
-            .into())
+        Ok(
+            service::cancel(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id.0)
+                .await?
+                .into(),
+        )
     }
 
     /// Enqueues a kind that operators may start by hand (see `jobKinds`).
@@ -383,9 +398,13 @@ impl SchedulingMutation {
             unique_key: input.unique_key,
             affinity_key: input.affinity_key,
         };
-        let row =
-            service::enqueue_by_operator(&app.db.conn, app.scheduler.registry(), ctx.viewer()?, job)
-                .await?;
+        let row = service::enqueue_by_operator(
+            &app.db.conn,
+            app.scheduler.registry(),
+            ctx.viewer()?,
+            job,
+        )
+        .await?;
         app.scheduler.nudge();
         Ok(row.into())
     }
@@ -404,33 +423,37 @@ impl SchedulingSubscription {
         job_id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<JobEvent>>> {
         let app = ctx.app()?;
-        ctx.viewer()?.user()?.require_global(crate::auth::Permission::SchedulerManage)?;
+        ctx.viewer()?
+            .user()?
+            .require_global(crate::auth::Permission::SchedulerManage)?;
         let job_id = job_id.map(|id| JobId::parse("jobId", &id)).transpose()?;
-        Ok(events::subscribe::<JobChanges>(app.bus.as_ref()).flat_map(move |received| {
-            let items: Vec<Result<JobEvent>> = match received {
-                Received::Event(JobChanges(changes)) => changes
-                    .into_iter()
-                    .filter(|c| queue.as_ref().is_none_or(|q| *q == c.queue))
-                    .filter(|c| job_id.is_none_or(|id| id.0 == c.job_id))
-                    .map(|c| {
-                        Ok(JobEvent {
-                            job_id: ID(c.job_id.to_string()),
-                            queue: c.queue,
-                            kind: c.kind,
-                            state: c.state.into(),
-                            attempt: c.attempt,
-                            progress: c.progress,
-                            message: c.message,
-                            node: c.node,
+        Ok(
+            events::subscribe::<JobChanges>(app.bus.as_ref()).flat_map(move |received| {
+                let items: Vec<Result<JobEvent>> = match received {
+                    Received::Event(JobChanges(changes)) => changes
+                        .into_iter()
+                        .filter(|c| queue.as_ref().is_none_or(|q| *q == c.queue))
+                        .filter(|c| job_id.is_none_or(|id| id.0 == c.job_id))
+                        .map(|c| {
+                            Ok(JobEvent {
+                                job_id: ID(c.job_id.to_string()),
+                                queue: c.queue,
+                                kind: c.kind,
+                                state: c.state.into(),
+                                attempt: c.attempt,
+                                progress: c.progress,
+                                message: c.message,
+                                node: c.node,
+                            })
                         })
-                    })
-                    .collect(),
-                Received::Lagged(missed) => vec![Err(AppError::RateLimited(format!(
-                    "this subscriber fell behind and missed {missed} events"
-                ))
-                .into())],
-            };
-            stream::iter(items)
-        }))
+                        .collect(),
+                    Received::Lagged(missed) => vec![Err(AppError::RateLimited(format!(
+                        "this subscriber fell behind and missed {missed} events"
+                    ))
+                    .into())],
+                };
+                stream::iter(items)
+            }),
+        )
     }
 }

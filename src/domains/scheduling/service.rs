@@ -11,7 +11,8 @@ use crate::error::{AppError, AppResult};
 use crate::platform::events::{publish, EventBus};
 use crate::platform::scheduler::admin::{self, AdminError, Cancelled, JobFilter, QueueOverview};
 use crate::platform::scheduler::{
-    enqueue, EnqueueError, JobChange, JobChanges, JobState, NodeSettings, Registry, NewJob,
+    enqueue, EnqueueError, JobChange, JobChanges, JobState, NewJob, NodeSettings, QueueChanged,
+    Registry,
 };
 
 fn require(viewer: &Viewer) -> AppResult<()> {
@@ -68,14 +69,24 @@ pub async fn nodes<C: ConnectionTrait>(
     Ok(admin::nodes(db, Utc::now() - settings.lease).await?)
 }
 
+/// Pauses or resumes a queue on every node: the flag is in the database, and the other nodes
+/// hear of the change over the bus at once (or at their next refresh, within half a second).
 pub async fn set_paused<C: ConnectionTrait>(
     db: &C,
+    bus: &dyn EventBus,
     viewer: &Viewer,
     queue: &str,
     paused: bool,
 ) -> AppResult<job_queue::Model> {
     require(viewer)?;
-    Ok(admin::set_paused(db, queue, paused).await?)
+    let row = admin::set_paused(db, queue, paused).await?;
+    let change = QueueChanged {
+        queue: row.name.clone(),
+    };
+    if let Err(err) = publish(bus, &change).await {
+        tracing::warn!(error = ?err, "publishing a queue change failed");
+    }
+    Ok(row)
 }
 
 fn change_of(row: &job::Model, message: &str) -> JobChange {
@@ -143,15 +154,21 @@ pub async fn enqueue_by_operator<C: ConnectionTrait>(
     let spec = registry
         .kind_spec(&input.kind)
         .filter(|spec| spec.operator_enqueue)
-        .ok_or_else(|| AppError::bad_field("kind", "no job kind of that name can be enqueued by hand"))?;
+        .ok_or_else(|| {
+            AppError::bad_field("kind", "no job kind of that name can be enqueued by hand")
+        })?;
     if let Some(schema) = &spec.args_schema {
-        let validator = jsonschema::validator_for(schema).map_err(|e| AppError::internal(anyhow::anyhow!("kind schema: {e}")))?;
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("kind schema: {e}")))?;
         let first_error = validator
             .iter_errors(&input.args)
             .next()
             .map(|error| error.to_string());
         if let Some(error) = first_error {
-            return Err(AppError::bad_field("args", format!("arguments do not fit {}: {error}", spec.kind)));
+            return Err(AppError::bad_field(
+                "args",
+                format!("arguments do not fit {}: {error}", spec.kind),
+            ));
         }
     }
     let mut job = NewJob::new(&spec.queue, &spec.kind, input.args)

@@ -41,7 +41,8 @@ pub struct OverdueEscalation {
 impl JobHandler for OverdueEscalation {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let late = service::escalate_overdue(&self.db, self.bus.as_ref(), Utc::now()).await?;
-        job.progress(100, &format!("{late} task(s) turned overdue")).await
+        job.progress(100, &format!("{late} task(s) turned overdue"))
+            .await
     }
 }
 
@@ -54,9 +55,14 @@ pub struct RecurringTasks {
 #[async_trait]
 impl JobHandler for RecurringTasks {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let created =
-            service::create_recurring_tasks(&self.db, self.bus.as_ref(), &self.currency, Utc::now())
-                .await?;
-        job.progress(100, &format!("{created} task(s) created")).await
+        let created = service::create_recurring_tasks(
+            &self.db,
+            self.bus.as_ref(),
+            &self.currency,
+            Utc::now(),
+        )
+        .await?;
+        job.progress(100, &format!("{created} task(s) created"))
+            .await
     }
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{JobState, CancelRequested};
+use super::{CancelRequested, JobState};
 use crate::platform::db::sql;
 
 #[derive(Debug, thiserror::Error)]

@@ -59,10 +59,7 @@ mod tests {
     #[test]
     fn every_bucket_has_exactly_one_owner() {
         let live = nodes(&["a", "b", "c"]);
-        let mut owned: Vec<i32> = live
-            .iter()
-            .flat_map(|n| owned_buckets(n, &live))
-            .collect();
+        let mut owned: Vec<i32> = live.iter().flat_map(|n| owned_buckets(n, &live)).collect();
         owned.sort_unstable();
         assert_eq!(owned, (0..BUCKETS as i32).collect::<Vec<_>>());
         for node in &live {
@@ -78,7 +75,10 @@ mod tests {
         for survivor in ["a", "c"] {
             let kept = owned_buckets(survivor, &before);
             let now = owned_buckets(survivor, &after);
-            assert!(kept.iter().all(|b| now.contains(b)), "{survivor} lost a bucket");
+            assert!(
+                kept.iter().all(|b| now.contains(b)),
+                "{survivor} lost a bucket"
+            );
         }
         let orphaned = owned_buckets("b", &before);
         for bucket in orphaned {

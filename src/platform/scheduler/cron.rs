@@ -31,7 +31,12 @@ pub struct CronSchedule {
 }
 
 impl CronSchedule {
-    pub fn new(name: &str, expression: &str, job: NewJob, missed: MissedSlots) -> anyhow::Result<Self> {
+    pub fn new(
+        name: &str,
+        expression: &str,
+        job: NewJob,
+        missed: MissedSlots,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             name: name.to_owned(),
             expression: expression.to_owned(),
@@ -76,7 +81,10 @@ pub fn due_slot(
 }
 
 /// The latest slot of `schedule` that fired, on any node.
-pub async fn last_fired<C: ConnectionTrait>(db: &C, schedule: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+pub async fn last_fired<C: ConnectionTrait>(
+    db: &C,
+    schedule: &str,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
     let row = db
         .query_one(sql(
             db.get_database_backend(),
@@ -84,7 +92,8 @@ pub async fn last_fired<C: ConnectionTrait>(db: &C, schedule: &str) -> Result<Op
             [schedule.into()],
         ))
         .await?;
-    row.map(|r| r.try_get::<DateTime<Utc>>("", "slot")).transpose()
+    row.map(|r| r.try_get::<DateTime<Utc>>("", "slot"))
+        .transpose()
 }
 
 /// Records that `slot` of `schedule` fired; `false` when some node recorded it first. Run it
@@ -133,20 +142,55 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 27, h, m, s).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(2026, 11, 27, h, m, s)
+            .single()
+            .unwrap_or_default()
     }
 
     #[test]
     fn the_latest_slot_fires_once() -> anyhow::Result<()> {
         let cron = parse_cron("*/5 * * * *")?;
         let grace = Duration::from_secs(60);
-        assert_eq!(due_slot(&cron, None, at(10, 5, 3), MissedSlots::FireOnce, grace), Some(at(10, 5, 0)));
+        assert_eq!(
+            due_slot(&cron, None, at(10, 5, 3), MissedSlots::FireOnce, grace),
+            Some(at(10, 5, 0))
+        );
         let every_second = parse_cron("* * * * * *")?;
         let now = at(10, 5, 3) + chrono::Duration::milliseconds(250);
-        assert_eq!(due_slot(&every_second, None, now, MissedSlots::FireOnce, grace), Some(at(10, 5, 3)));
-        assert_eq!(due_slot(&every_second, Some(at(10, 5, 3)), now, MissedSlots::FireOnce, grace), None);
-        assert_eq!(due_slot(&cron, Some(at(10, 5, 0)), at(10, 6, 0), MissedSlots::FireOnce, grace), None);
-        assert_eq!(due_slot(&cron, Some(at(10, 5, 0)), at(10, 10, 1), MissedSlots::FireOnce, grace), Some(at(10, 10, 0)));
+        assert_eq!(
+            due_slot(&every_second, None, now, MissedSlots::FireOnce, grace),
+            Some(at(10, 5, 3))
+        );
+        assert_eq!(
+            due_slot(
+                &every_second,
+                Some(at(10, 5, 3)),
+                now,
+                MissedSlots::FireOnce,
+                grace
+            ),
+            None
+        );
+        assert_eq!(
+            due_slot(
+                &cron,
+                Some(at(10, 5, 0)),
+                at(10, 6, 0),
+                MissedSlots::FireOnce,
+                grace
+            ),
+            None
+        );
+        assert_eq!(
+            due_slot(
+                &cron,
+                Some(at(10, 5, 0)),
+                at(10, 10, 1),
+                MissedSlots::FireOnce,
+                grace
+            ),
+            Some(at(10, 10, 0))
+        );
         Ok(())
     }
 
@@ -157,10 +201,16 @@ mod tests {
         // Down from 10:00 to 13:30: three slots passed unseen.
         let last = Some(at(10, 0, 0));
         let now = at(13, 30, 0);
-        assert_eq!(due_slot(&cron, last, now, MissedSlots::FireOnce, grace), Some(at(13, 0, 0)));
+        assert_eq!(
+            due_slot(&cron, last, now, MissedSlots::FireOnce, grace),
+            Some(at(13, 0, 0))
+        );
         assert_eq!(due_slot(&cron, last, now, MissedSlots::Skip, grace), None);
         // A brand-new schedule never fires its past.
-        assert_eq!(due_slot(&cron, None, now, MissedSlots::FireOnce, grace), None);
+        assert_eq!(
+            due_slot(&cron, None, now, MissedSlots::FireOnce, grace),
+            None
+        );
         Ok(())
     }
 

@@ -77,7 +77,9 @@ impl NewJob {
             return Err(EnqueueError::ArgsTooLarge(size));
         }
         if self.queue.is_empty() || self.queue.len() > 64 {
-            return Err(EnqueueError::Invalid("queue name must be 1 to 64 characters"));
+            return Err(EnqueueError::Invalid(
+                "queue name must be 1 to 64 characters",
+            ));
         }
         if self.kind.is_empty() || self.kind.len() > MAX_NAME_LEN {
             return Err(EnqueueError::Invalid("kind must be 1 to 128 characters"));
@@ -122,7 +124,8 @@ impl NewJob {
     }
 }
 
-const COLUMNS: &str = "id, queue, kind, args, priority, state, max_attempts, run_at, affinity_key, \
+const COLUMNS: &str =
+    "id, queue, kind, args, priority, state, max_attempts, run_at, affinity_key, \
     key_bucket, unique_key, errors, created_at, updated_at, attempt, progress, cancel_requested";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,7 +214,10 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, job: NewJob) -> Result<Enqueued
 
 /// Adds many jobs in multi-row inserts; jobs whose unique key is taken are skipped. Returns how
 /// many were added.
-pub async fn enqueue_many<C: ConnectionTrait>(db: &C, jobs: &[NewJob]) -> Result<u64, EnqueueError> {
+pub async fn enqueue_many<C: ConnectionTrait>(
+    db: &C,
+    jobs: &[NewJob],
+) -> Result<u64, EnqueueError> {
     let backend = db.get_database_backend();
     let mut added = 0;
     let mut queues = std::collections::BTreeSet::new();
@@ -229,7 +235,10 @@ pub async fn enqueue_many<C: ConnectionTrait>(db: &C, jobs: &[NewJob]) -> Result
             "INSERT INTO jobs ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
             rows.join(", ")
         );
-        added += db.execute(sql(backend, &insert, values)).await?.rows_affected();
+        added += db
+            .execute(sql(backend, &insert, values))
+            .await?
+            .rows_affected();
     }
     for queue in queues {
         wake(db, queue).await?;

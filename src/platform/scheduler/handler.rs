@@ -171,8 +171,14 @@ impl JobContext {
             attempt: self.attempt,
         };
         let db = &self.node.db.conn;
-        match record_progress(db, &self.node.settings.node_id, fence, percent, Some(message))
-            .await?
+        match record_progress(
+            db,
+            &self.node.settings.node_id,
+            fence,
+            percent,
+            Some(message),
+        )
+        .await?
         {
             Ok(()) => {
                 let change = JobChange {

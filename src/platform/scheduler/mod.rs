@@ -5,8 +5,8 @@
 //! and cancellation signals, and PostgreSQL `NOTIFY` wakes idle nodes. A lost wake-up or event
 //! costs latency, never a job: every node also polls.
 
-mod affinity;
 pub mod admin;
+mod affinity;
 mod cron;
 mod enqueue;
 mod handler;
@@ -19,11 +19,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use affinity::{bucket_of, owned_buckets, BUCKETS};
-pub use cron::{claim_slot, due_slot, fire_slot, last_fired, parse_cron, CronSchedule, MissedSlots};
+pub use cron::{
+    claim_slot, due_slot, fire_slot, last_fired, parse_cron, CronSchedule, MissedSlots,
+};
 pub use enqueue::{enqueue, enqueue_many, EnqueueError, Enqueued, NewJob, MAX_ARGS_BYTES};
 pub use handler::{JobContext, JobError, JobHandler, KindSpec, Registry};
 pub use runtime::{Scheduler, SchedulerHandle};
-pub use store::{claim, complete_fenced, fail, rescue_expired, Claim, ClaimedJob, Failure, Fence, LeaseLost};
+pub use store::{
+    claim, complete_fenced, fail, rescue_expired, Claim, ClaimedJob, Failure, Fence, LeaseLost,
+};
 
 /// The PostgreSQL channel that wakes idle nodes when a job commits.
 pub const WAKE_CHANNEL: &str = "interlink_jobs";
@@ -165,7 +169,11 @@ impl NodeSettings {
     pub fn default_node_id() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "node".to_owned());
         let suffix = Uuid::now_v7().simple().to_string();
-        format!("{host}-{}-{}", std::process::id(), &suffix[suffix.len() - 6..])
+        format!(
+            "{host}-{}-{}",
+            std::process::id(),
+            &suffix[suffix.len() - 6..]
+        )
     }
 }
 
@@ -200,6 +208,18 @@ pub struct CancelRequested {
 
 impl crate::platform::events::Event for CancelRequested {
     const TOPIC: &'static str = "scheduler.cancel";
+}
+
+/// A queue was paused, resumed or reconfigured: nodes re-read queue settings now rather than
+/// at their next refresh.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueChanged {
+    pub queue: String,
+}
+
+impl crate::platform::events::Event for QueueChanged {
+    const TOPIC: &'static str = "scheduler.queue";
 }
 
 /// Retry delay after `attempt` failures: exponential from `base`, capped at an hour, with

@@ -21,7 +21,10 @@ use super::affinity::owned_buckets;
 use super::cron::{due_slot, fire_slot, last_fired};
 use super::handler::{JobContext, JobError, Registry, Signal};
 use super::store::{self, Claim, ClaimedJob, Failure, Fence};
-use super::{backoff, CancelRequested, JobChange, JobChanges, JobState, NodeSettings, Strategy, WAKE_CHANNEL};
+use super::{
+    backoff, CancelRequested, JobChange, JobChanges, JobState, NodeSettings, QueueChanged,
+    Strategy, WAKE_CHANNEL,
+};
 use crate::platform::db::{lock_in_transaction, sql, Db};
 use crate::platform::events::{publish, subscribe, EventBus, Received};
 use crate::platform::metrics::SchedulerMetrics;
@@ -109,6 +112,12 @@ impl Scheduler {
         self.0.wake.notify_one();
     }
 
+    /// Makes this node re-read queue settings (a pause, say) before its next claim.
+    pub fn queue_settings_changed(&self) {
+        self.0.queues.write().1 = None;
+        self.0.wake.notify_one();
+    }
+
     /// Jobs this node holds: claimed and not yet finished.
     pub fn in_flight(&self) -> usize {
         self.0.in_flight.lock().len()
@@ -129,11 +138,17 @@ impl Scheduler {
             tokio::spawn(maintenance_loop(shared.clone())),
             tokio::spawn(cron_loop(shared.clone())),
             tokio::spawn(cancel_listener(shared.clone())),
+            tokio::spawn(queue_listener(shared.clone())),
         ];
         if shared.db.postgres_pool().is_some() {
             background.push(tokio::spawn(wake_listener(shared.clone())));
         }
-        let fetcher = tokio::spawn(fetch_loop(shared.clone(), permits, claimed_tx, stop.clone()));
+        let fetcher = tokio::spawn(fetch_loop(
+            shared.clone(),
+            permits,
+            claimed_tx,
+            stop.clone(),
+        ));
         let runner = tokio::spawn(run_loop(shared.clone(), claimed_rx, done_tx, stop));
         let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
         Ok(SchedulerHandle {
@@ -168,7 +183,10 @@ impl SchedulerHandle {
             let _ = fetcher.await;
         }
         if let Some(runner) = self.runner.take() {
-            if tokio::time::timeout(drain + Duration::from_secs(1), runner).await.is_err() {
+            if tokio::time::timeout(drain + Duration::from_secs(1), runner)
+                .await
+                .is_err()
+            {
                 tracing::warn!("scheduler runner did not stop in time");
             }
         }
@@ -185,7 +203,10 @@ impl SchedulerHandle {
             .execute(sql(
                 self.shared.db.conn.get_database_backend(),
                 "UPDATE scheduler_nodes SET stopped_at = $1 WHERE id = $2",
-                [Utc::now().into(), self.shared.settings.node_id.clone().into()],
+                [
+                    Utc::now().into(),
+                    self.shared.settings.node_id.clone().into(),
+                ],
             ))
             .await;
         if let Err(err) = stopped {
@@ -196,10 +217,14 @@ impl SchedulerHandle {
 
 impl Drop for SchedulerHandle {
     fn drop(&mut self) {
-        for task in [self.fetcher.take(), self.runner.take(), self.completer.take()]
-            .into_iter()
-            .flatten()
-            .chain(self.background.drain(..))
+        for task in [
+            self.fetcher.take(),
+            self.runner.take(),
+            self.completer.take(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.background.drain(..))
         {
             task.abort();
         }
@@ -262,7 +287,12 @@ async fn eligible_queues(shared: &NodeShared) -> Vec<QueueState> {
 async fn load_queues(shared: &NodeShared) -> Result<Vec<QueueState>, sea_orm::DbErr> {
     use entities::job_queue;
     use sea_orm::EntityTrait;
-    let known: HashSet<&str> = shared.registry.queues().iter().map(|q| q.name.as_str()).collect();
+    let known: HashSet<&str> = shared
+        .registry
+        .queues()
+        .iter()
+        .map(|q| q.name.as_str())
+        .collect();
     let rows = job_queue::Entity::find().all(&shared.db.conn).await?;
     Ok(rows
         .into_iter()
@@ -300,7 +330,14 @@ async fn claim_from(
             lock_in_transaction(&txn, &format!("jobs:queue:{}", queue.name)).await?;
             let running = store::running_in_queue(&txn, &queue.name).await?.max(0) as usize;
             let room = global.saturating_sub(running).min(limit);
-            let jobs = store::claim(&txn, Claim { limit: room, ..claim }).await?;
+            let jobs = store::claim(
+                &txn,
+                Claim {
+                    limit: room,
+                    ..claim
+                },
+            )
+            .await?;
             txn.commit().await?;
             Ok(jobs)
         }
@@ -327,7 +364,12 @@ async fn fetch_loop(
                 full = true;
                 break;
             }
-            let here = shared.per_queue.lock().get(&queue.name).copied().unwrap_or(0);
+            let here = shared
+                .per_queue
+                .lock()
+                .get(&queue.name)
+                .copied()
+                .unwrap_or(0);
             let limit = free
                 .min(shared.settings.claim_batch)
                 .min(queue.per_node.saturating_sub(here));
@@ -390,14 +432,31 @@ async fn dispatch(
                 claimed: Instant::now(),
             },
         );
-        *shared.per_queue.lock().entry(job.queue.clone()).or_default() += 1;
-        shared.metrics.running.with_label_values(&[&job.queue]).inc();
+        *shared
+            .per_queue
+            .lock()
+            .entry(job.queue.clone())
+            .or_default() += 1;
+        shared
+            .metrics
+            .running
+            .with_label_values(&[&job.queue])
+            .inc();
         shared
             .metrics
             .pickup_latency
             .with_label_values(&[&job.queue])
-            .observe((now - job.run_at).to_std().unwrap_or_default().as_secs_f64());
-        changes.push(change_of(job, JobState::Running, Some(&shared.settings.node_id)));
+            .observe(
+                (now - job.run_at)
+                    .to_std()
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+            );
+        changes.push(change_of(
+            job,
+            JobState::Running,
+            Some(&shared.settings.node_id),
+        ));
     }
     announce(shared, changes).await;
     for job in jobs {
@@ -457,7 +516,9 @@ async fn run_loop(
             _ = stop.changed() => None,
         };
         let Some((job, permit)) = next else { break };
-        let Ok(worker) = workers.clone().acquire_owned().await else { break };
+        let Ok(worker) = workers.clone().acquire_owned().await else {
+            break;
+        };
         let shared = shared.clone();
         let done = done.clone();
         running.spawn(async move {
@@ -474,7 +535,10 @@ async fn run_loop(
     }
     let fences: Vec<Fence> = unstarted
         .iter()
-        .map(|j| Fence { job_id: j.id, attempt: j.attempt })
+        .map(|j| Fence {
+            job_id: j.id,
+            attempt: j.attempt,
+        })
         .collect();
     match store::release_unstarted(&shared.db.conn, &shared.settings.node_id, &fences).await {
         Ok(_) => {
@@ -482,19 +546,29 @@ async fn run_loop(
                 forget(&shared, job.id, &job.queue);
             }
         }
-        Err(err) => tracing::warn!(error = %err, "releasing unstarted jobs failed; they will be rescued"),
+        Err(err) => {
+            tracing::warn!(error = %err, "releasing unstarted jobs failed; they will be rescued")
+        }
     }
     while running.join_next().await.is_some() {}
 }
 
-async fn execute(shared: &Arc<NodeShared>, job: ClaimedJob, permit: OwnedSemaphorePermit, done: mpsc::Sender<Done>) {
+async fn execute(
+    shared: &Arc<NodeShared>,
+    job: ClaimedJob,
+    permit: OwnedSemaphorePermit,
+    done: mpsc::Sender<Done>,
+) {
     let signal = match shared.in_flight.lock().get(&job.id) {
         Some(entry) => entry.signal.subscribe(),
         None => return,
     };
     let started = Instant::now();
     let outcome = match shared.registry.handler(&job.kind) {
-        None => Err(JobError::Retry(format!("no handler for kind {} on this node", job.kind))),
+        None => Err(JobError::Retry(format!(
+            "no handler for kind {} on this node",
+            job.kind
+        ))),
         Some((spec, handler)) => {
             let context = JobContext {
                 id: job.id,
@@ -511,7 +585,10 @@ async fn execute(shared: &Arc<NodeShared>, job: ClaimedJob, permit: OwnedSemapho
             } else {
                 match tokio::time::timeout(spec.timeout, handler.run(&context)).await {
                     Ok(result) => result,
-                    Err(_) => Err(JobError::Retry(format!("timed out after {:?}", spec.timeout))),
+                    Err(_) => Err(JobError::Retry(format!(
+                        "timed out after {:?}",
+                        spec.timeout
+                    ))),
                 }
             }
         }
@@ -523,7 +600,12 @@ async fn execute(shared: &Arc<NodeShared>, job: ClaimedJob, permit: OwnedSemapho
         .observe(started.elapsed().as_secs_f64());
     match outcome {
         Ok(()) => {
-            let _ = done.send(Done { job, _permit: permit }).await;
+            let _ = done
+                .send(Done {
+                    job,
+                    _permit: permit,
+                })
+                .await;
         }
         Err(JobError::LeaseLost) => {
             tracing::info!(job = %job.id, attempt = job.attempt, "job lost its lease; its result is dropped");
@@ -556,7 +638,10 @@ async fn record_failure(shared: &NodeShared, job: &ClaimedJob, error: JobError) 
         _ if job.attempt >= job.max_attempts => (JobState::Discarded, Utc::now()),
         _ => {
             let jitter = rand::random::<f64>() * 2.0 - 1.0;
-            (JobState::Retryable, Utc::now() + backoff(base, job.attempt, jitter))
+            (
+                JobState::Retryable,
+                Utc::now() + backoff(base, job.attempt, jitter),
+            )
         }
     };
     let message = match &error {
@@ -564,7 +649,10 @@ async fn record_failure(shared: &NodeShared, job: &ClaimedJob, error: JobError) 
         other => other.to_string(),
     };
     let failure = Failure {
-        fence: Fence { job_id: job.id, attempt: job.attempt },
+        fence: Fence {
+            job_id: job.id,
+            attempt: job.attempt,
+        },
         node: &shared.settings.node_id,
         next,
         retry_at,
@@ -573,13 +661,19 @@ async fn record_failure(shared: &NodeShared, job: &ClaimedJob, error: JobError) 
     };
     match store::fail(&shared.db.conn, failure).await {
         Ok(Ok(())) => {
-            shared.metrics.failed.with_label_values(&[&job.queue, next.as_str()]).inc();
+            shared
+                .metrics
+                .failed
+                .with_label_values(&[&job.queue, next.as_str()])
+                .inc();
             let mut change = change_of(job, next, Some(&shared.settings.node_id));
             change.message = Some(message);
             announce(shared, vec![change]).await;
         }
         Ok(Err(lost)) => tracing::info!(%lost, "failure not recorded: lease lost"),
-        Err(err) => tracing::warn!(job = %job.id, error = %err, "recording a failure failed; the lease will expire"),
+        Err(err) => {
+            tracing::warn!(job = %job.id, error = %err, "recording a failure failed; the lease will expire")
+        }
     }
 }
 
@@ -605,7 +699,10 @@ async fn complete_loop(shared: Arc<NodeShared>, mut done: mpsc::Receiver<Done>) 
         }
         let fences: Vec<Fence> = batch
             .iter()
-            .map(|d| Fence { job_id: d.job.id, attempt: d.job.attempt })
+            .map(|d| Fence {
+                job_id: d.job.id,
+                attempt: d.job.attempt,
+            })
             .collect();
         let mut attempts = 0;
         let accepted = loop {
@@ -625,8 +722,16 @@ async fn complete_loop(shared: Arc<NodeShared>, mut done: mpsc::Receiver<Done>) 
         let mut changes = Vec::with_capacity(batch.len());
         for item in batch.drain(..) {
             if accepted.contains(&item.job.id) {
-                shared.metrics.completed.with_label_values(&[&item.job.queue]).inc();
-                changes.push(change_of(&item.job, JobState::Completed, Some(&shared.settings.node_id)));
+                shared
+                    .metrics
+                    .completed
+                    .with_label_values(&[&item.job.queue])
+                    .inc();
+                changes.push(change_of(
+                    &item.job,
+                    JobState::Completed,
+                    Some(&shared.settings.node_id),
+                ));
             } else {
                 tracing::info!(job = %item.job.id, attempt = item.job.attempt, "completion refused: lease lost");
             }
@@ -680,16 +785,23 @@ async fn heartbeat_loop(shared: Arc<NodeShared>) {
             continue;
         }
         let until = Utc::now() + shared.settings.lease;
-        let held = match store::renew_leases(&shared.db.conn, &shared.settings.node_id, until).await {
+        let held = match store::renew_leases(&shared.db.conn, &shared.settings.node_id, until).await
+        {
             Ok(held) => held,
             Err(err) => {
                 tracing::warn!(error = %err, "renewing leases failed");
                 continue;
             }
         };
-        let held: HashMap<Fence, bool> = held.into_iter().map(|h| (h.fence, h.cancel_requested)).collect();
+        let held: HashMap<Fence, bool> = held
+            .into_iter()
+            .map(|h| (h.fence, h.cancel_requested))
+            .collect();
         for (id, job) in shared.in_flight.lock().iter() {
-            let fence = Fence { job_id: *id, attempt: job.attempt };
+            let fence = Fence {
+                job_id: *id,
+                attempt: job.attempt,
+            };
             match held.get(&fence) {
                 Some(true) => {
                     job.signal.send_if_modified(|s| {
@@ -725,6 +837,14 @@ async fn cancel_listener(shared: Arc<NodeShared>) {
                 });
             }
         }
+    }
+}
+
+async fn queue_listener(shared: Arc<NodeShared>) {
+    let mut changes = Box::pin(subscribe::<QueueChanged>(shared.bus.as_ref()));
+    while changes.next().await.is_some() {
+        shared.queues.write().1 = None;
+        shared.wake.notify_one();
     }
 }
 
@@ -780,7 +900,11 @@ async fn refresh_depth(shared: &NodeShared) -> Result<(), sea_orm::DbErr> {
         let queue: String = row.try_get("", "queue")?;
         let state: String = row.try_get("", "state")?;
         let n: i64 = row.try_get("", "n")?;
-        shared.metrics.depth.with_label_values(&[&queue, &state]).set(n);
+        shared
+            .metrics
+            .depth
+            .with_label_values(&[&queue, &state])
+            .set(n);
     }
     Ok(())
 }
@@ -795,7 +919,10 @@ async fn prune(shared: &NodeShared) {
         "DELETE FROM cron_fires WHERE fired_at < $1",
         "DELETE FROM scheduler_nodes WHERE heartbeat_at < $1",
     ] {
-        if let Err(err) = db.execute(sql(db.get_database_backend(), statement, [before.into()])).await {
+        if let Err(err) = db
+            .execute(sql(db.get_database_backend(), statement, [before.into()]))
+            .await
+        {
             tracing::warn!(error = %err, "pruning scheduler history failed");
         }
     }
@@ -815,14 +942,21 @@ async fn cron_loop(shared: Arc<NodeShared>) {
                     continue;
                 }
             };
-            let Some(slot) = due_slot(&schedule.cron, last, Utc::now(), schedule.missed, grace) else {
+            let Some(slot) = due_slot(&schedule.cron, last, Utc::now(), schedule.missed, grace)
+            else {
                 continue;
             };
-            let job = schedule.job.clone().unique(format!("cron:{}:{}", schedule.name, slot.timestamp()));
+            let job =
+                schedule
+                    .job
+                    .clone()
+                    .unique(format!("cron:{}:{}", schedule.name, slot.timestamp()));
             match fire_slot(&shared.db.conn, &schedule.name, slot, job).await {
                 Ok(Some(_)) => shared.wake.notify_one(),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(schedule = %schedule.name, error = %err, "firing a cron slot failed"),
+                Err(err) => {
+                    tracing::warn!(schedule = %schedule.name, error = %err, "firing a cron slot failed")
+                }
             }
         }
     }
@@ -830,7 +964,9 @@ async fn cron_loop(shared: Arc<NodeShared>) {
 
 /// PostgreSQL `LISTEN`: a committed enqueue anywhere wakes this node at once.
 async fn wake_listener(shared: Arc<NodeShared>) {
-    let Some(pool) = shared.db.postgres_pool().cloned() else { return };
+    let Some(pool) = shared.db.postgres_pool().cloned() else {
+        return;
+    };
     let mut backoff = Duration::from_millis(100);
     loop {
         match sqlx::postgres::PgListener::connect_with(&pool).await {

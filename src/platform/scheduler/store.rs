@@ -77,7 +77,10 @@ pub async fn claim<C: ConnectionTrait>(db: &C, claim: Claim<'_>) -> Result<Vec<C
         Some(buckets) if buckets.is_empty() => "AND key_bucket IS NULL".to_owned(),
         Some(buckets) => {
             let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
-            format!("AND (key_bucket IS NULL OR key_bucket IN ({}))", list.join(","))
+            format!(
+                "AND (key_bucket IS NULL OR key_bucket IN ({}))",
+                list.join(",")
+            )
         }
         None => String::new(),
     };
@@ -221,7 +224,8 @@ pub async fn fail<C: ConnectionTrait>(
     failure: Failure<'_>,
 ) -> Result<Result<(), LeaseLost>, DbErr> {
     let now = Utc::now();
-    let mut history: Vec<serde_json::Value> = failure.history.as_array().cloned().unwrap_or_default();
+    let mut history: Vec<serde_json::Value> =
+        failure.history.as_array().cloned().unwrap_or_default();
     history.push(serde_json::json!({
         "attempt": failure.fence.attempt,
         "at": now,
@@ -274,7 +278,9 @@ pub async fn record_progress<C: ConnectionTrait>(
              WHERE id = $4 AND attempt = $5 AND lease_owner = $6 AND state = 'RUNNING'",
             [
                 percent.clamp(0, 100).into(),
-                message.map(|m| m.chars().take(500).collect::<String>()).into(),
+                message
+                    .map(|m| m.chars().take(500).collect::<String>())
+                    .into(),
                 Utc::now().into(),
                 fence.job_id.into(),
                 fence.attempt.into(),
@@ -394,7 +400,10 @@ pub async fn release_unstarted<C: ConnectionTrait>(
 }
 
 /// Deletes finished jobs older than `before`, a bounded batch at a time.
-pub async fn prune_finished<C: ConnectionTrait>(db: &C, before: DateTime<Utc>) -> Result<u64, DbErr> {
+pub async fn prune_finished<C: ConnectionTrait>(
+    db: &C,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
     Ok(db
         .execute(sql(
             db.get_database_backend(),

@@ -11,8 +11,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::engine::{assignments_at, subject_kind};
 use super::decode_positions;
+use super::engine::{assignments_at, subject_kind};
 use crate::domains::approvals::model::InstanceStatus;
 use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::{NotificationKind, Subject};
@@ -57,7 +57,9 @@ where
         else {
             continue;
         };
-        let Some(sla_hours) = step.sla_hours else { continue };
+        let Some(sla_hours) = step.sla_hours else {
+            continue;
+        };
         if instance.step_started_at + chrono::Duration::hours(i64::from(sla_hours)) > now {
             continue;
         }

@@ -75,7 +75,9 @@ async fn load<C: ConnectionTrait>(
         .await
         .map_err(AppError::from)?
     else {
-        return Err(RoutedError::Permanent("the transaction no longer exists".into()));
+        return Err(RoutedError::Permanent(
+            "the transaction no longer exists".into(),
+        ));
     };
     // Already finished by an earlier attempt whose completion was not recorded: nothing to do.
     if Status::parse(&row.status) != Some(Status::Executing) {
@@ -131,7 +133,8 @@ pub async fn process<C: ConnectionTrait>(db: &C, args: &RoutedArgs) -> Result<()
     let Some((row, _)) = load(db, args).await? else {
         return Ok(());
     };
-    let canonical = serde_json::to_vec(&row.payload).map_err(|e| RoutedError::Permanent(e.to_string()))?;
+    let canonical =
+        serde_json::to_vec(&row.payload).map_err(|e| RoutedError::Permanent(e.to_string()))?;
     let fields = row.payload.as_object().map_or(0, serde_json::Map::len);
     let result = serde_json::json!({ "processed": {
         "sha256": hex::encode(Sha256::digest(&canonical)),

@@ -27,8 +27,7 @@ pub struct RecurringTask {
 
 impl From<recurring_task::Model> for RecurringTask {
     fn from(t: recurring_task::Model) -> Self {
-        let executors: Vec<uuid::Uuid> =
-            serde_json::from_value(t.executor_ids).unwrap_or_default();
+        let executors: Vec<uuid::Uuid> = serde_json::from_value(t.executor_ids).unwrap_or_default();
         Self {
             id: ID(t.id.to_string()),
             category_id: ID(t.category_id.to_string()),
@@ -98,9 +97,11 @@ impl RecurringTasksMutation {
             cron: input.cron,
             deadline_after_hours: input.deadline_after_hours,
         };
-        Ok(service::create_recurring_task(&app.db.conn, ctx.viewer()?, new)
-            .await?
-            .into())
+        Ok(
+            service::create_recurring_task(&app.db.conn, ctx.viewer()?, new)
+                .await?
+                .into(),
+        )
     }
 
     async fn set_recurring_task_active(

@@ -106,6 +106,28 @@ pub(super) async fn set_executors<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Main tasks are filed in their initiator's department: starting one needs
+/// `task.create_main` there (or globally, for someone outside every department).
+pub(super) async fn ensure_may_start_main<C: ConnectionTrait>(
+    db: &C,
+    me: &ViewerUser,
+) -> AppResult<()> {
+    let path = match me.department_id {
+        Some(id) => identity::department_path_of(db, id).await?,
+        None => None,
+    };
+    let allowed = match path {
+        Some(path) => me.has_in(Permission::TaskCreateMain, &path),
+        None => me.has_global(Permission::TaskCreateMain),
+    };
+    if !allowed {
+        return Err(AppError::Forbidden(
+            "starting a main task needs task.create_main".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn money_text(minor: Option<i64>, currency: &str) -> Option<String> {
     minor.map(|m| Decimal::from_minor(m, currency_exponent(currency)).to_string())
 }
@@ -181,19 +203,7 @@ where
         None => me.department_id,
     };
     if parent.is_none() {
-        let path = match department_id {
-            Some(id) => identity::department_path_of(&txn, id).await?,
-            None => None,
-        };
-        let allowed = match path {
-            Some(path) => me.has_in(Permission::TaskCreateMain, &path),
-            None => me.has_global(Permission::TaskCreateMain),
-        };
-        if !allowed {
-            return Err(AppError::Forbidden(
-                "starting a main task needs task.create_main".into(),
-            ));
-        }
+        ensure_may_start_main(&txn, me).await?;
     }
     check_custom_fields(&category, &fields.custom_fields)?;
     check_people(&txn, &fields).await?;

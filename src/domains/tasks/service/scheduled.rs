@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{audience_of, executors_of, push_event, record, NewTask};
-use crate::auth::{Permission, Viewer};
+use crate::auth::Viewer;
 use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::NotificationKind;
 use crate::domains::notifications::service::{self as notifications, Notice};
@@ -53,7 +53,9 @@ where
         .await?;
     let mut reminded = 0;
     for task in due {
-        let Some(deadline) = task.deadline else { continue };
+        let Some(deadline) = task.deadline else {
+            continue;
+        };
         let txn = db.begin().await?;
         let marked = task_reminder::Entity::insert(task_reminder::ActiveModel {
             task_id: Set(task.id),
@@ -115,7 +117,16 @@ where
         if turned.rows_affected == 0 {
             continue;
         }
-        record(&txn, task.id, SYSTEM, "overdue", Some("overdue"), Some("false".into()), Some("true".into())).await?;
+        record(
+            &txn,
+            task.id,
+            SYSTEM,
+            "overdue",
+            Some("overdue"),
+            Some("false".into()),
+            Some("true".into()),
+        )
+        .await?;
         let mut recipients = vec![task.initiator_id];
         recipients.extend(identity::department_head_for(&txn, task.department_id).await?);
         let mut pending = Pending::default();
@@ -136,9 +147,18 @@ where
             },
         )
         .await?;
-        let updated = task::Model { overdue: true, ..task };
+        let updated = task::Model {
+            overdue: true,
+            ..task
+        };
         let audience = audience_of(&txn, &updated).await?;
-        push_event(&mut pending, TaskEventKind::StatusChanged, &updated, SYSTEM, &audience);
+        push_event(
+            &mut pending,
+            TaskEventKind::StatusChanged,
+            &updated,
+            SYSTEM,
+            &audience,
+        );
         txn.commit().await?;
         pending.publish(bus).await;
         escalated += 1;
@@ -162,7 +182,7 @@ pub async fn create_recurring_task<C: ConnectionTrait>(
     input: NewRecurringTask,
 ) -> AppResult<recurring_task::Model> {
     let me = viewer.user()?;
-    me.require_global(Permission::TaskCreateMain)?;
+    super::lifecycle::ensure_may_start_main(db, me).await?;
     parse_cron(&input.cron).map_err(|e| AppError::bad_field("cron", e.to_string()))?;
     if let Some(hours) = input.deadline_after_hours {
         if !(1..=24 * 366).contains(&hours) {
@@ -267,14 +287,21 @@ where
         .await?;
     let mut created = 0;
     for template in templates {
-        let Ok(cron) = parse_cron(&template.cron) else { continue };
+        let Ok(cron) = parse_cron(&template.cron) else {
+            continue;
+        };
         let schedule = schedule_of(&template);
         let last = crate::platform::scheduler::last_fired(db, &schedule)
             .await?
             .unwrap_or(template.created_at)
             .max(template.created_at);
-        let Some(slot) = due_slot(&cron, Some(last), now, MissedSlots::FireOnce, Duration::ZERO)
-        else {
+        let Some(slot) = due_slot(
+            &cron,
+            Some(last),
+            now,
+            MissedSlots::FireOnce,
+            Duration::ZERO,
+        ) else {
             continue;
         };
         let txn = db.begin().await?;
@@ -287,7 +314,9 @@ where
             Err(AppError::Internal(cause)) => return Err(AppError::Internal(cause)),
             // The template no longer fits (an executor left, say): the slot is spent, the
             // reason logged, and the next slot tries again.
-            Err(err) => tracing::warn!(template = %template.id, error = ?err, "recurring task not created"),
+            Err(err) => {
+                tracing::warn!(template = %template.id, error = ?err, "recurring task not created")
+            }
         }
         txn.commit().await?;
     }
@@ -305,9 +334,12 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let Some(initiator) = identity::viewer_for_user(db, template.initiator_id).await? else {
-        return Err(AppError::bad_input("the template's creator is no longer active"));
+        return Err(AppError::bad_input(
+            "the template's creator is no longer active",
+        ));
     };
-    let executors: Vec<Uuid> = serde_json::from_value(template.executor_ids.clone()).unwrap_or_default();
+    let executors: Vec<Uuid> =
+        serde_json::from_value(template.executor_ids.clone()).unwrap_or_default();
     let deadline = template
         .deadline_after_hours
         .map(|h| slot + chrono::Duration::hours(i64::from(h)));
