@@ -425,23 +425,27 @@ impl Config {
                         .unwrap_or(1_000),
                 ),
                 retention: Duration::from_secs(
-                    3600 * parsed(
-                        "INTERLINK_JOB_RETENTION_HOURS",
-                        var("INTERLINK_JOB_RETENTION_HOURS"),
-                    )?
-                    .or(file.job_retention_hours)
-                    .unwrap_or(7 * 24),
+                    3600u64.saturating_mul(
+                        parsed(
+                            "INTERLINK_JOB_RETENTION_HOURS",
+                            var("INTERLINK_JOB_RETENTION_HOURS"),
+                        )?
+                        .or(file.job_retention_hours)
+                        .unwrap_or(7 * 24),
+                    ),
                 ),
                 scan_cron: var("INTERLINK_SCAN_CRON")
                     .or(file.scan_cron)
                     .unwrap_or_else(|| "0 * * * * *".to_owned()),
                 reminder_lead: Duration::from_secs(
-                    60 * parsed(
-                        "INTERLINK_DEADLINE_REMINDER_MINUTES",
-                        var("INTERLINK_DEADLINE_REMINDER_MINUTES"),
-                    )?
-                    .or(file.deadline_reminder_minutes)
-                    .unwrap_or(24 * 60),
+                    60u64.saturating_mul(
+                        parsed(
+                            "INTERLINK_DEADLINE_REMINDER_MINUTES",
+                            var("INTERLINK_DEADLINE_REMINDER_MINUTES"),
+                        )?
+                        .or(file.deadline_reminder_minutes)
+                        .unwrap_or(24 * 60),
+                    ),
                 ),
             },
         };
@@ -479,6 +483,14 @@ impl Config {
             bail!(
                 "INTERLINK_NODE_CAPACITY must be positive and INTERLINK_JOB_LEASE_MS at least 300"
             );
+        }
+        if self.jobs.poll_interval < Duration::from_millis(10)
+            || self.jobs.cron_tick < Duration::from_millis(10)
+        {
+            bail!("INTERLINK_JOB_POLL_MS and INTERLINK_CRON_TICK_MS must be at least 10");
+        }
+        if self.jobs.retention > Duration::from_secs(10 * 366 * 24 * 3600) {
+            bail!("INTERLINK_JOB_RETENTION_HOURS must be at most ten years");
         }
         crate::platform::scheduler::parse_cron(&self.jobs.scan_cron)
             .context("INTERLINK_SCAN_CRON")?;
@@ -530,6 +542,16 @@ mod tests {
             ("INTERLINK_JWT_SECRET", &secret)
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn scheduler_settings_are_checked() {
+        assert!(config(&[("INTERLINK_JOB_POLL_MS", "0")]).is_err());
+        assert!(config(&[("INTERLINK_JOB_LEASE_MS", "5")]).is_err());
+        assert!(config(&[("INTERLINK_SCAN_CRON", "whenever")]).is_err());
+        assert!(config(&[("INTERLINK_JOB_RETENTION_HOURS", "18446744073709551615")]).is_err());
+        assert!(config(&[("INTERLINK_NODE_TAGS", "gpu, eu-west ,")])
+            .is_ok_and(|c| c.jobs.node_tags == ["gpu", "eu-west"]));
     }
 
     #[test]

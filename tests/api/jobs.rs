@@ -24,6 +24,14 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(hang_first: bool, delay: Duration) -> anyhow::Result<Self> {
+        Self::answering(hang_first, delay, axum::http::StatusCode::OK).await
+    }
+
+    pub async fn answering(
+        hang_first: bool,
+        delay: Duration,
+        status: axum::http::StatusCode,
+    ) -> anyhow::Result<Self> {
         let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
         let recorded = seen.clone();
         let app = axum::Router::new().route(
@@ -45,7 +53,7 @@ impl Receiver {
                         std::future::pending::<()>().await;
                     }
                     tokio::time::sleep(delay).await;
-                    "ok"
+                    (status, "answered")
                 }
             }),
         );
@@ -395,6 +403,49 @@ async fn operators_see_and_steer_jobs_and_watch_them_live(backend: Backend) -> a
     }
     let refused = app.gql(Some(&user.access), ENQUEUE, webhook(3)).await?;
     assert_eq!(error_code(&refused), Some("FORBIDDEN"));
+    for (query, variables) in [
+        (JOB, json!({ "id": id })),
+        ("{ jobKinds { kind } }", json!({})),
+        (
+            "mutation { pauseQueue(name: \"delivery\") { paused } }",
+            json!({}),
+        ),
+        (
+            "mutation($id: ID!) { retryJob(id: $id) { state } }",
+            json!({ "id": held }),
+        ),
+        (
+            "mutation($id: ID!) { cancelJob(id: $id) { state } }",
+            json!({ "id": held }),
+        ),
+    ] {
+        let refused = app.gql(Some(&user.access), query, variables).await?;
+        assert_eq!(
+            error_code(&refused),
+            Some("FORBIDDEN"),
+            "{query}: {refused}"
+        );
+    }
+    let queues = app
+        .gql_ok(Some(token), "{ queues { name paused } }", json!({}))
+        .await?;
+    assert!(
+        queues["queues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|q| q["paused"] == false),
+        "{queues}"
+    );
+    let mut nosy = connect(&app).await?;
+    init(&mut nosy, Some(&user.access)).await?;
+    send(&mut nosy, json!({ "id": "nosy", "type": "subscribe", "payload": { "query": "subscription { jobEvents { jobId } }" } })).await?;
+    let refused = next(&mut nosy, Duration::from_secs(5)).await?;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    assert!(refused["payload"]["data"].is_null(), "{refused}");
     Ok(())
 }
 
@@ -457,6 +508,42 @@ async fn routed_transactions_are_delivered_and_processed_by_jobs(
         "the transaction id is the idempotency key"
     );
     assert_eq!(seen[0].1["payload"]["text"], "hello");
+    // A receiver that refuses for good: the job is dead-lettered and the transaction fails.
+    let refusing = Receiver::answering(
+        false,
+        Duration::ZERO,
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await?;
+    app.gql_ok(token, create, json!({ "i": { "code": "PICKY", "name": "Picky", "route": "APP_FORWARD", "forwardUrl": refusing.url, "payloadSchema": { "type": "object" } } }))
+        .await?;
+    let picky = app
+        .gql_ok(
+            token,
+            submit,
+            json!({ "i": { "type": "PICKY", "idempotencyKey": "picky-1", "payload": {} } }),
+        )
+        .await?;
+    let picky_id = str_at(&picky, "/submitTransaction/id")?;
+    eventually(
+        Duration::from_secs(15),
+        "the refused transaction to fail",
+        || async {
+            Ok(
+                app.gql_ok(token, read, json!({ "id": picky_id })).await?["transaction"]["status"]
+                    == "FAILED",
+            )
+        },
+    )
+    .await?;
+    let failed = app.gql_ok(token, read, json!({ "id": picky_id })).await?;
+    assert!(
+        failed["transaction"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("422")),
+        "{failed}"
+    );
+    assert_eq!(refusing.count(), 1, "a 4xx is not retried");
     let processed = app.gql_ok(token, read, json!({ "id": scan_id })).await?;
     assert_eq!(
         processed["transaction"]["result"]["processed"]["fields"], 2,

@@ -6,23 +6,13 @@ use sea_orm::DatabaseConnection;
 use super::service::{self, RoutedArgs, RoutedError};
 use crate::platform::scheduler::{JobContext, JobError, JobHandler};
 
-/// On the last attempt a failure also fails the transaction, so it never waits forever.
-async fn settle(
-    db: &DatabaseConnection,
-    job: &JobContext,
-    args: &RoutedArgs,
-    outcome: Result<(), RoutedError>,
-) -> Result<(), JobError> {
-    let (message, permanent) = match outcome {
-        Ok(()) => return Ok(()),
-        Err(RoutedError::Retry(message)) => (message, false),
-        Err(RoutedError::Permanent(message)) => (message, true),
-    };
-    if permanent || job.is_last_attempt() {
-        service::give_up(db, args, &message).await?;
-        return Err(JobError::Discard(message));
+/// A permanent failure dead-letters the job at once; `given_up` then fails the transaction.
+fn settle(outcome: Result<(), RoutedError>) -> Result<(), JobError> {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(RoutedError::Retry(message)) => Err(JobError::Retry(message)),
+        Err(RoutedError::Permanent(message)) => Err(JobError::Discard(message)),
     }
-    Err(JobError::Retry(message))
 }
 
 pub struct ForwardTransaction {
@@ -34,8 +24,21 @@ pub struct ForwardTransaction {
 impl JobHandler for ForwardTransaction {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let args: RoutedArgs = job.args()?;
-        let outcome = service::forward(&self.db, &self.http, &args).await;
-        settle(&self.db, job, &args, outcome).await
+        settle(service::forward(&self.db, &self.http, &args).await)
+    }
+
+    async fn given_up(&self, args: &serde_json::Value, reason: &str) {
+        fail_transaction(&self.db, args, reason).await;
+    }
+}
+
+/// The transaction fails with the job, so it never waits on a job that will not come back.
+async fn fail_transaction(db: &DatabaseConnection, args: &serde_json::Value, reason: &str) {
+    let Ok(args) = serde_json::from_value::<RoutedArgs>(args.clone()) else {
+        return;
+    };
+    if let Err(err) = service::give_up(db, &args, reason).await {
+        tracing::error!(transaction = %args.transaction_id, error = ?err, "could not fail a transaction whose job gave up");
     }
 }
 
@@ -47,7 +50,10 @@ pub struct ProcessTransaction {
 impl JobHandler for ProcessTransaction {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let args: RoutedArgs = job.args()?;
-        let outcome = service::process(&self.db, &args).await;
-        settle(&self.db, job, &args, outcome).await
+        settle(service::process(&self.db, &args).await)
+    }
+
+    async fn given_up(&self, args: &serde_json::Value, reason: &str) {
+        fail_transaction(&self.db, args, reason).await;
     }
 }

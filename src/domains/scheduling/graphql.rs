@@ -380,11 +380,16 @@ impl SchedulingMutation {
     async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
         let app = ctx.app()?;
         let id = JobId::parse("id", &id)?;
-        Ok(
-            service::cancel(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id.0)
-                .await?
-                .into(),
+        let registry = app.scheduler.registry();
+        let row = service::cancel(
+            &app.db.conn,
+            app.bus.as_ref(),
+            registry,
+            ctx.viewer()?,
+            id.0,
         )
+        .await?;
+        Ok(row.into())
     }
 
     /// Enqueues a kind that operators may start by hand (see `jobKinds`).

@@ -123,12 +123,16 @@ pub async fn retry<C: ConnectionTrait>(
 pub async fn cancel<C: ConnectionTrait>(
     db: &C,
     bus: &dyn EventBus,
+    registry: &Registry,
     viewer: &Viewer,
     id: Uuid,
 ) -> AppResult<job::Model> {
     require(viewer)?;
     match admin::cancel(db, id).await? {
         Cancelled::Now(row) => {
+            registry
+                .notify_given_up(&row.kind, &row.args, "cancelled by an operator")
+                .await;
             announce(bus, &row, "cancelled by an operator").await;
             Ok(row)
         }

@@ -11,6 +11,7 @@ use crate::error::{AppError, AppResult};
 crate::domains::id_type!(TaskId, "task");
 crate::domains::id_type!(CategoryId, "task category");
 crate::domains::id_type!(CommentId, "comment");
+crate::domains::id_type!(RecurringTaskId, "recurring task");
 
 pub const SUBJECT_KIND: &str = "task";
 pub const MAX_EXECUTORS: usize = 50;

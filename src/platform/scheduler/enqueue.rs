@@ -13,7 +13,7 @@ use crate::platform::db::sql;
 pub const MAX_ARGS_BYTES: usize = 64 * 1024;
 const MAX_NAME_LEN: usize = 128;
 const MAX_KEY_LEN: usize = 256;
-/// Rows per multi-row INSERT: 20 parameters each stays under both backends' limits.
+/// Rows per multi-row INSERT: 14 parameters each stays under both backends' limits.
 const INSERT_CHUNK: usize = 1000;
 
 #[derive(Clone, Debug)]
@@ -218,6 +218,10 @@ pub async fn enqueue_many<C: ConnectionTrait>(
     db: &C,
     jobs: &[NewJob],
 ) -> Result<u64, EnqueueError> {
+    // All or nothing: a bad job anywhere refuses the batch before a row is written.
+    for job in jobs {
+        job.check()?;
+    }
     let backend = db.get_database_backend();
     let mut added = 0;
     let mut queues = std::collections::BTreeSet::new();
@@ -226,7 +230,6 @@ pub async fn enqueue_many<C: ConnectionTrait>(
         let mut values = Vec::with_capacity(chunk.len() * 14);
         let mut rows = Vec::with_capacity(chunk.len());
         for (i, job) in chunk.iter().enumerate() {
-            job.check()?;
             values.extend(job.values(Uuid::now_v7(), now));
             rows.push(placeholders(i));
             queues.insert(job.queue.as_str());

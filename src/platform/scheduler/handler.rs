@@ -18,6 +18,11 @@ use crate::platform::events::publish;
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, job: &JobContext) -> Result<(), JobError>;
+
+    /// Called once a job of this kind ends without succeeding (dead-lettered, or cancelled),
+    /// however that came about: a failed last attempt, a timeout, a rescue with no attempts
+    /// left, or an operator. Work that waits on the job can be failed here.
+    async fn given_up(&self, _args: &serde_json::Value, _reason: &str) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +127,13 @@ impl Registry {
 
     pub fn queues(&self) -> &[QueueSpec] {
         &self.queues
+    }
+
+    /// Tells a kind's handler that one of its jobs was given up.
+    pub async fn notify_given_up(&self, kind: &str, args: &serde_json::Value, reason: &str) {
+        if let Some((_, handler)) = self.kinds.get(kind) {
+            handler.given_up(args, reason).await;
+        }
     }
 
     pub(super) fn handler(&self, kind: &str) -> Option<(&KindSpec, Arc<dyn JobHandler>)> {

@@ -12,6 +12,8 @@ mod enqueue;
 mod handler;
 mod runtime;
 mod store;
+mod upkeep;
+mod worker;
 
 use std::time::Duration;
 

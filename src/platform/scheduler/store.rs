@@ -74,7 +74,7 @@ pub async fn claim<C: ConnectionTrait>(db: &C, claim: Claim<'_>) -> Result<Vec<C
     }
     let backend = db.get_database_backend();
     let bucket_filter = match claim.buckets {
-        Some(buckets) if buckets.is_empty() => "AND key_bucket IS NULL".to_owned(),
+        Some([]) => "AND key_bucket IS NULL".to_owned(),
         Some(buckets) => {
             let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
             format!(
@@ -237,8 +237,11 @@ pub async fn fail<C: ConnectionTrait>(
     let result = db
         .execute(sql(
             db.get_database_backend(),
-            "UPDATE jobs SET state = $1, run_at = $2, last_error = $3, errors = $4, \
-             finished_at = $5, updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
+            // A cancellation requested meanwhile wins over a retry.
+            "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'CANCELLED' ELSE $1 END, \
+             run_at = $2, last_error = $3, errors = $4, \
+             finished_at = CASE WHEN cancel_requested THEN $6 ELSE $5 END, updated_at = $6, \
+             lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = $7 AND attempt = $8 AND lease_owner = $9 AND state = 'RUNNING'",
             [
                 failure.next.as_str().into(),
@@ -304,19 +307,26 @@ pub struct Held {
     pub cancel_requested: bool,
 }
 
-/// Extends every lease `node` holds in one statement and reports which it still holds.
+/// Extends the leases of `fences` that `node` still holds, in one statement, and reports which
+/// it still holds.
 pub async fn renew_leases<C: ConnectionTrait>(
     db: &C,
     node: &str,
+    fences: &[Fence],
     until: DateTime<Utc>,
 ) -> Result<Vec<Held>, DbErr> {
+    if fences.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (list, mut values) = fence_list(fences, 3);
+    let text = format!(
+        "UPDATE jobs SET lease_expires_at = $1 WHERE lease_owner = $2 AND state = 'RUNNING' \
+         AND (id, attempt) IN (VALUES {list}) RETURNING id, attempt, cancel_requested"
+    );
+    let mut params: Vec<Value> = vec![until.into(), node.into()];
+    params.append(&mut values);
     let rows = db
-        .query_all(sql(
-            db.get_database_backend(),
-            "UPDATE jobs SET lease_expires_at = $1 WHERE lease_owner = $2 AND state = 'RUNNING' \
-             RETURNING id, attempt, cancel_requested",
-            [until.into(), node.into()],
-        ))
+        .query_all(sql(db.get_database_backend(), &text, params))
         .await?;
     rows.iter()
         .map(|row| {
@@ -337,6 +347,7 @@ pub struct Rescued {
     pub id: Uuid,
     pub queue: String,
     pub kind: String,
+    pub args: serde_json::Value,
     pub state: JobState,
     pub attempt: i32,
 }
@@ -357,7 +368,7 @@ pub async fn rescue_expired<C: ConnectionTrait>(db: &C) -> Result<Vec<Rescued>, 
                last_error = 'lease expired on node ' || COALESCE(lease_owner, '?'), \
                run_at = $1, updated_at = $1, lease_owner = NULL, lease_expires_at = NULL \
              WHERE state = 'RUNNING' AND lease_expires_at < $1 \
-             RETURNING id, queue, kind, state, attempt",
+             RETURNING id, queue, kind, args, state, attempt",
             [now.into()],
         ))
         .await?;
@@ -368,6 +379,7 @@ pub async fn rescue_expired<C: ConnectionTrait>(db: &C) -> Result<Vec<Rescued>, 
                 id: row.try_get("", "id")?,
                 queue: row.try_get("", "queue")?,
                 kind: row.try_get("", "kind")?,
+                args: row.try_get("", "args")?,
                 state: JobState::parse(&state).unwrap_or(JobState::Retryable),
                 attempt: row.try_get("", "attempt")?,
             })
@@ -399,7 +411,10 @@ pub async fn release_unstarted<C: ConnectionTrait>(
         .rows_affected())
 }
 
-/// Deletes finished jobs older than `before`, a bounded batch at a time.
+/// Rows one prune statement deletes at most.
+pub const PRUNE_BATCH: u64 = 1000;
+
+/// Deletes finished jobs older than `before`, one bounded batch (`PRUNE_BATCH`).
 pub async fn prune_finished<C: ConnectionTrait>(
     db: &C,
     before: DateTime<Utc>,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use entities::{
     approval_assignment, approval_delegation, approval_escalation, approval_instance, approval_step,
 };
+use sea_orm::prelude::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
@@ -18,6 +19,7 @@ use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service::{self as notifications, Notice};
 use crate::error::AppResult;
+use crate::platform::db::lock_in_transaction;
 use crate::platform::events::{EventBus, Pending};
 
 /// Pending instances one scan looks at, oldest step first.
@@ -37,6 +39,11 @@ where
     let candidates = approval_instance::Entity::find()
         .filter(approval_instance::Column::Status.eq(InstanceStatus::Pending.as_str()))
         .filter(approval_instance::Column::StepStartedAt.lte(now - chrono::Duration::hours(1)))
+        // Escalated steps drop out here, so they cannot crowd out newer late ones.
+        .filter(Expr::cust(
+            "NOT EXISTS (SELECT 1 FROM approval_escalations e WHERE e.instance_id = \
+             approval_instances.id AND e.step_index = approval_instances.current_index)",
+        ))
         .order_by_asc(approval_instance::Column::StepStartedAt)
         .limit(SCAN_BATCH)
         .all(db)
@@ -81,6 +88,20 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let txn = db.begin().await?;
+    // The same lock `decide` takes: a decision and an escalation of one step never interleave,
+    // and a step decided since the scan read it is left alone.
+    lock_in_transaction(&txn, &format!("approval:{}", instance.id)).await?;
+    let current = approval_instance::Entity::find_by_id(instance.id)
+        .one(&txn)
+        .await?;
+    let unchanged = current.is_some_and(|c| {
+        c.status == InstanceStatus::Pending.as_str()
+            && c.current_index == instance.current_index
+            && c.step_started_at == instance.step_started_at
+    });
+    if !unchanged {
+        return Ok(false);
+    }
     let index = instance.current_index;
     let head = identity::department_head_for(&txn, instance.subject_department_id).await?;
     let marked = approval_escalation::Entity::insert(approval_escalation::ActiveModel {

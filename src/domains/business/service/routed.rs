@@ -3,7 +3,8 @@
 
 use chrono::Utc;
 use entities::{business_transaction, outbox, transaction_type};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::prelude::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -93,7 +94,7 @@ async fn load<C: ConnectionTrait>(
 
 /// Delivers an `APP_FORWARD` transaction to its type's URL. The receiver sees the transaction
 /// id as the `Idempotency-Key`, so a repeated delivery can be recognised.
-pub async fn forward<C: ConnectionTrait>(
+pub async fn forward<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     client: &reqwest::Client,
     args: &RoutedArgs,
@@ -129,7 +130,10 @@ pub async fn forward<C: ConnectionTrait>(
 
 /// Processes a `DATA_PROCESS` transaction: fingerprints and measures its payload and records
 /// the result, for downstream consumers to pick up by id.
-pub async fn process<C: ConnectionTrait>(db: &C, args: &RoutedArgs) -> Result<(), RoutedError> {
+pub async fn process<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    args: &RoutedArgs,
+) -> Result<(), RoutedError> {
     let Some((row, _)) = load(db, args).await? else {
         return Ok(());
     };
@@ -147,8 +151,9 @@ pub async fn process<C: ConnectionTrait>(db: &C, args: &RoutedArgs) -> Result<()
 }
 
 /// Records a routed transaction's end: COMPLETED with its result, or FAILED with the reason
-/// (when its job gives up). Idempotent: only an EXECUTING transaction changes.
-pub async fn finish<C: ConnectionTrait>(
+/// (when its job gives up). Only an EXECUTING transaction changes, whichever attempt or path
+/// gets there first; the outbox row is marked in the same transaction.
+pub async fn finish<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     row: business_transaction::Model,
     outbox_id: Uuid,
@@ -161,23 +166,41 @@ pub async fn finish<C: ConnectionTrait>(
         Ok(result) => (Status::Completed, Some(result), None),
         Err(reason) => (Status::Failed, row.result.clone(), Some(reason)),
     };
-    let mut active: business_transaction::ActiveModel = row.clone().into();
-    active.history = Set(with_status(&row.history, status, error.as_deref()));
-    active.status = Set(status.as_str().to_owned());
-    active.result = Set(result);
-    active.error = Set(error);
-    active.updated_at = Set(Utc::now());
-    active.update(db).await?;
-    outbox::Entity::update_many()
-        .col_expr(outbox::Column::ProcessedAt, Some(Utc::now()).into())
-        .filter(outbox::Column::Id.eq(outbox_id))
-        .exec(db)
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let changed = business_transaction::Entity::update_many()
+        .col_expr(
+            business_transaction::Column::History,
+            Expr::value(with_status(&row.history, status, error.as_deref())),
+        )
+        .col_expr(
+            business_transaction::Column::Status,
+            Expr::value(status.as_str()),
+        )
+        .col_expr(business_transaction::Column::Result, Expr::value(result))
+        .col_expr(business_transaction::Column::Error, Expr::value(error))
+        .col_expr(business_transaction::Column::UpdatedAt, Expr::value(now))
+        .filter(business_transaction::Column::Id.eq(row.id))
+        .filter(business_transaction::Column::Status.eq(Status::Executing.as_str()))
+        .exec(&txn)
         .await?;
+    if changed.rows_affected == 1 {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::ProcessedAt, Expr::value(Some(now)))
+            .filter(outbox::Column::Id.eq(outbox_id))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
     Ok(())
 }
 
 /// Marks the transaction FAILED once its job has run out of attempts.
-pub async fn give_up<C: ConnectionTrait>(db: &C, args: &RoutedArgs, reason: &str) -> AppResult<()> {
+pub async fn give_up<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    args: &RoutedArgs,
+    reason: &str,
+) -> AppResult<()> {
     if let Some(row) = business_transaction::Entity::find_by_id(args.transaction_id)
         .one(db)
         .await?

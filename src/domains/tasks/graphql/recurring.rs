@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entities::recurring_task;
 
 use crate::domains::identity::model::UserId;
-use crate::domains::tasks::model::{CategoryId, TaskId};
+use crate::domains::tasks::model::{CategoryId, RecurringTaskId};
 use crate::domains::tasks::service::{self, NewRecurringTask};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
@@ -111,7 +111,7 @@ impl RecurringTasksMutation {
         active: bool,
     ) -> Result<RecurringTask> {
         let app = ctx.app()?;
-        let id = TaskId::parse("id", &id)?;
+        let id = RecurringTaskId::parse("id", &id)?;
         Ok(
             service::set_recurring_task_active(&app.db.conn, ctx.viewer()?, id.0, active)
                 .await?

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entities::{recurring_task, task, task_reminder};
+use sea_orm::prelude::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
@@ -47,6 +48,11 @@ where
         .filter(task::Column::Deadline.gt(now))
         .filter(task::Column::Deadline.lte(horizon))
         .filter(task::Column::Status.is_in(open_statuses()))
+        // Reminded ones drop out here, so a large backlog cannot hide newer deadlines.
+        .filter(Expr::cust(
+            "NOT EXISTS (SELECT 1 FROM task_reminders r \
+             WHERE r.task_id = tasks.id AND r.deadline = tasks.deadline)",
+        ))
         .order_by_asc(task::Column::Deadline)
         .limit(SCAN_BATCH)
         .all(db)
