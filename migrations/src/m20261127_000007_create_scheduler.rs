@@ -153,7 +153,8 @@ impl MigrationTrait for Migration {
         // Partial indexes (same syntax on PostgreSQL and SQLite): the claim scan only ever
         // touches waiting rows, and a unique key binds only while its job is live.
         db.execute_unprepared(
-            "CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at) \
+            // `id` completes the claim's ORDER BY: without it PostgreSQL sorts the whole backlog.
+            "CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) \
              WHERE state IN ('SCHEDULED', 'AVAILABLE', 'RETRYABLE')",
         )
         .await?;
@@ -177,16 +178,11 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("jobs_finished")
-                    .table(Jobs::Table)
-                    .col(Jobs::State)
-                    .col(Jobs::FinishedAt)
-                    .to_owned(),
-            )
-            .await?;
+        db.execute_unprepared(
+            "CREATE INDEX jobs_finished ON jobs (finished_at) \
+             WHERE state IN ('COMPLETED', 'DISCARDED', 'CANCELLED')",
+        )
+        .await?;
 
         manager
             .create_table(
