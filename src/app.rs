@@ -18,6 +18,7 @@ use crate::platform::events::{EventBus, InProcessBus, RedisBus};
 use crate::platform::files::FileStore;
 use crate::platform::metrics::Metrics;
 use crate::platform::redis::{RedisLink, RedisTarget};
+use crate::platform::response_cache::ResponseCache;
 use crate::platform::scheduler::{NodeSettings, Scheduler};
 
 pub use crate::http::build_router;
@@ -38,6 +39,8 @@ pub struct AppInner {
     pub approval_subjects: ApprovalSubjects,
     /// This node's job scheduler; `start` it to run jobs (enqueueing needs no start).
     pub scheduler: Scheduler,
+    /// Whole query responses, keyed by the data version (see `platform::response_cache`).
+    pub responses: Arc<ResponseCache>,
 }
 
 impl Deref for AppState {
@@ -115,6 +118,9 @@ impl AppState {
         let metrics = Metrics::new()?;
         let files = FileStore::from_config(&config)?;
         let currency = config.currency.clone();
+        let shared_cache = redis.is_some().then(|| cache.clone());
+        let responses = Arc::new(ResponseCache::new(shared_cache, config.response_cache));
+        responses.follow(bus.as_ref());
         let registry = builtin::registry(JobDeps {
             db: db.conn.clone(),
             bus: bus.clone(),
@@ -147,6 +153,7 @@ impl AppState {
                     }),
                 ]),
                 scheduler,
+                responses,
             })),
             first_admin,
             jwt_key_source,

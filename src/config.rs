@@ -73,6 +73,8 @@ pub struct Config {
     pub s3_bucket: Option<String>,
     pub s3_endpoint: Option<String>,
     pub jobs: JobsConfig,
+    /// Whole query responses are cached, keyed by a data version every change bumps.
+    pub response_cache: bool,
 }
 
 /// The scheduler on this node, and the timing of the built-in jobs.
@@ -165,6 +167,7 @@ struct FileSettings {
     s3_endpoint: Option<String>,
     max_upload_bytes: Option<usize>,
     scheduler: Option<bool>,
+    response_cache: Option<bool>,
     node_id: Option<String>,
     node_tags: Option<String>,
     node_capacity: Option<usize>,
@@ -388,6 +391,9 @@ impl Config {
                 .unwrap_or_else(|| "CNY".to_owned()),
             s3_bucket: var("INTERLINK_S3_BUCKET").or(file.s3_bucket),
             s3_endpoint: var("INTERLINK_S3_ENDPOINT").or(file.s3_endpoint),
+            response_cache: parsed("INTERLINK_RESPONSE_CACHE", var("INTERLINK_RESPONSE_CACHE"))?
+                .or(file.response_cache)
+                .unwrap_or(true),
             jobs: JobsConfig {
                 enabled: parsed("INTERLINK_SCHEDULER", var("INTERLINK_SCHEDULER"))?
                     .or(file.scheduler)

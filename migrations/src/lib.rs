@@ -9,6 +9,7 @@ mod m20261127_000004_one_decision_per_person;
 mod m20261127_000005_create_finance;
 mod m20261127_000006_create_business_transactions;
 mod m20261127_000007_create_scheduler;
+mod m20261127_000008_add_task_board_index;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_create_finance::Migration),
             Box::new(m20261127_000006_create_business_transactions::Migration),
             Box::new(m20261127_000007_create_scheduler::Migration),
+            Box::new(m20261127_000008_add_task_board_index::Migration),
         ]
     }
 }

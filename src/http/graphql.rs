@@ -358,6 +358,31 @@ async fn execute(
         BatchRequest::Single(r) => vec![r],
         BatchRequest::Batch(rs) => rs,
     };
+    let cache = &state.app.responses;
+    // Only a lone query of a signed-in user is served from the response cache.
+    let cache_key = match (&viewer, requests.as_slice()) {
+        (Viewer::User(user), [request])
+            if !is_batch
+                && cache.enabled()
+                && selected_operation(request) == Some(OperationType::Query) =>
+        {
+            cache.key(user.id, request).await
+        }
+        _ => None,
+    };
+    if let Some(key) = &cache_key {
+        if let Some(body) = cache.get(key).await {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, format.content_type())],
+                body,
+            )
+                .into_response();
+        }
+    }
+    let writes = requests
+        .iter()
+        .any(|r| selected_operation(r) == Some(OperationType::Mutation));
     let mut responses = Vec::with_capacity(requests.len());
     let mut all_rejected_before_execution = true;
     for request in requests {
@@ -374,6 +399,11 @@ async fn execute(
         label_errors(state, &mut response.errors);
         responses.push(response);
     }
+    if writes {
+        // Committed by now: every cached answer from before this write is out of date.
+        cache.bump().await;
+    }
+    let clean = responses.iter().all(|r| r.errors.is_empty());
     let status = if format == ResponseFormat::GraphqlResponseJson
         && !is_batch
         && all_rejected_before_execution
@@ -387,6 +417,9 @@ async fn execute(
     } else {
         serde_json::to_vec(&responses.pop())
     };
+    if let (Some(key), Ok(body), true) = (&cache_key, &body, clean) {
+        cache.put(key, body).await;
+    }
     match body {
         Ok(body) => (
             status,

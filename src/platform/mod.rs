@@ -8,4 +8,5 @@ pub mod files;
 pub mod metrics;
 pub mod money;
 pub mod redis;
+pub mod response_cache;
 pub mod scheduler;

@@ -106,6 +106,9 @@ impl Deployment {
             ("INTERLINK_JWT_SECRET".into(), JWT_SECRET.into()),
             // Tests that exercise jobs switch the scheduler on; others stay free of background work.
             ("INTERLINK_SCHEDULER".into(), "false".into()),
+            // Tests that seed or change rows behind the API's back would read cached answers;
+            // the cache has its own tests.
+            ("INTERLINK_RESPONSE_CACHE".into(), "false".into()),
         ]);
         if backend == Backend::Postgres {
             let Some(url) = fresh_postgres_url().await? else {

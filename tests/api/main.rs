@@ -4,6 +4,7 @@ mod helpers;
 
 mod board;
 mod business;
+mod cache;
 mod cli;
 mod edge;
 mod finance;

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use entities::{merit_record, task, task_activity, task_comment, task_executor, user};
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, Order, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, Func, NullOrdering, Order, Query, SelectStatement,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QueryResult, QuerySelect, QueryTrait,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -69,27 +71,12 @@ pub struct TaskPage {
     pub has_next: bool,
 }
 
-/// A row of a query that carries a window count beside the entity.
-struct Counted<M> {
-    model: M,
-    total: i64,
-}
-
-impl<M: FromQueryResult> FromQueryResult for Counted<M> {
-    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, sea_orm::DbErr> {
-        Ok(Self {
-            model: M::from_query_result(row, prefix)?,
-            total: row.try_get::<i64>(prefix, "total_count")?,
-        })
-    }
-}
-
 fn open_statuses() -> [&'static str; 2] {
     [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
 }
 
 /// The viewer's visible tasks matching `filter`, ordered (ties broken by id), with the exact
-/// total computed by the same statement (`COUNT(*) OVER ()`).
+/// total.
 pub async fn list_tasks<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
@@ -159,39 +146,28 @@ pub async fn list_tasks<C: ConnectionTrait>(
             Order::Asc
         };
         query = match order.field {
-            TaskOrderField::Deadline => query
-                // Tasks without a deadline sort after those with one, on both databases.
-                .order_by(
-                    Expr::col((task::Entity, task::Column::Deadline)).is_null(),
-                    Order::Asc,
-                )
-                .order_by(task::Column::Deadline, direction),
+            // Tasks without a deadline sort after those with one, either way; written as
+            // NULLS LAST so the board's index on (deadline, id) serves it.
+            TaskOrderField::Deadline => {
+                query.order_by_with_nulls(task::Column::Deadline, direction, NullOrdering::Last)
+            }
             TaskOrderField::Priority => query.order_by(task::Column::Priority, direction),
             TaskOrderField::CreatedAt => query.order_by(task::Column::CreatedAt, direction),
             TaskOrderField::Title => query.order_by(task::Column::Title, direction),
             TaskOrderField::Progress => query.order_by(task::Column::Progress, direction),
         };
     }
-    let rows: Vec<Counted<task::Model>> = query
+    // The page and the exact total are two statements: a window count over the whole filtered
+    // set would make every page sort all of it.
+    let mut tasks = query
         .order_by_asc(task::Column::Id)
-        .expr_as(Expr::cust("COUNT(*) OVER ()"), "total_count")
         .offset(offset)
         .limit(first + 1)
-        .into_model::<Counted<task::Model>>()
         .all(db)
         .await?;
-    let total = match rows.first() {
-        Some(row) => row.total as u64,
-        // Past the end (or an empty page): the window saw no rows, so count separately.
-        None if offset > 0 || first == 0 => filtered.count(db).await?,
-        None => 0,
-    };
-    let has_next = rows.len() as u64 > first;
-    let tasks = rows
-        .into_iter()
-        .take(first as usize)
-        .map(|r| r.model)
-        .collect();
+    let total = filtered.count(db).await?;
+    let has_next = tasks.len() as u64 > first;
+    tasks.truncate(first as usize);
     Ok(TaskPage {
         tasks,
         total,
