@@ -25,7 +25,9 @@ def post(body):
         return json.load(response)
 
 psql(f"ALTER DATABASE {db} SET log_min_duration_statement = 0")
-env = dict(os.environ, INTERLINK_BIND=f"127.0.0.1:{port}", INTERLINK_SCHEDULER="false")
+# Uncached, or the measured request would be answered without the database.
+env = dict(os.environ, INTERLINK_BIND=f"127.0.0.1:{port}", INTERLINK_SCHEDULER="false",
+           INTERLINK_RESPONSE_CACHE="false")
 node = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     for _ in range(100):

@@ -30,6 +30,11 @@ const PROTOCOL: &str = "graphql-transport-ws";
 /// Client messages waiting for async-graphql; a client that outruns it is cut off, never buffered.
 const INBOX: usize = 32;
 
+/// Bytes read from a socket at a time; messages larger than this are assembled across reads.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Unsent bytes one socket may hold before writes to it fail.
+const WS_MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+
 pub async fn upgrade(state: HttpState, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
     let offered = parts
@@ -48,10 +53,16 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
     }
     let max_message = state.app.config.limits.max_body_bytes;
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        // tungstenite's defaults hold 128 KiB of read and 128 KiB of write buffer per socket
+        // and let the write buffer grow without bound: small buffers keep ten thousand idle
+        // subscribers cheap, and the cap makes a stalled reader an error instead of a leak.
         Ok(ws) => ws
             .protocols([PROTOCOL])
             .max_message_size(max_message)
             .max_frame_size(max_message)
+            .read_buffer_size(WS_READ_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
             .on_upgrade(move |socket| serve(state, socket)),
         Err(rejection) => rejection.into_response(),
     }
