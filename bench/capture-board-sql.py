@@ -12,7 +12,11 @@ import glob, json, os, re, subprocess, sys, time, urllib.request
 url, binary, token, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) + 1
 db = url.rsplit("/", 1)[1]
 here = os.path.dirname(os.path.abspath(__file__))
-log = max(glob.glob("/var/log/postgresql/postgresql-*-main.log"), key=os.path.getmtime)
+# The Debian packaging's log, as on this machine; the prefix must carry the pid and user@db.
+logs = glob.glob("/var/log/postgresql/postgresql-*-main.log")
+if not logs or not os.access(max(logs, key=os.path.getmtime), os.R_OK):
+    sys.exit("capture-board-sql: needs a readable local PostgreSQL log in /var/log/postgresql")
+log = max(logs, key=os.path.getmtime)
 
 def psql(sql):
     subprocess.run(["psql", url, "-qc", sql], check=True)
@@ -73,6 +77,8 @@ for line in text.splitlines():
     if m and pid in last_by_pid:
         last_by_pid[pid][1] = {int(k): v for k, v in re.findall(r"\$(\d+) = ('(?:[^']|'')*'|NULL)", m.group(1))}
 
+if not statements:
+    sys.exit("capture-board-sql: no statements found; is log_line_prefix carrying [%p] and %u@%d?")
 print("-- The statements Interlink issued for one board request, parameters inlined.")
 for sql, params in statements:
     for n in sorted(params, reverse=True):

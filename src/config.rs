@@ -393,7 +393,7 @@ impl Config {
             s3_endpoint: var("INTERLINK_S3_ENDPOINT").or(file.s3_endpoint),
             response_cache: parsed("INTERLINK_RESPONSE_CACHE", var("INTERLINK_RESPONSE_CACHE"))?
                 .or(file.response_cache)
-                .unwrap_or(true),
+                .unwrap_or(false),
             jobs: JobsConfig {
                 enabled: parsed("INTERLINK_SCHEDULER", var("INTERLINK_SCHEDULER"))?
                     .or(file.scheduler)

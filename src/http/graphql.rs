@@ -366,7 +366,8 @@ async fn execute(
                 && cache.enabled()
                 && selected_operation(request) == Some(OperationType::Query) =>
         {
-            cache.key(user.id, request).await
+            let asker = format!("{}|{:?}|{:?}", user.id, user.department_id, user.grants);
+            cache.key(asker.as_bytes(), request).await
         }
         _ => None,
     };
@@ -400,8 +401,10 @@ async fn execute(
         responses.push(response);
     }
     if writes {
-        // Committed by now: every cached answer from before this write is out of date.
-        cache.bump().await;
+        // Committed by now: every cached answer from before this write is out of date. Spawned
+        // so that a client hanging up (or the request timeout) cannot cancel it half-way.
+        let cache = cache.clone();
+        let _ = tokio::spawn(async move { cache.bump().await }).await;
     }
     let clean = responses.iter().all(|r| r.errors.is_empty());
     let status = if format == ResponseFormat::GraphqlResponseJson

@@ -33,7 +33,7 @@ const INBOX: usize = 32;
 /// Bytes read from a socket at a time; messages larger than this are assembled across reads.
 const WS_READ_BUFFER: usize = 4 * 1024;
 /// Unsent bytes one socket may hold before writes to it fail.
-const WS_MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+const WS_MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
 
 pub async fn upgrade(state: HttpState, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
@@ -55,7 +55,8 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         // tungstenite's defaults hold 128 KiB of read and 128 KiB of write buffer per socket
         // and let the write buffer grow without bound: small buffers keep ten thousand idle
-        // subscribers cheap, and the cap makes a stalled reader an error instead of a leak.
+        // subscribers cheap. The cap bounds what a failing socket may hold; no single message
+        // we send comes near it.
         Ok(ws) => ws
             .protocols([PROTOCOL])
             .max_message_size(max_message)

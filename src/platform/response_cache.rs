@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
-use uuid::Uuid;
 
 use super::cache::{Cache, InProcessCache};
 use super::events::EventBus;
@@ -20,8 +19,11 @@ use super::events::EventBus;
 const TTL: Duration = Duration::from_secs(60);
 /// Larger responses are not kept: the cache stays small and its entries cheap to copy.
 const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Entries of the in-process cache: with `MAX_BODY_BYTES`, at most 128 MiB in the worst case.
-const IN_PROCESS_ENTRIES: usize = 512;
+/// Entries of the in-process cache: with `MAX_BODY_BYTES`, at most 32 MiB in the worst case.
+const IN_PROCESS_ENTRIES: usize = 128;
+/// A cache that does not answer this fast is treated as a miss (or a skipped write): a slow
+/// Redis must not hold up reads.
+const CACHE_DEADLINE: Duration = Duration::from_millis(250);
 const VERSION_KEY: &str = "data-version";
 
 enum Version {
@@ -59,12 +61,19 @@ impl ResponseCache {
     async fn version(&self) -> anyhow::Result<i64> {
         match &self.version {
             Version::Local(counter) => Ok(counter.load(Ordering::SeqCst)),
-            Version::Shared => self.store.counter(VERSION_KEY).await,
+            Version::Shared => {
+                tokio::time::timeout(CACHE_DEADLINE, self.store.counter(VERSION_KEY))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("data version read timed out"))?
+            }
         }
     }
 
     /// Marks everything cached so far as old. Call after a change commits.
     pub async fn bump(&self) {
+        if !self.enabled {
+            return;
+        }
         match &self.version {
             Version::Local(counter) => {
                 counter.fetch_add(1, Ordering::SeqCst);
@@ -80,8 +89,10 @@ impl ResponseCache {
     }
 
     /// The key of one viewer's query at the current data version; `None` when the version
-    /// cannot be read (then nothing is cached).
-    pub async fn key(&self, viewer: Uuid, request: &async_graphql::Request) -> Option<String> {
+    /// cannot be read (then nothing is cached). `viewer` must identify everything the answer
+    /// depends on about the asker: their id and, so that a revocation racing this request
+    /// cannot file an answer under the new version, their grants.
+    pub async fn key(&self, viewer: &[u8], request: &async_graphql::Request) -> Option<String> {
         let version = match self.version().await {
             Ok(version) => version,
             Err(err) => {
@@ -92,7 +103,7 @@ impl ResponseCache {
         let variables = serde_json::to_string(&request.variables).ok()?;
         let mut hash = Sha256::new();
         for part in [
-            viewer.as_bytes().as_slice(),
+            viewer,
             request.query.as_bytes(),
             request.operation_name.as_deref().unwrap_or("").as_bytes(),
             variables.as_bytes(),
@@ -107,12 +118,13 @@ impl ResponseCache {
     }
 
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        match self.store.get(key).await {
-            Ok(found) => found,
-            Err(err) => {
+        match tokio::time::timeout(CACHE_DEADLINE, self.store.get(key)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(err)) => {
                 tracing::warn!(error = ?err, "reading the response cache failed");
                 None
             }
+            Err(_) => None,
         }
     }
 
@@ -120,28 +132,28 @@ impl ResponseCache {
         if body.len() > MAX_BODY_BYTES {
             return;
         }
-        if let Err(err) = self.store.set(key, body, TTL).await {
+        let stored = tokio::time::timeout(CACHE_DEADLINE, self.store.set(key, body, TTL)).await;
+        if let Ok(Err(err)) = stored {
             tracing::warn!(error = ?err, "writing the response cache failed");
         }
     }
 
-    /// Bumps the version on every domain event this node hears, so changes made outside a
-    /// request (by jobs, or on nodes without a shared version) invalidate too. Job progress is
-    /// not a change of the data responses show.
+    /// Bumps the version on every event this node hears, so changes made outside a request
+    /// (by jobs, job progress included, or on other nodes) invalidate too.
     pub fn follow(self: &Arc<Self>, bus: &dyn EventBus) {
+        if !self.enabled {
+            return;
+        }
         let mut events = bus.subscribe();
         let cache = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                let changed = match events.recv().await {
-                    Ok(envelope) => !envelope.topic.starts_with("scheduler."),
-                    Err(RecvError::Lagged(_)) => true,
+                match events.recv().await {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return,
-                };
-                let Some(cache) = cache.upgrade() else { return };
-                if changed {
-                    cache.bump().await;
                 }
+                let Some(cache) = cache.upgrade() else { return };
+                cache.bump().await;
             }
         });
     }
@@ -150,12 +162,14 @@ impl ResponseCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[tokio::test]
     async fn a_bump_changes_every_key() -> anyhow::Result<()> {
         let cache = ResponseCache::new(None, true);
         let request = async_graphql::Request::new("{ tasks { totalCount } }");
-        let viewer = Uuid::now_v7();
+        let id = Uuid::now_v7();
+        let viewer = id.as_bytes().as_slice();
         let before = cache.key(viewer, &request).await;
         cache
             .put(before.as_deref().unwrap_or_default(), b"old")
@@ -166,7 +180,7 @@ mod tests {
         assert_ne!(after, before);
         assert_eq!(cache.get(after.as_deref().unwrap_or_default()).await, None);
         // Another viewer, or other variables, never share a key.
-        assert_ne!(cache.key(Uuid::now_v7(), &request).await, after);
+        assert_ne!(cache.key(Uuid::now_v7().as_bytes(), &request).await, after);
         let other = request.variables(async_graphql::Variables::from_json(
             serde_json::json!({ "x": 1 }),
         ));
