@@ -4,8 +4,9 @@
 //! with Redis, one subscriber task per node feeds it, so a node never opens a Redis
 //! connection per client.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,10 +27,41 @@ const LOCAL_BUFFER: usize = 1024;
 pub struct Envelope {
     pub topic: String,
     pub payload: serde_json::Value,
+    /// The payload decoded once for every local subscriber: fanning an event out to ten
+    /// thousand sockets must not decode it ten thousand times.
+    #[serde(skip)]
+    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Envelope {
+    pub fn new(topic: impl Into<String>, payload: serde_json::Value) -> Self {
+        Self {
+            topic: topic.into(),
+            payload,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The payload as `E`, decoded at most once per envelope; `None` when it does not decode.
+    fn decode<E: Event>(&self) -> Option<E> {
+        let decoded = self.decoded.get_or_init(|| {
+            let event = serde_json::from_value::<E>(self.payload.clone())
+                .map_err(|err| {
+                    tracing::warn!(topic = E::TOPIC, error = %err, "dropping undecodable event");
+                })
+                .ok();
+            Arc::new(event)
+        });
+        match decoded.downcast_ref::<Option<E>>() {
+            Some(event) => event.clone(),
+            // Two event types on one topic: decode this one separately.
+            None => serde_json::from_value(self.payload.clone()).ok(),
+        }
+    }
 }
 
 /// An event type with its topic; the topic routes it to the right subscribers.
-pub trait Event: Serialize + DeserializeOwned + Send + 'static {
+pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const TOPIC: &'static str;
 }
 
@@ -43,11 +75,8 @@ pub trait EventBus: Send + Sync {
 }
 
 pub async fn publish<E: Event>(bus: &dyn EventBus, event: &E) -> anyhow::Result<()> {
-    bus.publish(Envelope {
-        topic: E::TOPIC.to_owned(),
-        payload: serde_json::to_value(event)?,
-    })
-    .await
+    bus.publish(Envelope::new(E::TOPIC, serde_json::to_value(event)?))
+        .await
 }
 
 /// Events gathered inside a transaction, published only once it has committed: a
@@ -58,10 +87,7 @@ pub struct Pending(Vec<Envelope>);
 impl Pending {
     pub fn push<E: Event>(&mut self, event: &E) {
         match serde_json::to_value(event) {
-            Ok(payload) => self.0.push(Envelope {
-                topic: E::TOPIC.to_owned(),
-                payload,
-            }),
+            Ok(payload) => self.0.push(Envelope::new(E::TOPIC, payload)),
             Err(err) => {
                 tracing::error!(topic = E::TOPIC, error = %err, "unserialisable event dropped")
             }
@@ -95,13 +121,7 @@ pub fn subscribe<E: Event>(bus: &dyn EventBus) -> impl Stream<Item = Received<E>
     BroadcastStream::new(bus.subscribe()).filter_map(|item| async move {
         match item {
             Ok(envelope) if envelope.topic == E::TOPIC => {
-                match serde_json::from_value::<E>(envelope.payload.clone()) {
-                    Ok(event) => Some(Received::Event(event)),
-                    Err(err) => {
-                        tracing::warn!(topic = E::TOPIC, error = %err, "dropping undecodable event");
-                        None
-                    }
-                }
+                envelope.decode::<E>().map(Received::Event)
             }
             Ok(_) => None,
             Err(BroadcastStreamRecvError::Lagged(n)) => Some(Received::Lagged(n)),
@@ -280,7 +300,7 @@ impl EventBus for RedisBus {
 mod tests {
     use super::*;
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
     struct Ping {
         n: u32,
     }
@@ -288,12 +308,51 @@ mod tests {
         const TOPIC: &'static str = "test.ping";
     }
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
     struct Other {
         s: String,
     }
     impl Event for Other {
         const TOPIC: &'static str = "test.other";
+    }
+
+    static DECODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    struct Counted {
+        n: u32,
+    }
+    impl<'de> Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            struct Raw {
+                n: u32,
+            }
+            DECODES.fetch_add(1, Ordering::SeqCst);
+            Ok(Counted {
+                n: Raw::deserialize(deserializer)?.n,
+            })
+        }
+    }
+    impl Event for Counted {
+        const TOPIC: &'static str = "test.counted";
+    }
+
+    #[tokio::test]
+    async fn an_event_is_decoded_once_however_many_subscribe() -> anyhow::Result<()> {
+        let bus = InProcessBus::new();
+        let mut subscribers: Vec<_> = (0..5)
+            .map(|_| Box::pin(subscribe::<Counted>(&bus)))
+            .collect();
+        publish(&bus, &Counted { n: 3 }).await?;
+        for subscriber in &mut subscribers {
+            match subscriber.next().await {
+                Some(Received::Event(event)) => assert_eq!(event, Counted { n: 3 }),
+                other => panic!("expected the event, got {other:?}"),
+            }
+        }
+        assert_eq!(DECODES.load(Ordering::SeqCst), 1);
+        Ok(())
     }
 
     #[tokio::test]

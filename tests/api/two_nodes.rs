@@ -102,7 +102,7 @@ async fn two_nodes_on_a_redis_cluster() -> anyhow::Result<()> {
     }
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Probe {
     n: u32,
 }
