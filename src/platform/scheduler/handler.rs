@@ -154,11 +154,6 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    /// Whether a failure now sends the job to the dead letters instead of a retry.
-    pub fn is_last_attempt(&self) -> bool {
-        self.attempt >= self.max_attempts
-    }
-
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, JobError> {
         serde_json::from_value(self.args.clone())
             .map_err(|e| JobError::Discard(format!("arguments do not fit {}: {e}", self.kind)))

@@ -36,6 +36,19 @@ pub(super) struct InFlight {
     pub(super) claimed: Instant,
 }
 
+impl InFlight {
+    /// Tells the handler to stop, unless it was already told (or lost its lease).
+    pub(super) fn ask_to_cancel(&self) {
+        self.signal.send_if_modified(|s| {
+            let running = *s == Signal::Running;
+            if running {
+                *s = Signal::CancelRequested;
+            }
+            running
+        });
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(super) struct QueueState {
     pub(super) name: String,

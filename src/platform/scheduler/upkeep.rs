@@ -81,13 +81,7 @@ pub(super) async fn heartbeat_loop(shared: Arc<NodeShared>) {
         for (fence, job) in shared.in_flight.lock().iter() {
             match held.get(fence) {
                 Some(true) => {
-                    job.signal.send_if_modified(|s| {
-                        let changed = *s == Signal::Running;
-                        if changed {
-                            *s = Signal::CancelRequested;
-                        }
-                        changed
-                    });
+                    job.ask_to_cancel();
                 }
                 Some(false) => {}
                 // Claimed before this renewal began and not renewed: rescued from us.
@@ -106,13 +100,7 @@ pub(super) async fn cancel_listener(shared: Arc<NodeShared>) {
         if let Received::Event(CancelRequested { job_id }) = request {
             let in_flight = shared.in_flight.lock();
             for (_, job) in in_flight.iter().filter(|(f, _)| f.job_id == job_id) {
-                job.signal.send_if_modified(|s| {
-                    let changed = *s == Signal::Running;
-                    if changed {
-                        *s = Signal::CancelRequested;
-                    }
-                    changed
-                });
+                job.ask_to_cancel();
             }
         }
     }

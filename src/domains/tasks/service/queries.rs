@@ -71,7 +71,8 @@ pub struct TaskPage {
     pub has_next: bool,
 }
 
-fn open_statuses() -> [&'static str; 2] {
+/// Work statuses of a task not yet finished.
+pub(super) fn open_statuses() -> [&'static str; 2] {
     [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
 }
 

@@ -13,12 +13,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::queries::open_statuses;
 use super::{audience_of, executors_of, push_event, record, NewTask};
 use crate::auth::Viewer;
 use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::NotificationKind;
 use crate::domains::notifications::service::{self as notifications, Notice};
-use crate::domains::tasks::model::{CategoryId, TaskEventKind, TaskFields, WorkStatus};
+use crate::domains::tasks::model::{CategoryId, TaskEventKind, TaskFields};
 use crate::error::{AppError, AppResult};
 use crate::platform::events::{EventBus, Pending};
 use crate::platform::scheduler::{due_slot, parse_cron, MissedSlots};
@@ -27,10 +28,6 @@ use crate::platform::scheduler::{due_slot, parse_cron, MissedSlots};
 const SCAN_BATCH: u64 = 500;
 /// The actor recorded for what the system does on its own.
 const SYSTEM: Uuid = Uuid::nil();
-
-fn open_statuses() -> [&'static str; 2] {
-    [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
-}
 
 /// Reminds the executors of open tasks whose deadline falls within `lead` of `now`, once per
 /// task and deadline (a moved deadline earns a new reminder). Returns how many were reminded.
