@@ -10,7 +10,7 @@ back from the PostgreSQL log, and turns logging off again.
 import glob, json, os, re, subprocess, sys, time, urllib.request
 
 url, binary, token, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) + 1
-db = url.rsplit("/", 1)[1]
+db = url.rsplit("/", 1)[1].split("?", 1)[0]
 here = os.path.dirname(os.path.abspath(__file__))
 # The Debian packaging's log, as on this machine; the prefix must carry the pid and user@db.
 logs = glob.glob("/var/log/postgresql/postgresql-*-main.log")

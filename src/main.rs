@@ -10,6 +10,11 @@ use interlink::config::{Config, LogFormat};
 use interlink::domains::identity::service as identity;
 use tracing_subscriber::EnvFilter;
 
+/// glibc's allocator took about a third of the server's CPU under the board load (perf, see
+/// bench/ANALYSIS.md): a GraphQL response is thousands of small, short-lived allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "interlink",

@@ -10,6 +10,8 @@ mod m20261127_000005_create_finance;
 mod m20261127_000006_create_business_transactions;
 mod m20261127_000007_create_scheduler;
 mod m20261127_000008_add_task_board_index;
+mod m20261127_000009_maintain_main_task_count;
+mod m20261127_000010_index_live_comments_in_order;
 
 pub struct Migrator;
 
@@ -25,6 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_create_business_transactions::Migration),
             Box::new(m20261127_000007_create_scheduler::Migration),
             Box::new(m20261127_000008_add_task_board_index::Migration),
+            Box::new(m20261127_000009_maintain_main_task_count::Migration),
+            Box::new(m20261127_000010_index_live_comments_in_order::Migration),
         ]
     }
 }

@@ -1,7 +1,6 @@
 //! Schema assembly from the domains' roots, its limits, and what every resolver reads from context.
 
 pub mod context;
-pub mod execution;
 pub mod ids;
 pub mod pagination;
 pub mod request;
@@ -71,8 +70,7 @@ pub fn schema_builder(
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
-    .limit_directives(limits.max_directives)
-    .extension(execution::ExecutionMarker);
+    .limit_directives(limits.max_directives);
     if dev_tools {
         builder
     } else {

@@ -13,7 +13,6 @@ use super::errors::error_response;
 use super::HttpState;
 use crate::auth::Viewer;
 use crate::error::AppError;
-use crate::graphql::execution::ExecutionStarted;
 use crate::graphql::request::{authenticate, insert_request_data, Lifetime};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -387,8 +386,7 @@ async fn execute(
     let mut responses = Vec::with_capacity(requests.len());
     let mut all_rejected_before_execution = true;
     for request in requests {
-        let marker = ExecutionStarted::default();
-        let mut request = request.data(marker.clone());
+        let mut request = request;
         insert_request_data(
             &mut request.data,
             &state.app,
@@ -396,7 +394,7 @@ async fn execute(
             Lifetime::Request,
         );
         let mut response = state.schema.execute(request).await;
-        all_rejected_before_execution &= !marker.started();
+        all_rejected_before_execution &= !reached_execution(&response);
         label_errors(state, &mut response.errors);
         responses.push(response);
     }
@@ -439,6 +437,15 @@ async fn execute(
             )
         }
     }
+}
+
+/// Whether the operation began to execute, as GraphQL-over-HTTP's status code needs to know:
+/// an executed operation has data, or field errors, which always carry their field's path;
+/// parsing, validation and limit errors carry none. (An extension could mark it instead, but
+/// any extension sends every field through async-graphql's slower, allocating resolve path.)
+fn reached_execution(response: &async_graphql::Response) -> bool {
+    !matches!(response.data, async_graphql::Value::Null)
+        || response.errors.iter().any(|e| !e.path.is_empty())
 }
 
 /// Every error leaves with a code. Ours already carry one; those async-graphql raises itself

@@ -2,10 +2,15 @@
 
 use chrono::{Duration, Utc};
 use entities::{department, task, task_category, task_comment, task_executor};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, Statement,
+};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
 
 pub const BOARD: &str =
     "{ tasks(first: 50, filter: { mainOnly: true }, orderBy: [{ field: DEADLINE }]) {
@@ -125,5 +130,126 @@ pub async fn seed_board(app: &TestApp, user: &str, count: usize) -> anyhow::Resu
         });
         task_comment::Entity::insert_many(comments).exec(db).await?;
     }
+    Ok(())
+}
+
+async fn sql_count(app: &TestApp, sql: &str) -> anyhow::Result<i64> {
+    let db = &app.state.db.conn;
+    let row = db
+        .query_one(Statement::from_string(db.get_database_backend(), sql))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row from {sql}"))?;
+    Ok(row.try_get("", "n")?)
+}
+
+/// The board's `totalCount` (served from the trigger-kept counter), the counter itself, and a
+/// plain `COUNT(*)`, which must all agree.
+async fn main_task_counts(app: &TestApp, admin: &str) -> anyhow::Result<[i64; 3]> {
+    let data = app
+        .gql_ok(
+            Some(admin),
+            "{ tasks(first: 1, filter: { mainOnly: true }) { totalCount } }",
+            json!({}),
+        )
+        .await?;
+    Ok([
+        data["tasks"]["totalCount"].as_i64().unwrap_or(-1),
+        sql_count(
+            app,
+            "SELECT CAST(COALESCE(SUM(main_tasks), 0) AS BIGINT) AS n FROM task_counts",
+        )
+        .await?,
+        sql_count(
+            app,
+            "SELECT COUNT(*) AS n FROM tasks WHERE parent_id IS NULL",
+        )
+        .await?,
+    ])
+}
+
+on_both_backends!(the_main_task_count_stays_exact_through_writes_behind_the_api);
+
+async fn the_main_task_count_stays_exact_through_writes_behind_the_api(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(app) = TestApp::spawn_with(backend, &[]).await? else {
+        return Ok(());
+    };
+    let admin = app.admin().await?;
+    seed_board(&app, &admin.user_id, 3).await?;
+    assert_eq!(main_task_counts(&app, &admin.access).await?, [3; 3]);
+
+    let db = &app.state.db.conn;
+    let mains: Vec<Uuid> = task::Entity::find()
+        .filter(task::Column::ParentId.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    // A main task moved under another stops counting, and counts again when moved back.
+    let moved = |parent: Option<Uuid>| {
+        task::Entity::update_many()
+            .col_expr(task::Column::ParentId, Expr::value(parent))
+            .filter(task::Column::Id.eq(mains[2]))
+            .exec(db)
+    };
+    moved(Some(mains[0])).await?;
+    assert_eq!(main_task_counts(&app, &admin.access).await?, [2; 3]);
+    moved(None).await?;
+    assert_eq!(main_task_counts(&app, &admin.access).await?, [3; 3]);
+    // Other columns changing leave it alone; so do subtasks coming and going.
+    task::Entity::update_many()
+        .col_expr(task::Column::Title, Expr::value("renamed"))
+        .exec(db)
+        .await?;
+    let category = task::Entity::find_by_id(mains[0])
+        .one(db)
+        .await?
+        .map(|t| t.category_id)
+        .ok_or_else(|| anyhow::anyhow!("main task vanished"))?;
+    let user = Uuid::parse_str(&admin.user_id)?;
+    let department = Uuid::now_v7();
+    department::ActiveModel {
+        id: Set(department),
+        name: Set("Counted".into()),
+        parent_id: Set(None),
+        path: Set(format!("/{department}/")),
+        head_user_id: Set(None),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?;
+    let extra_main = task_row(category, None, department, user, 1);
+    let extra_main_id = extra_main.id.clone().unwrap();
+    let extra_sub = task_row(category, Some(mains[1]), department, user, 2);
+    let extra_sub_id = extra_sub.id.clone().unwrap();
+    task::Entity::insert_many([extra_main, extra_sub])
+        .exec(db)
+        .await?;
+    assert_eq!(main_task_counts(&app, &admin.access).await?, [4; 3]);
+    task::Entity::delete_by_id(extra_sub_id).exec(db).await?;
+    assert_eq!(main_task_counts(&app, &admin.access).await?, [4; 3]);
+    task::Entity::delete_by_id(extra_main_id).exec(db).await?;
+    assert_eq!(main_task_counts(&app, &admin.access).await?, [3; 3]);
+
+    // A narrower filter is counted directly, not from the counter.
+    let searched = app
+        .gql_ok(
+            Some(&admin.access),
+            "{ tasks(first: 1, filter: { mainOnly: true, search: \"renamed\", departmentId: null }) { totalCount } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(searched["tasks"]["totalCount"], 3);
+    let none = app
+        .gql_ok(
+            Some(&admin.access),
+            "{ tasks(first: 1, filter: { mainOnly: true, search: \"no such title\" }) { totalCount } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(none["tasks"]["totalCount"], 0);
     Ok(())
 }

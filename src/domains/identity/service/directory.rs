@@ -14,7 +14,12 @@ use crate::domains::identity::model::{DepartmentId, UserId};
 use crate::error::{AppError, AppResult};
 
 pub fn role_permissions(role: &role::Model) -> Vec<Permission> {
-    role.permissions
+    permissions_named(&role.permissions)
+}
+
+/// The permissions a role's JSON list names; names this build does not know are skipped.
+pub fn permissions_named(names: &serde_json::Value) -> Vec<Permission> {
+    names
         .as_array()
         .map(|names| {
             names

@@ -1,8 +1,9 @@
 //! Sign-in, token rotation, sign-out, the first administrator, and Viewers from tokens.
 
 use chrono::Utc;
-use entities::{refresh_token, role, user};
+use entities::{department, refresh_token, role, role_grant, user};
 use sea_orm::prelude::Expr;
+use sea_orm::sea_query::{Alias, Order, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
     TransactionTrait,
@@ -314,43 +315,81 @@ pub async fn viewer_from_claims<C: ConnectionTrait>(
 ) -> AppResult<ViewerUser> {
     let rejected = || AppError::Unauthenticated("invalid or expired access token".into());
     let user_id = Uuid::parse_str(&claims.sub).map_err(|_| rejected())?;
-    let user = user::Entity::find_by_id(user_id)
-        .one(db)
+    viewer_of(db, user_id, Some(claims.ver))
         .await?
-        .filter(|u| u.is_active && u.token_version == claims.ver)
-        .ok_or_else(rejected)?;
-    viewer_of(db, &user).await
+        .ok_or_else(rejected)
 }
 
-/// The Viewer of a user row: its grants, with scoped ones resolved to department paths.
-async fn viewer_of<C: ConnectionTrait>(db: &C, user: &user::Model) -> AppResult<ViewerUser> {
-    let grants = grants_with_roles(db, &[user.id]).await?;
-    let department_paths = department_paths(
-        db,
-        grants.iter().filter_map(|(g, _)| g.department_id).collect(),
-    )
-    .await?;
-    let mut scoped = Vec::new();
-    for (grant, role) in grants {
-        let scope = match grant.department_id {
+/// The Viewer of an active user (holding `token_version`, when given) with its grants, scoped
+/// ones resolved to department paths: one statement, as every request starts here.
+async fn viewer_of<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    token_version: Option<i32>,
+) -> AppResult<Option<ViewerUser>> {
+    let mut query = Query::select();
+    query
+        .column((user::Entity, user::Column::DepartmentId))
+        .expr_as(
+            Expr::col((role_grant::Entity, role_grant::Column::DepartmentId)),
+            Alias::new("grant_department"),
+        )
+        .column((role::Entity, role::Column::Permissions))
+        .column((department::Entity, department::Column::Path))
+        .from(user::Entity)
+        .left_join(
+            role_grant::Entity,
+            Expr::col((role_grant::Entity, role_grant::Column::UserId))
+                .equals((user::Entity, user::Column::Id)),
+        )
+        .left_join(
+            role::Entity,
+            Expr::col((role::Entity, role::Column::Id))
+                .equals((role_grant::Entity, role_grant::Column::RoleId)),
+        )
+        .left_join(
+            department::Entity,
+            Expr::col((department::Entity, department::Column::Id))
+                .equals((role_grant::Entity, role_grant::Column::DepartmentId)),
+        )
+        .and_where(Expr::col((user::Entity, user::Column::Id)).eq(user_id))
+        .and_where(Expr::col((user::Entity, user::Column::IsActive)).eq(true))
+        .order_by((role_grant::Entity, role_grant::Column::Id), Order::Asc);
+    if let Some(version) = token_version {
+        query.and_where(Expr::col((user::Entity, user::Column::TokenVersion)).eq(version));
+    }
+    let rows = db
+        .query_all(db.get_database_backend().build(&query))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let department_id: Option<Uuid> = first.try_get("", "department_id")?;
+    let mut grants = Vec::new();
+    for row in &rows {
+        // A user without grants still has one row, with every grant column NULL.
+        let Some(permissions) = row.try_get::<Option<serde_json::Value>>("", "permissions")? else {
+            continue;
+        };
+        let scope = match row.try_get::<Option<Uuid>>("", "grant_department")? {
             None => Scope::Global,
-            Some(department) => match department_paths.get(&department) {
-                Some(path) => Scope::Subtree { path: path.clone() },
+            Some(_) => match row.try_get::<Option<String>>("", "path")? {
+                Some(path) => Scope::Subtree { path },
                 None => continue,
             },
         };
-        for permission in role_permissions(&role) {
-            scoped.push(ScopedPermission {
+        for permission in permissions_named(&permissions) {
+            grants.push(ScopedPermission {
                 permission,
                 scope: scope.clone(),
             });
         }
     }
-    Ok(ViewerUser {
-        id: user.id,
-        department_id: user.department_id,
-        grants: scoped,
-    })
+    Ok(Some(ViewerUser {
+        id: user_id,
+        department_id,
+        grants,
+    }))
 }
 
 /// The Viewer of an active user by id, for credentials other than an access token (a download
@@ -359,8 +398,5 @@ pub async fn viewer_for_user<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,
 ) -> AppResult<Option<ViewerUser>> {
-    match user::Entity::find_by_id(user_id).one(db).await? {
-        Some(user) if user.is_active => viewer_of(db, &user).await.map(Some),
-        _ => Ok(None),
-    }
+    viewer_of(db, user_id, None).await
 }

@@ -9,12 +9,12 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Expr, Func, NullOrdering, Order, Query, SelectStatement,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
-use super::{ensure_visible, visible_condition};
+use super::visible_condition;
 use crate::auth::Viewer;
 use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus};
 use crate::error::{AppError, AppResult};
@@ -26,12 +26,13 @@ pub async fn find_task<C: ConnectionTrait>(
     id: TaskId,
 ) -> AppResult<task::Model> {
     let me = viewer.user()?;
-    let task = task::Entity::find_by_id(id.0)
+    // The visibility rule as SQL, so reading one task is one statement; a task the viewer may
+    // not see does not exist.
+    task::Entity::find_by_id(id.0)
+        .filter(visible_condition(me))
         .one(db)
         .await?
-        .ok_or_else(|| AppError::not_found("task"))?;
-    ensure_visible(db, me, &task).await?;
-    Ok(task)
+        .ok_or_else(|| AppError::not_found("task"))
 }
 
 #[derive(Default)]
@@ -65,6 +66,59 @@ pub struct TaskOrder {
     pub descending: bool,
 }
 
+impl TaskFilter {
+    /// Every main task and nothing narrower: the set whose size `task_counts` maintains.
+    fn is_every_main_task(&self) -> bool {
+        // Destructured in full, so a new filter field must be considered here.
+        let TaskFilter {
+            category_id,
+            review_status,
+            status,
+            executor_id,
+            initiator_id,
+            department_id,
+            parent_id,
+            main_only,
+            deadline_from,
+            deadline_to,
+            overdue,
+            search,
+        } = self;
+        *main_only
+            && category_id.is_none()
+            && review_status.is_none()
+            && status.is_none()
+            && executor_id.is_none()
+            && initiator_id.is_none()
+            && department_id.is_none()
+            && parent_id.is_none()
+            && deadline_from.is_none()
+            && deadline_to.is_none()
+            && overdue.is_none()
+            && search.as_deref().is_none_or(|s| s.trim().is_empty())
+    }
+}
+
+/// The number of main tasks, from the counter the triggers of migration 000009 keep exact.
+async fn count_main_tasks<C: ConnectionTrait>(db: &C) -> AppResult<u64> {
+    let backend = db.get_database_backend();
+    let sum = Query::select()
+        // PostgreSQL sums BIGINT into NUMERIC; the cast keeps one type on both backends.
+        .expr_as(
+            Expr::cust("CAST(COALESCE(SUM(main_tasks), 0) AS BIGINT)"),
+            Alias::new("n"),
+        )
+        .from(Alias::new("task_counts"))
+        .to_owned();
+    let row = db
+        .query_one(backend.build(&sum))
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("task_counts returned no row")))?;
+    let n: i64 = row.try_get("", "n")?;
+    u64::try_from(n)
+        .map_err(|_| AppError::Internal(anyhow::anyhow!("task_counts went negative: {n}")))
+}
+
 pub struct TaskPage {
     pub tasks: Vec<task::Model>,
     pub total: u64,
@@ -87,6 +141,7 @@ pub async fn list_tasks<C: ConnectionTrait>(
     first: u64,
 ) -> AppResult<TaskPage> {
     let me = viewer.user()?;
+    let counted = me.is_admin() && filter.is_every_main_task();
     let mut query = task::Entity::find().filter(visible_condition(me));
     if let Some(id) = filter.category_id {
         query = query.filter(task::Column::CategoryId.eq(id));
@@ -166,7 +221,11 @@ pub async fn list_tasks<C: ConnectionTrait>(
         .limit(first + 1)
         .all(db)
         .await?;
-    let total = filtered.count(db).await?;
+    let total = if counted {
+        count_main_tasks(db).await?
+    } else {
+        filtered.count(db).await?
+    };
     let has_next = tasks.len() as u64 > first;
     tasks.truncate(first as usize);
     Ok(TaskPage {
@@ -270,13 +329,17 @@ pub async fn comment_pages<C: ConnectionTrait>(
     first: u64,
     offset: u64,
 ) -> AppResult<HashMap<Uuid, ChildPage<task_comment::Model>>> {
-    let inner = task_comment::Entity::find()
-        .filter(task_comment::Column::TaskId.is_in(task_ids.iter().copied()))
-        .filter(task_comment::Column::DeletedAt.is_null())
-        .into_query()
-        .to_owned();
-    let rows: Vec<(task_comment::Model, i64)> =
-        child_pages(db, inner, "task_id", "created_at, id", first, offset).await?;
+    let rows: Vec<(task_comment::Model, i64)> = match db.get_database_backend() {
+        DbBackend::Postgres => comment_pages_lateral(db, task_ids, first, offset).await?,
+        _ => {
+            let inner = task_comment::Entity::find()
+                .filter(task_comment::Column::TaskId.is_in(task_ids.iter().copied()))
+                .filter(task_comment::Column::DeletedAt.is_null())
+                .into_query()
+                .to_owned();
+            child_pages(db, inner, "task_id", "created_at, id", first, offset).await?
+        }
+    };
     let mut pages: HashMap<Uuid, ChildPage<task_comment::Model>> = HashMap::new();
     for (comment, total) in rows {
         let page = pages.entry(comment.task_id).or_insert(ChildPage {
@@ -287,6 +350,52 @@ pub async fn comment_pages<C: ConnectionTrait>(
     }
     fill_totals(db, task_ids, &mut pages, first, offset, ChildKind::Comments).await?;
     Ok(pages)
+}
+
+/// PostgreSQL reads only each task's page (and counts its comments from the index) instead of
+/// ranking every comment of every task: a task's page is a `LIMIT` on the partial index
+/// `task_comments_live_in_order` (migration 000010).
+async fn comment_pages_lateral<C: ConnectionTrait>(
+    db: &C,
+    task_ids: &[Uuid],
+    first: u64,
+    offset: u64,
+) -> AppResult<Vec<(task_comment::Model, i64)>> {
+    if task_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parents = (1..=task_ids.len())
+        .map(|n| format!("(${n}::uuid)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (limit, skip) = (task_ids.len() + 1, task_ids.len() + 2);
+    let sql = format!(
+        "SELECT c.*, n.total_count FROM (VALUES {parents}) AS p (task_id) \
+         CROSS JOIN LATERAL (SELECT count(*) AS total_count FROM task_comments \
+           WHERE task_id = p.task_id AND deleted_at IS NULL) AS n \
+         CROSS JOIN LATERAL (SELECT * FROM task_comments \
+           WHERE task_id = p.task_id AND deleted_at IS NULL \
+           ORDER BY created_at, id LIMIT ${limit} OFFSET ${skip}) AS c"
+    );
+    let mut values: Vec<sea_orm::Value> = task_ids.iter().map(|id| (*id).into()).collect();
+    values.push((first as i64).into());
+    values.push((offset as i64).into());
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                task_comment::Model::from_query_result(row, "")?,
+                row.try_get::<i64>("", "total_count")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+        .map_err(AppError::from)
 }
 
 enum ChildKind {

@@ -1,0 +1,98 @@
+//! The write scenario's subscriber: one graphql-transport-ws subscription to every task event
+//! the signed-in user may see, held until SIGINT. It then prints how many events of `KIND`
+//! arrived and their delivery latency, from the event's `at` (stamped by the node after the
+//! change commits) to arrival here; both clocks are this machine's. Not a test: it prints
+//! figures.
+//!
+//! `URL=http://127.0.0.1:18080 TOKEN=… KIND=PROGRESS_REPORTED cargo bench --bench watch`
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("set {name}"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let url = env("URL")?;
+    let token = env("TOKEN")?;
+    let kind = env("KIND")?;
+    let mut request = format!("{}/graphql", url.replacen("http", "ws", 1)).into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket.send(Message::Text(init.to_string().into())).await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await? {
+            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
+            Some(Ok(_)) => continue,
+            other => anyhow::bail!("no ack: {other:?}"),
+        }
+    }
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription { taskEvents { kind at } }" } });
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await?;
+    println!("watching taskEvents for {kind}");
+
+    let mut latencies = Vec::new();
+    let mut other_messages = 0usize;
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let message = tokio::select! {
+            _ = &mut stop => break,
+            message = socket.next() => message,
+        };
+        let Some(message) = message else {
+            anyhow::bail!("the server closed the subscription");
+        };
+        let Message::Text(text) = message? else {
+            continue;
+        };
+        let arrived = Utc::now();
+        let value: Value = serde_json::from_str(text.as_str())?;
+        let event = value.pointer("/payload/data/taskEvents");
+        let at = event
+            .and_then(|e| e.get("at"))
+            .and_then(Value::as_str)
+            .and_then(|at| at.parse::<DateTime<Utc>>().ok());
+        match (
+            event.and_then(|e| e.get("kind")).and_then(Value::as_str),
+            at,
+        ) {
+            (Some(found), Some(at)) if found == kind => {
+                latencies.push((arrived - at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            }
+            _ => other_messages += 1,
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{} {kind} events delivered ({other_messages} other messages); latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
