@@ -6,6 +6,7 @@
 //!
 //! `URL=http://127.0.0.1:18080 TOKEN=… KIND=PROGRESS_REPORTED cargo bench --bench watch`
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -55,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
     println!("watching taskEvents for {kind}");
 
     let mut latencies = Vec::new();
-    let mut other_messages = 0usize;
+    let mut other_kinds: BTreeMap<String, usize> = BTreeMap::new();
+    let mut missed = 0u64;
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
@@ -83,12 +85,27 @@ async fn main() -> anyhow::Result<()> {
             (Some(found), Some(at)) if found == kind => {
                 latencies.push((arrived - at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
             }
-            _ => other_messages += 1,
+            (Some(other), _) => *other_kinds.entry(other.to_owned()).or_default() += 1,
+            (None, _) => {
+                // A subscriber that falls behind is told how many events it missed.
+                let message = value
+                    .pointer("/payload/errors/0/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match message
+                    .strip_prefix("this subscriber fell behind and missed ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    Some(n) => missed += n,
+                    None => *other_kinds.entry(format!("message: {text}")).or_default() += 1,
+                }
+            }
         }
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "{} {kind} events delivered ({other_messages} other messages); latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{} {kind} events delivered; {missed} missed by falling behind (the subscriber was told); other messages {other_kinds:?}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),
         percentile(&latencies, 50.0),
         percentile(&latencies, 99.0),
