@@ -32,8 +32,10 @@ end
 function request()
   local task = tasks[(cursor % #tasks) + 1]
   cursor = cursor + stride
-  local headers = nil
-  if per_task_auth then headers = { Authorization = task.auth } end
+  -- Headers given to wrk.format replace wrk.headers, so the defaults are copied in.
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  if per_task_auth then headers["Authorization"] = task.auth end
   return wrk.format(nil, nil, headers, (template:gsub("__TASK_ID__", task.id)))
 end
 
