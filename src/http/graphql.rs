@@ -383,26 +383,41 @@ async fn execute(
     let writes = requests
         .iter()
         .any(|r| selected_operation(r) == Some(OperationType::Mutation));
-    let mut responses = Vec::with_capacity(requests.len());
-    let mut all_rejected_before_execution = true;
-    for request in requests {
-        let mut request = request;
-        insert_request_data(
-            &mut request.data,
-            &state.app,
-            viewer.clone(),
-            Lifetime::Request,
-        );
-        let mut response = state.schema.execute(request).await;
-        all_rejected_before_execution &= !reached_execution(&response);
+    let (schema, app, bumped) = (state.schema.clone(), state.app.clone(), cache.clone());
+    let run = async move {
+        let mut responses = Vec::with_capacity(requests.len());
+        let mut all_rejected_before_execution = true;
+        for mut request in requests {
+            insert_request_data(&mut request.data, &app, viewer.clone(), Lifetime::Request);
+            let response = schema.execute(request).await;
+            all_rejected_before_execution &= !reached_execution(&response);
+            responses.push(response);
+        }
+        if writes {
+            // Committed by now: every cached answer from before this write is out of date.
+            bumped.bump().await;
+        }
+        (responses, all_rejected_before_execution)
+    };
+    // A write runs to its end in its own task: a client hanging up (or the request timeout)
+    // must not cut a mutation between its commit and the events it publishes after commit.
+    let (mut responses, all_rejected_before_execution) = if writes {
+        match tokio::spawn(run).await {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::error!(error = %err, "a GraphQL write task failed");
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "internal error",
+                );
+            }
+        }
+    } else {
+        run.await
+    };
+    for response in &mut responses {
         label_errors(state, &mut response.errors);
-        responses.push(response);
-    }
-    if writes {
-        // Committed by now: every cached answer from before this write is out of date. Spawned
-        // so that a client hanging up (or the request timeout) cannot cancel it half-way.
-        let cache = cache.clone();
-        let _ = tokio::spawn(async move { cache.bump().await }).await;
     }
     let clean = responses.iter().all(|r| r.errors.is_empty());
     let status = if format == ResponseFormat::GraphqlResponseJson
