@@ -10,19 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
+
+mod common;
 
 const MUTATIONS: usize = 20;
 const MUTATION_GAP: Duration = Duration::from_millis(250);
-
-fn env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| format!("set {name}"))
-}
 
 fn rss_kib(pid: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -37,34 +33,20 @@ fn rss_kib(pid: &str) -> anyhow::Result<u64> {
 /// Opens one subscriber; returns once the subscription is acknowledged by the first message
 /// round trip, then records each event's latency until the socket closes.
 async fn subscriber(
-    ws_url: String,
+    url: String,
     token: String,
     task_id: String,
     ready: tokio::sync::mpsc::Sender<()>,
     sent: Arc<Mutex<Vec<Instant>>>,
     latencies: Arc<Mutex<Vec<f64>>>,
 ) -> anyhow::Result<()> {
-    let mut request = ws_url.into_client_request()?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-    socket.send(Message::Text(init.to_string().into())).await?;
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
-            Some(Ok(_)) => continue,
-            other => anyhow::bail!("no ack: {other:?}"),
-        }
-    }
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
-        "query": "subscription($id: ID!) { taskEvents(taskId: $id) { kind } }",
-        "variables": { "id": task_id } } });
-    socket
-        .send(Message::Text(subscribe.to_string().into()))
-        .await?;
+    let mut socket = common::subscribe(
+        &url,
+        &token,
+        "subscription($id: ID!) { taskEvents(taskId: $id) { kind } }",
+        json!({ "id": task_id }),
+    )
+    .await?;
     let _ = ready.send(()).await;
     let mut received = 0;
     while let Some(message) = socket.next().await {
@@ -91,21 +73,13 @@ async fn subscriber(
     Ok(())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = env("URL")?;
-    let token = env("TOKEN")?;
-    let task_id = env("TASK_ID")?;
-    let pid = env("SERVER_PID")?;
-    let n: usize = env("N")?.parse()?;
-    let ws_url = format!("{}/graphql", url.replacen("http", "ws", 1));
+    let url = common::env("URL")?;
+    let token = common::env("TOKEN")?;
+    let task_id = common::env("TASK_ID")?;
+    let pid = common::env("SERVER_PID")?;
+    let n: usize = common::env("N")?.parse()?;
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n * MUTATIONS)));
     let sent = Arc::new(Mutex::new(Vec::with_capacity(MUTATIONS)));
     let before = rss_kib(&pid)?;
@@ -114,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     let mut subscribers = Vec::with_capacity(n);
     for _ in 0..n {
         subscribers.push(tokio::spawn(subscriber(
-            ws_url.clone(),
+            url.clone(),
             token.clone(),
             task_id.clone(),
             ready_tx.clone(),
@@ -164,8 +138,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "N={n}: {} of {expected} deliveries; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         samples.len(),
-        percentile(&samples, 50.0),
-        percentile(&samples, 99.0),
+        common::percentile(&samples, 50.0),
+        common::percentile(&samples, 99.0),
         samples.last().copied().unwrap_or(f64::NAN)
     );
     println!(

@@ -9,50 +9,25 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use futures_util::StreamExt;
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-fn env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| format!("set {name}"))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
-}
+mod common;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = env("URL")?;
-    let token = env("TOKEN")?;
-    let kind = env("KIND")?;
-    let mut request = format!("{}/graphql", url.replacen("http", "ws", 1)).into_client_request()?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
+    let url = common::env("URL")?;
+    let token = common::env("TOKEN")?;
+    let kind = common::env("KIND")?;
+    let subscribing = common::subscribe(
+        &url,
+        &token,
+        "subscription { taskEvents { kind at } }",
+        Value::Null,
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-    socket.send(Message::Text(init.to_string().into())).await?;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await? {
-            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
-            Some(Ok(_)) => continue,
-            other => anyhow::bail!("no ack: {other:?}"),
-        }
-    }
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
-        "query": "subscription { taskEvents { kind at } }" } });
-    socket
-        .send(Message::Text(subscribe.to_string().into()))
-        .await?;
+    let mut socket = tokio::time::timeout(Duration::from_secs(10), subscribing).await??;
     println!("watching taskEvents for {kind}");
 
     let mut latencies = Vec::new();
@@ -107,8 +82,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{} {kind} events delivered; {missed} missed by falling behind (the subscriber was told); other messages {other_kinds:?}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
+        common::percentile(&latencies, 50.0),
+        common::percentile(&latencies, 99.0),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
     Ok(())
