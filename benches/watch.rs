@@ -1,8 +1,9 @@
 //! The write scenario's subscriber: one graphql-transport-ws subscription to every task event
 //! the signed-in user may see, held until SIGINT. It then prints how many events of `KIND`
-//! arrived and their delivery latency, from the event's `at` (stamped by the node after the
-//! change commits) to arrival here; both clocks are this machine's. Not a test: it prints
-//! figures.
+//! arrived and their delivery latency, from the event's `at` (stamped by the node as the change
+//! commits, just before the commit) to arrival here; both clocks are this machine's. "Missed"
+//! counts events of every kind the server said this subscriber fell behind on. Not a test: it
+//! prints figures.
 //!
 //! `URL=http://127.0.0.1:18080 TOKEN=… KIND=PROGRESS_REPORTED cargo bench --bench watch`
 
@@ -33,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     let mut other_kinds: BTreeMap<String, usize> = BTreeMap::new();
     let mut missed = 0u64;
+    let mut failure = None;
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
@@ -40,11 +42,14 @@ async fn main() -> anyhow::Result<()> {
             _ = &mut stop => break,
             message = socket.next() => message,
         };
-        let Some(message) = message else {
-            anyhow::bail!("the server closed the subscription");
-        };
-        let Message::Text(text) = message? else {
-            continue;
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
+            ended => {
+                // Report what arrived before failing, so a broken run is visible as one.
+                failure = Some(format!("the subscription ended: {ended:?}"));
+                break;
+            }
         };
         let arrived = Utc::now();
         let value: Value = serde_json::from_str(text.as_str())?;
@@ -86,5 +91,8 @@ async fn main() -> anyhow::Result<()> {
         common::percentile(&latencies, 99.0),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
-    Ok(())
+    match failure {
+        Some(failure) => anyhow::bail!(failure),
+        None => Ok(()),
+    }
 }

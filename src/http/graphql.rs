@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
+use tracing::Instrument;
 
 use super::errors::error_response;
 use super::HttpState;
@@ -401,8 +402,9 @@ async fn execute(
     };
     // A write runs to its end in its own task: a client hanging up (or the request timeout)
     // must not cut a mutation between its commit and the events it publishes after commit.
+    // (So a timed-out write may still commit, as it always could once its commit was sent.)
     let (mut responses, all_rejected_before_execution) = if writes {
-        match tokio::spawn(run).await {
+        match tokio::spawn(run.in_current_span()).await {
             Ok(done) => done,
             Err(err) => {
                 tracing::error!(error = %err, "a GraphQL write task failed");

@@ -375,7 +375,8 @@ async fn comment_pages_lateral<C: ConnectionTrait>(
            WHERE task_id = p.task_id AND deleted_at IS NULL) AS n \
          CROSS JOIN LATERAL (SELECT * FROM task_comments \
            WHERE task_id = p.task_id AND deleted_at IS NULL \
-           ORDER BY created_at, id LIMIT ${limit} OFFSET ${skip}) AS c"
+           ORDER BY created_at, id LIMIT ${limit} OFFSET ${skip}) AS c \
+         ORDER BY c.task_id, c.created_at, c.id"
     );
     let mut values: Vec<sea_orm::Value> = task_ids.iter().map(|id| (*id).into()).collect();
     values.push((first as i64).into());
