@@ -270,6 +270,11 @@ where
         .to_owned();
     let statement = db.get_database_backend().build(&outer);
     let rows = db.query_all(statement).await?;
+    with_totals(&rows)
+}
+
+/// Each row's model with its parent's child count, the `total_count` column.
+fn with_totals<M: FromQueryResult>(rows: &[sea_orm::QueryResult]) -> AppResult<Vec<(M, i64)>> {
     rows.iter()
         .map(|row| {
             Ok((
@@ -388,15 +393,7 @@ async fn comment_pages_lateral<C: ConnectionTrait>(
             values,
         ))
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                task_comment::Model::from_query_result(row, "")?,
-                row.try_get::<i64>("", "total_count")?,
-            ))
-        })
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()
-        .map_err(AppError::from)
+    with_totals(&rows)
 }
 
 enum ChildKind {
