@@ -12,14 +12,17 @@ use crate::domains::business::service::TransactionApprovals;
 use crate::domains::identity::service::{self as identity, FirstAdmin};
 use crate::domains::scheduling::builtin::{self, JobDeps};
 use crate::domains::tasks::service::TaskApprovals;
+use crate::error::AppResult;
 use crate::platform::cache::{Cache, InProcessCache, RedisCache};
 use crate::platform::db::Db;
+use crate::platform::events::relay::Relay;
 use crate::platform::events::{EventBus, InProcessBus, RedisBus};
 use crate::platform::files::FileStore;
 use crate::platform::metrics::Metrics;
 use crate::platform::redis::{RedisLink, RedisTarget};
 use crate::platform::response_cache::ResponseCache;
 use crate::platform::scheduler::{NodeSettings, Scheduler};
+use crate::platform::work::{self, Work};
 
 pub use crate::http::build_router;
 
@@ -41,6 +44,8 @@ pub struct AppInner {
     pub scheduler: Scheduler,
     /// Whole query responses, keyed by the data version (see `platform::response_cache`).
     pub responses: Arc<ResponseCache>,
+    /// Publishes the event log to the bus while this node leads (see `platform::events::relay`).
+    _relay: Relay,
 }
 
 impl Deref for AppState {
@@ -107,11 +112,13 @@ impl AppState {
                 None,
             ),
         };
-        let first_admin = identity::ensure_first_admin(
-            &db.conn,
+        let (email, password) = (
             config.admin_email.as_deref(),
             config.admin_password.as_ref().map(|s| s.expose()),
-        )
+        );
+        let first_admin = work::write(&db, async |work| {
+            identity::ensure_first_admin(work, email, password).await
+        })
         .await
         .map_err(|e| anyhow::anyhow!("creating the first administrator: {e:?}"))
         .context("first start")?;
@@ -122,13 +129,14 @@ impl AppState {
         let responses = Arc::new(ResponseCache::new(shared_cache, config.response_cache));
         responses.follow(bus.as_ref());
         let registry = builtin::registry(JobDeps {
-            db: db.conn.clone(),
-            bus: bus.clone(),
+            db: db.clone(),
             currency: currency.clone(),
             reminder_lead: config.jobs.reminder_lead,
             http: crate::platform::delivery::client()?,
             scan_cron: config.jobs.scan_cron.clone(),
+            event_retention: config.jobs.event_retention,
         })?;
+        let relay = Relay::start(db.clone(), bus.clone());
         let scheduler = Scheduler::new(
             db.clone(),
             bus.clone(),
@@ -154,10 +162,19 @@ impl AppState {
                 ]),
                 scheduler,
                 responses,
+                _relay: relay,
             })),
             first_admin,
             jwt_key_source,
         })
+    }
+
+    /// One unit of work for a request: `step` writes through it; once it commits, every
+    /// cached response from before it is out of date.
+    pub async fn write<T>(&self, step: impl AsyncFnOnce(&Work) -> AppResult<T>) -> AppResult<T> {
+        let value = work::write(&self.db, step).await?;
+        self.responses.bump().await;
+        Ok(value)
     }
 
     /// Database and, when configured, Redis (commands and the event subscription).

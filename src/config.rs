@@ -91,6 +91,8 @@ pub struct JobsConfig {
     pub poll_interval: Duration,
     pub cron_tick: Duration,
     pub retention: Duration,
+    /// How long the event log keeps entries; subscribers can resume within it.
+    pub event_retention: Duration,
     /// When the built-in scans (reminders, overdue, SLA, recurring tasks) run: a cron expression.
     pub scan_cron: String,
     /// How long before a deadline executors are reminded.
@@ -176,6 +178,7 @@ struct FileSettings {
     job_poll_ms: Option<u64>,
     cron_tick_ms: Option<u64>,
     job_retention_hours: Option<u64>,
+    event_retention_days: Option<u64>,
     scan_cron: Option<String>,
     deadline_reminder_minutes: Option<u64>,
 }
@@ -440,6 +443,16 @@ impl Config {
                         .unwrap_or(7 * 24),
                     ),
                 ),
+                event_retention: Duration::from_secs(
+                    86_400u64.saturating_mul(
+                        parsed(
+                            "INTERLINK_EVENT_RETENTION_DAYS",
+                            var("INTERLINK_EVENT_RETENTION_DAYS"),
+                        )?
+                        .or(file.event_retention_days)
+                        .unwrap_or(30),
+                    ),
+                ),
                 scan_cron: var("INTERLINK_SCAN_CRON")
                     .or(file.scan_cron)
                     .unwrap_or_else(|| "0 * * * * *".to_owned()),
@@ -494,6 +507,11 @@ impl Config {
             || self.jobs.cron_tick < Duration::from_millis(10)
         {
             bail!("INTERLINK_JOB_POLL_MS and INTERLINK_CRON_TICK_MS must be at least 10");
+        }
+        if self.jobs.event_retention > Duration::from_secs(10 * 366 * 24 * 3600)
+            || self.jobs.event_retention.is_zero()
+        {
+            bail!("INTERLINK_EVENT_RETENTION_DAYS must be from 1 day to ten years");
         }
         if self.jobs.retention > Duration::from_secs(10 * 366 * 24 * 3600) {
             bail!("INTERLINK_JOB_RETENTION_HOURS must be at most ten years");

@@ -25,6 +25,9 @@ pub enum AppError {
     Conflict(String),
     /// `RATE_LIMITED`: too many attempts; try again later.
     RateLimited(String),
+    /// `CURSOR_EXPIRED`: the events after this cursor were pruned; resync, then follow from a
+    /// newer cursor.
+    CursorExpired(String),
     /// `INTERNAL`: the cause is logged with the request id; the client sees only the code.
     Internal(anyhow::Error),
 }
@@ -62,6 +65,7 @@ impl AppError {
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited(_) => "RATE_LIMITED",
+            Self::CursorExpired(_) => "CURSOR_EXPIRED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -74,7 +78,8 @@ impl AppError {
             | Self::NotFound(m)
             | Self::BadUserInput { message: m, .. }
             | Self::Conflict(m)
-            | Self::RateLimited(m) => m,
+            | Self::RateLimited(m)
+            | Self::CursorExpired(m) => m,
             Self::Internal(_) => "internal error",
         }
     }

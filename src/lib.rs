@@ -1,5 +1,6 @@
 //! Interlink: one GraphQL schema, one identity and one live event stream over a company's systems.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -8,6 +8,7 @@ use interlink::app::{build_router, AppState};
 use interlink::auth::jwt::KeySource;
 use interlink::config::{Config, LogFormat};
 use interlink::domains::identity::service as identity;
+use interlink::platform::work;
 use tracing_subscriber::EnvFilter;
 
 /// glibc's allocator took about a third of the server's CPU under the board load (perf, see
@@ -74,7 +75,7 @@ enum AdminCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
-        print!("{}", interlink::graphql::sdl());
+        print!("{}", interlink::api::sdl());
         return Ok(());
     }
     let config = Config::from_env(cli.config.as_deref())?;
@@ -192,10 +193,11 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
             password,
             admin,
         } => {
-            let user =
-                identity::create_user_from_shell(&state.db.conn, &email, &name, &password, admin)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.public_message()))?;
+            let user = work::write(&state.db, async |work| {
+                identity::create_user_from_shell(work, &email, &name, &password, admin).await
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.public_message()))?;
             println!("created user {} <{}> id {}", user.name, user.email, user.id);
             Ok(())
         }

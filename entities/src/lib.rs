@@ -12,6 +12,8 @@ pub mod budget;
 pub mod business_transaction;
 pub mod cron_fire;
 pub mod department;
+pub mod event;
+pub mod event_log_state;
 pub mod job;
 pub mod job_queue;
 pub mod journal_entry;

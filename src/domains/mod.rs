@@ -55,6 +55,7 @@ macro_rules! string_enum {
 
 pub mod approvals;
 pub mod business;
+pub mod events;
 pub mod finance;
 pub mod identity;
 pub mod notifications;

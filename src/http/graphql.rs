@@ -1,8 +1,8 @@
 //! GraphQL over HTTP: content negotiation, CSRF-safe content types, batching caps and status codes.
 
 use async_graphql::http::{receive_batch_body, MultipartOptions};
-use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{BatchRequest, BatchResponse, Name};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -11,10 +11,11 @@ use futures_util::TryStreamExt;
 use tracing::Instrument;
 
 use super::errors::error_response;
+use super::operation::selected_operation;
 use super::HttpState;
+use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
 use crate::error::AppError;
-use crate::graphql::request::{authenticate, insert_request_data, Lifetime};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Headers a browser cannot send cross-site without a CORS preflight; a multipart request
@@ -261,14 +262,14 @@ pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body
         Ok(format) => format,
         Err(response) => return *response,
     };
-    let batch = match read_batch(&state, &headers, body).await {
+    let mut batch = match read_batch(&state, &headers, body).await {
         Ok(batch) => batch,
         Err(response) => return *response,
     };
-    let has_subscription = match &batch {
+    let has_subscription = match &mut batch {
         BatchRequest::Single(r) => selected_operation(r) == Some(OperationType::Subscription),
         BatchRequest::Batch(rs) => rs
-            .iter()
+            .iter_mut()
             .any(|r| selected_operation(r) == Some(OperationType::Subscription)),
     };
     if has_subscription {
@@ -285,22 +286,15 @@ pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body
     execute(&state, viewer, batch, format).await
 }
 
-pub async fn get_or_upgrade(State(state): State<HttpState>, request: Request) -> Response {
-    let is_upgrade = request
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if is_upgrade {
-        return super::ws::upgrade(state, request).await;
-    }
+/// `GET /graphql` without a websocket upgrade: queries only.
+pub async fn get(state: HttpState, request: Request) -> Response {
     let headers = request.headers().clone();
     let format = match negotiate(&headers) {
         Ok(format) => format,
         Err(response) => return *response,
     };
     let query = request.uri().query().unwrap_or_default();
-    let gql_request = match async_graphql::http::parse_query_string(query) {
+    let mut gql_request = match async_graphql::http::parse_query_string(query) {
         Ok(r) => r,
         Err(err) => {
             return error_response(
@@ -311,7 +305,7 @@ pub async fn get_or_upgrade(State(state): State<HttpState>, request: Request) ->
         }
     };
     if let Some(OperationType::Mutation | OperationType::Subscription) =
-        selected_operation(&gql_request)
+        selected_operation(&mut gql_request)
     {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -330,23 +324,6 @@ pub async fn get_or_upgrade(State(state): State<HttpState>, request: Request) ->
     execute(&state, viewer, BatchRequest::Single(gql_request), format).await
 }
 
-/// The operation the request would run, when the document parses and the choice is clear.
-pub(super) fn selected_operation(request: &async_graphql::Request) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(&request.query).ok()?;
-    match (&document.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => {
-            ops.get(&Name::new(name)).map(|op| op.node.ty)
-        }
-        (DocumentOperations::Multiple(ops), None) => {
-            // Ambiguous documents fail in execution; refuse GET if any of them writes.
-            ops.values()
-                .map(|op| op.node.ty)
-                .find(|ty| *ty != OperationType::Query)
-        }
-    }
-}
-
 async fn execute(
     state: &HttpState,
     viewer: Viewer,
@@ -354,18 +331,18 @@ async fn execute(
     format: ResponseFormat,
 ) -> Response {
     let is_batch = matches!(batch, BatchRequest::Batch(_));
-    let requests = match batch {
+    let mut requests = match batch {
         BatchRequest::Single(r) => vec![r],
         BatchRequest::Batch(rs) => rs,
     };
     let cache = &state.app.responses;
     // Only a lone query of a signed-in user is served from the response cache.
+    let lone_query = match requests.as_mut_slice() {
+        [request] => !is_batch && selected_operation(request) == Some(OperationType::Query),
+        _ => false,
+    };
     let cache_key = match (&viewer, requests.as_slice()) {
-        (Viewer::User(user), [request])
-            if !is_batch
-                && cache.enabled()
-                && selected_operation(request) == Some(OperationType::Query) =>
-        {
+        (Viewer::User(user), [request]) if lone_query && cache.enabled() => {
             let asker = format!("{}|{:?}|{:?}", user.id, user.department_id, user.grants);
             cache.key(asker.as_bytes(), request).await
         }
@@ -382,9 +359,9 @@ async fn execute(
         }
     }
     let writes = requests
-        .iter()
+        .iter_mut()
         .any(|r| selected_operation(r) == Some(OperationType::Mutation));
-    let (schema, app, bumped) = (state.schema.clone(), state.app.clone(), cache.clone());
+    let (schema, app) = (state.schema.clone(), state.app.clone());
     let run = async move {
         let mut responses = Vec::with_capacity(requests.len());
         let mut all_rejected_before_execution = true;
@@ -394,14 +371,10 @@ async fn execute(
             all_rejected_before_execution &= !reached_execution(&response);
             responses.push(response);
         }
-        if writes {
-            // Committed by now: every cached answer from before this write is out of date.
-            bumped.bump().await;
-        }
         (responses, all_rejected_before_execution)
     };
     // A write runs to its end in its own task: a client hanging up (or the request timeout)
-    // must not cut a mutation between its commit and the events it publishes after commit.
+    // must not cut a mutation between its commit and the wake-ups and cache bump after it.
     // (So a timed-out write may still commit, as it always could once its commit was sent.)
     let (mut responses, all_rejected_before_execution) = if writes {
         match tokio::spawn(run.in_current_span()).await {

@@ -4,6 +4,7 @@ mod errors;
 mod files;
 mod graphql;
 mod health;
+mod operation;
 mod ws;
 
 use std::time::Instant;
@@ -22,8 +23,8 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::{schema_builder, AppSchema};
 use crate::app::AppState;
-use crate::graphql::{schema_builder, AppSchema};
 
 pub use errors::error_body;
 
@@ -31,6 +32,20 @@ pub use errors::error_body;
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
+}
+
+/// `GET /graphql`: a websocket upgrade goes to graphql-transport-ws, anything else is a query.
+async fn get_or_upgrade(State(state): State<HttpState>, request: Request) -> Response {
+    let is_upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        ws::upgrade(state, request).await
+    } else {
+        graphql::get(state, request).await
+    }
 }
 
 pub fn build_router(app: AppState) -> Router {
@@ -45,7 +60,7 @@ pub fn build_router(app: AppState) -> Router {
 
     // Plain HTTP routes get a deadline; the websocket lives as long as its client.
     let timed = Router::new()
-        .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
+        .route("/graphql", get(get_or_upgrade).post(graphql::post))
         .route("/files/{id}", get(files::download))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

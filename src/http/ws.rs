@@ -18,13 +18,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::errors::error_response;
-use super::graphql::selected_operation;
+use super::operation::selected_operation;
 use super::HttpState;
+use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
-use crate::domains::identity::model::{IdentityEvent, IdentityEventKind};
+use crate::domains::identity::model::IdentityEvent;
 use crate::error::AppError;
-use crate::graphql::request::{authenticate, insert_request_data, Lifetime};
-use crate::platform::events::{self, Received};
+use crate::platform::events::follow::follow;
 
 const PROTOCOL: &str = "graphql-transport-ws";
 /// Client messages waiting for async-graphql; a client that outruns it is cut off, never buffered.
@@ -195,11 +195,13 @@ impl Guard {
                 .and_then(Value::as_str)
                 .unwrap_or_default(),
         );
-        let request = match payload.get("operationName").and_then(Value::as_str) {
+        let mut request = match payload.get("operationName").and_then(Value::as_str) {
             Some(name) => request.operation_name(name),
             None => request,
         };
-        if let Some(OperationType::Query | OperationType::Mutation) = selected_operation(&request) {
+        if let Some(OperationType::Query | OperationType::Mutation) =
+            selected_operation(&mut request)
+        {
             return refuse(
                 "only subscriptions run over the websocket; send queries and mutations to POST /graphql".into(),
                 "BAD_USER_INPUT",
@@ -231,17 +233,12 @@ impl Guard {
         }
     }
 
-    /// An event that ends this user's sessions, or changes what they may see, ends this socket:
-    /// the client reconnects with its permissions read afresh.
+    /// An event that ends this user's sessions, or changes what they may see (a grant, or the
+    /// permissions of a role they hold), ends this socket: the client reconnects with its
+    /// permissions read afresh.
     fn ends_session(&self, event: &IdentityEvent) -> bool {
-        Some(event.subject_id) == self.user_id
-            && matches!(
-                event.kind,
-                IdentityEventKind::UserDeactivated
-                    | IdentityEventKind::SessionsRevoked
-                    | IdentityEventKind::RoleGranted
-                    | IdentityEventKind::RoleRevoked
-            )
+        self.user_id
+            .is_some_and(|user| event.ends_sessions_of(user))
     }
 
     fn until_expiry(&self) -> Duration {
@@ -271,11 +268,24 @@ fn close_message(code: u16, reason: String) -> Message {
     }))
 }
 
-async fn serve(state: HttpState, socket: WebSocket) {
+async fn serve(state: HttpState, mut socket: WebSocket) {
     let gauge = state.app.metrics.websocket_connections.clone();
     gauge.inc();
     let limits = state.app.config.limits.clone();
-    let mut identity_events = Box::pin(events::subscribe::<IdentityEvent>(state.app.bus.as_ref()));
+    // Followed from before the token is checked, so no change committed after that check is
+    // missed; a subscriber that falls behind reads what it missed from the log.
+    let identity_events = match follow(&state.app.db.conn, state.app.bus.as_ref(), None).await {
+        Ok(entries) => entries.filter_map(|entry| async move { entry.decode::<IdentityEvent>() }),
+        Err(err) => {
+            tracing::error!(error = %err, "following identity events for a websocket failed");
+            let _ = socket
+                .send(close_message(1011, "Internal error".into()))
+                .await;
+            gauge.dec();
+            return;
+        }
+    };
+    let mut identity_events = Box::pin(identity_events);
     let (mut sink, mut source) = socket.split();
     let (to_graphql, from_guard) = mpsc::channel::<String>(INBOX);
     let session = Arc::new(Mutex::new(None));
@@ -312,14 +322,11 @@ async fn serve(state: HttpState, socket: WebSocket) {
             _ = expiry, if guard.expires_at.is_some() => {
                 Some(close_message(4403, "Forbidden: access token expired".into()))
             }
-            Some(received) = identity_events.next(), if guard.user_id.is_some() => match received {
-                Received::Event(event) if guard.ends_session(&event) => {
-                    Some(close_message(4403, "Forbidden: session or permissions changed".into()))
-                }
-                // Missed identity events might have ended this session: fail safe.
-                Received::Lagged(_) => Some(close_message(4403, "Forbidden: reconnect".into())),
-                Received::Event(_) => None,
-            },
+            Some(event) = identity_events.next(), if guard.user_id.is_some() => {
+                guard.ends_session(&event).then(|| {
+                    close_message(4403, "Forbidden: session or permissions changed".into())
+                })
+            }
             incoming = source.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match guard.on_client_message(text.as_str()).await {
                     Verdict::Forward(message) => match to_graphql.try_send(message) {

@@ -33,6 +33,15 @@ pub struct Db {
     pub conn: DatabaseConnection,
     pool: Pool,
     statements: Arc<AtomicU64>,
+    commits: Arc<Commits>,
+}
+
+/// Wake-ups a committed unit of work gives this node's own relay and workers (PostgreSQL
+/// wakes other nodes with `NOTIFY`; SQLite has no other nodes).
+#[derive(Default)]
+pub struct Commits {
+    pub events: tokio::sync::Notify,
+    pub jobs: tokio::sync::Notify,
 }
 
 pub struct PoolStats {
@@ -112,7 +121,12 @@ impl Db {
             conn,
             pool,
             statements,
+            commits: Arc::default(),
         }
+    }
+
+    pub fn commits(&self) -> &Commits {
+        &self.commits
     }
 
     pub fn statement_count(&self) -> u64 {

@@ -1,4 +1,5 @@
-//! What the domains stand on: storage, the event bus, the cache and the Redis link. Knows no domain.
+//! What the domains stand on: storage, the unit of work, the event log and bus, the cache and the
+//! Redis link. Knows no domain.
 
 pub mod cache;
 pub mod db;
@@ -10,3 +11,4 @@ pub mod money;
 pub mod redis;
 pub mod response_cache;
 pub mod scheduler;
+pub mod work;

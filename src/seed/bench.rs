@@ -7,11 +7,12 @@ use entities::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::password;
+use crate::platform::work;
 
 pub const BENCH_PASSWORD: &str = "bench-password-1";
 pub const BENCH_ADMIN: &str = "bench-admin@interlink.local";
@@ -108,154 +109,158 @@ pub async fn seed_bench(state: &AppState, size: BenchSize) -> anyhow::Result<()>
     let hash = password::hash(BENCH_PASSWORD.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
-    let txn = db.begin().await?;
-
-    let departments: Vec<Uuid> = (0..size.departments).map(|_| Uuid::now_v7()).collect();
-    insert_batches(
-        &txn,
-        departments
-            .iter()
-            .enumerate()
-            .map(|(n, id)| department::ActiveModel {
-                id: Set(*id),
-                name: Set(format!("Bench department {n}")),
-                parent_id: Set(None),
-                path: Set(format!("/{id}/")),
-                head_user_id: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            })
-            .collect(),
-    )
-    .await?;
-
-    let users: Vec<(Uuid, Uuid)> = (0..size.users)
-        .map(|n| (Uuid::now_v7(), departments[n % departments.len().max(1)]))
-        .collect();
-    insert_batches(
-        &txn,
-        users
-            .iter()
-            .enumerate()
-            .map(|(n, (id, department))| {
-                let email = if n == 0 {
-                    BENCH_ADMIN.to_owned()
-                } else {
-                    format!("bench-user-{n}@interlink.local")
-                };
-                user::ActiveModel {
+    // One unit of work: a half-loaded dataset would skew every run made on it.
+    work::write(&state.db, async |txn| {
+        let departments: Vec<Uuid> = (0..size.departments).map(|_| Uuid::now_v7()).collect();
+        insert_batches(
+            txn,
+            departments
+                .iter()
+                .enumerate()
+                .map(|(n, id)| department::ActiveModel {
                     id: Set(*id),
-                    email: Set(email.clone()),
-                    email_normalized: Set(email),
-                    name: Set(format!("Bench User {n}")),
-                    department_id: Set(Some(*department)),
-                    password_hash: Set(hash.clone()),
-                    is_active: Set(true),
-                    token_version: Set(0),
+                    name: Set(format!("Bench department {n}")),
+                    parent_id: Set(None),
+                    path: Set(format!("/{id}/")),
+                    head_user_id: Set(None),
                     created_at: Set(now),
                     updated_at: Set(now),
-                }
-            })
-            .collect(),
-    )
-    .await?;
-    let admin_role = role::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(format!("Bench administrator {}", Uuid::now_v7().simple())),
-        permissions: Set(serde_json::json!(["admin"])),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    if let Some((admin, _)) = users.first() {
-        role_grant::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(*admin),
-            role_id: Set(admin_role.id),
-            department_id: Set(None),
-            scope_key: Set("*".into()),
-            created_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-    }
-    let category = task_category::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        code: Set(format!("BENCH-{}", &Uuid::now_v7().simple().to_string()[20..]).to_uppercase()),
-        name: Set("Benchmark".into()),
-        default_priority: Set(3),
-        custom_fields_schema: Set(None),
-        approval_flow_id: Set(None),
-        assignment_strategy: Set("MANUAL".into()),
-        pool_department_id: Set(None),
-        pool_role: Set(None),
-        round_robin_counter: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-
-    // Tasks go in slices so memory stays modest whatever the size.
-    const SLICE: usize = 2_000;
-    let mut made = 0;
-    while made < size.main_tasks {
-        let count = SLICE.min(size.main_tasks - made);
-        let mut tasks = Vec::with_capacity(count * (1 + size.subtasks_per_task));
-        let mut executors = Vec::with_capacity(tasks.capacity());
-        let mut comments = Vec::with_capacity(count * size.comments_per_task);
-        for n in made..made + count {
-            let (initiator, department) = users[rng.gen_range(0..users.len())];
-            let main = task_row(&mut rng, category.id, None, initiator, department, n);
-            let main_id = main.id.clone().unwrap();
-            tasks.push(main);
-            executors.push((main_id, users[rng.gen_range(0..users.len())].0));
-            for s in 0..size.subtasks_per_task {
-                let sub = task_row(
-                    &mut rng,
-                    category.id,
-                    Some(main_id),
-                    initiator,
-                    department,
-                    s,
-                );
-                executors.push((
-                    sub.id.clone().unwrap(),
-                    users[rng.gen_range(0..users.len())].0,
-                ));
-                tasks.push(sub);
-            }
-            for c in 0..size.comments_per_task {
-                let at = now - Duration::minutes(rng.gen_range(0..60 * 24 * 30));
-                comments.push(task_comment::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    task_id: Set(main_id),
-                    author_id: Set(users[rng.gen_range(0..users.len())].0),
-                    body: Set(format!("Comment {c} on task {n}")),
-                    created_at: Set(at),
-                    updated_at: Set(at),
-                    deleted_at: Set(None),
-                });
-            }
-        }
-        insert_batches(&txn, tasks).await?;
-        insert_batches(
-            &txn,
-            executors
-                .into_iter()
-                .map(|(task_id, user_id)| task_executor::ActiveModel {
-                    task_id: Set(task_id),
-                    user_id: Set(user_id),
-                    position: Set(0),
                 })
                 .collect(),
         )
         .await?;
-        insert_batches(&txn, comments).await?;
-        made += count;
-    }
-    txn.commit().await?;
+
+        let users: Vec<(Uuid, Uuid)> = (0..size.users)
+            .map(|n| (Uuid::now_v7(), departments[n % departments.len().max(1)]))
+            .collect();
+        insert_batches(
+            txn,
+            users
+                .iter()
+                .enumerate()
+                .map(|(n, (id, department))| {
+                    let email = if n == 0 {
+                        BENCH_ADMIN.to_owned()
+                    } else {
+                        format!("bench-user-{n}@interlink.local")
+                    };
+                    user::ActiveModel {
+                        id: Set(*id),
+                        email: Set(email.clone()),
+                        email_normalized: Set(email),
+                        name: Set(format!("Bench User {n}")),
+                        department_id: Set(Some(*department)),
+                        password_hash: Set(hash.clone()),
+                        is_active: Set(true),
+                        token_version: Set(0),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    }
+                })
+                .collect(),
+        )
+        .await?;
+        let admin_role = role::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            name: Set(format!("Bench administrator {}", Uuid::now_v7().simple())),
+            permissions: Set(serde_json::json!(["admin"])),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+        if let Some((admin, _)) = users.first() {
+            role_grant::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(*admin),
+                role_id: Set(admin_role.id),
+                department_id: Set(None),
+                scope_key: Set("*".into()),
+                created_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+        }
+        let category = task_category::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            code: Set(
+                format!("BENCH-{}", &Uuid::now_v7().simple().to_string()[20..]).to_uppercase(),
+            ),
+            name: Set("Benchmark".into()),
+            default_priority: Set(3),
+            custom_fields_schema: Set(None),
+            approval_flow_id: Set(None),
+            assignment_strategy: Set("MANUAL".into()),
+            pool_department_id: Set(None),
+            pool_role: Set(None),
+            round_robin_counter: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+
+        // Tasks go in slices so memory stays modest whatever the size.
+        const SLICE: usize = 2_000;
+        let mut made = 0;
+        while made < size.main_tasks {
+            let count = SLICE.min(size.main_tasks - made);
+            let mut tasks = Vec::with_capacity(count * (1 + size.subtasks_per_task));
+            let mut executors = Vec::with_capacity(tasks.capacity());
+            let mut comments = Vec::with_capacity(count * size.comments_per_task);
+            for n in made..made + count {
+                let (initiator, department) = users[rng.gen_range(0..users.len())];
+                let main = task_row(&mut rng, category.id, None, initiator, department, n);
+                let main_id = main.id.clone().unwrap();
+                tasks.push(main);
+                executors.push((main_id, users[rng.gen_range(0..users.len())].0));
+                for s in 0..size.subtasks_per_task {
+                    let sub = task_row(
+                        &mut rng,
+                        category.id,
+                        Some(main_id),
+                        initiator,
+                        department,
+                        s,
+                    );
+                    executors.push((
+                        sub.id.clone().unwrap(),
+                        users[rng.gen_range(0..users.len())].0,
+                    ));
+                    tasks.push(sub);
+                }
+                for c in 0..size.comments_per_task {
+                    let at = now - Duration::minutes(rng.gen_range(0..60 * 24 * 30));
+                    comments.push(task_comment::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        task_id: Set(main_id),
+                        author_id: Set(users[rng.gen_range(0..users.len())].0),
+                        body: Set(format!("Comment {c} on task {n}")),
+                        created_at: Set(at),
+                        updated_at: Set(at),
+                        deleted_at: Set(None),
+                    });
+                }
+            }
+            insert_batches(txn, tasks).await?;
+            insert_batches(
+                txn,
+                executors
+                    .into_iter()
+                    .map(|(task_id, user_id)| task_executor::ActiveModel {
+                        task_id: Set(task_id),
+                        user_id: Set(user_id),
+                        position: Set(0),
+                    })
+                    .collect(),
+            )
+            .await?;
+            insert_batches(txn, comments).await?;
+            made += count;
+        }
+        Ok::<(), anyhow::Error>(())
+    })
+    .await?;
     if state.db.backend() == crate::platform::db::Backend::Postgres {
         db.execute_unprepared("ANALYZE").await?;
     }

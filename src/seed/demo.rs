@@ -16,6 +16,7 @@ use crate::domains::identity::model::{
 use crate::domains::identity::service as identity;
 use crate::domains::tasks::model::{AssignmentStrategy, CategoryId, NewCategory, TaskFields};
 use crate::domains::tasks::service::{self as tasks, NewTask};
+use crate::platform::work::{self, Work};
 
 pub const DEMO_PASSWORD: &str = "demo-password-1";
 
@@ -24,36 +25,40 @@ fn err(e: crate::error::AppError) -> anyhow::Error {
 }
 
 /// Returns the demo users' emails; does nothing (and says so) when the demo already exists.
+/// One unit of work: a demo is made whole or not at all.
 pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
-    let db = &state.db.conn;
-    let bus = state.bus.as_ref();
+    work::write(&state.db, async |work| {
+        seed_demo_in(work, &state.config.currency).await
+    })
+    .await
+}
+
+async fn seed_demo_in(work: &Work, currency: &str) -> anyhow::Result<Vec<String>> {
     if department::Entity::find()
         .filter(department::Column::Name.eq("Demo Company"))
-        .one(db)
+        .one(work)
         .await?
         .is_some()
     {
         anyhow::bail!("the demo company is already here");
     }
-    let admin = installation_viewer(first_admin(db).await?);
+    let admin = installation_viewer(first_admin(work).await?);
     let department = |name: &str, parent: Option<DepartmentId>| NewDepartment {
         name: name.into(),
         parent_id: parent,
     };
-    let company = identity::create_department(db, bus, &admin, department("Demo Company", None))
+    let company = identity::create_department(work, &admin, department("Demo Company", None))
         .await
         .map_err(err)?;
     let sales = identity::create_department(
-        db,
-        bus,
+        work,
         &admin,
         department("Sales", Some(DepartmentId(company.id))),
     )
     .await
     .map_err(err)?;
     let north = identity::create_department(
-        db,
-        bus,
+        work,
         &admin,
         department("Sales North", Some(DepartmentId(sales.id))),
     )
@@ -73,13 +78,13 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
         })
     };
     let creator = identity::create_role(
-        db,
+        work,
         &admin,
         role("Demo Task Creator", &["task.create_main"])?,
     )
     .await
     .map_err(err)?;
-    let reviewer = identity::create_role(db, &admin, role("Demo Reviewer", &["task.review"])?)
+    let reviewer = identity::create_role(work, &admin, role("Demo Reviewer", &["task.review"])?)
         .await
         .map_err(err)?;
 
@@ -98,8 +103,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for (name, email, department) in &people {
         let user = identity::create_user(
-            db,
-            bus,
+            work,
             &admin,
             NewUser {
                 email: Email::parse(email).map_err(err)?,
@@ -114,8 +118,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     }
     let (alice, bob, carol, dave) = (ids[0], ids[1], ids[2], ids[3]);
     identity::grant_role(
-        db,
-        bus,
+        work,
         &admin,
         UserId(alice),
         RoleId(creator.id),
@@ -124,8 +127,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     .await
     .map_err(err)?;
     identity::grant_role(
-        db,
-        bus,
+        work,
         &admin,
         UserId(carol),
         RoleId(reviewer.id),
@@ -134,8 +136,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     .await
     .map_err(err)?;
     identity::update_department(
-        db,
-        bus,
+        work,
         &admin,
         DepartmentId(sales.id),
         DepartmentChanges {
@@ -147,7 +148,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     .map_err(err)?;
 
     let flow = approvals::create_flow(
-        db,
+        work,
         &admin,
         NewFlow {
             name: "Reviewer, then head".into(),
@@ -173,7 +174,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     .await
     .map_err(err)?;
     let category = tasks::create_category(
-        db,
+        work,
         &admin,
         NewCategory {
             code: "DEMO-VISIT".into(),
@@ -188,7 +189,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     .await
     .map_err(err)?;
     let alice_viewer = crate::auth::Viewer::User(std::sync::Arc::new(
-        identity::viewer_for_user(db, alice)
+        identity::viewer_for_user(work, alice)
             .await
             .map_err(err)?
             .ok_or_else(|| anyhow::anyhow!("the demo initiator vanished"))?,
@@ -202,10 +203,9 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     .enumerate()
     {
         tasks::create_task(
-            db,
-            bus,
+            work,
             &alice_viewer,
-            &state.config.currency,
+            currency,
             NewTask {
                 category_id: Some(CategoryId(category.id)),
                 parent_id: None,
@@ -222,6 +222,7 @@ pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
                     merit_points: 10,
                     custom_fields: serde_json::json!({ "customer": title.split(' ').next_back().unwrap_or_default() }),
                 },
+                cash_output: None,
             },
         )
         .await

@@ -8,7 +8,7 @@ pub use demo::seed_demo;
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::auth::viewer::{Scope, ScopedPermission};
@@ -26,7 +26,7 @@ fn installation_viewer(user_id: Uuid) -> Viewer {
     }))
 }
 
-async fn first_admin(db: &DatabaseConnection) -> anyhow::Result<Uuid> {
+async fn first_admin(db: &impl ConnectionTrait) -> anyhow::Result<Uuid> {
     use entities::user;
     use sea_orm::{EntityTrait, QueryOrder};
     user::Entity::find()

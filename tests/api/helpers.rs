@@ -1,19 +1,35 @@
 //! Test harness: the production router on a random port, a fresh database per test.
+//!
+//! Migrating a database costs more than most tests, so each test process migrates one template
+//! once per backend (PostgreSQL: a template database; SQLite: a file's bytes) and every test
+//! database starts as a copy of it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use interlink::app::{build_router, AppState};
 use interlink::config::{Config, Sources};
+use interlink::platform::db::Db;
+use parking_lot::Mutex;
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub const JWT_SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+
+/// `.ci/run` drops every database named like this before a run; so does `sweep_stale_databases`
+/// for the databases of test processes that are gone.
+const DATABASE_PREFIX: &str = "interlink_test_";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -27,25 +43,256 @@ fn services_required() -> bool {
     std::env::var("INTERLINK_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
-/// A fresh PostgreSQL database for one test, or `None` to skip when none is configured.
-pub async fn fresh_postgres_url() -> anyhow::Result<Option<String>> {
-    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
-        if services_required() {
-            bail!("INTERLINK_REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set");
+/// Polls `check` until it holds, failing with `what` once `limit` has passed: a wait for a
+/// condition, where a fixed sleep would be either too short on a slow machine or wasted time.
+pub async fn poll_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await? {
+            return Ok(());
         }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A fresh PostgreSQL database for one test (a copy of the migrated template), or `None` to
+/// skip when none is configured.
+pub async fn fresh_postgres_url() -> anyhow::Result<Option<String>> {
+    let Some(server) = postgres_server()? else {
         return Ok(None);
     };
-    let name = format!("interlink_test_{}", Uuid::now_v7().simple());
-    let mut admin = sqlx::PgPool::connect(&base)
+    let template = postgres_template(&server).await?;
+    create_postgres_database(server, Some(template))
+        .await
+        .map(Some)
+}
+
+/// An empty PostgreSQL database, for the tests of migrating from nothing.
+pub async fn empty_postgres_url() -> anyhow::Result<Option<String>> {
+    let Some(server) = postgres_server()? else {
+        return Ok(None);
+    };
+    create_postgres_database(server, None).await.map(Some)
+}
+
+fn postgres_server() -> anyhow::Result<Option<String>> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) => Ok(Some(server)),
+        Err(_) if services_required() => {
+            bail!("INTERLINK_REQUIRE_SERVICES=1 but TEST_DATABASE_URL is not set")
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+async fn create_postgres_database(
+    server: String,
+    template: Option<&str>,
+) -> anyhow::Result<String> {
+    let name = format!(
+        "{DATABASE_PREFIX}{}_{}",
+        std::process::id(),
+        Uuid::now_v7().simple()
+    );
+    let mut admin = PgConnection::connect(&server)
         .await
         .context("connecting to TEST_DATABASE_URL")?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
+    let create = match template {
+        Some(template) => format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
+        None => format!(r#"CREATE DATABASE "{name}""#),
+    };
+    sqlx::query(&create)
+        .execute(&mut admin)
+        .await
+        .with_context(|| create.clone())?;
+    admin.close().await?;
+    let url = with_database(&server, &name);
+    let held = Arc::new(TestDatabase { server, name });
+    let mut databases = DATABASES.lock();
+    let replaced = databases.pending.insert(url.clone(), held);
+    // Dropping a `TestDatabase` takes this lock: never while it is held.
+    drop(databases);
+    drop(replaced);
+    Ok(url)
+}
+
+/// The template every PostgreSQL test database is copied from, migrated once per process. A
+/// failure is kept too: every test then fails at once with it instead of migrating again.
+async fn postgres_template(server: &str) -> anyhow::Result<&'static str> {
+    static TEMPLATE: OnceCell<Result<String, String>> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            make_postgres_template(server)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        })
+        .await
+        .as_deref()
+        .map_err(|e| anyhow::anyhow!("making the PostgreSQL template database: {e}"))
+}
+
+async fn make_postgres_template(server: &str) -> anyhow::Result<String> {
+    sweep_stale_databases(server).await;
+    let name = format!(
+        "{DATABASE_PREFIX}tpl_{}_{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    );
+    let mut admin = PgConnection::connect(server)
+        .await
+        .context("connecting to TEST_DATABASE_URL")?;
+    sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
+        .execute(&mut admin)
         .await?;
-    admin.close().await;
-    admin = sqlx::PgPool::connect(&with_database(&base, &name)).await?;
-    admin.close().await;
-    Ok(Some(with_database(&base, &name)))
+    let db = Db::connect(Some(&with_database(server, &name)), Path::new(""), 2).await?;
+    db.migrate().await?;
+    // CREATE DATABASE .. TEMPLATE refuses while anyone is connected to the template: close the
+    // pool, and keep connections out for the rest of the run.
+    if let Some(pool) = db.postgres_pool() {
+        pool.close().await;
+    }
+    drop(db);
+    sqlx::query(&format!(
+        r#"ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false"#
+    ))
+    .execute(&mut admin)
+    .await?;
+    admin.close().await?;
+    Ok(name)
+}
+
+/// Test databases (and templates) of processes that ended without dropping them: a template
+/// lives until its process exits, and nothing runs at exit. Only databases named with a pid that
+/// no longer runs here and with nobody connected are dropped, so concurrent runs are safe.
+async fn sweep_stale_databases(server: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let sweep = async {
+        let mut admin = PgConnection::connect(server).await?;
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT datname::text FROM pg_database d WHERE starts_with(datname, $1) \
+             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)",
+        )
+        .bind(DATABASE_PREFIX)
+        .fetch_all(&mut admin)
+        .await?;
+        for (name,) in names {
+            let rest = &name[DATABASE_PREFIX.len()..];
+            let rest = rest.strip_prefix("tpl_").unwrap_or(rest);
+            let Some(Ok(pid)) = rest.split_once('_').map(|(pid, _)| pid.parse::<u32>()) else {
+                continue;
+            };
+            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            // Without FORCE: a database someone has just connected to stays.
+            let _ = sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}""#))
+                .execute(&mut admin)
+                .await;
+        }
+        admin.close().await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = sweep.await {
+        eprintln!("warning: sweeping stale test databases: {e:#}");
+    }
+}
+
+/// A test's PostgreSQL database, dropped when the last node using it is.
+struct TestDatabase {
+    server: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        DATABASES
+            .lock()
+            .live
+            .retain(|_, held| held.strong_count() > 0);
+        if std::env::var("INTERLINK_KEEP_TEST_DATABASES").is_ok_and(|v| v == "1") {
+            return;
+        }
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop has no async, and the test's runtime may be shutting down: a thread of its own
+        // with its own runtime, joined so the database is gone when the test ends.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(async {
+                    let mut admin = PgConnection::connect(&server).await?;
+                    // FORCE: the node's pool and its background loops may still be connected.
+                    sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+                        .execute(&mut admin)
+                        .await?;
+                    admin.close().await?;
+                    anyhow::Ok(())
+                })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: dropping test database {}: {e:#}", self.name),
+            Err(_) => eprintln!("warning: dropping test database {} panicked", self.name),
+        }
+    }
+}
+
+/// Who holds each test database: the deployment's until its first node starts, then its nodes'.
+/// `Deployment` is a plain struct of settings (tests build it from `vars`), so the database's
+/// lifetime follows the nodes: a database is dropped once no node of its deployment is left.
+#[derive(Default)]
+struct Databases {
+    pending: HashMap<String, Arc<TestDatabase>>,
+    live: HashMap<String, Weak<TestDatabase>>,
+}
+
+static DATABASES: std::sync::LazyLock<Mutex<Databases>> =
+    std::sync::LazyLock::new(|| Mutex::new(Databases::default()));
+
+fn lease_database(url: &str) -> Option<Arc<TestDatabase>> {
+    let mut databases = DATABASES.lock();
+    if let Some(held) = databases.pending.remove(url) {
+        databases.live.insert(url.to_owned(), Arc::downgrade(&held));
+        return Some(held);
+    }
+    databases.live.get(url).and_then(Weak::upgrade)
+}
+
+/// A migrated SQLite database file, made once per process; each node's data directory starts
+/// with a copy.
+async fn sqlite_template() -> anyhow::Result<&'static [u8]> {
+    static TEMPLATE: OnceCell<Result<Vec<u8>, String>> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async { make_sqlite_template().await.map_err(|e| format!("{e:#}")) })
+        .await
+        .as_deref()
+        .map_err(|e| anyhow::anyhow!("making the SQLite template database: {e}"))
+}
+
+async fn make_sqlite_template() -> anyhow::Result<Vec<u8>> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::connect(None, dir.path(), 1).await?;
+    db.migrate().await?;
+    // Everything into the main file (no -wal beside it), so that its bytes are the database.
+    db.conn
+        .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+        .await?;
+    db.conn
+        .execute_unprepared("PRAGMA journal_mode = DELETE")
+        .await?;
+    db.conn.close().await?;
+    Ok(std::fs::read(dir.path().join("interlink.db"))?)
 }
 
 fn with_database(url: &str, name: &str) -> String {
@@ -83,6 +330,8 @@ pub struct TestApp {
     server: JoinHandle<()>,
     /// The node's scheduler loops, when `INTERLINK_SCHEDULER` is on for the deployment.
     _jobs: Option<interlink::platform::scheduler::SchedulerHandle>,
+    /// Last, so that the database goes after the node that used it.
+    _database: Option<Arc<TestDatabase>>,
 }
 
 impl Drop for TestApp {
@@ -132,6 +381,19 @@ impl Deployment {
     pub async fn node(&self) -> anyhow::Result<TestApp> {
         let data_dir = tempfile::tempdir()?;
         let mut vars = self.vars.clone();
+        let database = match vars.get("DATABASE_URL") {
+            Some(url) => lease_database(url),
+            None => {
+                // A data directory the test chose may hold its own database already.
+                if !vars.contains_key("INTERLINK_DATA_DIR") {
+                    std::fs::write(
+                        data_dir.path().join("interlink.db"),
+                        sqlite_template().await?,
+                    )?;
+                }
+                None
+            }
+        };
         vars.entry("INTERLINK_DATA_DIR".into())
             .or_insert_with(|| data_dir.path().to_string_lossy().into_owned());
         let config = Config::from_sources(Sources {
@@ -157,6 +419,7 @@ impl Deployment {
             _data_dir: data_dir,
             server,
             _jobs: jobs,
+            _database: database,
         })
     }
 }

@@ -181,7 +181,30 @@ async fn reminders_and_overdue_escalation_reach_the_inbox(backend: Backend) -> a
     )
     .await?;
     // Several more scans run; nobody hears anything twice, and far deadlines stay quiet.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let db = &company.app.state.db.conn;
+    let scans = || async {
+        use sea_orm::ConnectionTrait;
+        let row = db
+            .query_one(interlink::platform::db::sql(
+                db.get_database_backend(),
+                "SELECT MIN(n) AS n FROM (SELECT COUNT(*) AS n FROM jobs \
+                 WHERE kind IN ($1, $2) AND state = 'COMPLETED' GROUP BY kind) AS done",
+                [
+                    interlink::domains::tasks::jobs::DEADLINE_REMINDERS.into(),
+                    interlink::domains::tasks::jobs::OVERDUE_ESCALATION.into(),
+                ],
+            ))
+            .await?
+            .context("count")?;
+        anyhow::Ok(row.try_get::<Option<i64>>("", "n")?.unwrap_or(0))
+    };
+    let scanned = scans().await?;
+    eventually(
+        Duration::from_secs(30),
+        "three more scans of each",
+        || async { Ok(scans().await? >= scanned + 3) },
+    )
+    .await?;
     let reminders = inbox(&company, &company.executor, "DEADLINE_APPROACHING").await?;
     let titles: Vec<&str> = reminders
         .iter()

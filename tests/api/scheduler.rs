@@ -19,7 +19,7 @@ use interlink::platform::scheduler::{
 use parking_lot::Mutex;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::helpers::{Backend, Deployment, TestApp};
+use crate::helpers::{poll_until, Backend, Deployment, TestApp};
 use crate::on_both_backends;
 
 /// Nodes of one deployment: each has its own pool and bus, and shares the database.
@@ -93,6 +93,68 @@ impl Lab {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+impl Lab {
+    async fn nodes(&self) -> anyhow::Result<HashMap<String, entities::scheduler_node::Model>> {
+        use sea_orm::EntityTrait;
+        Ok(entities::scheduler_node::Entity::find()
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|node| (node.id.clone(), node))
+            .collect())
+    }
+
+    /// Until each of `names` has read who is live since all of them registered: a node reads
+    /// the live nodes right after writing its heartbeat, so a heartbeat stamped after the
+    /// moment all rows were visible was followed by a read that saw them all.
+    async fn wait_until_nodes_see_each_other(&self, names: &[&str]) -> anyhow::Result<()> {
+        let all_visible = Mutex::new(None);
+        poll_until(
+            Duration::from_secs(30),
+            "every node to see the others",
+            || async {
+                let nodes = self.nodes().await?;
+                let since = *all_visible.lock();
+                let Some(since) = since else {
+                    if names.iter().all(|name| nodes.contains_key(*name)) {
+                        *all_visible.lock() = Some(Utc::now());
+                    }
+                    return Ok(false);
+                };
+                Ok(names
+                    .iter()
+                    .all(|name| nodes.get(*name).is_some_and(|n| n.heartbeat_at > since)))
+            },
+        )
+        .await
+    }
+
+    /// Until each survivor has had a heartbeat a lease after the dead node's last one: from
+    /// then on, the survivors no longer count it as live.
+    async fn wait_until_dead_to_others(
+        &self,
+        dead: &str,
+        survivors: &[&str],
+        lease: Duration,
+    ) -> anyhow::Result<()> {
+        let lease = chrono::Duration::from_std(lease)? + chrono::Duration::milliseconds(1);
+        poll_until(
+            Duration::from_secs(30),
+            "the survivors to see the node dead",
+            || async {
+                let nodes = self.nodes().await?;
+                let last = nodes.get(dead).context("the dead node's row")?.heartbeat_at;
+                Ok(survivors.iter().all(|name| {
+                    nodes
+                        .get(*name)
+                        .is_some_and(|n| n.heartbeat_at >= last + lease)
+                }))
+            },
+        )
+        .await
     }
 }
 
@@ -286,13 +348,18 @@ async fn cron_fires_each_slot_once_across_three_nodes() -> anyhow::Result<()> {
         .schedule(schedule);
         handles.push(lab.scheduler(i, fast(name), registry)?.start().await?);
     }
-    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    lab.wait_for(
+        "SELECT COUNT(*) AS n FROM cron_fires WHERE schedule = 'every-second'",
+        5,
+        Duration::from_secs(30),
+    )
+    .await?;
     stop_all(handles).await;
     // Let any job fired at the very end finish being recorded.
     let fires = lab
         .count("SELECT COUNT(*) AS n FROM cron_fires WHERE schedule = 'every-second'")
         .await?;
-    assert!(fires >= 4, "only {fires} slots fired in 5.5 s");
+    assert!(fires >= 5, "only {fires} slots fired");
     let rows = lab
         .db()
         .query_all(sql(
@@ -358,7 +425,7 @@ async fn key_affinity_keeps_a_key_on_one_node_and_moves_it_when_the_node_dies() 
         handles.push(Some(lab.scheduler(i, fast(name), registry)?.start().await?));
     }
     // Every node must see the other two before keys are placed.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    lab.wait_until_nodes_see_each_other(&names).await?;
     let keys: Vec<String> = (0..12).map(|k| format!("customer-{k}")).collect();
     let batch = |round: &str| -> Vec<NewJob> {
         keys.iter()
@@ -421,7 +488,9 @@ async fn key_affinity_keeps_a_key_on_one_node_and_moves_it_when_the_node_dies() 
     let victim_index = names.iter().position(|n| *n == victim).context("victim")?;
     drop(handles[victim_index].take());
     // It is dead once its heartbeat is a lease old; survivors notice at their next heartbeat.
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let survivors: Vec<&str> = names.into_iter().filter(|n| *n != victim).collect();
+    lab.wait_until_dead_to_others(&victim, &survivors, fast(&victim).lease)
+        .await?;
     lab.db()
         .execute_unprepared("DELETE FROM job_effects")
         .await?;
@@ -488,7 +557,6 @@ async fn global_concurrency_and_tags_bound_where_and_how_much_runs() -> anyhow::
         tag: Some("gpu".into()),
         ..QueueSpec::any("tagged", 8)
     };
-    let limited_seen = Arc::new(Mutex::new(HashSet::new()));
     let tagged_seen = Arc::new(Mutex::new(HashSet::new()));
     let mut handles = Vec::new();
     for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
@@ -501,7 +569,7 @@ async fn global_concurrency_and_tags_bound_where_and_how_much_runs() -> anyhow::
                     running: running.clone(),
                     peak: peak.clone(),
                     node: name.into(),
-                    seen: limited_seen.clone(),
+                    seen: Arc::default(),
                 },
             )
             .kind(
@@ -537,11 +605,8 @@ async fn global_concurrency_and_tags_bound_where_and_how_much_runs() -> anyhow::
     .await?;
     stop_all(handles).await;
     let peak = peak.load(Ordering::SeqCst);
+    // Which of the three nodes win the two slots is timing: only the bound is promised.
     assert!(peak <= 2, "{peak} jobs of a queue limited to 2 ran at once");
-    assert!(
-        limited_seen.lock().len() >= 2,
-        "the limited queue still spreads over nodes"
-    );
     assert_eq!(
         *tagged_seen.lock(),
         HashSet::from(["b".to_owned()]),
@@ -706,9 +771,19 @@ async fn a_stale_workers_late_completion_is_refused(backend: Backend) -> anyhow:
     let first = claim(db, take("stale", 100)).await?;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].attempt, 1);
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let rescued = rescue_expired(db).await?;
-    assert_eq!(rescued.len(), 1, "the expired lease is rescued");
+    let rescued = Mutex::new(Vec::new());
+    poll_until(
+        Duration::from_secs(10),
+        "the lease to expire and be rescued",
+        || async {
+            let found = rescue_expired(db).await?;
+            let any = !found.is_empty();
+            *rescued.lock() = found;
+            Ok(any)
+        },
+    )
+    .await?;
+    assert_eq!(rescued.lock().len(), 1, "the expired lease is rescued");
     let second = claim(db, take("fresh", 60_000)).await?;
     assert_eq!(
         second[0].attempt, 2,
@@ -1019,8 +1094,11 @@ async fn cancel_running_job(lab: &Lab, runner: usize) -> anyhow::Result<()> {
     let cancelled = admin::cancel(lab.db(), id).await?;
     assert!(matches!(cancelled, admin::Cancelled::Requested(_)));
     // The request reaches the running node over the bus (published by the caller after commit).
-    interlink::platform::events::publish(lab.apps[0].state.bus.as_ref(), &admin::cancel_signal(id))
-        .await?;
+    interlink::platform::events::bus::signal(
+        lab.apps[0].state.bus.as_ref(),
+        &admin::cancel_signal(id),
+    )
+    .await?;
     // The heartbeat would see the flag only after 10 s (a third of the lease): within 5 s it
     // can only have come over the bus.
     lab.wait_for(

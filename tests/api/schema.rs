@@ -5,7 +5,7 @@ use crate::helpers::repo_file;
 #[test]
 fn committed_schema_matches_the_code() -> anyhow::Result<()> {
     let committed = std::fs::read_to_string(repo_file("schema/schema.graphql"))?;
-    let current = interlink::graphql::sdl();
+    let current = interlink::api::sdl();
     assert!(!current.is_empty());
     assert!(
         committed == current,

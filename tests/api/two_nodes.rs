@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use interlink::platform::cache::{Cache, RedisCache};
-use interlink::platform::events::{self, Event, EventBus, Received, RedisBus};
+use interlink::platform::events::bus::{self, SignalKind};
+use interlink::platform::events::{EventBus, RedisBus};
 use interlink::platform::redis::{RedisLink, RedisTarget};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -107,7 +108,7 @@ struct Probe {
     n: u32,
 }
 
-impl Event for Probe {
+impl SignalKind for Probe {
     const TOPIC: &'static str = "test.probe";
 }
 
@@ -154,12 +155,10 @@ async fn cache_and_bus_work_on_a_redis_cluster() -> anyhow::Result<()> {
     let publisher = RedisBus::connect(&target, link.clone(), &prefix).await?;
     let listener = RedisBus::connect(&target, RedisLink::connect(&target).await?, &prefix).await?;
     listener.ready().await?;
-    let mut received = Box::pin(events::subscribe::<Probe>(&listener));
-    events::publish(&publisher, &Probe { n: 42 }).await?;
-    match tokio::time::timeout(Duration::from_secs(2), received.next()).await? {
-        Some(Received::Event(probe)) => assert_eq!(probe, Probe { n: 42 }),
-        other => anyhow::bail!("expected the probe, got {other:?}"),
-    }
+    let mut received = Box::pin(bus::signals::<Probe>(&listener));
+    bus::signal(&publisher, &Probe { n: 42 }).await?;
+    let probe = tokio::time::timeout(Duration::from_secs(2), received.next()).await?;
+    assert_eq!(probe, Some(Probe { n: 42 }));
     Ok(())
 }
 

@@ -468,9 +468,11 @@ impl ApprovalsMutation {
                 .map(parse_step)
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        Ok(ApprovalFlow(
-            service::create_flow(&app.db.conn, ctx.viewer()?, flow).await?,
-        ))
+        let viewer = ctx.viewer()?;
+        let created = app
+            .write(async |work| service::create_flow(work, viewer, flow).await)
+            .await?;
+        Ok(ApprovalFlow(created))
     }
 
     /// Approve or reject the current step. A rejection needs a comment: it becomes the reason.
@@ -481,17 +483,14 @@ impl ApprovalsMutation {
         approve: bool,
         comment: Option<String>,
     ) -> Result<Approval> {
-        let app = ctx.app()?;
-        let decided = service::decide(
-            &app.db.conn,
-            app.bus.as_ref(),
-            &app.approval_subjects,
-            ctx.viewer()?,
-            InstanceId::parse("approvalId", &approval_id)?,
-            approve,
-            comment.as_deref(),
-        )
-        .await?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = InstanceId::parse("approvalId", &approval_id)?;
+        let subjects = &app.approval_subjects;
+        let decided = app
+            .write(async |work| {
+                service::decide(work, subjects, viewer, id, approve, comment.as_deref()).await
+            })
+            .await?;
         Ok(Approval(decided.instance))
     }
 
@@ -501,22 +500,22 @@ impl ApprovalsMutation {
         ctx: &Context<'_>,
         input: DelegateApprovalsInput,
     ) -> Result<Delegation> {
-        let app = ctx.app()?;
-        Ok(Delegation(
-            service::delegate(
-                &app.db.conn,
-                ctx.viewer()?,
-                UserId::parse("toUserId", &input.to_user_id)?.0,
-                input.starts_at,
-                input.ends_at,
-            )
-            .await?,
-        ))
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let to_user = UserId::parse("toUserId", &input.to_user_id)?.0;
+        let delegation = app
+            .write(async |work| {
+                service::delegate(work, viewer, to_user, input.starts_at, input.ends_at).await
+            })
+            .await?;
+        Ok(Delegation(delegation))
     }
 
     async fn cancel_delegation(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let app = ctx.app()?;
         let id = super::model::DelegationId::parse("id", &id)?;
-        Ok(service::cancel_delegation(&app.db.conn, ctx.viewer()?, id.0).await?)
+        let viewer = ctx.viewer()?;
+        Ok(app
+            .write(async |work| service::cancel_delegation(work, viewer, id.0).await)
+            .await?)
     }
 }

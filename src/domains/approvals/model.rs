@@ -203,9 +203,36 @@ pub fn parse_decision_comment(approve: bool, comment: Option<&str>) -> AppResult
     Ok(comment.map(str::to_owned))
 }
 
-/// Published after a decision commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApprovalEventKind {
+    /// A decision that left the approval pending (the step moved on, or needs more).
+    StepDecided,
+    /// The decision that ended the approval.
+    Decided,
+    /// A step ran past its SLA and was escalated.
+    Escalated,
+    /// An approver delegated their decisions.
+    Delegated,
+}
+
+impl ApprovalEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StepDecided => "STEP_DECIDED",
+            Self::Decided => "DECIDED",
+            Self::Escalated => "ESCALATED",
+            Self::Delegated => "DELEGATED",
+        }
+    }
+}
+
+/// Logged with a decision, an escalation or a delegation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ApprovalEvent {
+    pub kind: ApprovalEventKind,
+    /// Who may see it: the submitter, everyone assigned, and who acted.
+    pub people: Vec<Uuid>,
     pub instance_id: Uuid,
     pub subject_type: String,
     pub subject_id: Uuid,
@@ -217,6 +244,35 @@ pub struct ApprovalEvent {
 
 impl crate::platform::events::Event for ApprovalEvent {
     const TOPIC: &'static str = "approvals";
+
+    fn head(&self) -> crate::platform::events::EventHead {
+        crate::platform::events::EventHead {
+            kind: self.kind.as_str().to_owned(),
+            subject_kind: match self.kind {
+                ApprovalEventKind::Delegated => "approval_delegation",
+                _ => "approval",
+            },
+            subject_id: Some(self.instance_id),
+            actor_id: Some(self.decided_by),
+            audience: serde_json::json!({ "people": self.people }),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ApprovalAudience {
+    people: Vec<Uuid>,
+}
+
+/// The people on the approval and administrators, as `approval(id)` admits them.
+pub fn event_visible_to(
+    envelope: &crate::platform::events::Envelope,
+    viewer: &crate::auth::ViewerUser,
+) -> bool {
+    viewer.is_admin()
+        || envelope
+            .audience::<ApprovalAudience>()
+            .is_some_and(|a| a.people.contains(&viewer.id))
 }
 
 #[cfg(test)]

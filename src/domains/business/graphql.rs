@@ -1,11 +1,14 @@
 //! Business transactions over GraphQL.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use entities::{business_transaction, transaction_type};
+use futures_util::{Stream, StreamExt};
 
-use super::model::{Route, Status, TransactionId};
+use super::model::{
+    self, event_visible_to, Route, Status, TransactionEventKind as Kind, TransactionId,
+};
 use super::service::{self, NewType};
 use crate::domains::approvals::graphql::Approval;
 use crate::domains::approvals::loaders::ApprovalLoaders;
@@ -279,7 +282,7 @@ impl BusinessMutation {
         ctx: &Context<'_>,
         input: CreateTransactionTypeInput,
     ) -> Result<TransactionType> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let new = NewType {
             code: input.code,
             name: crate::domains::identity::model::parse_name("name", &input.name, 200)?,
@@ -294,9 +297,10 @@ impl BusinessMutation {
             posting_rule: input.posting_rule.map(|j| j.0),
             forward_url: input.forward_url,
         };
-        Ok(TransactionType(
-            service::create_type(&app.db.conn, ctx.viewer()?, new).await?,
-        ))
+        let created = app
+            .write(async |work| service::create_type(work, viewer, new).await)
+            .await?;
+        Ok(TransactionType(created))
     }
 
     /// Idempotent: the same key and payload return the first transaction, never a second run.
@@ -305,18 +309,132 @@ impl BusinessMutation {
         ctx: &Context<'_>,
         input: SubmitTransactionInput,
     ) -> Result<BusinessTransaction> {
-        let app = ctx.app()?;
-        Ok(BusinessTransaction(
-            service::submit(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                &app.config.currency,
-                &input.kind,
-                &input.idempotency_key,
-                input.payload.0,
-            )
-            .await?,
-        ))
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let row = app
+            .write(async |work| {
+                service::submit(
+                    work,
+                    viewer,
+                    &app.config.currency,
+                    &input.kind,
+                    &input.idempotency_key,
+                    input.payload.0,
+                )
+                .await
+            })
+            .await?;
+        Ok(BusinessTransaction(row))
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum TransactionEventKind {
+    Submitted,
+    PendingApproval,
+    Approved,
+    /// The approval was rejected; the transaction is FAILED with the reason as its error.
+    Rejected,
+    Executing,
+    Completed,
+    Failed,
+}
+
+impl From<Kind> for TransactionEventKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Submitted => Self::Submitted,
+            Kind::PendingApproval => Self::PendingApproval,
+            Kind::Approved => Self::Approved,
+            Kind::Rejected => Self::Rejected,
+            Kind::Executing => Self::Executing,
+            Kind::Completed => Self::Completed,
+            Kind::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A status a transaction entered.
+pub struct TransactionEvent {
+    cursor: String,
+    event: model::TransactionEvent,
+}
+
+#[Object]
+impl TransactionEvent {
+    /// Pass as `after` to resume just after this event.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+    async fn kind(&self) -> TransactionEventKind {
+        self.event.kind.into()
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.event.at
+    }
+    /// The status entered.
+    async fn status(&self) -> TransactionStatus {
+        self.event.status.into()
+    }
+    async fn transaction_id(&self) -> ID {
+        ID(self.event.transaction_id.to_string())
+    }
+    /// The transaction type's code.
+    async fn type_code(&self) -> &str {
+        &self.event.type_code
+    }
+    /// The transaction as it is now (it may have moved on since this event); null once the
+    /// viewer may no longer read it.
+    async fn transaction(&self, ctx: &Context<'_>) -> Result<Option<BusinessTransaction>> {
+        let id = TransactionId(self.event.transaction_id);
+        match service::find(&ctx.app()?.db.conn, ctx.viewer()?, id).await {
+            Ok(row) => Ok(Some(BusinessTransaction(row))),
+            Err(AppError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+    /// What execution produced, on COMPLETED (and on EXECUTING for a queued route: its job).
+    async fn result(&self) -> Option<Json> {
+        self.event.result.clone().map(async_graphql::Json)
+    }
+    /// Why it failed, on FAILED and REJECTED.
+    async fn error(&self) -> Option<&str> {
+        self.event.error.as_deref()
+    }
+}
+
+#[derive(Default)]
+pub struct BusinessSubscription;
+
+#[Subscription]
+impl BusinessSubscription {
+    /// Status changes of the transactions the viewer may read (of one, with `transactionId`):
+    /// those after `after` from the log, then live. Without `after`, from now on.
+    async fn transaction_events(
+        &self,
+        ctx: &Context<'_>,
+        transaction_id: Option<ID>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = TransactionEvent>> {
+        let viewer = ctx.viewer()?.clone();
+        viewer.user()?;
+        let wanted = transaction_id
+            .map(|id| TransactionId::parse("transactionId", &id))
+            .transpose()?;
+        let log = crate::graphql::live::follow(ctx, after.as_deref()).await?;
+        Ok(log.filter_map(move |envelope| {
+            // Decided per event, from the audience it was written with.
+            let delivered = viewer.user().ok().and_then(|me| {
+                if !event_visible_to(&envelope, me)
+                    || wanted.is_some_and(|id| envelope.subject_id != Some(id.0))
+                {
+                    return None;
+                }
+                Some(TransactionEvent {
+                    cursor: envelope.cursor.to_string(),
+                    event: envelope.decode::<model::TransactionEvent>()?,
+                })
+            });
+            futures_util::future::ready(delivered)
+        }))
     }
 }

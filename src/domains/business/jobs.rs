@@ -1,10 +1,11 @@
 //! The scheduler's handlers for routed business transactions: delivery and processing.
 
 use async_trait::async_trait;
-use sea_orm::DatabaseConnection;
 
 use super::service::{self, RoutedArgs, RoutedError};
+use crate::platform::db::Db;
 use crate::platform::scheduler::{JobContext, JobError, JobHandler};
+use crate::platform::work::write;
 
 /// A permanent failure dead-letters the job at once; `given_up` then fails the transaction.
 fn settle(outcome: Result<(), RoutedError>) -> Result<(), JobError> {
@@ -16,15 +17,30 @@ fn settle(outcome: Result<(), RoutedError>) -> Result<(), JobError> {
 }
 
 pub struct ForwardTransaction {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub http: reqwest::Client,
+}
+
+impl ForwardTransaction {
+    /// The delivery runs outside any transaction; only its outcome is written.
+    async fn forward(&self, args: &RoutedArgs) -> Result<(), RoutedError> {
+        let Some((row, kind)) = service::routed_transaction(&self.db.conn, args).await? else {
+            return Ok(());
+        };
+        let result = service::forward(&self.http, &row, &kind).await?;
+        write(&self.db, async |work| {
+            service::finish(work, row, &kind.code, Ok(result)).await
+        })
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl JobHandler for ForwardTransaction {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let args: RoutedArgs = job.args()?;
-        settle(service::forward(&self.db, &self.http, &args).await)
+        settle(self.forward(&args).await)
     }
 
     async fn given_up(&self, args: &serde_json::Value, reason: &str) {
@@ -33,24 +49,38 @@ impl JobHandler for ForwardTransaction {
 }
 
 /// The transaction fails with the job, so it never waits on a job that will not come back.
-async fn fail_transaction(db: &DatabaseConnection, args: &serde_json::Value, reason: &str) {
+async fn fail_transaction(db: &Db, args: &serde_json::Value, reason: &str) {
     let Ok(args) = serde_json::from_value::<RoutedArgs>(args.clone()) else {
         return;
     };
-    if let Err(err) = service::give_up(db, &args, reason).await {
+    if let Err(err) = write(db, async |work| service::give_up(work, &args, reason).await).await {
         tracing::error!(transaction = %args.transaction_id, error = ?err, "could not fail a transaction whose job gave up");
     }
 }
 
 pub struct ProcessTransaction {
-    pub db: DatabaseConnection,
+    pub db: Db,
+}
+
+impl ProcessTransaction {
+    async fn process(&self, args: &RoutedArgs) -> Result<(), RoutedError> {
+        let Some((row, kind)) = service::routed_transaction(&self.db.conn, args).await? else {
+            return Ok(());
+        };
+        let result = service::process(&row)?;
+        write(&self.db, async |work| {
+            service::finish(work, row, &kind.code, Ok(result)).await
+        })
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl JobHandler for ProcessTransaction {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let args: RoutedArgs = job.args()?;
-        settle(service::process(&self.db, &args).await)
+        settle(self.process(&args).await)
     }
 
     async fn given_up(&self, args: &serde_json::Value, reason: &str) {

@@ -1,9 +1,13 @@
 //! Transaction statuses, routes, posting rules and the payload's exact amounts.
 
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
+use crate::auth::{Permission, ViewerUser};
 use crate::error::{AppError, AppResult};
+use crate::platform::events::{Envelope, Event, EventHead};
 use crate::platform::money::Decimal;
 
 crate::domains::id_type!(TransactionId, "transaction");
@@ -101,10 +105,222 @@ pub fn parse_idempotency_key(raw: &str) -> AppResult<String> {
     Ok(key.to_owned())
 }
 
+/// Who may read a transaction: its submitting user, and holders of a global `finance.read`
+/// (the same rule for reads and for its events).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionAudience {
+    /// `None` for system sources (completed tasks).
+    pub submitter: Option<Uuid>,
+}
+
+impl TransactionAudience {
+    pub fn admits(&self, viewer: &ViewerUser) -> bool {
+        self.submitter == Some(viewer.id) || viewer.has_global(Permission::FinanceRead)
+    }
+}
+
+/// The status a transaction entered; each status it enters is one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TransactionEventKind {
+    /// Received and validated.
+    Submitted,
+    PendingApproval,
+    Approved,
+    /// Its approval was rejected: the transaction is FAILED, with the reason as its error.
+    Rejected,
+    /// Routed; a queued route stays here until its job finishes.
+    Executing,
+    Completed,
+    Failed,
+}
+
+impl TransactionEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "SUBMITTED",
+            Self::PendingApproval => "PENDING_APPROVAL",
+            Self::Approved => "APPROVED",
+            Self::Rejected => "REJECTED",
+            Self::Executing => "EXECUTING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// The status the transaction has after this event.
+    pub fn status(self) -> Status {
+        match self {
+            Self::Submitted => Status::Validated,
+            Self::PendingApproval => Status::PendingApproval,
+            Self::Approved => Status::Approved,
+            Self::Executing => Status::Executing,
+            Self::Completed => Status::Completed,
+            Self::Rejected | Self::Failed => Status::Failed,
+        }
+    }
+}
+
+/// A transaction's status change, appended with the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionEvent {
+    pub kind: TransactionEventKind,
+    pub transaction_id: Uuid,
+    pub type_code: String,
+    /// Stored as the transaction stores it (`PENDING_APPROVAL`), not as a Rust name.
+    #[serde(with = "status_text")]
+    pub status: Status,
+    /// `user:<id>` or `system:<domain>`.
+    pub source: String,
+    pub submitter: Option<Uuid>,
+    pub idempotency_key: String,
+    /// What execution produced (a completed transaction's result, a queued one's job).
+    pub result: Option<serde_json::Value>,
+    /// Why it failed (or was rejected).
+    pub error: Option<String>,
+    /// Who caused the change: the submitter, the approver; `None` for jobs and system sources.
+    pub actor_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+impl TransactionEvent {
+    pub fn audience(&self) -> TransactionAudience {
+        TransactionAudience {
+            submitter: self.submitter,
+        }
+    }
+}
+
+impl Event for TransactionEvent {
+    const TOPIC: &'static str = "business";
+
+    fn head(&self) -> EventHead {
+        EventHead {
+            kind: self.kind.as_str().to_owned(),
+            subject_kind: SUBJECT_KIND,
+            subject_id: Some(self.transaction_id),
+            actor_id: self.actor_id,
+            // `null` decodes to no audience, so an unserialisable one admits nobody.
+            audience: serde_json::to_value(self.audience()).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Mirrors `service::find`: the submitter and global `finance.read` holders. Fails closed.
+pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
+    envelope.topic == TransactionEvent::TOPIC
+        && envelope
+            .audience::<TransactionAudience>()
+            .is_some_and(|audience| audience.admits(viewer))
+}
+
+mod status_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(status: &Status, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(status.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Status, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Status::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown status {text:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::viewer::{Scope, ScopedPermission};
+    use crate::platform::events::NewEvent;
     use serde_json::json;
+
+    fn user(grants: Vec<(Permission, Scope)>) -> ViewerUser {
+        ViewerUser {
+            id: Uuid::now_v7(),
+            department_id: None,
+            grants: grants
+                .into_iter()
+                .map(|(permission, scope)| ScopedPermission { permission, scope })
+                .collect(),
+        }
+    }
+
+    fn envelope_of(event: &TransactionEvent, audience: Option<serde_json::Value>) -> Envelope {
+        let Ok(entry) = NewEvent::of(event) else {
+            panic!("a transaction event serialises");
+        };
+        Envelope::from_row(entities::event::Model {
+            position: 1,
+            tx_id: 1,
+            id: entry.id,
+            topic: entry.topic.to_owned(),
+            kind: entry.head.kind,
+            subject_kind: entry.head.subject_kind.to_owned(),
+            subject_id: entry.head.subject_id,
+            actor_id: entry.head.actor_id,
+            audience: audience.unwrap_or(entry.head.audience),
+            payload: entry.payload,
+            at: entry.at,
+        })
+    }
+
+    fn event(submitter: Option<Uuid>) -> TransactionEvent {
+        TransactionEvent {
+            kind: TransactionEventKind::PendingApproval,
+            transaction_id: Uuid::now_v7(),
+            type_code: "EXPENSE".into(),
+            status: Status::PendingApproval,
+            source: "user:x".into(),
+            submitter,
+            idempotency_key: "k".into(),
+            result: None,
+            error: None,
+            actor_id: submitter,
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn events_are_seen_by_the_submitter_and_global_finance_readers() {
+        let submitter = user(vec![]);
+        let sent = event(Some(submitter.id));
+        let envelope = envelope_of(&sent, None);
+        assert_eq!(envelope.kind, "PENDING_APPROVAL");
+        assert_eq!(envelope.payload["status"], "PENDING_APPROVAL");
+        assert_eq!(envelope.decode::<TransactionEvent>(), Some(sent.clone()));
+        assert!(event_visible_to(&envelope, &submitter));
+        assert!(!event_visible_to(&envelope, &user(vec![])));
+        assert!(event_visible_to(
+            &envelope,
+            &user(vec![(Permission::FinanceRead, Scope::Global)])
+        ));
+        assert!(event_visible_to(
+            &envelope,
+            &user(vec![(Permission::Admin, Scope::Global)])
+        ));
+        let scoped = user(vec![(
+            Permission::FinanceRead,
+            Scope::Subtree { path: "/a/".into() },
+        )]);
+        assert!(!event_visible_to(&envelope, &scoped));
+        // A system transaction has no submitter: only readers of the whole ledger see it.
+        let system = envelope_of(&event(None), None);
+        assert!(!event_visible_to(&system, &submitter));
+    }
+
+    #[test]
+    fn undecodable_audiences_admit_nobody() {
+        let submitter = user(vec![]);
+        let reader = user(vec![(Permission::FinanceRead, Scope::Global)]);
+        for audience in [json!(null), json!([1]), json!({ "submitter": 7 })] {
+            let envelope = envelope_of(&event(Some(submitter.id)), Some(audience));
+            assert!(!event_visible_to(&envelope, &submitter));
+            assert!(!event_visible_to(&envelope, &reader));
+        }
+    }
 
     #[test]
     fn amounts_are_exact_and_never_floats() {

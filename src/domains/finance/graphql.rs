@@ -455,18 +455,15 @@ impl FinanceMutation {
         ctx: &Context<'_>,
         input: CreateAccountInput,
     ) -> Result<Account> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let name = crate::domains::identity::model::parse_name("name", &input.name, 200)?;
-        Ok(Account(
-            service::create_account(
-                &app.db.conn,
-                ctx.viewer()?,
-                &input.code,
-                &name,
-                input.kind.into(),
-            )
-            .await?,
-        ))
+        let kind = input.kind.into();
+        let account = app
+            .write(async |work| {
+                service::create_account(work, viewer, &input.code, &name, kind).await
+            })
+            .await?;
+        Ok(Account(account))
     }
 
     /// A balanced entry (debits equal credits, every amount positive). Needs `finance.post`.
@@ -504,7 +501,10 @@ impl FinanceMutation {
             posting_date: input.posting_date.0,
             lines,
         };
-        let posted = service::post_entry(&app.db.conn, ctx.viewer()?, entry).await?;
+        let viewer = ctx.viewer()?;
+        let posted = app
+            .write(async |work| service::post_entry(work, viewer, entry).await)
+            .await?;
         Ok(JournalEntry {
             entry: posted.entry,
         })
@@ -517,37 +517,40 @@ impl FinanceMutation {
         id: ID,
         memo: Option<String>,
     ) -> Result<JournalEntry> {
-        let app = ctx.app()?;
-        let entry = service::reverse_entry(
-            &app.db.conn,
-            ctx.viewer()?,
-            EntryId::parse("id", &id)?,
-            memo.as_deref(),
-        )
-        .await?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = EntryId::parse("id", &id)?;
+        let entry = app
+            .write(async |work| service::reverse_entry(work, viewer, id, memo.as_deref()).await)
+            .await?;
         Ok(JournalEntry { entry })
     }
 
     /// Needs `finance.post`.
     async fn create_budget(&self, ctx: &Context<'_>, input: CreateBudgetInput) -> Result<Budget> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let amount = to_minor(ctx, "amount", input.amount)?;
-        let created = service::create_budget(
-            &app.db.conn,
-            ctx.viewer()?,
-            DepartmentId::parse("costCenterId", &input.cost_center_id)?.0,
-            input.account_code.trim(),
-            &input.period,
-            amount,
-            input.policy.into(),
-        )
-        .await?;
-        let usage =
-            service::budget_usage(&app.db.conn, ctx.viewer()?, Some(created.cost_center_id))
-                .await?
-                .into_iter()
-                .find(|u| u.budget.id == created.id)
-                .ok_or_else(|| AppError::not_found("budget"))?;
+        let center = DepartmentId::parse("costCenterId", &input.cost_center_id)?.0;
+        let policy = input.policy.into();
+        let created = app
+            .write(async |work| {
+                service::create_budget(
+                    work,
+                    viewer,
+                    center,
+                    input.account_code.trim(),
+                    &input.period,
+                    amount,
+                    policy,
+                )
+                .await
+            })
+            .await?;
+        // After commit: the usage view needs `finance.read`, which creating a budget does not.
+        let usage = service::budget_usage(&app.db.conn, viewer, Some(created.cost_center_id))
+            .await?
+            .into_iter()
+            .find(|u| u.budget.id == created.id)
+            .ok_or_else(|| AppError::not_found("budget"))?;
         budget_view(ctx, usage).await
     }
 }

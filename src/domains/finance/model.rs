@@ -1,9 +1,12 @@
 //! Ledger rules that need no storage: balanced lines, periods, account sides.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::{Permission, ViewerUser};
 use crate::error::{AppError, AppResult};
+use crate::platform::events::{Envelope, Event, EventHead};
 
 crate::domains::id_type!(EntryId, "journal entry");
 crate::domains::id_type!(BudgetId, "budget");
@@ -158,9 +161,201 @@ pub fn period_label(kind: PeriodKind, start: NaiveDate) -> String {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FinanceEventKind {
+    EntryPosted,
+    EntryReversed,
+    /// A posting took a `WARN` budget past its amount (a `STOP` budget refuses it instead).
+    BudgetWarning,
+}
+
+impl FinanceEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EntryPosted => "ENTRY_POSTED",
+            Self::EntryReversed => "ENTRY_REVERSED",
+            Self::BudgetWarning => "BUDGET_WARNING",
+        }
+    }
+}
+
+/// The `WARN` budget a posting overran, with the amounts that decided it (minor units).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetOverrun {
+    pub budget_id: Uuid,
+    pub cost_center_id: Uuid,
+    pub account_code: String,
+    pub budgeted_minor: i64,
+    /// Used before this posting.
+    pub used_minor: i64,
+    /// What this posting adds.
+    pub posting_minor: i64,
+}
+
+/// A change to the ledger, appended with the posting that made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinanceEvent {
+    pub kind: FinanceEventKind,
+    pub entry_id: Uuid,
+    pub reversal_of: Option<Uuid>,
+    /// The business transaction the entry was posted for.
+    pub transaction_id: Option<Uuid>,
+    /// `None` for system postings (a built-in transaction type).
+    pub posted_by: Option<Uuid>,
+    pub memo: String,
+    pub posting_date: NaiveDate,
+    pub warnings: Vec<String>,
+    /// For `BUDGET_WARNING`.
+    pub budget: Option<BudgetOverrun>,
+    pub at: DateTime<Utc>,
+}
+
+/// Who may see ledger events: every ledger read needs a global permission, so the audience
+/// names it (and a future scoped read can add its scope here).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinanceAudience {
+    pub permission: String,
+}
+
+impl FinanceAudience {
+    pub fn readers() -> Self {
+        Self {
+            permission: Permission::FinanceRead.as_str().to_owned(),
+        }
+    }
+
+    /// An unknown permission admits nobody.
+    pub fn admits(&self, viewer: &ViewerUser) -> bool {
+        self.permission
+            .parse::<Permission>()
+            .is_ok_and(|needed| viewer.has_global(needed))
+    }
+}
+
+impl Event for FinanceEvent {
+    const TOPIC: &'static str = "finance";
+
+    fn head(&self) -> EventHead {
+        let (subject_kind, subject_id) = match &self.budget {
+            Some(budget) if self.kind == FinanceEventKind::BudgetWarning => {
+                ("budget", budget.budget_id)
+            }
+            _ => ("journal_entry", self.entry_id),
+        };
+        EventHead {
+            kind: self.kind.as_str().to_owned(),
+            subject_kind,
+            subject_id: Some(subject_id),
+            actor_id: self.posted_by,
+            audience: serde_json::to_value(FinanceAudience::readers())
+                .unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Mirrors the ledger reads: holders of a global `finance.read` (or admin). Fails closed.
+pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
+    envelope.topic == FinanceEvent::TOPIC
+        && envelope
+            .audience::<FinanceAudience>()
+            .is_some_and(|audience| audience.admits(viewer))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::viewer::{Scope, ScopedPermission};
+    use crate::platform::events::NewEvent;
+
+    fn user(grants: Vec<(Permission, Scope)>) -> ViewerUser {
+        ViewerUser {
+            id: Uuid::now_v7(),
+            department_id: None,
+            grants: grants
+                .into_iter()
+                .map(|(permission, scope)| ScopedPermission { permission, scope })
+                .collect(),
+        }
+    }
+
+    fn envelope_of(event: &FinanceEvent, audience: Option<serde_json::Value>) -> Envelope {
+        let Ok(entry) = NewEvent::of(event) else {
+            panic!("a finance event serialises");
+        };
+        Envelope::from_row(entities::event::Model {
+            position: 1,
+            tx_id: 1,
+            id: entry.id,
+            topic: entry.topic.to_owned(),
+            kind: entry.head.kind,
+            subject_kind: entry.head.subject_kind.to_owned(),
+            subject_id: entry.head.subject_id,
+            actor_id: entry.head.actor_id,
+            audience: audience.unwrap_or(entry.head.audience),
+            payload: entry.payload,
+            at: entry.at,
+        })
+    }
+
+    #[test]
+    fn ledger_events_are_seen_by_global_finance_readers_only() {
+        let budget_id = Uuid::now_v7();
+        let warning = FinanceEvent {
+            kind: FinanceEventKind::BudgetWarning,
+            entry_id: Uuid::now_v7(),
+            reversal_of: None,
+            transaction_id: None,
+            posted_by: None,
+            memo: "m".into(),
+            posting_date: NaiveDate::default(),
+            warnings: vec!["exceeds the budget for account 6000".into()],
+            budget: Some(BudgetOverrun {
+                budget_id,
+                cost_center_id: Uuid::now_v7(),
+                account_code: "6000".into(),
+                budgeted_minor: 100,
+                used_minor: 90,
+                posting_minor: 20,
+            }),
+            at: chrono::Utc::now(),
+        };
+        let envelope = envelope_of(&warning, None);
+        assert_eq!(envelope.kind, "BUDGET_WARNING");
+        assert_eq!(envelope.subject_id, Some(budget_id));
+        assert_eq!(envelope.decode::<FinanceEvent>(), Some(warning.clone()));
+        let reader = user(vec![(Permission::FinanceRead, Scope::Global)]);
+        assert!(event_visible_to(&envelope, &reader));
+        assert!(event_visible_to(
+            &envelope,
+            &user(vec![(Permission::Admin, Scope::Global)])
+        ));
+        assert!(!event_visible_to(&envelope, &user(vec![])));
+        assert!(!event_visible_to(
+            &envelope,
+            &user(vec![(Permission::FinancePost, Scope::Global)])
+        ));
+        assert!(!event_visible_to(
+            &envelope,
+            &user(vec![(
+                Permission::FinanceRead,
+                Scope::Subtree { path: "/a/".into() }
+            )])
+        ));
+        for audience in [
+            serde_json::json!(null),
+            serde_json::json!({}),
+            serde_json::json!({ "permission": "finance.fly" }),
+        ] {
+            assert!(!event_visible_to(
+                &envelope_of(&warning, Some(audience)),
+                &reader
+            ));
+        }
+    }
 
     fn line(debit: i64, credit: i64) -> PostingLine {
         PostingLine {

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::Permission;
+use crate::auth::{Permission, ViewerUser};
 use crate::error::{AppError, AppResult};
+use crate::platform::events::Envelope;
 
 crate::domains::id_type!(UserId, "user");
 crate::domains::id_type!(DepartmentId, "department");
@@ -162,6 +163,153 @@ pub struct NewRole {
     pub permissions: BTreeSet<Permission>,
 }
 
+/// An identity change, logged with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityEvent {
+    pub kind: IdentityEventKind,
+    pub subject_id: Uuid,
+    pub actor_id: Option<Uuid>,
+    /// Besides the subject, the users whose access the change alters (the holders of a role
+    /// whose permissions changed): their open connections must not keep the old grants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<Uuid>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl IdentityEvent {
+    pub fn new(kind: IdentityEventKind, subject_id: Uuid, actor_id: Option<Uuid>) -> Self {
+        Self {
+            kind,
+            subject_id,
+            actor_id,
+            people: Vec::new(),
+            at: chrono::Utc::now(),
+        }
+    }
+
+    /// Whether `user`'s sessions, or what they may see, changed: a connection that resolved
+    /// their grants earlier must resolve them again.
+    pub fn ends_sessions_of(&self, user: Uuid) -> bool {
+        use IdentityEventKind as K;
+        match self.kind {
+            K::UserDeactivated | K::SessionsRevoked | K::RoleGranted | K::RoleRevoked => {
+                self.subject_id == user
+            }
+            K::RoleUpdated => self.people.contains(&user),
+            K::UserCreated
+            | K::UserUpdated
+            | K::UserReactivated
+            | K::RoleCreated
+            | K::DepartmentChanged => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdentityEventKind {
+    UserCreated,
+    UserUpdated,
+    UserDeactivated,
+    UserReactivated,
+    RoleGranted,
+    RoleRevoked,
+    RoleCreated,
+    /// A role's name or permissions changed; with permissions, its holders are in `people`.
+    RoleUpdated,
+    DepartmentChanged,
+    /// A password change or sign-out everywhere: every session of the user ends.
+    SessionsRevoked,
+}
+
+impl IdentityEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserCreated => "USER_CREATED",
+            Self::UserUpdated => "USER_UPDATED",
+            Self::UserDeactivated => "USER_DEACTIVATED",
+            Self::UserReactivated => "USER_REACTIVATED",
+            Self::RoleGranted => "ROLE_GRANTED",
+            Self::RoleRevoked => "ROLE_REVOKED",
+            Self::RoleCreated => "ROLE_CREATED",
+            Self::RoleUpdated => "ROLE_UPDATED",
+            Self::DepartmentChanged => "DEPARTMENT_CHANGED",
+            Self::SessionsRevoked => "SESSIONS_REVOKED",
+        }
+    }
+
+    /// What the event is about: grants and sessions belong to their user.
+    pub fn subject_kind(self) -> &'static str {
+        match self {
+            Self::RoleCreated | Self::RoleUpdated => "role",
+            Self::DepartmentChanged => "department",
+            Self::UserCreated
+            | Self::UserUpdated
+            | Self::UserDeactivated
+            | Self::UserReactivated
+            | Self::RoleGranted
+            | Self::RoleRevoked
+            | Self::SessionsRevoked => "user",
+        }
+    }
+}
+
+/// Who may see an identity event besides administrators.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityAudience {
+    /// The user it is about: people see what happens to their own account.
+    #[serde(default)]
+    pub users: Vec<Uuid>,
+    /// Every signed-in user: the department tree is shared across the company.
+    #[serde(default)]
+    pub everyone: bool,
+}
+
+impl IdentityEvent {
+    fn audience(&self) -> IdentityAudience {
+        match self.kind.subject_kind() {
+            "user" => IdentityAudience {
+                users: vec![self.subject_id],
+                everyone: false,
+            },
+            "department" => IdentityAudience {
+                users: Vec::new(),
+                everyone: true,
+            },
+            // Roles are listed to administrators only.
+            _ => IdentityAudience::default(),
+        }
+    }
+}
+
+impl crate::platform::events::Event for IdentityEvent {
+    const TOPIC: &'static str = "identity";
+
+    fn head(&self) -> crate::platform::events::EventHead {
+        crate::platform::events::EventHead {
+            kind: self.kind.as_str().to_owned(),
+            subject_kind: self.kind.subject_kind(),
+            subject_id: Some(self.subject_id),
+            actor_id: self.actor_id,
+            audience: serde_json::to_value(self.audience()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Administrators see every identity event (they read and manage all users); anyone else sees
+/// what happened to their own account, and the department tree.
+pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
+    use crate::platform::events::Event;
+    if envelope.topic != IdentityEvent::TOPIC {
+        return false;
+    }
+    if viewer.is_admin() {
+        return true;
+    }
+    envelope
+        .audience::<IdentityAudience>()
+        .is_some_and(|audience| audience.everyone || audience.users.contains(&viewer.id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,30 +360,90 @@ mod tests {
         assert!(would_make_cycle(&a_path, &a_path));
         assert!(!would_make_cycle(&b_path, &a_path));
     }
-}
 
-/// Published after an identity change commits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdentityEvent {
-    pub kind: IdentityEventKind,
-    pub subject_id: Uuid,
-    pub actor_id: Option<Uuid>,
-    pub at: chrono::DateTime<chrono::Utc>,
-}
+    fn logged(event: &IdentityEvent) -> Result<Envelope, serde_json::Error> {
+        let entry = crate::platform::events::NewEvent::of(event)?;
+        Ok(Envelope::from_row(entities::event::Model {
+            position: 1,
+            tx_id: 1,
+            id: entry.id,
+            topic: entry.topic.to_owned(),
+            kind: entry.head.kind,
+            subject_kind: entry.head.subject_kind.to_owned(),
+            subject_id: entry.head.subject_id,
+            actor_id: entry.head.actor_id,
+            audience: entry.head.audience,
+            payload: entry.payload,
+            at: entry.at,
+        }))
+    }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum IdentityEventKind {
-    UserCreated,
-    UserUpdated,
-    UserDeactivated,
-    UserReactivated,
-    RoleGranted,
-    RoleRevoked,
-    DepartmentChanged,
-    /// A password change or sign-out everywhere: every session of the user ends.
-    SessionsRevoked,
-}
+    fn viewer(id: Uuid, grants: Vec<Permission>) -> ViewerUser {
+        ViewerUser {
+            id,
+            department_id: None,
+            grants: grants
+                .into_iter()
+                .map(|permission| crate::auth::viewer::ScopedPermission {
+                    permission,
+                    scope: crate::auth::viewer::Scope::Global,
+                })
+                .collect(),
+        }
+    }
 
-impl crate::platform::events::Event for IdentityEvent {
-    const TOPIC: &'static str = "identity";
+    #[test]
+    fn people_see_their_own_account_and_the_tree_admins_see_all() -> Result<(), serde_json::Error> {
+        let (me, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let plain = viewer(me, vec![Permission::TaskReview]);
+        let admin = viewer(other, vec![Permission::Admin]);
+        let mine = logged(&IdentityEvent::new(
+            IdentityEventKind::RoleGranted,
+            me,
+            None,
+        ))?;
+        let theirs = logged(&IdentityEvent::new(
+            IdentityEventKind::UserUpdated,
+            other,
+            None,
+        ))?;
+        let role = logged(&IdentityEvent::new(
+            IdentityEventKind::RoleUpdated,
+            Uuid::now_v7(),
+            None,
+        ))?;
+        let tree = logged(&IdentityEvent::new(
+            IdentityEventKind::DepartmentChanged,
+            Uuid::now_v7(),
+            None,
+        ))?;
+        assert_eq!(mine.kind, "ROLE_GRANTED");
+        assert_eq!(mine.subject_kind, "user");
+        assert_eq!(role.subject_kind, "role");
+        assert!(event_visible_to(&mine, &plain));
+        assert!(!event_visible_to(&theirs, &plain));
+        assert!(!event_visible_to(&role, &plain));
+        assert!(event_visible_to(&tree, &plain));
+        for entry in [&mine, &theirs, &role, &tree] {
+            assert!(event_visible_to(entry, &admin));
+        }
+        let mut garbled = mine.clone();
+        garbled.audience = serde_json::json!("nobody");
+        assert!(!event_visible_to(&garbled, &plain));
+        Ok(())
+    }
+
+    #[test]
+    fn role_changes_end_the_sessions_of_its_holders_only() {
+        let (holder, bystander) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut updated = IdentityEvent::new(IdentityEventKind::RoleUpdated, Uuid::now_v7(), None);
+        updated.people = vec![holder];
+        assert!(updated.ends_sessions_of(holder));
+        assert!(!updated.ends_sessions_of(bystander));
+        let revoked = IdentityEvent::new(IdentityEventKind::RoleRevoked, holder, None);
+        assert!(revoked.ends_sessions_of(holder));
+        assert!(!revoked.ends_sessions_of(bystander));
+        let renamed = IdentityEvent::new(IdentityEventKind::UserUpdated, holder, None);
+        assert!(!renamed.ends_sessions_of(holder));
+    }
 }

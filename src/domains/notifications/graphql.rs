@@ -1,17 +1,20 @@
 //! The inbox over GraphQL: list, count, mark read, and a live feed of one's own notifications.
 
+use std::sync::Arc;
+
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, Result, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use entities::notification;
 use futures_util::{Stream, StreamExt};
 
-use super::model::{NotificationEvent, NotificationId};
+use super::model::{self, NotificationEvent, NotificationId};
 use super::service;
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
+use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
-use crate::platform::events::{self, Received};
+use crate::platform::events::Envelope;
 
 #[derive(SimpleObject)]
 pub struct Notification {
@@ -53,6 +56,16 @@ impl From<NotificationEvent> for Notification {
             read: false,
         }
     }
+}
+
+/// A new notification as the live feed delivers it.
+#[derive(SimpleObject)]
+#[graphql(name = "NotificationEvent")]
+pub struct LiveNotification {
+    /// Pass it as `after` to resume right after this notification.
+    cursor: String,
+    #[graphql(flatten)]
+    notification: Notification,
 }
 
 #[derive(Default)]
@@ -112,12 +125,17 @@ impl NotificationsMutation {
             .iter()
             .map(|id| NotificationId::parse("ids", id).map(|n| n.0))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(service::mark_read(&app.db.conn, ctx.viewer()?, Some(ids)).await?)
+        let viewer = ctx.viewer()?;
+        Ok(app
+            .write(async |work| service::mark_read(work, viewer, Some(ids)).await)
+            .await?)
     }
 
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
-        let app = ctx.app()?;
-        Ok(service::mark_read(&app.db.conn, ctx.viewer()?, None).await?)
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        Ok(app
+            .write(async |work| service::mark_read(work, viewer, None).await)
+            .await?)
     }
 }
 
@@ -126,30 +144,30 @@ pub struct NotificationsSubscription;
 
 #[Subscription]
 impl NotificationsSubscription {
-    /// New notifications of the signed-in user, from every node.
-    /// A subscriber that falls behind gets an error saying how many events it missed (its
-    /// inbox still has them all).
+    /// New notifications of the signed-in user, from every node. With `after` (an event's
+    /// `cursor`), first those after it, then live ones; the inbox keeps them all regardless.
     async fn notification_events(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<impl Stream<Item = Result<Notification>>> {
-        let app = ctx.app()?;
-        let me = ctx.viewer()?.user()?.id;
-        Ok(
-            events::subscribe::<NotificationEvent>(app.bus.as_ref()).filter_map(
-                move |received| async move {
-                    match received {
-                        Received::Event(event) if event.user_id == me => {
-                            Some(Ok(Notification::from(event)))
-                        }
-                        Received::Event(_) => None,
-                        Received::Lagged(missed) => Some(Err(AppError::RateLimited(format!(
-                            "this subscriber fell behind and missed {missed} events"
-                        ))
-                        .into())),
-                    }
-                },
-            ),
-        )
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = LiveNotification>> {
+        let viewer = ctx.viewer()?.clone();
+        // An inbox is personal: an anonymous subscriber is refused now, not starved.
+        viewer.user()?;
+        let entries = live::follow(ctx, after.as_deref()).await?;
+        Ok(entries.filter_map(move |entry: Arc<Envelope>| {
+            let live = entry
+                .decode::<NotificationEvent>()
+                .filter(|_| {
+                    viewer
+                        .user()
+                        .is_ok_and(|me| model::event_visible_to(&entry, me))
+                })
+                .map(|event| LiveNotification {
+                    cursor: entry.cursor.to_string(),
+                    notification: Notification::from(event),
+                });
+            async move { live }
+        }))
     }
 }

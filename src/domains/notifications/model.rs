@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::ViewerUser;
+use crate::platform::events::Envelope;
+
 crate::domains::id_type!(NotificationId, "notification");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +60,7 @@ pub struct Subject {
     pub id: Uuid,
 }
 
-/// Published after the notification's transaction commits; delivered to its recipient only.
+/// Logged with the notification it announces; delivered to its recipient only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NotificationEvent {
     pub id: Uuid,
@@ -70,6 +73,30 @@ pub struct NotificationEvent {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Who may see a notification event: its recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationAudience {
+    pub user: Uuid,
+}
+
 impl crate::platform::events::Event for NotificationEvent {
     const TOPIC: &'static str = "notifications";
+
+    fn head(&self) -> crate::platform::events::EventHead {
+        crate::platform::events::EventHead {
+            kind: self.kind.as_str().to_owned(),
+            subject_kind: "notification",
+            subject_id: Some(self.id),
+            actor_id: None,
+            audience: serde_json::json!({ "user": self.user_id }),
+        }
+    }
+}
+
+/// An inbox is private: only the recipient sees its events, administrators included.
+pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
+    envelope.topic == <NotificationEvent as crate::platform::events::Event>::TOPIC
+        && envelope
+            .audience::<NotificationAudience>()
+            .is_some_and(|audience| audience.user == viewer.id)
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::model::{NotificationEvent, NotificationKind, Subject};
 use crate::auth::Viewer;
 use crate::error::AppResult;
-use crate::platform::events::Pending;
+use crate::platform::work::Work;
 
 /// What to tell the recipients.
 pub struct Notice<'a> {
@@ -22,9 +22,8 @@ pub struct Notice<'a> {
 }
 
 /// Adds one notification per distinct recipient, skipping `except` (the person who acted).
-pub async fn notify<C: ConnectionTrait>(
-    db: &C,
-    pending: &mut Pending,
+pub async fn notify(
+    work: &Work,
     recipients: &[Uuid],
     except: Option<Uuid>,
     notice: Notice<'_>,
@@ -60,7 +59,7 @@ pub async fn notify<C: ConnectionTrait>(
         if let (sea_orm::ActiveValue::Set(id), sea_orm::ActiveValue::Set(user_id)) =
             (&row.id, &row.user_id)
         {
-            pending.push(&NotificationEvent {
+            work.emit(&NotificationEvent {
                 id: *id,
                 user_id: *user_id,
                 kind,
@@ -72,7 +71,7 @@ pub async fn notify<C: ConnectionTrait>(
             });
         }
     }
-    notification::Entity::insert_many(rows).exec(db).await?;
+    notification::Entity::insert_many(rows).exec(work).await?;
     Ok(())
 }
 

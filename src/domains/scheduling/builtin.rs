@@ -1,9 +1,6 @@
 //! The one list of built-in queues, job kinds and cron schedules.
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use sea_orm::DatabaseConnection;
 
 use super::jobs::{webhook_args_schema, WebhookDelivery, WEBHOOK_DELIVERY};
 use crate::domains::approvals::jobs::{SlaEscalation, SLA_ESCALATION};
@@ -15,7 +12,8 @@ use crate::domains::tasks::jobs::{
     DeadlineReminders, OverdueEscalation, RecurringTasks, DEADLINE_REMINDERS, OVERDUE_ESCALATION,
     RECURRING_TASKS,
 };
-use crate::platform::events::EventBus;
+use crate::platform::db::Db;
+use crate::platform::events::retention::{PruneEventLog, PRUNE_KIND};
 use crate::platform::scheduler::{
     CronSchedule, KindSpec, MissedSlots, NewJob, QueueSpec, Registry,
 };
@@ -24,13 +22,13 @@ pub const MAINTENANCE_QUEUE: &str = "maintenance";
 
 /// What the built-in handlers need.
 pub struct JobDeps {
-    pub db: DatabaseConnection,
-    pub bus: Arc<dyn EventBus>,
+    pub db: Db,
     pub currency: String,
     pub reminder_lead: Duration,
     pub http: reqwest::Client,
     /// When the periodic scans run.
     pub scan_cron: String,
+    pub event_retention: Duration,
 }
 
 fn scan(kind: &str, description: &str) -> KindSpec {
@@ -66,7 +64,6 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             ),
             DeadlineReminders {
                 db: deps.db.clone(),
-                bus: deps.bus.clone(),
                 lead: deps.reminder_lead,
             },
         )
@@ -77,7 +74,6 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             ),
             OverdueEscalation {
                 db: deps.db.clone(),
-                bus: deps.bus.clone(),
             },
         )
         .kind(
@@ -87,7 +83,6 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             ),
             RecurringTasks {
                 db: deps.db.clone(),
-                bus: deps.bus.clone(),
                 currency: deps.currency.clone(),
             },
         )
@@ -98,7 +93,6 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             ),
             SlaEscalation {
                 db: deps.db.clone(),
-                bus: deps.bus.clone(),
             },
         )
         .kind(
@@ -133,7 +127,20 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
                 )
             },
             WebhookDelivery { http: deps.http },
+        )
+        .kind(
+            scan(PRUNE_KIND, "Deletes event log entries past their retention"),
+            PruneEventLog {
+                db: deps.db.clone(),
+                retention: deps.event_retention,
+            },
         );
+    registry = registry.schedule(CronSchedule::new(
+        PRUNE_KIND,
+        "0 17 * * * *",
+        NewJob::new(MAINTENANCE_QUEUE, PRUNE_KIND, serde_json::json!({})).max_attempts(3),
+        MissedSlots::FireOnce,
+    )?);
     for kind in [
         DEADLINE_REMINDERS,
         OVERDUE_ESCALATION,

@@ -1,21 +1,27 @@
 //! The scheduler over GraphQL: queues, jobs and nodes to look at, controls to steer them, and
 //! a live feed of job changes. Everything here needs `scheduler.manage`.
 
+use std::sync::Arc;
+
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use entities::{job, job_queue, scheduler_node};
 use futures_util::{stream, Stream, StreamExt};
 
-use super::model::{JobId, OperatorJob};
+use super::model::{self, JobId, OperatorJob};
 use super::service;
-use crate::error::AppError;
+use crate::app::AppState;
 use crate::graphql::context::ContextExt;
+use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::graphql::scalars::Json;
-use crate::platform::events::{self, Received};
-use crate::platform::scheduler::admin::{JobFilter as StoreFilter, QueueOverview};
-use crate::platform::scheduler::{JobChanges, JobState as StoreState, Strategy};
+use crate::platform::events::bus::signal;
+use crate::platform::events::Envelope;
+use crate::platform::scheduler::admin::{self, Cancelled, JobFilter as StoreFilter, QueueOverview};
+use crate::platform::scheduler::{
+    JobChange, JobChanges, JobState as StoreState, KindSpec, QueueChanged, Strategy,
+};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -223,6 +229,18 @@ pub struct JobKind {
     description: String,
 }
 
+impl From<&KindSpec> for JobKind {
+    fn from(spec: &KindSpec) -> Self {
+        Self {
+            kind: spec.kind.clone(),
+            queue: spec.queue.clone(),
+            max_attempts: spec.max_attempts,
+            operator_enqueue: spec.operator_enqueue,
+            description: spec.description.clone(),
+        }
+    }
+}
+
 #[derive(InputObject, Default)]
 pub struct JobFilter {
     queue: Option<String>,
@@ -244,6 +262,9 @@ pub struct EnqueueJobInput {
 
 #[derive(SimpleObject)]
 pub struct JobEvent {
+    /// Pass it as `after` to resume right after this change. Changes logged together (one
+    /// claim or completion batch) share it.
+    cursor: String,
     job_id: ID,
     queue: String,
     kind: String,
@@ -252,6 +273,22 @@ pub struct JobEvent {
     progress: i32,
     message: Option<String>,
     node: Option<String>,
+}
+
+impl JobEvent {
+    fn new(cursor: String, change: JobChange) -> Self {
+        Self {
+            cursor,
+            job_id: ID(change.job_id.to_string()),
+            queue: change.queue,
+            kind: change.kind,
+            state: change.state.into(),
+            attempt: change.attempt,
+            progress: change.progress,
+            message: change.message,
+            node: change.node,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -324,23 +361,40 @@ impl SchedulingQuery {
     /// The job kinds this deployment runs, and which of them an operator may enqueue.
     async fn job_kinds(&self, ctx: &Context<'_>) -> Result<Vec<JobKind>> {
         let app = ctx.app()?;
-        ctx.viewer()?
-            .user()?
-            .require_global(crate::auth::Permission::SchedulerManage)?;
-        let mut kinds: Vec<JobKind> = app
-            .scheduler
-            .registry()
-            .kinds()
-            .map(|k| JobKind {
-                kind: k.kind.clone(),
-                queue: k.queue.clone(),
-                max_attempts: k.max_attempts,
-                operator_enqueue: k.operator_enqueue,
-                description: k.description.clone(),
-            })
-            .collect();
-        kinds.sort_by(|a, b| a.kind.cmp(&b.kind));
-        Ok(kinds)
+        let kinds = service::job_kinds(ctx.viewer()?, app.scheduler.registry())?;
+        Ok(kinds.into_iter().map(JobKind::from).collect())
+    }
+}
+
+/// Tells every node, this one at once, that a queue's settings changed. A lost signal costs
+/// only latency: nodes re-read queue settings on their own within half a second.
+async fn queue_changed(app: &AppState, queue: &job_queue::Model) {
+    app.scheduler.queue_settings_changed();
+    let change = QueueChanged {
+        queue: queue.name.clone(),
+    };
+    if let Err(err) = signal(app.bus.as_ref(), &change).await {
+        tracing::warn!(error = ?err, "signalling a queue change failed");
+    }
+}
+
+/// What a committed cancellation sets off, outside its unit of work.
+async fn cancelled(app: &AppState, outcome: Cancelled) -> job::Model {
+    match outcome {
+        Cancelled::Now(row) => {
+            app.scheduler
+                .registry()
+                .notify_given_up(&row.kind, &row.args, service::CANCELLED_BY_OPERATOR)
+                .await;
+            row
+        }
+        Cancelled::Requested(row) => {
+            if let Err(err) = signal(app.bus.as_ref(), &admin::cancel_signal(row.id)).await {
+                // The node's next heartbeat sees the flag anyway.
+                tracing::warn!(error = ?err, "signalling a cancellation failed");
+            }
+            row
+        }
     }
 }
 
@@ -351,50 +405,46 @@ pub struct SchedulingMutation;
 impl SchedulingMutation {
     /// Stops every node from starting jobs of the queue; running ones finish.
     async fn pause_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
-        let app = ctx.app()?;
-        let queue =
-            service::set_paused(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, &name, true).await?;
-        app.scheduler.queue_settings_changed();
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let queue = app
+            .write(async |work| service::set_paused(work, viewer, &name, true).await)
+            .await?;
+        queue_changed(app, &queue).await;
         Ok(JobQueue::new(queue, None))
     }
 
     async fn resume_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
-        let app = ctx.app()?;
-        let queue =
-            service::set_paused(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, &name, false)
-                .await?;
-        app.scheduler.queue_settings_changed();
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let queue = app
+            .write(async |work| service::set_paused(work, viewer, &name, false).await)
+            .await?;
+        queue_changed(app, &queue).await;
         Ok(JobQueue::new(queue, None))
     }
 
     /// Runs a DISCARDED or CANCELLED job again now.
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let id = JobId::parse("id", &id)?;
-        let row = service::retry(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id.0).await?;
-        app.scheduler.nudge();
+        let row = app
+            .write(async |work| service::retry(work, viewer, id.0).await)
+            .await?;
         Ok(row.into())
     }
 
     /// Cancels a waiting job at once; a running one is asked to stop (`cancelRequested`).
     async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let id = JobId::parse("id", &id)?;
-        let registry = app.scheduler.registry();
-        let row = service::cancel(
-            &app.db.conn,
-            app.bus.as_ref(),
-            registry,
-            ctx.viewer()?,
-            id.0,
-        )
-        .await?;
-        Ok(row.into())
+        let outcome = app
+            .write(async |work| service::cancel(work, viewer, id.0).await)
+            .await?;
+        Ok(cancelled(app, outcome).await.into())
     }
 
     /// Enqueues a kind that operators may start by hand (see `jobKinds`).
     async fn enqueue_job(&self, ctx: &Context<'_>, input: EnqueueJobInput) -> Result<Job> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let job = OperatorJob {
             kind: input.kind,
             args: input.args.0,
@@ -403,14 +453,10 @@ impl SchedulingMutation {
             unique_key: input.unique_key,
             affinity_key: input.affinity_key,
         };
-        let row = service::enqueue_by_operator(
-            &app.db.conn,
-            app.scheduler.registry(),
-            ctx.viewer()?,
-            job,
-        )
-        .await?;
-        app.scheduler.nudge();
+        let registry = app.scheduler.registry();
+        let row = app
+            .write(async |work| service::enqueue_by_operator(work, registry, viewer, job).await)
+            .await?;
         Ok(row.into())
     }
 }
@@ -421,44 +467,33 @@ pub struct SchedulingSubscription;
 #[Subscription]
 impl SchedulingSubscription {
     /// State changes and progress of jobs, from every node, optionally of one queue or job.
+    /// With `after` (an event's `cursor`), first the changes after it, then live ones.
     async fn job_events(
         &self,
         ctx: &Context<'_>,
         queue: Option<String>,
         job_id: Option<ID>,
-    ) -> Result<impl Stream<Item = Result<JobEvent>>> {
-        let app = ctx.app()?;
-        ctx.viewer()?
-            .user()?
-            .require_global(crate::auth::Permission::SchedulerManage)?;
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = JobEvent>> {
+        let viewer = ctx.viewer()?.clone();
+        service::may_watch_jobs(&viewer)?;
         let job_id = job_id.map(|id| JobId::parse("jobId", &id)).transpose()?;
-        Ok(
-            events::subscribe::<JobChanges>(app.bus.as_ref()).flat_map(move |received| {
-                let items: Vec<Result<JobEvent>> = match received {
-                    Received::Event(JobChanges(changes)) => changes
-                        .into_iter()
-                        .filter(|c| queue.as_ref().is_none_or(|q| *q == c.queue))
-                        .filter(|c| job_id.is_none_or(|id| id.0 == c.job_id))
-                        .map(|c| {
-                            Ok(JobEvent {
-                                job_id: ID(c.job_id.to_string()),
-                                queue: c.queue,
-                                kind: c.kind,
-                                state: c.state.into(),
-                                attempt: c.attempt,
-                                progress: c.progress,
-                                message: c.message,
-                                node: c.node,
-                            })
-                        })
-                        .collect(),
-                    Received::Lagged(missed) => vec![Err(AppError::RateLimited(format!(
-                        "this subscriber fell behind and missed {missed} events"
-                    ))
-                    .into())],
-                };
-                stream::iter(items)
-            }),
-        )
+        let entries = live::follow(ctx, after.as_deref()).await?;
+        Ok(entries.flat_map(move |entry: Arc<Envelope>| {
+            let visible = viewer
+                .user()
+                .is_ok_and(|me| model::event_visible_to(&entry, me));
+            let changes = match visible.then(|| entry.decode::<JobChanges>()).flatten() {
+                Some(JobChanges(changes)) => changes,
+                None => Vec::new(),
+            };
+            let events: Vec<JobEvent> = changes
+                .into_iter()
+                .filter(|c| queue.as_ref().is_none_or(|q| *q == c.queue))
+                .filter(|c| job_id.is_none_or(|id| id.0 == c.job_id))
+                .map(|c| JobEvent::new(entry.cursor.to_string(), c))
+                .collect();
+            stream::iter(events)
+        }))
     }
 }

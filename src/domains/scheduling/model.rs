@@ -1,4 +1,4 @@
-//! Parsed operator input for the scheduler.
+//! Parsed operator input for the scheduler, and who may watch its jobs.
 
 use chrono::{DateTime, Utc};
 
@@ -12,4 +12,15 @@ pub struct OperatorJob {
     pub run_at: Option<DateTime<Utc>>,
     pub unique_key: Option<String>,
     pub affinity_key: Option<String>,
+}
+
+/// Job changes are the operators' view: administrators and holders of `scheduler.manage`
+/// anywhere, as for every scheduler read.
+pub fn event_visible_to(
+    envelope: &crate::platform::events::Envelope,
+    viewer: &crate::auth::ViewerUser,
+) -> bool {
+    use crate::platform::events::Event;
+    envelope.topic == crate::platform::scheduler::JobChanges::TOPIC
+        && viewer.has_global(crate::auth::Permission::SchedulerManage)
 }

@@ -8,15 +8,28 @@ use uuid::Uuid;
 use super::model::OperatorJob;
 use crate::auth::{Permission, Viewer};
 use crate::error::{AppError, AppResult};
-use crate::platform::events::{publish, EventBus};
 use crate::platform::scheduler::admin::{self, AdminError, Cancelled, JobFilter, QueueOverview};
 use crate::platform::scheduler::{
-    enqueue, EnqueueError, JobChange, JobChanges, JobState, NewJob, NodeSettings, QueueChanged,
+    enqueue_in, EnqueueError, JobChange, JobChanges, JobState, KindSpec, NewJob, NodeSettings,
     Registry,
 };
+use crate::platform::work::Work;
 
 fn require(viewer: &Viewer) -> AppResult<()> {
     viewer.user()?.require_global(Permission::SchedulerManage)
+}
+
+/// The live job feed shows what the scheduler reads show: to its operators only.
+pub fn may_watch_jobs(viewer: &Viewer) -> AppResult<()> {
+    require(viewer)
+}
+
+/// The job kinds this deployment runs, by name.
+pub fn job_kinds<'r>(viewer: &Viewer, registry: &'r Registry) -> AppResult<Vec<&'r KindSpec>> {
+    require(viewer)?;
+    let mut kinds: Vec<&KindSpec> = registry.kinds().collect();
+    kinds.sort_by(|a, b| a.kind.cmp(&b.kind));
+    Ok(kinds)
 }
 
 impl From<AdminError> for AppError {
@@ -69,24 +82,17 @@ pub async fn nodes<C: ConnectionTrait>(
     Ok(admin::nodes(db, Utc::now() - settings.lease).await?)
 }
 
-/// Pauses or resumes a queue on every node: the flag is in the database, and the other nodes
-/// hear of the change over the bus at once (or at their next refresh, within half a second).
-pub async fn set_paused<C: ConnectionTrait>(
-    db: &C,
-    bus: &dyn EventBus,
+/// Pauses or resumes a queue on every node: the flag is in the database; once it commits, the
+/// caller signals `QueueChanged` so other nodes re-read it at once rather than at their next
+/// refresh (within half a second).
+pub async fn set_paused(
+    work: &Work,
     viewer: &Viewer,
     queue: &str,
     paused: bool,
 ) -> AppResult<job_queue::Model> {
     require(viewer)?;
-    let row = admin::set_paused(db, queue, paused).await?;
-    let change = QueueChanged {
-        queue: row.name.clone(),
-    };
-    if let Err(err) = publish(bus, &change).await {
-        tracing::warn!(error = ?err, "publishing a queue change failed");
-    }
-    Ok(row)
+    Ok(admin::set_paused(work, queue, paused).await?)
 }
 
 fn change_of(row: &job::Model, message: &str) -> JobChange {
@@ -102,54 +108,35 @@ fn change_of(row: &job::Model, message: &str) -> JobChange {
     }
 }
 
-async fn announce(bus: &dyn EventBus, row: &job::Model, message: &str) {
-    if let Err(err) = publish(bus, &JobChanges(vec![change_of(row, message)])).await {
-        tracing::warn!(error = ?err, "publishing a job change failed");
-    }
-}
-
-pub async fn retry<C: ConnectionTrait>(
-    db: &C,
-    bus: &dyn EventBus,
-    viewer: &Viewer,
-    id: Uuid,
-) -> AppResult<job::Model> {
+/// Runs a dead-lettered or cancelled job again; the commit wakes this node's workers.
+pub async fn retry(work: &Work, viewer: &Viewer, id: Uuid) -> AppResult<job::Model> {
     require(viewer)?;
-    let row = admin::retry(db, id).await?;
-    announce(bus, &row, "retried by an operator").await;
+    let row = admin::retry(work, id).await?;
+    work.jobs_enqueued();
+    work.emit(&JobChanges(vec![change_of(&row, "retried by an operator")]));
     Ok(row)
 }
 
-pub async fn cancel<C: ConnectionTrait>(
-    db: &C,
-    bus: &dyn EventBus,
-    registry: &Registry,
-    viewer: &Viewer,
-    id: Uuid,
-) -> AppResult<job::Model> {
+/// Why an operator's cancellation ends a job, as its handler and the job feed hear it.
+pub const CANCELLED_BY_OPERATOR: &str = "cancelled by an operator";
+
+/// Cancels a waiting job, or flags a running one. What follows the commit is the caller's:
+/// for `Now`, the kind's `given_up` hook (it writes in a unit of work of its own); for
+/// `Requested`, the `CancelRequested` signal to the node running it (whose next heartbeat
+/// sees the flag anyway).
+pub async fn cancel(work: &Work, viewer: &Viewer, id: Uuid) -> AppResult<Cancelled> {
     require(viewer)?;
-    match admin::cancel(db, id).await? {
-        Cancelled::Now(row) => {
-            registry
-                .notify_given_up(&row.kind, &row.args, "cancelled by an operator")
-                .await;
-            announce(bus, &row, "cancelled by an operator").await;
-            Ok(row)
-        }
-        Cancelled::Requested(row) => {
-            if let Err(err) = publish(bus, &admin::cancel_signal(id)).await {
-                // The node's next heartbeat sees the flag anyway.
-                tracing::warn!(error = ?err, "publishing a cancellation failed");
-            }
-            Ok(row)
-        }
+    let outcome = admin::cancel(work, id).await?;
+    if let Cancelled::Now(row) = &outcome {
+        work.emit(&JobChanges(vec![change_of(row, CANCELLED_BY_OPERATOR)]));
     }
+    Ok(outcome)
 }
 
 /// Enqueues a kind an operator may start by hand, with its arguments checked against the
 /// kind's schema first.
-pub async fn enqueue_by_operator<C: ConnectionTrait>(
-    db: &C,
+pub async fn enqueue_by_operator(
+    work: &Work,
     registry: &Registry,
     viewer: &Viewer,
     input: OperatorJob,
@@ -187,6 +174,6 @@ pub async fn enqueue_by_operator<C: ConnectionTrait>(
     if let Some(key) = input.affinity_key {
         job = job.affinity(key);
     }
-    let id = enqueue(db, job).await?.id();
-    Ok(admin::job(db, id).await?)
+    let id = enqueue_in(work, job).await?.id();
+    Ok(admin::job(work, id).await?)
 }

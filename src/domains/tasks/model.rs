@@ -7,6 +7,8 @@ use uuid::Uuid;
 use crate::auth::viewer::Scope;
 use crate::auth::{Permission, ViewerUser};
 use crate::error::{AppError, AppResult};
+use crate::platform::events::{Envelope, Event, EventHead};
+use crate::platform::money::{currency_exponent, Decimal};
 
 crate::domains::id_type!(TaskId, "task");
 crate::domains::id_type!(CategoryId, "task category");
@@ -18,6 +20,8 @@ pub const MAX_EXECUTORS: usize = 50;
 pub const MAX_MERIT_POINTS: i32 = 1_000_000;
 /// Custom fields travel in every live event of the task; a cap keeps events small.
 pub const MAX_CUSTOM_FIELDS_BYTES: usize = 16 * 1024;
+/// Sort keys a task list honours; more would only add work to every query.
+pub const MAX_TASK_ORDERS: usize = 5;
 
 string_enum!(ReviewStatus { Draft => "DRAFT", Pending => "PENDING", Approved => "APPROVED", Rejected => "REJECTED" });
 string_enum!(WorkStatus { Open => "OPEN", InProgress => "IN_PROGRESS", Done => "DONE", Cancelled => "CANCELLED" });
@@ -198,6 +202,63 @@ impl TaskFields {
     }
 }
 
+/// A cash output value in the currency's units, as minor units: `BAD_USER_INPUT` on
+/// `cashOutputValue` when it has more decimals than the currency or does not fit.
+pub fn cash_output_minor(value: Decimal, currency: &str) -> AppResult<i64> {
+    value
+        .to_minor(currency_exponent(currency))
+        .map_err(|e| AppError::bad_field("cashOutputValue", format!("{e}")))
+}
+
+/// `hasCashOutput` and `cashOutputValue` of a new task, as the client states them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CashOutputInput {
+    pub has: bool,
+    pub value: Option<Decimal>,
+}
+
+impl CashOutputInput {
+    /// The value in minor units; the flag and the value must agree.
+    pub fn minor(self, currency: &str) -> AppResult<Option<i64>> {
+        match (self.has, self.value) {
+            (true, Some(value)) => Ok(Some(cash_output_minor(value, currency)?)),
+            (true, None) => Err(AppError::bad_field(
+                "cashOutputValue",
+                "a task with cash output needs its value",
+            )),
+            (false, Some(_)) => Err(AppError::bad_field(
+                "cashOutputValue",
+                "set hasCashOutput to give a cash output value",
+            )),
+            (false, None) => Ok(None),
+        }
+    }
+}
+
+/// `hasCashOutput` and `cashOutputValue` of an edit: `has` absent means unchanged; `value` is
+/// `None` when absent and `Some(None)` when null.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CashOutputChange {
+    pub has: Option<bool>,
+    pub value: Option<Option<Decimal>>,
+}
+
+impl CashOutputChange {
+    /// The new cash output in minor units: `None` to leave it, `Some(None)` to remove it.
+    pub fn minor(self, currency: &str) -> AppResult<Option<Option<i64>>> {
+        match (self.has, self.value) {
+            (Some(false), _) => Ok(Some(None)),
+            (_, Some(Some(value))) => Ok(Some(Some(cash_output_minor(value, currency)?))),
+            (Some(true) | None, Some(None)) => Ok(Some(None)),
+            (Some(true), None) => Err(AppError::bad_field(
+                "cashOutputValue",
+                "a task with cash output needs its value",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 /// Splits merit evenly among executors in their listed order. Integer points: each gets
 /// `total / n`, and the first `total % n` executors get one more, so the parts always add up
 /// to the total.
@@ -252,21 +313,45 @@ string_enum!(TaskEventKind {
     ProgressReported => "PROGRESS_REPORTED",
     ProgressConfirmed => "PROGRESS_CONFIRMED",
     CommentAdded => "COMMENT_ADDED",
+    CommentEdited => "COMMENT_EDITED",
+    CommentDeleted => "COMMENT_DELETED",
+    AttachmentAdded => "ATTACHMENT_ADDED",
     StatusChanged => "STATUS_CHANGED",
 });
 
-/// Published after a task change commits, with the task as it then was and who may see it.
+/// Appended to the log with a task change, carrying the task as it then was and who may see it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskEvent {
     pub kind: TaskEventKind,
     pub task: entities::task::Model,
+    /// The nil id when the system acted on its own (a scan, a schedule).
     pub actor_id: Uuid,
     pub at: DateTime<Utc>,
     pub audience: Audience,
 }
 
-impl crate::platform::events::Event for TaskEvent {
+impl Event for TaskEvent {
     const TOPIC: &'static str = "tasks";
+
+    fn head(&self) -> EventHead {
+        EventHead {
+            kind: self.kind.as_str().to_owned(),
+            subject_kind: SUBJECT_KIND,
+            subject_id: Some(self.task.id),
+            actor_id: (!self.actor_id.is_nil()).then_some(self.actor_id),
+            // Null never decodes as an audience, so a failure here hides the event from all.
+            audience: serde_json::to_value(&self.audience).unwrap_or_default(),
+        }
+    }
+}
+
+/// Whether `viewer` may see a logged task event: the audience captured with it admits them.
+/// Fails closed: another topic or an audience that does not decode is invisible.
+pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
+    envelope.topic == TaskEvent::TOPIC
+        && envelope
+            .audience::<Audience>()
+            .is_some_and(|audience| audience.admits(viewer))
 }
 
 #[cfg(test)]
@@ -326,6 +411,74 @@ mod tests {
                 && parse_progress(-1).is_err()
                 && parse_progress(100).is_ok()
         );
+    }
+
+    #[test]
+    fn cash_outputs_need_flag_and_value_to_agree() {
+        let amount = |text: &str| text.parse::<Decimal>().ok();
+        let new = |has, value| CashOutputInput { has, value }.minor("EUR");
+        assert_eq!(new(true, amount("12.5")).ok(), Some(Some(1250)));
+        assert_eq!(new(false, None).ok(), Some(None));
+        assert!(new(true, None).is_err() && new(false, amount("1")).is_err());
+        assert!(new(true, amount("0.001")).is_err());
+        let edit = |has, value| CashOutputChange { has, value }.minor("EUR");
+        assert_eq!(edit(None, None).ok(), Some(None));
+        assert_eq!(edit(Some(false), Some(amount("3"))).ok(), Some(Some(None)));
+        assert_eq!(edit(None, Some(None)).ok(), Some(Some(None)));
+        assert_eq!(edit(None, Some(amount("3"))).ok(), Some(Some(Some(300))));
+        assert!(edit(Some(true), None).is_err());
+    }
+
+    #[test]
+    fn task_events_carry_their_audience_and_hide_the_system_actor() {
+        let now = Utc::now();
+        let person = Uuid::now_v7();
+        let event = TaskEvent {
+            kind: TaskEventKind::CommentEdited,
+            task: entities::task::Model {
+                id: Uuid::now_v7(),
+                category_id: Uuid::now_v7(),
+                parent_id: None,
+                title: "t".into(),
+                key_points: String::new(),
+                initiator_id: person,
+                department_id: None,
+                is_team_task: false,
+                confirmer_id: None,
+                has_cash_output: false,
+                cash_output_minor: None,
+                currency: "EUR".into(),
+                start_at: None,
+                deadline: None,
+                priority: 3,
+                progress: 0,
+                reported_progress: None,
+                merit_points: 0,
+                review_status: "DRAFT".into(),
+                rejection_reason: None,
+                status: "OPEN".into(),
+                custom_fields: serde_json::json!({}),
+                version: 1,
+                approval_instance_id: None,
+                overdue: false,
+                completed_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+            actor_id: Uuid::nil(),
+            at: now,
+            audience: Audience {
+                people: vec![person],
+                department_path: None,
+                parent: None,
+            },
+        };
+        let head = event.head();
+        assert_eq!(head.kind, "COMMENT_EDITED");
+        assert_eq!(head.subject_id, Some(event.task.id));
+        assert_eq!(head.actor_id, None);
+        let decoded: Option<Audience> = serde_json::from_value(head.audience).ok();
+        assert_eq!(decoded, Some(event.audience));
     }
 
     #[test]

@@ -212,6 +212,16 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, job: NewJob) -> Result<Enqueued
     )))
 }
 
+/// Adds one job inside a unit of work, whose commit wakes this node's workers.
+pub async fn enqueue_in(
+    work: &crate::platform::work::Work,
+    job: NewJob,
+) -> Result<Enqueued, EnqueueError> {
+    let enqueued = enqueue(work, job).await?;
+    work.jobs_enqueued();
+    Ok(enqueued)
+}
+
 /// Adds many jobs in multi-row inserts; jobs whose unique key is taken are skipped. Returns how
 /// many were added.
 pub async fn enqueue_many<C: ConnectionTrait>(

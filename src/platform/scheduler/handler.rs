@@ -10,10 +10,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::runtime::NodeShared;
-use super::store::{record_progress, Fence};
-use super::{CronSchedule, JobChange, JobChanges, JobState, QueueSpec};
-use crate::platform::events::publish;
+use super::store::{announce, record_progress, Fence};
+use super::{CronSchedule, JobChange, JobState, QueueSpec};
+use crate::platform::db::Db;
 
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
@@ -149,7 +148,8 @@ pub struct JobContext {
     pub args: serde_json::Value,
     pub attempt: i32,
     pub max_attempts: i32,
-    pub(super) node: Arc<NodeShared>,
+    pub(super) db: Db,
+    pub(super) node_id: Arc<str>,
     pub(super) signal: watch::Receiver<Signal>,
 }
 
@@ -177,16 +177,8 @@ impl JobContext {
             job_id: self.id,
             attempt: self.attempt,
         };
-        let db = &self.node.db.conn;
-        match record_progress(
-            db,
-            &self.node.settings.node_id,
-            fence,
-            percent,
-            Some(message),
-        )
-        .await?
-        {
+        let db = &self.db.conn;
+        match record_progress(db, &self.node_id, fence, percent, Some(message)).await? {
             Ok(()) => {
                 let change = JobChange {
                     job_id: self.id,
@@ -196,11 +188,9 @@ impl JobContext {
                     attempt: self.attempt,
                     progress: percent.clamp(0, 100),
                     message: Some(message.to_owned()),
-                    node: Some(self.node.settings.node_id.clone()),
+                    node: Some(self.node_id.to_string()),
                 };
-                if let Err(err) = publish(self.node.bus.as_ref(), &JobChanges(vec![change])).await {
-                    tracing::warn!(error = ?err, "publishing job progress failed");
-                }
+                announce(&self.db, vec![change]).await;
                 Ok(())
             }
             Err(_) => Err(JobError::LeaseLost),

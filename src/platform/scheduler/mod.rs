@@ -10,6 +10,7 @@ mod affinity;
 mod cron;
 mod enqueue;
 mod handler;
+mod node;
 mod runtime;
 mod store;
 mod upkeep;
@@ -24,7 +25,9 @@ pub use affinity::{bucket_of, owned_buckets, BUCKETS};
 pub use cron::{
     claim_slot, due_slot, fire_slot, last_fired, parse_cron, CronSchedule, MissedSlots,
 };
-pub use enqueue::{enqueue, enqueue_many, EnqueueError, Enqueued, NewJob, MAX_ARGS_BYTES};
+pub use enqueue::{
+    enqueue, enqueue_in, enqueue_many, EnqueueError, Enqueued, NewJob, MAX_ARGS_BYTES,
+};
 pub use handler::{JobContext, JobError, JobHandler, KindSpec, Registry};
 pub use runtime::{Scheduler, SchedulerHandle};
 pub use store::{
@@ -198,7 +201,24 @@ pub struct JobChange {
 pub struct JobChanges(pub Vec<JobChange>);
 
 impl crate::platform::events::Event for JobChanges {
-    const TOPIC: &'static str = "scheduler.jobs";
+    const TOPIC: &'static str = "jobs";
+
+    fn head(&self) -> crate::platform::events::EventHead {
+        let single = match self.0.as_slice() {
+            [change] => Some(change.job_id),
+            _ => None,
+        };
+        let mut queues: Vec<&str> = self.0.iter().map(|c| c.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        crate::platform::events::EventHead {
+            kind: "JOB_CHANGES".to_owned(),
+            subject_kind: "job",
+            subject_id: single,
+            actor_id: None,
+            audience: serde_json::json!({ "queues": queues }),
+        }
+    }
 }
 
 /// Asks whichever node runs a job to cancel it.
@@ -208,7 +228,7 @@ pub struct CancelRequested {
     pub job_id: Uuid,
 }
 
-impl crate::platform::events::Event for CancelRequested {
+impl crate::platform::events::bus::SignalKind for CancelRequested {
     const TOPIC: &'static str = "scheduler.cancel";
 }
 
@@ -220,7 +240,7 @@ pub struct QueueChanged {
     pub queue: String,
 }
 
-impl crate::platform::events::Event for QueueChanged {
+impl crate::platform::events::bus::SignalKind for QueueChanged {
     const TOPIC: &'static str = "scheduler.queue";
 }
 

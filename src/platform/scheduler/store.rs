@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
-use super::JobState;
-use crate::platform::db::sql;
+use super::{JobChange, JobChanges, JobState};
+use crate::platform::db::{sql, Db};
+use crate::platform::events::{log, NewEvent};
 
 const WAITING: &str = "('SCHEDULED', 'AVAILABLE', 'RETRYABLE')";
 /// Errors kept per job; older ones are dropped so a job that fails forever stays small.
@@ -428,4 +429,20 @@ pub async fn prune_finished<C: ConnectionTrait>(
         ))
         .await?
         .rows_affected())
+}
+
+/// Logs job changes as one event, right after the change it reports, not with it: the jobs
+/// table is the record, and a claim or completion batch stays one statement.
+pub(super) async fn announce(db: &Db, changes: Vec<JobChange>) {
+    if changes.is_empty() {
+        return;
+    }
+    let appended = match NewEvent::of(&JobChanges(changes)) {
+        Ok(entry) => log::append(&db.conn, vec![entry]).await,
+        Err(err) => Err(sea_orm::DbErr::Custom(err.to_string())),
+    };
+    match appended {
+        Ok(()) => db.commits().events.notify_one(),
+        Err(err) => tracing::warn!(error = %err, "logging job changes failed"),
+    }
 }

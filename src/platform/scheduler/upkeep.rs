@@ -12,12 +12,11 @@ use sea_orm::ConnectionTrait;
 use super::affinity::owned_buckets;
 use super::cron::{due_slot, fire_slot, last_fired};
 use super::handler::Signal;
-use super::runtime::NodeShared;
+use super::node::NodeShared;
 use super::store::{self, Fence};
-use super::worker::announce;
 use super::{CancelRequested, JobChange, QueueChanged, WAKE_CHANNEL};
 use crate::platform::db::sql;
-use crate::platform::events::{subscribe, Received};
+use crate::platform::events::bus::signals;
 
 pub(super) async fn heartbeat(shared: &NodeShared) -> anyhow::Result<()> {
     let db = &shared.db.conn;
@@ -95,19 +94,17 @@ pub(super) async fn heartbeat_loop(shared: Arc<NodeShared>) {
 }
 
 pub(super) async fn cancel_listener(shared: Arc<NodeShared>) {
-    let mut requests = Box::pin(subscribe::<CancelRequested>(shared.bus.as_ref()));
-    while let Some(request) = requests.next().await {
-        if let Received::Event(CancelRequested { job_id }) = request {
-            let in_flight = shared.in_flight.lock();
-            for (_, job) in in_flight.iter().filter(|(f, _)| f.job_id == job_id) {
-                job.ask_to_cancel();
-            }
+    let mut requests = Box::pin(signals::<CancelRequested>(shared.bus.as_ref()));
+    while let Some(CancelRequested { job_id }) = requests.next().await {
+        let in_flight = shared.in_flight.lock();
+        for (_, job) in in_flight.iter().filter(|(f, _)| f.job_id == job_id) {
+            job.ask_to_cancel();
         }
     }
 }
 
 pub(super) async fn queue_listener(shared: Arc<NodeShared>) {
-    let mut changes = Box::pin(subscribe::<QueueChanged>(shared.bus.as_ref()));
+    let mut changes = Box::pin(signals::<QueueChanged>(shared.bus.as_ref()));
     while changes.next().await.is_some() {
         shared.queues.write().1 = None;
         shared.wake.notify_one();
@@ -145,7 +142,7 @@ pub(super) async fn maintenance_loop(shared: Arc<NodeShared>) {
                         node: None,
                     })
                     .collect();
-                announce(&shared, changes).await;
+                store::announce(&shared.db, changes).await;
                 shared.wake.notify_one();
             }
             Ok(_) => {}

@@ -13,11 +13,10 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::handler::{JobContext, JobError, Signal};
-use super::runtime::{eligible_queues, InFlight, NodeShared, QueueState};
+use super::node::{eligible_queues, InFlight, NodeShared, QueueState};
 use super::store::{self, Claim, ClaimedJob, Failure, Fence};
-use super::{backoff, JobChange, JobChanges, JobState, Strategy};
+use super::{backoff, JobChange, JobState, Strategy};
 use crate::platform::db::lock_in_transaction;
-use crate::platform::events::publish;
 
 /// Jobs one completion statement records.
 const COMPLETION_BATCH: usize = 500;
@@ -115,6 +114,7 @@ pub(super) async fn fetch_loop(
         tokio::select! {
             _ = stop.changed() => {}
             _ = shared.wake.notified(), if !full => {}
+            _ = shared.db.commits().jobs.notified(), if !full => {}
             // A completion frees room in the node and in a queue's per-node limit alike.
             _ = shared.room.notified() => {}
             _ = tokio::time::sleep(poll) => {}
@@ -173,7 +173,7 @@ async fn dispatch(
             Some(&shared.settings.node_id),
         ));
     }
-    announce(shared, changes).await;
+    store::announce(&shared.db, changes).await;
     let mut jobs = jobs.into_iter();
     while let Some(job) = jobs.next() {
         // Only this loop takes permits and it counted them before claiming, so one is free.
@@ -230,15 +230,6 @@ pub(super) fn change_of(job: &ClaimedJob, state: JobState, node: Option<&str>) -
         progress: if state == JobState::Completed { 100 } else { 0 },
         message: None,
         node: node.map(str::to_owned),
-    }
-}
-
-pub(super) async fn announce(shared: &NodeShared, changes: Vec<JobChange>) {
-    if changes.is_empty() {
-        return;
-    }
-    if let Err(err) = publish(shared.bus.as_ref(), &JobChanges(changes)).await {
-        tracing::debug!(error = ?err, "publishing job changes failed");
     }
 }
 
@@ -351,7 +342,8 @@ async fn execute(
                 args: job.args.clone(),
                 attempt: job.attempt,
                 max_attempts: job.max_attempts,
-                node: shared.clone(),
+                db: shared.db.clone(),
+                node_id: shared.settings.node_id.as_str().into(),
                 signal,
             };
             if context.is_cancelled() {
@@ -454,7 +446,7 @@ async fn record_failure(shared: &NodeShared, job: &ClaimedJob, error: JobError) 
             }
             let mut change = change_of(job, next, Some(&shared.settings.node_id));
             change.message = Some(message);
-            announce(shared, vec![change]).await;
+            store::announce(&shared.db, vec![change]).await;
         }
         Ok(Err(lost)) => tracing::info!(%lost, "failure not recorded: lease lost"),
         Err(err) => {
@@ -529,6 +521,6 @@ pub(super) async fn complete_loop(shared: Arc<NodeShared>, mut done: mpsc::Recei
             forget(&shared, fence_of(&item.job));
         }
         shared.room.notify_one();
-        announce(&shared, changes).await;
+        store::announce(&shared.db, changes).await;
     }
 }

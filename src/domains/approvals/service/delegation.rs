@@ -8,11 +8,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::auth::Viewer;
+use crate::domains::approvals::model::{ApprovalEvent, ApprovalEventKind};
 use crate::domains::identity::service as identity;
 use crate::error::{AppError, AppResult};
+use crate::platform::work::Work;
 
-pub async fn delegate<C: ConnectionTrait>(
-    db: &C,
+pub async fn delegate(
+    work: &Work,
     viewer: &Viewer,
     to_user: Uuid,
     starts_at: DateTime<Utc>,
@@ -31,10 +33,13 @@ pub async fn delegate<C: ConnectionTrait>(
             "a delegation must end after it starts",
         ));
     }
-    if identity::active_users(db, vec![to_user]).await?.is_empty() {
+    if identity::active_users(work, vec![to_user])
+        .await?
+        .is_empty()
+    {
         return Err(AppError::bad_field("toUserId", "no such active user"));
     }
-    Ok(approval_delegation::ActiveModel {
+    let delegation = approval_delegation::ActiveModel {
         id: Set(Uuid::now_v7()),
         from_user_id: Set(me.id),
         to_user_id: Set(to_user),
@@ -42,8 +47,20 @@ pub async fn delegate<C: ConnectionTrait>(
         ends_at: Set(ends_at),
         created_at: Set(Utc::now()),
     }
-    .insert(db)
-    .await?)
+    .insert(work)
+    .await?;
+    work.emit(&ApprovalEvent {
+        kind: ApprovalEventKind::Delegated,
+        people: vec![me.id, to_user],
+        instance_id: delegation.id,
+        subject_type: "approval_delegation".to_owned(),
+        subject_id: delegation.id,
+        decided_by: me.id,
+        approve: true,
+        status: "ACTIVE".to_owned(),
+        at: delegation.created_at,
+    });
+    Ok(delegation)
 }
 
 pub async fn my_delegations<C: ConnectionTrait>(

@@ -9,22 +9,21 @@ use entities::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::domains::approvals::model::{
-    parse_decision_comment, ApprovalEvent, ApproverRule, InstanceId, InstanceStatus, SubjectFacts,
-    SubjectRef, Verdict,
+    parse_decision_comment, ApprovalEvent, ApprovalEventKind, ApproverRule, InstanceId,
+    InstanceStatus, SubjectFacts, SubjectRef, Verdict,
 };
 use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service as notifications;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::lock_in_transaction;
-use crate::platform::events::{EventBus, Pending};
+use crate::platform::work::Work;
 
 use super::*;
 
@@ -56,17 +55,16 @@ pub struct Started {
 /// whose condition fails are skipped; approvers of every remaining step are resolved now, so
 /// a step that could never be approved is refused at submission, not discovered later.
 pub async fn start(
-    txn: &DatabaseTransaction,
-    pending: &mut Pending,
+    work: &Work,
     flow_id: Uuid,
     subject: SubjectRef,
     facts: SubjectFacts,
 ) -> AppResult<Started> {
     let flow = approval_flow::Entity::find_by_id(flow_id)
-        .one(txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::Conflict("the approval flow no longer exists".into()))?;
-    let steps = steps_of(txn, &[flow.id]).await?;
+    let steps = steps_of(work, &[flow.id]).await?;
     let mut positions = Vec::new();
     let mut approvers_by_index = Vec::new();
     for step in &steps {
@@ -77,7 +75,7 @@ pub async fn start(
         }
         let rule = step_rule(step)
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("step {} has no rule", step.id)))?;
-        let mut approvers = resolve_approvers(txn, &rule, &facts).await?;
+        let mut approvers = resolve_approvers(work, &rule, &facts).await?;
         if !flow.allow_self_approval {
             approvers.retain(|a| *a != facts.initiator_id);
         }
@@ -113,7 +111,7 @@ pub async fn start(
         step_started_at: Set(now),
         decided_at: Set((status == InstanceStatus::Approved).then_some(now)),
     }
-    .insert(txn)
+    .insert(work)
     .await?;
     let rows: Vec<approval_assignment::ActiveModel> = approvers_by_index
         .iter()
@@ -132,25 +130,23 @@ pub async fn start(
         .collect();
     if !rows.is_empty() {
         approval_assignment::Entity::insert_many(rows)
-            .exec(txn)
+            .exec(work)
             .await?;
     }
     if let Some(first) = approvers_by_index.first() {
-        notify_step(txn, pending, &instance, first, facts.initiator_id).await?;
+        notify_step(work, &instance, first, facts.initiator_id).await?;
     }
     Ok(Started { instance, status })
 }
 
-async fn notify_step<C: ConnectionTrait>(
-    db: &C,
-    pending: &mut Pending,
+async fn notify_step(
+    work: &Work,
     instance: &approval_instance::Model,
     approvers: &[Uuid],
     actor: Uuid,
 ) -> AppResult<()> {
     notifications::notify(
-        db,
-        pending,
+        work,
         approvers,
         Some(actor),
         notifications::Notice {
@@ -227,6 +223,20 @@ pub async fn decisions_of<C: ConnectionTrait>(
 
 /// Whether the viewer may read this approval: administrators, the initiator, anyone assigned to
 /// any of its steps, and delegates of those.
+/// Everyone assigned to any step of the instance.
+pub(super) async fn assignments_of_instance<C: ConnectionTrait>(
+    db: &C,
+    instance_id: Uuid,
+) -> AppResult<Vec<Uuid>> {
+    Ok(approval_assignment::Entity::find()
+        .filter(approval_assignment::Column::InstanceId.eq(instance_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| a.user_id)
+        .collect())
+}
+
 pub(super) async fn can_see<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
@@ -273,27 +283,22 @@ pub struct Decided {
 /// Records the viewer's decision on the current step. A rejection ends the approval; enough
 /// approvals move it to the next step or, after the last, approve it. The subject's domain
 /// hears the verdict inside the same transaction.
-pub async fn decide<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn decide(
+    work: &Work,
     subjects: &ApprovalSubjects,
     viewer: &Viewer,
     id: InstanceId,
     approve: bool,
     comment: Option<&str>,
-) -> AppResult<Decided>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<Decided> {
     let me = viewer.user()?;
     let comment = parse_decision_comment(approve, comment)?;
-    let txn = db.begin().await?;
-    lock_in_transaction(&txn, &format!("approval:{}", id.0)).await?;
+    lock_in_transaction(work, &format!("approval:{}", id.0)).await?;
     let instance = approval_instance::Entity::find_by_id(id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("approval"))?;
-    if !can_see(&txn, viewer, &instance).await? {
+    if !can_see(work, viewer, &instance).await? {
         return Err(AppError::not_found("approval"));
     }
     if InstanceStatus::parse(&instance.status) != InstanceStatus::Pending {
@@ -302,7 +307,7 @@ where
         ));
     }
     let flow = approval_flow::Entity::find_by_id(instance.flow_id)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("approval without flow")))?;
     if !flow.allow_self_approval && me.id == instance.initiator_id {
@@ -318,11 +323,11 @@ where
             approval_step::Column::Position
                 .eq(positions.get(index as usize).copied().unwrap_or(-1)),
         )
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("approval step missing")))?;
-    let assigned = assignments_at(&txn, instance.id, index).await?;
-    let step_decisions: Vec<approval_decision::Model> = decisions_of(&txn, &[instance.id])
+    let assigned = assignments_at(work, instance.id, index).await?;
+    let step_decisions: Vec<approval_decision::Model> = decisions_of(work, &[instance.id])
         .await?
         .into_iter()
         .filter(|d| d.step_index == index)
@@ -338,7 +343,7 @@ where
         .collect();
     let now = Utc::now();
     let mut accountable_options = vec![me.id];
-    accountable_options.extend(delegators_of(&txn, me.id, now).await?);
+    accountable_options.extend(delegators_of(work, me.id, now).await?);
     let mine: Vec<Uuid> = accountable_options
         .iter()
         .copied()
@@ -367,14 +372,13 @@ where
         comment: Set(comment.clone()),
         decided_at: Set(now),
     }
-    .insert(&txn)
+    .insert(work)
     .await
     .map_err(|e| {
         AppError::from_unique_violation(e, "this step was already decided for that approver")
     })?;
 
     let approvals_here = decided.len() as i32 + 1;
-    let mut pending = Pending::default();
     let mut active: approval_instance::ActiveModel = instance.clone().into();
     let verdict = if !approve {
         Some(Verdict::Rejected {
@@ -386,8 +390,8 @@ where
         } else {
             active.current_index = Set(index + 1);
             active.step_started_at = Set(now);
-            let next = assignments_at(&txn, instance.id, index + 1).await?;
-            notify_step(&txn, &mut pending, &instance, &next, me.id).await?;
+            let next = assignments_at(work, instance.id, index + 1).await?;
+            notify_step(work, &instance, &next, me.id).await?;
             None
         }
     } else {
@@ -402,16 +406,24 @@ where
         .to_owned());
         active.decided_at = Set(Some(now));
     }
-    let updated = active.update(&txn).await?;
+    let updated = active.update(work).await?;
     if let Some(verdict) = &verdict {
         let subject = subjects.get(&instance.subject_type)?;
-        pending.append(
-            subject
-                .on_verdict(&txn, instance.subject_id, verdict, me.id)
-                .await?,
-        );
+        subject
+            .on_verdict(work, instance.subject_id, verdict, me.id)
+            .await?;
     }
-    pending.push(&ApprovalEvent {
+    let mut people = assignments_of_instance(work, updated.id).await?;
+    people.extend([updated.initiator_id, me.id]);
+    people.sort_unstable();
+    people.dedup();
+    work.emit(&ApprovalEvent {
+        kind: if verdict.is_some() {
+            ApprovalEventKind::Decided
+        } else {
+            ApprovalEventKind::StepDecided
+        },
+        people,
         instance_id: updated.id,
         subject_type: updated.subject_type.clone(),
         subject_id: updated.subject_id,
@@ -420,8 +432,6 @@ where
         status: updated.status.clone(),
         at: now,
     });
-    txn.commit().await?;
-    pending.publish(bus).await;
     Ok(Decided {
         instance: updated,
         decision,

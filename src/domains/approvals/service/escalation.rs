@@ -8,33 +8,34 @@ use entities::{
 use sea_orm::prelude::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
 use super::decode_positions;
 use super::engine::{assignments_at, subject_kind};
-use crate::domains::approvals::model::InstanceStatus;
+use crate::domains::approvals::model::{ApprovalEvent, ApprovalEventKind, InstanceStatus};
 use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service::{self as notifications, Notice};
 use crate::error::AppResult;
 use crate::platform::db::lock_in_transaction;
-use crate::platform::events::{EventBus, Pending};
+use crate::platform::work::Work;
 
 /// Pending instances one scan looks at, oldest step first.
 const SCAN_BATCH: u64 = 2000;
 
-/// Escalates every pending step whose SLA has run out, once per instance and step. Returns
-/// how many steps were escalated.
-pub async fn escalate_overdue_steps<C>(
+/// A pending step whose SLA has run out, as a scan found it.
+pub struct LateStep {
+    instance: approval_instance::Model,
+    step: approval_step::Model,
+}
+
+/// The pending steps whose SLA has run out and that were not escalated yet, oldest first.
+pub async fn late_steps<C: ConnectionTrait>(
     db: &C,
-    bus: &dyn EventBus,
     now: DateTime<Utc>,
-) -> AppResult<u64>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<Vec<LateStep>> {
     // No SLA is shorter than an hour, so younger steps cannot be late.
     let candidates = approval_instance::Entity::find()
         .filter(approval_instance::Column::Status.eq(InstanceStatus::Pending.as_str()))
@@ -48,7 +49,7 @@ where
         .limit(SCAN_BATCH)
         .all(db)
         .await?;
-    let mut escalated = 0;
+    let mut late = Vec::new();
     for instance in candidates {
         let Some(position) = decode_positions(&instance)
             .get(instance.current_index as usize)
@@ -70,29 +71,21 @@ where
         if instance.step_started_at + chrono::Duration::hours(i64::from(sla_hours)) > now {
             continue;
         }
-        if escalate(db, bus, &instance, &step, now).await? {
-            escalated += 1;
-        }
+        late.push(LateStep { instance, step });
     }
-    Ok(escalated)
+    Ok(late)
 }
 
-async fn escalate<C>(
-    db: &C,
-    bus: &dyn EventBus,
-    instance: &approval_instance::Model,
-    step: &approval_step::Model,
-    now: DateTime<Utc>,
-) -> AppResult<bool>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    let txn = db.begin().await?;
+/// Escalates one late step, once per instance and step: reminds its approvers and their
+/// delegates, and adds the department head as an approver. `false` when someone decided or
+/// escalated it since the scan.
+pub async fn escalate_step(work: &Work, late: &LateStep, now: DateTime<Utc>) -> AppResult<bool> {
+    let LateStep { instance, step } = late;
     // The same lock `decide` takes: a decision and an escalation of one step never interleave,
     // and a step decided since the scan read it is left alone.
-    lock_in_transaction(&txn, &format!("approval:{}", instance.id)).await?;
+    lock_in_transaction(work, &format!("approval:{}", instance.id)).await?;
     let current = approval_instance::Entity::find_by_id(instance.id)
-        .one(&txn)
+        .one(work)
         .await?;
     let unchanged = current.is_some_and(|c| {
         c.status == InstanceStatus::Pending.as_str()
@@ -103,7 +96,7 @@ where
         return Ok(false);
     }
     let index = instance.current_index;
-    let head = identity::department_head_for(&txn, instance.subject_department_id).await?;
+    let head = identity::department_head_for(work, instance.subject_department_id).await?;
     let marked = approval_escalation::Entity::insert(approval_escalation::ActiveModel {
         instance_id: Set(instance.id),
         step_index: Set(index),
@@ -111,17 +104,17 @@ where
         escalated_at: Set(now),
     })
     .on_conflict_do_nothing()
-    .exec_without_returning(&txn)
+    .exec_without_returning(work)
     .await?;
     if !matches!(marked, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
         return Ok(false);
     }
-    let approvers = assignments_at(&txn, instance.id, index).await?;
+    let approvers = assignments_at(work, instance.id, index).await?;
     let delegates: Vec<Uuid> = approval_delegation::Entity::find()
         .filter(approval_delegation::Column::FromUserId.is_in(approvers.clone()))
         .filter(approval_delegation::Column::StartsAt.lte(now))
         .filter(approval_delegation::Column::EndsAt.gt(now))
-        .all(&txn)
+        .all(work)
         .await?
         .into_iter()
         .map(|d| d.to_user_id)
@@ -134,21 +127,21 @@ where
             user_id: Set(head),
             created_at: Set(now),
         }
-        .insert(&txn)
+        .insert(work)
         .await?;
     }
+    let mut people = super::engine::assignments_of_instance(work, instance.id).await?;
+    people.push(instance.initiator_id);
     let mut recipients = approvers;
     recipients.extend(delegates);
     recipients.extend(head);
-    let mut pending = Pending::default();
     let body = format!(
         "The step \"{}\" has waited longer than its {} h SLA and was escalated to the department head.",
         step.name,
         step.sla_hours.unwrap_or_default()
     );
     notifications::notify(
-        &txn,
-        &mut pending,
+        work,
         &recipients,
         None,
         Notice {
@@ -162,7 +155,19 @@ where
         },
     )
     .await?;
-    txn.commit().await?;
-    pending.publish(bus).await;
+    people.extend(recipients.iter().copied());
+    people.sort_unstable();
+    people.dedup();
+    work.emit(&ApprovalEvent {
+        kind: ApprovalEventKind::Escalated,
+        people,
+        instance_id: instance.id,
+        subject_type: instance.subject_type.clone(),
+        subject_id: instance.subject_id,
+        decided_by: uuid::Uuid::nil(),
+        approve: false,
+        status: instance.status.clone(),
+        at: now,
+    });
     Ok(true)
 }

@@ -4,7 +4,6 @@ use chrono::Utc;
 use entities::{approval_flow, approval_step};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -12,27 +11,24 @@ use crate::auth::{Permission, Viewer};
 use crate::domains::approvals::model::{ApproverRule, FlowId, NewFlow};
 use crate::domains::identity::service as identity;
 use crate::error::{AppError, AppResult};
+use crate::platform::work::Work;
 
-pub async fn create_flow<C>(
-    db: &C,
+pub async fn create_flow(
+    work: &Work,
     viewer: &Viewer,
     flow: NewFlow,
-) -> AppResult<approval_flow::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<approval_flow::Model> {
     viewer.user()?.require_global(Permission::TaskConfigure)?;
     flow.validate()?;
-    let txn = db.begin().await?;
     for step in &flow.steps {
         match &step.rule {
             ApproverRule::User(id) => {
-                if identity::active_users(&txn, vec![*id]).await?.is_empty() {
+                if identity::active_users(work, vec![*id]).await?.is_empty() {
                     return Err(AppError::bad_field("approverUserId", "no such active user"));
                 }
             }
             ApproverRule::Role(name) => {
-                if identity::role_named(&txn, name).await?.is_none() {
+                if identity::role_named(work, name).await?.is_none() {
                     return Err(AppError::bad_field(
                         "approverRole",
                         format!("no role named {name:?}"),
@@ -50,7 +46,7 @@ where
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(work)
     .await?;
     for (position, step) in flow.steps.iter().enumerate() {
         approval_step::ActiveModel {
@@ -77,10 +73,9 @@ where
             condition_value: Set(step.condition.as_ref().map(|c| c.value.to_string())),
             sla_hours: Set(step.sla_hours.map(|h| h as i32)),
         }
-        .insert(&txn)
+        .insert(work)
         .await?;
     }
-    txn.commit().await?;
     Ok(created)
 }
 

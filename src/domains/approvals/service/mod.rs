@@ -18,26 +18,25 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use entities::{approval_instance, approval_step};
-use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use super::model::{ApproverRule, Condition, Verdict};
 use crate::error::{AppError, AppResult};
-use crate::platform::events::Pending;
+use crate::platform::work::Work;
 
-/// A domain whose records go through approval. The engine calls it, inside the deciding
-/// transaction, when an approval ends; it returns the events to publish after commit.
+/// A domain whose records go through approval. The engine calls it, inside the deciding unit
+/// of work, when an approval ends; its changes and events join that work.
 #[async_trait]
 pub trait ApprovalSubject: Send + Sync {
     fn kind(&self) -> &'static str;
 
     async fn on_verdict(
         &self,
-        txn: &DatabaseTransaction,
+        work: &Work,
         subject_id: Uuid,
         verdict: &Verdict,
         decided_by: Uuid,
-    ) -> AppResult<Pending>;
+    ) -> AppResult<()>;
 }
 
 /// The subjects the engine knows, by kind; assembled once in `app.rs`.

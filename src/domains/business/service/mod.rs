@@ -3,16 +3,17 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use entities::{business_transaction, outbox, transaction_type};
+use entities::{business_transaction, transaction_type};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
 use super::model::{
     amount_at, parse_idempotency_key, payload_hash, PostingRule, Route, Side, Status,
-    TransactionId, SUBJECT_KIND, TASK_OUTPUT_TYPE,
+    TransactionAudience, TransactionEvent, TransactionEventKind, TransactionId, SUBJECT_KIND,
+    TASK_OUTPUT_TYPE,
 };
 use crate::auth::{Permission, Viewer};
 use crate::domains::approvals::model::{SubjectFacts, SubjectRef, Verdict};
@@ -21,8 +22,8 @@ use crate::domains::finance::model::{AccountType, NewEntry, PostingLine};
 use crate::domains::finance::service as finance;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::try_lock_in_transaction;
-use crate::platform::events::{EventBus, Pending};
 use crate::platform::money::currency_exponent;
+use crate::platform::work::Work;
 
 mod routed;
 pub use routed::*;
@@ -38,8 +39,8 @@ pub struct NewType {
     pub forward_url: Option<String>,
 }
 
-pub async fn create_type<C: ConnectionTrait>(
-    db: &C,
+pub async fn create_type(
+    work: &Work,
     viewer: &Viewer,
     input: NewType,
 ) -> AppResult<transaction_type::Model> {
@@ -65,7 +66,7 @@ pub async fn create_type<C: ConnectionTrait>(
         AppError::bad_field("payloadSchema", format!("not a valid JSON Schema: {e}"))
     })?;
     if let Some(flow) = input.approval_flow_id {
-        if !approvals::flow_exists(db, flow).await? {
+        if !approvals::flow_exists(work, flow).await? {
             return Err(AppError::bad_field(
                 "approvalFlowId",
                 "no such approval flow",
@@ -75,9 +76,11 @@ pub async fn create_type<C: ConnectionTrait>(
     let rule = match (input.route, &input.posting_rule) {
         (Route::FinancePosting, Some(raw)) => {
             let rule = PostingRule::parse(raw)?;
-            let missing =
-                finance::accounts_exist(db, rule.lines.iter().map(|l| l.account.clone()).collect())
-                    .await?;
+            let missing = finance::accounts_exist(
+                work,
+                rule.lines.iter().map(|l| l.account.clone()).collect(),
+            )
+            .await?;
             if !missing.is_empty() {
                 return Err(AppError::bad_field(
                     "postingRule",
@@ -131,7 +134,7 @@ pub async fn create_type<C: ConnectionTrait>(
         forward_url: Set(forward_url),
         created_at: Set(Utc::now()),
     }
-    .insert(db)
+    .insert(work)
     .await
     .map_err(|e| AppError::from_unique_violation(e, format!("a transaction type {code:?} exists")))
 }
@@ -187,24 +190,46 @@ fn with_status(
     serde_json::Value::Array(steps)
 }
 
+/// Appends the event for the status `kind` enters, read from the transaction as written. The
+/// transaction's result and error ride along only when that status is still its current one
+/// (an EXECUTING event of a posting that completed in the same work carries neither).
+fn changed(
+    work: &Work,
+    row: &business_transaction::Model,
+    type_code: &str,
+    kind: TransactionEventKind,
+    actor_id: Option<Uuid>,
+) {
+    let current = Status::parse(&row.status) == Some(kind.status());
+    work.emit(&TransactionEvent {
+        kind,
+        transaction_id: row.id,
+        type_code: type_code.to_owned(),
+        status: kind.status(),
+        source: row.source_key.clone(),
+        submitter: row.source_user_id,
+        idempotency_key: row.idempotency_key.clone(),
+        result: row.result.clone().filter(|_| current),
+        error: row.error.clone().filter(|_| current),
+        actor_id,
+        at: Utc::now(),
+    });
+}
+
 /// Submits a transaction. The same key with the same payload returns the first transaction and
 /// never executes twice; with a different payload, or while the first is still in flight, it is
 /// `CONFLICT`.
-pub async fn submit<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn submit(
+    work: &Work,
     viewer: &Viewer,
     currency: &str,
     type_code: &str,
     idempotency_key: &str,
     payload: serde_json::Value,
-) -> AppResult<business_transaction::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<business_transaction::Model> {
     let me = viewer.user()?;
     let key = parse_idempotency_key(idempotency_key)?;
-    let kind = type_by_code(db, type_code)
+    let kind = type_by_code(work, type_code)
         .await?
         .ok_or_else(|| AppError::bad_field("type", format!("no transaction type {type_code:?}")))?;
     if kind.code == TASK_OUTPUT_TYPE {
@@ -217,26 +242,22 @@ where
         posting_for(&kind, &payload, &key, currency)?;
     }
     let source = format!("user:{}", me.id);
-    let txn = db.begin().await?;
-    let (row, pending) =
-        submit_in(&txn, &kind, &source, Some(me.id), &key, payload, currency).await?;
-    txn.commit().await?;
-    pending.publish(bus).await;
-    Ok(row)
+    submit_in(work, &kind, &source, Some(me.id), &key, payload, currency).await
 }
 
-/// The idempotent core, inside the caller's transaction (also used for built-in types).
+/// The idempotent core, inside the caller's work (also used for built-in types). A replayed
+/// key changes nothing, so it appends no event.
 async fn submit_in(
-    txn: &DatabaseTransaction,
+    work: &Work,
     kind: &transaction_type::Model,
     source: &str,
     source_user: Option<Uuid>,
     key: &str,
     payload: serde_json::Value,
     currency: &str,
-) -> AppResult<(business_transaction::Model, Pending)> {
+) -> AppResult<business_transaction::Model> {
     let hash = payload_hash(&payload);
-    if !try_lock_in_transaction(txn, &format!("idempotency:{source}:{key}")).await? {
+    if !try_lock_in_transaction(work, &format!("idempotency:{source}:{key}")).await? {
         return Err(AppError::Conflict(
             "a transaction with this key is still being processed".into(),
         ));
@@ -244,7 +265,7 @@ async fn submit_in(
     if let Some(existing) = business_transaction::Entity::find()
         .filter(business_transaction::Column::SourceKey.eq(source))
         .filter(business_transaction::Column::IdempotencyKey.eq(key))
-        .one(txn)
+        .one(work)
         .await?
     {
         if existing.payload_hash != hash || existing.type_id != kind.id {
@@ -252,7 +273,7 @@ async fn submit_in(
                 "this idempotency key was used with a different type or payload".into(),
             ));
         }
-        return Ok((existing, Pending::default()));
+        return Ok(existing);
     }
     let now = Utc::now();
     let history = with_status(
@@ -276,17 +297,22 @@ async fn submit_in(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(txn)
+    .insert(work)
     .await
     .map_err(|e| {
         AppError::from_unique_violation(e, "a transaction with this key is still being processed")
     })?;
-    let mut pending = Pending::default();
-    let row = match (kind.approval_flow_id, source_user) {
+    changed(
+        work,
+        &row,
+        &kind.code,
+        TransactionEventKind::Submitted,
+        source_user,
+    );
+    match (kind.approval_flow_id, source_user) {
         (Some(flow), Some(initiator)) => {
             let started = approvals::start(
-                txn,
-                &mut pending,
+                work,
                 flow,
                 SubjectRef {
                     kind: SUBJECT_KIND,
@@ -299,43 +325,43 @@ async fn submit_in(
             active.approval_instance_id = Set(Some(started.instance.id));
             active.history = Set(with_status(&row.history, Status::PendingApproval, None));
             active.status = Set(Status::PendingApproval.as_str().to_owned());
-            let waiting = active.update(txn).await?;
+            let waiting = active.update(work).await?;
+            changed(
+                work,
+                &waiting,
+                &kind.code,
+                TransactionEventKind::PendingApproval,
+                source_user,
+            );
             if started.status == crate::domains::approvals::model::InstanceStatus::Approved {
-                execute(txn, waiting, kind, currency).await?
+                execute(work, waiting, kind, currency, source_user).await
             } else {
-                waiting
+                Ok(waiting)
             }
         }
-        _ => execute(txn, row, kind, currency).await?,
-    };
-    Ok((row, pending))
+        _ => execute(work, row, kind, currency, source_user).await,
+    }
 }
 
 /// Runs the route once. A failure (a refused posting, say) is recorded on the transaction,
-/// not thrown: the envelope and its history stay, with status FAILED.
+/// not thrown: the envelope and its history stay, with status FAILED, and the route's writes
+/// and events are undone with its savepoint.
 async fn execute(
-    txn: &DatabaseTransaction,
+    work: &Work,
     row: business_transaction::Model,
     kind: &transaction_type::Model,
     currency: &str,
+    actor_id: Option<Uuid>,
 ) -> AppResult<business_transaction::Model> {
     let history = with_status(&row.history, Status::Executing, None);
-    let attempt = txn.begin().await?;
-    let outcome = route(&attempt, &row, kind, currency).await;
+    let outcome = work
+        .attempt(async |attempt| route(attempt, &row, kind, currency).await)
+        .await;
     let (status, result, error) = match outcome {
-        Ok(Routed::Done(result)) => {
-            attempt.commit().await?;
-            (Status::Completed, Some(result), None)
-        }
-        Ok(Routed::Queued(result)) => {
-            attempt.commit().await?;
-            (Status::Executing, Some(result), None)
-        }
+        Ok(Routed::Done(result)) => (Status::Completed, Some(result), None),
+        Ok(Routed::Queued(result)) => (Status::Executing, Some(result), None),
         Err(AppError::Internal(cause)) => return Err(AppError::Internal(cause)),
-        Err(err) => {
-            attempt.rollback().await?;
-            (Status::Failed, None, Some(err.public_message().to_owned()))
-        }
+        Err(err) => (Status::Failed, None, Some(err.public_message().to_owned())),
     };
     let mut active: business_transaction::ActiveModel = row.into();
     active.history = Set(with_status(&history, status, error.as_deref()));
@@ -343,7 +369,15 @@ async fn execute(
     active.result = Set(result);
     active.error = Set(error);
     active.updated_at = Set(Utc::now());
-    Ok(active.update(txn).await?)
+    let done = active.update(work).await?;
+    let code = &kind.code;
+    changed(work, &done, code, TransactionEventKind::Executing, actor_id);
+    match status {
+        Status::Completed => changed(work, &done, code, TransactionEventKind::Completed, actor_id),
+        Status::Failed => changed(work, &done, code, TransactionEventKind::Failed, actor_id),
+        _ => {}
+    }
+    Ok(done)
 }
 
 /// The journal entry a FINANCE_POSTING payload makes, checked without touching storage: a
@@ -438,8 +472,8 @@ enum Routed {
     Queued(serde_json::Value),
 }
 
-async fn route<C: ConnectionTrait>(
-    db: &C,
+async fn route(
+    work: &Work,
     row: &business_transaction::Model,
     kind: &transaction_type::Model,
     currency: &str,
@@ -448,26 +482,16 @@ async fn route<C: ConnectionTrait>(
         Some(Route::FinancePosting) => {
             let entry = posting_for(kind, &row.payload, &row.idempotency_key, currency)?;
             let posted_by = row.source_user_id.unwrap_or(Uuid::nil());
-            let posted = finance::post_for_transaction(db, posted_by, &entry, row.id).await?;
+            let posted = finance::post_for_transaction(work, posted_by, &entry, row.id).await?;
             Ok(Routed::Done(
                 serde_json::json!({ "journalEntryId": posted.entry.id, "warnings": posted.warnings }),
             ))
         }
         Some(route @ (Route::AppForward | Route::DataProcess)) => {
-            // The outbox row and its job commit with the transaction, or neither does.
+            // The job is the outbox: it commits with the transaction, or neither does, and it
+            // reads the transaction itself, so no copy of the payload is kept beside it.
             let topic = format!("business.{}", route.as_str().to_lowercase());
-            let outbox_id = Uuid::now_v7();
-            outbox::ActiveModel {
-                id: Set(outbox_id),
-                topic: Set(topic.clone()),
-                dedupe_key: Set(format!("{topic}:{}", row.id)),
-                payload: Set(serde_json::json!({ "transactionId": row.id, "type": kind.code, "payload": row.payload })),
-                created_at: Set(Utc::now()),
-                processed_at: Set(None),
-            }
-            .insert(db)
-            .await?;
-            let job_id = routed::enqueue(db, route, row.id, outbox_id).await?;
+            let job_id = routed::enqueue(work, route, row.id).await?;
             Ok(Routed::Queued(
                 serde_json::json!({ "queued": topic, "jobId": job_id }),
             ))
@@ -489,7 +513,10 @@ pub async fn find<C: ConnectionTrait>(
         .one(db)
         .await?
         .ok_or_else(|| AppError::not_found("transaction"))?;
-    if row.source_user_id != Some(me.id) && !me.has_global(Permission::FinanceRead) {
+    let audience = TransactionAudience {
+        submitter: row.source_user_id,
+    };
+    if !audience.admits(me) {
         return Err(AppError::not_found("transaction"));
     }
     Ok(row)
@@ -544,22 +571,22 @@ impl ApprovalSubject for TransactionApprovals {
 
     async fn on_verdict(
         &self,
-        txn: &DatabaseTransaction,
+        work: &Work,
         subject_id: Uuid,
         verdict: &Verdict,
-        _decided_by: Uuid,
-    ) -> AppResult<Pending> {
+        decided_by: Uuid,
+    ) -> AppResult<()> {
         let row = business_transaction::Entity::find_by_id(subject_id)
             .lock_exclusive()
-            .one(txn)
+            .one(work)
             .await?
             .ok_or_else(|| {
                 AppError::internal(anyhow::anyhow!("transaction {subject_id} vanished"))
             })?;
         if Status::parse(&row.status) != Some(Status::PendingApproval) {
-            return Ok(Pending::default());
+            return Ok(());
         }
-        let kind = type_of(txn, row.type_id)
+        let kind = type_of(work, row.type_id)
             .await?
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("transaction without type")))?;
         match verdict {
@@ -567,18 +594,34 @@ impl ApprovalSubject for TransactionApprovals {
                 let mut active: business_transaction::ActiveModel = row.clone().into();
                 active.history = Set(with_status(&row.history, Status::Approved, None));
                 active.status = Set(Status::Approved.as_str().to_owned());
-                let approved = active.update(txn).await?;
-                execute(txn, approved, &kind, &self.currency).await?;
+                let approved = active.update(work).await?;
+                let actor = Some(decided_by);
+                changed(
+                    work,
+                    &approved,
+                    &kind.code,
+                    TransactionEventKind::Approved,
+                    actor,
+                );
+                execute(work, approved, &kind, &self.currency, actor).await?;
             }
             Verdict::Rejected { reason } => {
                 let mut active: business_transaction::ActiveModel = row.clone().into();
                 active.history = Set(with_status(&row.history, Status::Failed, Some(reason)));
                 active.status = Set(Status::Failed.as_str().to_owned());
                 active.error = Set(Some(format!("rejected: {reason}")));
-                active.update(txn).await?;
+                let rejected = active.update(work).await?;
+                let actor = Some(decided_by);
+                changed(
+                    work,
+                    &rejected,
+                    &kind.code,
+                    TransactionEventKind::Rejected,
+                    actor,
+                );
             }
         }
-        Ok(Pending::default())
+        Ok(())
     }
 }
 
@@ -586,19 +629,19 @@ impl ApprovalSubject for TransactionApprovals {
 /// the completing transaction: revenue for the task's department, the task on the lines. The
 /// idempotency key is the task, so completing, re-confirming or retrying posts once.
 pub async fn record_task_output(
-    txn: &DatabaseTransaction,
+    work: &Work,
     task_id: Uuid,
     department_id: Option<Uuid>,
     amount_minor: i64,
     currency: &str,
 ) -> AppResult<business_transaction::Model> {
-    let kind = ensure_task_output_type(txn).await?;
+    let kind = ensure_task_output_type(work).await?;
     let exponent = currency_exponent(currency);
     let amount = crate::platform::money::Decimal::from_minor(amount_minor, exponent).to_string();
     let payload =
         serde_json::json!({ "taskId": task_id, "departmentId": department_id, "amount": amount });
-    let (row, _) = submit_in(
-        txn,
+    submit_in(
+        work,
         &kind,
         "system:tasks",
         None,
@@ -606,18 +649,17 @@ pub async fn record_task_output(
         payload,
         currency,
     )
-    .await?;
-    Ok(row)
+    .await
 }
 
-async fn ensure_task_output_type<C: ConnectionTrait>(db: &C) -> AppResult<transaction_type::Model> {
+async fn ensure_task_output_type(work: &Work) -> AppResult<transaction_type::Model> {
     // First completions on several nodes at once take turns creating the built-in type.
-    crate::platform::db::lock_in_transaction(db, "builtin:task-output").await?;
-    if let Some(kind) = type_by_code(db, TASK_OUTPUT_TYPE).await? {
+    crate::platform::db::lock_in_transaction(work, "builtin:task-output").await?;
+    if let Some(kind) = type_by_code(work, TASK_OUTPUT_TYPE).await? {
         return Ok(kind);
     }
-    finance::ensure_account(db, "1200", "Task output receivable", AccountType::Asset).await?;
-    finance::ensure_account(db, "4100", "Task output revenue", AccountType::Revenue).await?;
+    finance::ensure_account(work, "1200", "Task output receivable", AccountType::Asset).await?;
+    finance::ensure_account(work, "4100", "Task output revenue", AccountType::Revenue).await?;
     let rule = serde_json::json!({ "lines": [
         { "account": "1200", "side": "DEBIT", "amountField": "amount", "taskField": "taskId" },
         { "account": "4100", "side": "CREDIT", "amountField": "amount", "costCenterField": "departmentId", "taskField": "taskId" }
@@ -635,6 +677,6 @@ async fn ensure_task_output_type<C: ConnectionTrait>(db: &C) -> AppResult<transa
         forward_url: Set(None),
         created_at: Set(Utc::now()),
     }
-    .insert(db)
+    .insert(work)
     .await?)
 }

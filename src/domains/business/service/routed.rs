@@ -1,51 +1,48 @@
 //! The second half of `APP_FORWARD` and `DATA_PROCESS` transactions: the job enqueued with the
 //! transaction delivers or processes it, then records the outcome on the transaction.
+//!
+//! Delivery is an HTTP call, so it happens outside any unit of work: the job handler reads the
+//! transaction, delivers or processes it, and records the outcome in a work of its own.
 
 use chrono::Utc;
-use entities::{business_transaction, outbox, transaction_type};
+use entities::{business_transaction, transaction_type};
 use sea_orm::prelude::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::with_status;
-use crate::domains::business::model::{Route, Status};
+use super::{changed, with_status};
+use crate::domains::business::model::{Route, Status, TransactionEventKind};
 use crate::error::{AppError, AppResult};
 use crate::platform::delivery::{post_json, DeliveryError};
-use crate::platform::scheduler::{enqueue as enqueue_job, EnqueueError, NewJob};
+use crate::platform::scheduler::{enqueue_in, EnqueueError, NewJob};
+use crate::platform::work::Work;
 
 pub const FORWARD_KIND: &str = "business.forward";
 pub const PROCESS_KIND: &str = "business.process";
 pub const DELIVERY_QUEUE: &str = "delivery";
 pub const PROCESSING_QUEUE: &str = "processing";
 
+/// The job reads the transaction itself, so its id is all it carries. (Jobs enqueued by older
+/// versions also carry an `outboxId`; it is ignored.)
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoutedArgs {
     pub transaction_id: Uuid,
-    pub outbox_id: Uuid,
 }
 
-/// Enqueues the job that finishes a routed transaction, in the caller's transaction.
-pub(super) async fn enqueue<C: ConnectionTrait>(
-    db: &C,
-    route: Route,
-    transaction_id: Uuid,
-    outbox_id: Uuid,
-) -> AppResult<Uuid> {
+/// Enqueues the job that finishes a routed transaction, in the caller's work.
+pub(super) async fn enqueue(work: &Work, route: Route, transaction_id: Uuid) -> AppResult<Uuid> {
     let (queue, kind) = match route {
         Route::AppForward => (DELIVERY_QUEUE, FORWARD_KIND),
         _ => (PROCESSING_QUEUE, PROCESS_KIND),
     };
-    let args = serde_json::to_value(RoutedArgs {
-        transaction_id,
-        outbox_id,
-    })
-    .map_err(AppError::internal)?;
+    let args = serde_json::to_value(RoutedArgs { transaction_id }).map_err(AppError::internal)?;
+    // A transaction executes once, so it has one job.
     let job = NewJob::new(queue, kind, args)
         .max_attempts(8)
-        .unique(format!("outbox:{outbox_id}"));
-    enqueue_job(db, job)
+        .unique(format!("{kind}:{transaction_id}"));
+    enqueue_in(work, job)
         .await
         .map(|e| e.id())
         .map_err(|err| match err {
@@ -67,8 +64,10 @@ impl From<AppError> for RoutedError {
     }
 }
 
-async fn load<C: ConnectionTrait>(
-    db: &C,
+/// The transaction a routed job finishes, with its type; `None` when an earlier attempt already
+/// finished it (its completion recorded, the job's not): nothing is left to do.
+pub async fn routed_transaction(
+    db: &impl ConnectionTrait,
     args: &RoutedArgs,
 ) -> Result<Option<(business_transaction::Model, transaction_type::Model)>, RoutedError> {
     let Some(row) = business_transaction::Entity::find_by_id(args.transaction_id)
@@ -80,7 +79,6 @@ async fn load<C: ConnectionTrait>(
             "the transaction no longer exists".into(),
         ));
     };
-    // Already finished by an earlier attempt whose completion was not recorded: nothing to do.
     if Status::parse(&row.status) != Some(Status::Executing) {
         return Ok(None);
     }
@@ -92,16 +90,14 @@ async fn load<C: ConnectionTrait>(
     Ok(Some((row, kind)))
 }
 
-/// Delivers an `APP_FORWARD` transaction to its type's URL. The receiver sees the transaction
-/// id as the `Idempotency-Key`, so a repeated delivery can be recognised.
-pub async fn forward<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
+/// Delivers an `APP_FORWARD` transaction to its type's URL and returns the result to record.
+/// The receiver sees the transaction id as the `Idempotency-Key`, so a repeated delivery can be
+/// recognised.
+pub async fn forward(
     client: &reqwest::Client,
-    args: &RoutedArgs,
-) -> Result<(), RoutedError> {
-    let Some((row, kind)) = load(db, args).await? else {
-        return Ok(());
-    };
+    row: &business_transaction::Model,
+    kind: &transaction_type::Model,
+) -> Result<serde_json::Value, RoutedError> {
     let url = kind
         .forward_url
         .as_deref()
@@ -118,94 +114,98 @@ pub async fn forward<C: ConnectionTrait + TransactionTrait>(
             DeliveryError::Retryable(m) => RoutedError::Retry(m),
             DeliveryError::Permanent(m) => RoutedError::Permanent(m),
         })?;
-    finish(
-        db,
-        row,
-        args.outbox_id,
-        Ok(serde_json::json!({ "forwarded": { "status": status, "at": Utc::now() } })),
-    )
-    .await?;
-    Ok(())
+    Ok(serde_json::json!({ "forwarded": { "status": status, "at": Utc::now() } }))
 }
 
-/// Processes a `DATA_PROCESS` transaction: fingerprints and measures its payload and records
-/// the result, for downstream consumers to pick up by id.
-pub async fn process<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
-    args: &RoutedArgs,
-) -> Result<(), RoutedError> {
-    let Some((row, _)) = load(db, args).await? else {
-        return Ok(());
-    };
+/// Processes a `DATA_PROCESS` transaction: fingerprints and measures its payload, for
+/// downstream consumers to pick up by id once recorded.
+pub fn process(row: &business_transaction::Model) -> Result<serde_json::Value, RoutedError> {
     let canonical =
         serde_json::to_vec(&row.payload).map_err(|e| RoutedError::Permanent(e.to_string()))?;
     let fields = row.payload.as_object().map_or(0, serde_json::Map::len);
-    let result = serde_json::json!({ "processed": {
+    Ok(serde_json::json!({ "processed": {
         "sha256": hex::encode(Sha256::digest(&canonical)),
         "bytes": canonical.len(),
         "fields": fields,
         "at": Utc::now(),
-    } });
-    finish(db, row, args.outbox_id, Ok(result)).await?;
-    Ok(())
+    } }))
 }
 
 /// Records a routed transaction's end: COMPLETED with its result, or FAILED with the reason
 /// (when its job gives up). Only an EXECUTING transaction changes, whichever attempt or path
-/// gets there first; the outbox row is marked in the same transaction.
-pub async fn finish<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
+/// gets there first, and only that one appends the event.
+pub async fn finish(
+    work: &Work,
     row: business_transaction::Model,
-    outbox_id: Uuid,
+    type_code: &str,
     outcome: Result<serde_json::Value, String>,
 ) -> AppResult<()> {
     if Status::parse(&row.status) != Some(Status::Executing) {
         return Ok(());
     }
-    let (status, result, error) = match outcome {
-        Ok(result) => (Status::Completed, Some(result), None),
-        Err(reason) => (Status::Failed, row.result.clone(), Some(reason)),
+    let (status, kind, result, error) = match outcome {
+        Ok(result) => (
+            Status::Completed,
+            TransactionEventKind::Completed,
+            Some(result),
+            None,
+        ),
+        Err(reason) => (
+            Status::Failed,
+            TransactionEventKind::Failed,
+            row.result.clone(),
+            Some(reason),
+        ),
     };
     let now = Utc::now();
-    let txn = db.begin().await?;
-    let changed = business_transaction::Entity::update_many()
+    let history = with_status(&row.history, status, error.as_deref());
+    let changed_rows = business_transaction::Entity::update_many()
         .col_expr(
             business_transaction::Column::History,
-            Expr::value(with_status(&row.history, status, error.as_deref())),
+            Expr::value(history.clone()),
         )
         .col_expr(
             business_transaction::Column::Status,
             Expr::value(status.as_str()),
         )
-        .col_expr(business_transaction::Column::Result, Expr::value(result))
-        .col_expr(business_transaction::Column::Error, Expr::value(error))
+        .col_expr(
+            business_transaction::Column::Result,
+            Expr::value(result.clone()),
+        )
+        .col_expr(
+            business_transaction::Column::Error,
+            Expr::value(error.clone()),
+        )
         .col_expr(business_transaction::Column::UpdatedAt, Expr::value(now))
         .filter(business_transaction::Column::Id.eq(row.id))
         .filter(business_transaction::Column::Status.eq(Status::Executing.as_str()))
-        .exec(&txn)
+        .exec(work)
         .await?;
-    if changed.rows_affected == 1 {
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::ProcessedAt, Expr::value(Some(now)))
-            .filter(outbox::Column::Id.eq(outbox_id))
-            .exec(&txn)
-            .await?;
+    if changed_rows.rows_affected == 1 {
+        let done = business_transaction::Model {
+            history,
+            status: status.as_str().to_owned(),
+            result,
+            error,
+            updated_at: now,
+            ..row
+        };
+        changed(work, &done, type_code, kind, None);
     }
-    txn.commit().await?;
     Ok(())
 }
 
 /// Marks the transaction FAILED once its job has run out of attempts.
-pub async fn give_up<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
-    args: &RoutedArgs,
-    reason: &str,
-) -> AppResult<()> {
-    if let Some(row) = business_transaction::Entity::find_by_id(args.transaction_id)
-        .one(db)
+pub async fn give_up(work: &Work, args: &RoutedArgs, reason: &str) -> AppResult<()> {
+    let Some(row) = business_transaction::Entity::find_by_id(args.transaction_id)
+        .one(work)
         .await?
-    {
-        finish(db, row, args.outbox_id, Err(reason.to_owned())).await?;
-    }
-    Ok(())
+    else {
+        return Ok(());
+    };
+    let type_code = super::type_of(work, row.type_id)
+        .await?
+        .map(|kind| kind.code)
+        .unwrap_or_default();
+    finish(work, row, &type_code, Err(reason.to_owned())).await
 }

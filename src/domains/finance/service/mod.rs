@@ -11,22 +11,26 @@ use entities::{account, budget, journal_entry, journal_line};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
-use super::model::{parse_period, AccountType, BudgetPolicy, EntryId, NewEntry, PostingLine};
+use super::model::{
+    parse_period, AccountType, BudgetOverrun, BudgetPolicy, EntryId, FinanceEvent,
+    FinanceEventKind, NewEntry, PostingLine,
+};
 use crate::auth::{Permission, Viewer};
 use crate::domains::identity::service as identity;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::lock_in_transaction;
+use crate::platform::work::Work;
 
 pub fn account_type(account: &account::Model) -> AccountType {
     AccountType::parse(&account.account_type).unwrap_or(AccountType::Asset)
 }
 
-pub async fn create_account<C: ConnectionTrait>(
-    db: &C,
+pub async fn create_account(
+    work: &Work,
     viewer: &Viewer,
     code: &str,
     name: &str,
@@ -52,7 +56,7 @@ pub async fn create_account<C: ConnectionTrait>(
         account_type: Set(kind.as_str().to_owned()),
         created_at: Set(Utc::now()),
     }
-    .insert(db)
+    .insert(work)
     .await
     .map_err(|e| {
         AppError::from_unique_violation(e, format!("an account with code {code:?} exists"))
@@ -115,14 +119,14 @@ pub(super) async fn natural_total<C: ConnectionTrait>(
 
 /// Posts for a business transaction inside its transaction: the type was configured by an
 /// administrator, so no `finance.post` check; budgets apply as to any posting.
-pub async fn post_for_transaction<C: ConnectionTrait>(
-    db: &C,
+pub async fn post_for_transaction(
+    work: &Work,
     posted_by: Uuid,
     entry: &NewEntry,
     transaction_id: Uuid,
 ) -> AppResult<Posted> {
     entry.validate()?;
-    insert_entry(db, posted_by, entry, None, true, Some(transaction_id)).await
+    insert_entry(work, posted_by, entry, None, true, Some(transaction_id)).await
 }
 
 pub async fn accounts_exist<C: ConnectionTrait>(
@@ -137,13 +141,13 @@ pub async fn accounts_exist<C: ConnectionTrait>(
 }
 
 /// Creates an account if no account has the code (for built-in transaction types).
-pub async fn ensure_account<C: ConnectionTrait>(
-    db: &C,
+pub async fn ensure_account(
+    work: &Work,
     code: &str,
     name: &str,
     kind: AccountType,
 ) -> AppResult<()> {
-    if accounts_by_code(db, vec![code.to_owned()])
+    if accounts_by_code(work, vec![code.to_owned()])
         .await?
         .is_empty()
     {
@@ -154,7 +158,7 @@ pub async fn ensure_account<C: ConnectionTrait>(
             account_type: Set(kind.as_str().to_owned()),
             created_at: Set(Utc::now()),
         }
-        .insert(db)
+        .insert(work)
         .await?;
     }
     Ok(())
@@ -167,21 +171,17 @@ pub struct Posted {
 
 /// Posts a balanced entry. Each budget the entry touches is locked for the transaction, so
 /// concurrent postings are checked one after another and a `STOP` budget is never exceeded.
-pub async fn post_entry<C>(db: &C, viewer: &Viewer, entry: NewEntry) -> AppResult<Posted>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+pub async fn post_entry(work: &Work, viewer: &Viewer, entry: NewEntry) -> AppResult<Posted> {
     let me = viewer.user()?;
     me.require_global(Permission::FinancePost)?;
     entry.validate()?;
-    let txn = db.begin().await?;
-    let posted = insert_entry(&txn, me.id, &entry, None, true, None).await?;
-    txn.commit().await?;
-    Ok(posted)
+    insert_entry(work, me.id, &entry, None, true, None).await
 }
 
-async fn insert_entry<C: ConnectionTrait>(
-    db: &C,
+/// Writes the entry and its lines and appends its events: the posting (or reversal), then one
+/// `BUDGET_WARNING` per `WARN` budget it overran.
+async fn insert_entry(
+    work: &Work,
     posted_by: Uuid,
     entry: &NewEntry,
     reversal_of: Option<Uuid>,
@@ -189,7 +189,7 @@ async fn insert_entry<C: ConnectionTrait>(
     transaction_id: Option<Uuid>,
 ) -> AppResult<Posted> {
     let accounts = accounts_by_code(
-        db,
+        work,
         entry.lines.iter().map(|l| l.account_code.clone()).collect(),
     )
     .await?;
@@ -201,12 +201,12 @@ async fn insert_entry<C: ConnectionTrait>(
             ));
         }
         if let Some(center) = line.cost_center_id {
-            if identity::department_path_of(db, center).await?.is_none() {
+            if identity::department_path_of(work, center).await?.is_none() {
                 return Err(AppError::bad_field("lines", "no such cost centre"));
             }
         }
         if let Some(task) = line.task_id {
-            if crate::domains::tasks::service::tasks_by_id(db, &[task])
+            if crate::domains::tasks::service::tasks_by_id(work, &[task])
                 .await?
                 .is_empty()
             {
@@ -214,10 +214,15 @@ async fn insert_entry<C: ConnectionTrait>(
             }
         }
     }
-    let mut warnings = Vec::new();
-    if check_budgets {
-        warnings = check_budgets_for(db, entry, &accounts).await?;
-    }
+    let overruns = if check_budgets {
+        check_budgets_for(work, entry, &accounts).await?
+    } else {
+        Vec::new()
+    };
+    let warnings: Vec<String> = overruns
+        .iter()
+        .map(|o| format!("exceeds the budget for account {}", o.account_code))
+        .collect();
     let id = Uuid::now_v7();
     let row = journal_entry::ActiveModel {
         id: Set(id),
@@ -228,7 +233,7 @@ async fn insert_entry<C: ConnectionTrait>(
         warnings: Set(serde_json::json!(warnings)),
         created_at: Set(Utc::now()),
     }
-    .insert(db)
+    .insert(work)
     .await
     .map_err(|e| AppError::from_unique_violation(e, "this entry has already been reversed"))?;
     let lines = entry.lines.iter().enumerate().filter_map(|(n, line)| {
@@ -245,7 +250,32 @@ async fn insert_entry<C: ConnectionTrait>(
             posting_date: Set(entry.posting_date),
         })
     });
-    journal_line::Entity::insert_many(lines).exec(db).await?;
+    journal_line::Entity::insert_many(lines).exec(work).await?;
+    let event = FinanceEvent {
+        kind: if reversal_of.is_some() {
+            FinanceEventKind::EntryReversed
+        } else {
+            FinanceEventKind::EntryPosted
+        },
+        entry_id: id,
+        reversal_of,
+        transaction_id,
+        // Built-in transaction types post as the nil user: no one acted.
+        posted_by: Some(posted_by).filter(|p| !p.is_nil()),
+        memo: row.memo.clone(),
+        posting_date: row.posting_date,
+        warnings: warnings.clone(),
+        budget: None,
+        at: row.created_at,
+    };
+    work.emit(&event);
+    for overrun in overruns {
+        work.emit(&FinanceEvent {
+            kind: FinanceEventKind::BudgetWarning,
+            budget: Some(overrun),
+            ..event.clone()
+        });
+    }
     Ok(Posted {
         entry: row,
         warnings,
@@ -256,7 +286,7 @@ async fn check_budgets_for<C: ConnectionTrait>(
     db: &C,
     entry: &NewEntry,
     accounts: &HashMap<String, account::Model>,
-) -> AppResult<Vec<String>> {
+) -> AppResult<Vec<BudgetOverrun>> {
     let mut deltas: HashMap<(Uuid, Uuid), i64> = HashMap::new();
     for line in &entry.lines {
         let (Some(center), Some(account)) = (line.cost_center_id, accounts.get(&line.account_code))
@@ -269,7 +299,7 @@ async fn check_budgets_for<C: ConnectionTrait>(
     let mut keys: Vec<(Uuid, Uuid)> = deltas.keys().copied().collect();
     // A fixed lock order, so two entries touching the same budgets cannot deadlock.
     keys.sort();
-    let mut warnings = Vec::new();
+    let mut overruns = Vec::new();
     for (center, account_id) in keys {
         let delta = deltas.get(&(center, account_id)).copied().unwrap_or(0);
         if delta <= 0 {
@@ -304,33 +334,34 @@ async fn check_budgets_for<C: ConnectionTrait>(
                             account.code
                         )))
                     }
-                    BudgetPolicy::Warn => {
-                        warnings.push(format!("exceeds the budget for account {}", account.code))
-                    }
+                    BudgetPolicy::Warn => overruns.push(BudgetOverrun {
+                        budget_id: found.id,
+                        cost_center_id: center,
+                        account_code: account.code.clone(),
+                        budgeted_minor: found.amount_minor,
+                        used_minor: used,
+                        posting_minor: delta,
+                    }),
                     BudgetPolicy::Ignore => {}
                 }
             }
         }
     }
-    Ok(warnings)
+    Ok(overruns)
 }
 
 /// A correction: an entry with every line's sides swapped, referencing the original. An entry
 /// is reversed once, and a reversal is never reversed.
-pub async fn reverse_entry<C>(
-    db: &C,
+pub async fn reverse_entry(
+    work: &Work,
     viewer: &Viewer,
     id: EntryId,
     memo: Option<&str>,
-) -> AppResult<journal_entry::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<journal_entry::Model> {
     let me = viewer.user()?;
     me.require_global(Permission::FinancePost)?;
-    let txn = db.begin().await?;
     let original = journal_entry::Entity::find_by_id(id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("journal entry"))?;
     if original.reversal_of.is_some() {
@@ -339,10 +370,10 @@ where
             "a reversal cannot itself be reversed",
         ));
     }
-    let lines = lines_of(&txn, &[original.id]).await?;
+    let lines = lines_of(work, &[original.id]).await?;
     let codes: HashMap<Uuid, String> = account::Entity::find()
         .filter(account::Column::Id.is_in(lines.iter().map(|l| l.account_id)))
-        .all(&txn)
+        .all(work)
         .await?
         .into_iter()
         .map(|a| (a.id, a.code))
@@ -364,8 +395,7 @@ where
             .collect(),
     };
     reversal.validate()?;
-    let posted = insert_entry(&txn, me.id, &reversal, Some(original.id), true, None).await?;
-    txn.commit().await?;
+    let posted = insert_entry(work, me.id, &reversal, Some(original.id), true, None).await?;
     Ok(posted.entry)
 }
 
@@ -393,8 +423,8 @@ pub async fn find_entry<C: ConnectionTrait>(
         .ok_or_else(|| AppError::not_found("journal entry"))
 }
 
-pub async fn create_budget<C: ConnectionTrait>(
-    db: &C,
+pub async fn create_budget(
+    work: &Work,
     viewer: &Viewer,
     cost_center: Uuid,
     account_code: &str,
@@ -410,13 +440,13 @@ pub async fn create_budget<C: ConnectionTrait>(
             "a budget is between zero and the largest amount",
         ));
     }
-    if identity::department_path_of(db, cost_center)
+    if identity::department_path_of(work, cost_center)
         .await?
         .is_none()
     {
         return Err(AppError::bad_field("costCenterId", "no such cost centre"));
     }
-    let account = accounts_by_code(db, vec![account_code.to_owned()])
+    let account = accounts_by_code(work, vec![account_code.to_owned()])
         .await?
         .remove(account_code)
         .ok_or_else(|| {
@@ -436,7 +466,7 @@ pub async fn create_budget<C: ConnectionTrait>(
         policy: Set(policy.as_str().to_owned()),
         created_at: Set(Utc::now()),
     }
-    .insert(db)
+    .insert(work)
     .await
     .map_err(|e| {
         AppError::from_unique_violation(

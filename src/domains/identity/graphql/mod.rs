@@ -2,6 +2,8 @@
 
 mod types;
 
+use std::sync::Arc;
+
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, Result, Subscription, ID};
 use futures_util::{Stream, StreamExt};
@@ -9,15 +11,16 @@ pub use types::*;
 
 use crate::auth::Permission;
 use crate::domains::identity::model::{
-    parse_name, parse_permissions, DepartmentChanges, DepartmentId, Email, IdentityEvent,
+    self, parse_name, parse_permissions, DepartmentChanges, DepartmentId, Email, IdentityEvent,
     NewDepartment, NewPassword, NewRole, NewUser, RoleGrantId, RoleId, UserChanges, UserId,
 };
 use crate::domains::identity::service::{self, LoginPolicy, UserFilter};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{maybe_id, optional_id};
+use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
-use crate::platform::events::{self, Received};
+use crate::platform::events::Envelope;
 
 const NAME_MAX: usize = 200;
 
@@ -143,29 +146,23 @@ impl IdentityMutation {
             window: app.config.limits.login_failure_window,
             refresh_ttl: app.config.jwt.refresh_ttl,
         };
-        let session = service::login(
-            &app.db.conn,
-            app.cache.as_ref(),
-            &app.jwt,
-            &policy,
-            &email,
-            &password,
-        )
-        .await?;
+        let verified =
+            service::verify_login(&app.db.conn, app.cache.as_ref(), &policy, &email, &password)
+                .await?;
+        let session = app
+            .write(async |work| service::login(work, &app.jwt, policy.refresh_ttl, verified).await)
+            .await?;
         Ok(session.into())
     }
 
     /// Trades a refresh token for a new pair; the old refresh token is spent.
     async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
         let app = ctx.app()?;
-        let session = service::refresh(
-            &app.db.conn,
-            &app.jwt,
-            app.config.jwt.refresh_ttl,
-            &refresh_token,
-        )
-        .await?;
-        Ok(session.into())
+        let ttl = app.config.jwt.refresh_ttl;
+        let refreshed = app
+            .write(async |work| service::refresh(work, &app.jwt, ttl, &refresh_token).await)
+            .await?;
+        Ok(refreshed.session()?.into())
     }
 
     /// Ends the session of `refreshToken`, or with `allSessions` every session of the caller.
@@ -175,15 +172,11 @@ impl IdentityMutation {
         refresh_token: Option<String>,
         #[graphql(default = false)] all_sessions: bool,
     ) -> Result<bool> {
-        let app = ctx.app()?;
-        Ok(service::logout(
-            &app.db.conn,
-            app.bus.as_ref(),
-            ctx.viewer()?,
-            refresh_token.as_deref(),
-            all_sessions,
-        )
-        .await?)
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let token = refresh_token.as_deref();
+        Ok(app
+            .write(async |work| service::logout(work, viewer, token, all_sessions).await)
+            .await?)
     }
 
     async fn change_password(
@@ -192,17 +185,12 @@ impl IdentityMutation {
         current_password: String,
         new_password: String,
     ) -> Result<bool> {
-        let app = ctx.app()?;
-        let viewer = ctx.viewer()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let me = UserId(viewer.user()?.id);
-        service::change_password(
-            &app.db.conn,
-            app.bus.as_ref(),
-            viewer,
-            me,
-            Some(&current_password),
-            NewPassword::parse(&new_password)?,
-        )
+        let new_password = NewPassword::parse(&new_password)?;
+        app.write(async |work| {
+            service::change_password(work, viewer, me, Some(&current_password), new_password).await
+        })
         .await?;
         Ok(true)
     }
@@ -214,15 +202,12 @@ impl IdentityMutation {
         user_id: ID,
         password: String,
     ) -> Result<bool> {
-        let app = ctx.app()?;
-        service::change_password(
-            &app.db.conn,
-            app.bus.as_ref(),
-            ctx.viewer()?,
-            UserId::parse("userId", &user_id)?,
-            None,
-            NewPassword::parse(&password)?,
-        )
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let user_id = UserId::parse("userId", &user_id)?;
+        let password = NewPassword::parse(&password)?;
+        app.write(async |work| {
+            service::change_password(work, viewer, user_id, None, password).await
+        })
         .await?;
         Ok(true)
     }
@@ -232,15 +217,15 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: CreateDepartmentInput,
     ) -> Result<Department> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let input = NewDepartment {
             name: parse_name("name", &input.name, NAME_MAX)?,
             parent_id: optional_id("parentId", input.parent_id.as_ref(), DepartmentId::parse)?,
         };
-        Ok(Department(
-            service::create_department(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, input)
-                .await?,
-        ))
+        let created = app
+            .write(async |work| service::create_department(work, viewer, input).await)
+            .await?;
+        Ok(Department(created))
     }
 
     async fn update_department(
@@ -249,7 +234,8 @@ impl IdentityMutation {
         id: ID,
         input: UpdateDepartmentInput,
     ) -> Result<Department> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = DepartmentId::parse("id", &id)?;
         let changes = DepartmentChanges {
             name: input
                 .name
@@ -258,31 +244,27 @@ impl IdentityMutation {
             parent_id: maybe_id("parentId", input.parent_id, DepartmentId::parse)?,
             head_user_id: maybe_id("headUserId", input.head_user_id, UserId::parse)?,
         };
-        Ok(Department(
-            service::update_department(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                DepartmentId::parse("id", &id)?,
-                changes,
-            )
-            .await?,
-        ))
+        let updated = app
+            .write(async |work| service::update_department(work, viewer, id, changes).await)
+            .await?;
+        Ok(Department(updated))
     }
 
     async fn create_role(&self, ctx: &Context<'_>, input: CreateRoleInput) -> Result<Role> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let input = NewRole {
             name: parse_name("name", &input.name, NAME_MAX)?,
             permissions: parse_permissions(&input.permissions)?,
         };
-        Ok(Role(
-            service::create_role(&app.db.conn, ctx.viewer()?, input).await?,
-        ))
+        let created = app
+            .write(async |work| service::create_role(work, viewer, input).await)
+            .await?;
+        Ok(Role(created))
     }
 
     async fn update_role(&self, ctx: &Context<'_>, id: ID, input: UpdateRoleInput) -> Result<Role> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = RoleId::parse("id", &id)?;
         let name = input
             .name
             .map(|n| parse_name("name", &n, NAME_MAX))
@@ -291,20 +273,14 @@ impl IdentityMutation {
             .permissions
             .map(|p| parse_permissions(&p))
             .transpose()?;
-        Ok(Role(
-            service::update_role(
-                &app.db.conn,
-                ctx.viewer()?,
-                RoleId::parse("id", &id)?,
-                name,
-                permissions,
-            )
-            .await?,
-        ))
+        let updated = app
+            .write(async |work| service::update_role(work, viewer, id, name, permissions).await)
+            .await?;
+        Ok(Role(updated))
     }
 
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let input = NewUser {
             email: Email::parse(&input.email)?,
             name: parse_name("name", &input.name, NAME_MAX)?,
@@ -315,13 +291,15 @@ impl IdentityMutation {
                 DepartmentId::parse,
             )?,
         };
-        Ok(User(
-            service::create_user(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, input).await?,
-        ))
+        let created = app
+            .write(async |work| service::create_user(work, viewer, input).await)
+            .await?;
+        Ok(User(created))
     }
 
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = UserId::parse("id", &id)?;
         let changes = UserChanges {
             email: input.email.as_deref().map(Email::parse).transpose()?,
             name: input
@@ -330,35 +308,29 @@ impl IdentityMutation {
                 .transpose()?,
             department_id: maybe_id("departmentId", input.department_id, DepartmentId::parse)?,
         };
-        Ok(User(
-            service::update_user(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                UserId::parse("id", &id)?,
-                changes,
-            )
-            .await?,
-        ))
+        let updated = app
+            .write(async |work| service::update_user(work, viewer, id, changes).await)
+            .await?;
+        Ok(User(updated))
     }
 
     /// Deactivation ends every session of the user at once.
     async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let id = UserId::parse("id", &id)?;
-        Ok(User(
-            service::set_user_active(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id, false)
-                .await?,
-        ))
+        let user = app
+            .write(async |work| service::set_user_active(work, viewer, id, false).await)
+            .await?;
+        Ok(User(user))
     }
 
     async fn reactivate_user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let id = UserId::parse("id", &id)?;
-        Ok(User(
-            service::set_user_active(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, id, true)
-                .await?,
-        ))
+        let user = app
+            .write(async |work| service::set_user_active(work, viewer, id, true).await)
+            .await?;
+        Ok(User(user))
     }
 
     /// With `departmentId`, the grant covers that department's subtree; without, everywhere.
@@ -369,28 +341,25 @@ impl IdentityMutation {
         role_id: ID,
         department_id: Option<ID>,
     ) -> Result<RoleGrant> {
-        let app = ctx.app()?;
-        let (grant, role) = service::grant_role(
-            &app.db.conn,
-            app.bus.as_ref(),
-            ctx.viewer()?,
-            UserId::parse("userId", &user_id)?,
-            RoleId::parse("roleId", &role_id)?,
-            optional_id("departmentId", department_id.as_ref(), DepartmentId::parse)?,
-        )
-        .await?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let user_id = UserId::parse("userId", &user_id)?;
+        let role_id = RoleId::parse("roleId", &role_id)?;
+        let department_id =
+            optional_id("departmentId", department_id.as_ref(), DepartmentId::parse)?;
+        let (grant, role) = app
+            .write(async |work| {
+                service::grant_role(work, viewer, user_id, role_id, department_id).await
+            })
+            .await?;
         Ok(RoleGrant { grant, role })
     }
 
     async fn revoke_role(&self, ctx: &Context<'_>, grant_id: ID) -> Result<bool> {
-        let app = ctx.app()?;
-        Ok(service::revoke_grant(
-            &app.db.conn,
-            app.bus.as_ref(),
-            ctx.viewer()?,
-            RoleGrantId::parse("grantId", &grant_id)?,
-        )
-        .await?)
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let grant_id = RoleGrantId::parse("grantId", &grant_id)?;
+        Ok(app
+            .write(async |work| service::revoke_grant(work, viewer, grant_id).await)
+            .await?)
     }
 }
 
@@ -399,24 +368,26 @@ pub struct IdentitySubscription;
 
 #[Subscription]
 impl IdentitySubscription {
-    /// Changes to users, roles and departments, from every node. Administrators only. A
-    /// subscriber that falls too far behind is closed rather than buffered without bound.
+    /// Changes to users, roles and departments, from every node. Administrators only. With
+    /// `after` (an event's `cursor`), first the changes after it, then live ones.
     async fn identity_events(
         &self,
         ctx: &Context<'_>,
+        after: Option<String>,
     ) -> Result<impl Stream<Item = IdentityChange>> {
-        let app = ctx.app()?;
-        ctx.viewer()?.user()?.require_global(Permission::Admin)?;
-        let stream = events::subscribe::<IdentityEvent>(app.bus.as_ref())
-            .take_while(|received| {
-                futures_util::future::ready(matches!(received, Received::Event(_)))
-            })
-            .filter_map(|received| async move {
-                match received {
-                    Received::Event(event) => Some(IdentityChange::from(event)),
-                    Received::Lagged(_) => None,
-                }
-            });
-        Ok(stream)
+        let viewer = ctx.viewer()?.clone();
+        service::may_watch_identity(&viewer)?;
+        let entries = live::follow(ctx, after.as_deref()).await?;
+        Ok(entries.filter_map(move |entry: Arc<Envelope>| {
+            let change = entry
+                .decode::<IdentityEvent>()
+                .filter(|_| {
+                    viewer
+                        .user()
+                        .is_ok_and(|me| model::event_visible_to(&entry, me))
+                })
+                .map(|event| IdentityChange::new(&entry, event));
+            async move { change }
+        }))
     }
 }

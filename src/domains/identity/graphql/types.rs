@@ -8,6 +8,7 @@ use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::model::{IdentityEvent, IdentityEventKind};
 use crate::domains::identity::service;
 use crate::graphql::context::{loader_error, ContextExt};
+use crate::platform::events::Envelope;
 
 // ---------------------------------------------------------------- output types
 
@@ -202,21 +203,27 @@ pub enum IdentityEventType {
     UserReactivated,
     RoleGranted,
     RoleRevoked,
+    RoleCreated,
+    RoleUpdated,
     DepartmentChanged,
     SessionsRevoked,
 }
 
 #[derive(SimpleObject)]
 pub struct IdentityChange {
+    /// Pass it as `after` to resume right after this change.
+    cursor: String,
     kind: IdentityEventType,
+    /// The user, role or department it is about.
     subject_id: ID,
     actor_id: Option<ID>,
     at: DateTime<Utc>,
 }
 
-impl From<IdentityEvent> for IdentityChange {
-    fn from(event: IdentityEvent) -> Self {
+impl IdentityChange {
+    pub fn new(entry: &Envelope, event: IdentityEvent) -> Self {
         Self {
+            cursor: entry.cursor.to_string(),
             kind: event.kind.into(),
             subject_id: ID(event.subject_id.to_string()),
             actor_id: event.actor_id.map(|a| ID(a.to_string())),

@@ -3,41 +3,32 @@
 use chrono::Utc;
 use entities::{department, user};
 use sea_orm::sea_query::LockType;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
-use super::*;
 use crate::auth::{Permission, Viewer};
 use crate::domains::identity::model::{
-    department_path, would_make_cycle, DepartmentChanges, DepartmentId, IdentityEventKind,
-    NewDepartment,
+    department_path, would_make_cycle, DepartmentChanges, DepartmentId, IdentityEvent,
+    IdentityEventKind, NewDepartment,
 };
 use crate::error::{AppError, AppResult};
 use crate::platform::db::lock_in_transaction;
-use crate::platform::events::EventBus;
+use crate::platform::work::Work;
 
-pub async fn create_department<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn create_department(
+    work: &Work,
     viewer: &Viewer,
     input: NewDepartment,
-) -> AppResult<department::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<department::Model> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     let id = DepartmentId(Uuid::now_v7());
-    let txn = db.begin().await?;
     // A child created while its parent moves must see the parent's final path.
-    lock_in_transaction(&txn, "department-tree").await?;
+    lock_in_transaction(work, "department-tree").await?;
     let parent_path = match input.parent_id {
         Some(parent) => Some(
             department::Entity::find_by_id(parent.0)
-                .one(&txn)
+                .one(work)
                 .await?
                 .ok_or_else(|| AppError::bad_field("parentId", "no such parent department"))?
                 .path,
@@ -54,35 +45,27 @@ where
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(work)
     .await?;
-    txn.commit().await?;
-    announce(
-        bus,
+    work.emit(&IdentityEvent::new(
         IdentityEventKind::DepartmentChanged,
         created.id,
         Some(me.id),
-    )
-    .await;
+    ));
     Ok(created)
 }
 
-pub async fn update_department<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn update_department(
+    work: &Work,
     viewer: &Viewer,
     id: DepartmentId,
     changes: DepartmentChanges,
-) -> AppResult<department::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<department::Model> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
-    let txn = db.begin().await?;
-    lock_in_transaction(&txn, "department-tree").await?;
+    lock_in_transaction(work, "department-tree").await?;
     let current = department::Entity::find_by_id(id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("department"))?;
     let mut active: department::ActiveModel = current.clone().into();
@@ -92,7 +75,7 @@ where
     if let Some(head) = changes.head_user_id {
         if let Some(head) = head {
             user::Entity::find_by_id(head.0)
-                .one(&txn)
+                .one(work)
                 .await?
                 .ok_or_else(|| AppError::bad_field("headUserId", "no such user"))?;
         }
@@ -102,7 +85,7 @@ where
         let new_parent_path = match new_parent {
             Some(parent) => {
                 let parent = department::Entity::find_by_id(parent.0)
-                    .one(&txn)
+                    .one(work)
                     .await?
                     .ok_or_else(|| AppError::bad_field("parentId", "no such parent department"))?;
                 if would_make_cycle(&current.path, &parent.path) {
@@ -120,27 +103,24 @@ where
             let subtree = department::Entity::find()
                 .filter(department::Column::Path.starts_with(current.path.as_str()))
                 .lock(LockType::Update)
-                .all(&txn)
+                .all(work)
                 .await?;
             for node in subtree.into_iter().filter(|d| d.id != current.id) {
                 let moved = format!("{new_path}{}", &node.path[current.path.len()..]);
                 let mut node: department::ActiveModel = node.into();
                 node.path = Set(moved);
-                node.update(&txn).await?;
+                node.update(work).await?;
             }
         }
         active.parent_id = Set(new_parent.map(|p| p.0));
         active.path = Set(new_path);
     }
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await?;
-    txn.commit().await?;
-    announce(
-        bus,
+    let updated = active.update(work).await?;
+    work.emit(&IdentityEvent::new(
         IdentityEventKind::DepartmentChanged,
         updated.id,
         Some(me.id),
-    )
-    .await;
+    ));
     Ok(updated)
 }

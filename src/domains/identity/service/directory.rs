@@ -189,6 +189,11 @@ pub fn can_see_grants_of(viewer: &Viewer, user_id: Uuid) -> AppResult<()> {
     }
 }
 
+/// The live feed of identity changes is for administrators.
+pub fn may_watch_identity(viewer: &Viewer) -> AppResult<()> {
+    viewer.user()?.require_global(Permission::Admin)
+}
+
 /// Active users holding the role named `role_name` either globally or through a grant whose
 /// department subtree contains `department_id`.
 pub async fn active_holders_of_role<C: ConnectionTrait>(

@@ -2,28 +2,23 @@
 
 use chrono::Utc;
 use entities::{department, role, role_grant, user};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::*;
 use crate::auth::{Permission, Viewer};
 use crate::domains::identity::model::{
-    DepartmentId, IdentityEventKind, NewRole, RoleGrantId, RoleId, UserId,
+    DepartmentId, IdentityEvent, IdentityEventKind, NewRole, RoleGrantId, RoleId, UserId,
 };
 use crate::error::{AppError, AppResult};
 use crate::platform::db::lock_in_transaction;
-use crate::platform::events::EventBus;
+use crate::platform::work::Work;
 
-pub async fn create_role<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    input: NewRole,
-) -> AppResult<role::Model> {
-    viewer.user()?.require_global(Permission::Admin)?;
+pub async fn create_role(work: &Work, viewer: &Viewer, input: NewRole) -> AppResult<role::Model> {
+    let me = viewer.user()?;
+    me.require_global(Permission::Admin)?;
     let now = Utc::now();
-    role::ActiveModel {
+    let created = role::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(input.name.clone()),
         permissions: Set(serde_json::json!(input
@@ -34,34 +29,40 @@ pub async fn create_role<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(work)
     .await
     .map_err(|e| {
         AppError::from_unique_violation(e, format!("a role named {:?} already exists", input.name))
-    })
+    })?;
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::RoleCreated,
+        created.id,
+        Some(me.id),
+    ));
+    Ok(created)
 }
 
-pub async fn update_role<C>(
-    db: &C,
+/// A change of permissions reaches the role's holders at once: the event names them, so their
+/// open connections resolve their grants again.
+pub async fn update_role(
+    work: &Work,
     viewer: &Viewer,
     id: RoleId,
     name: Option<String>,
     permissions: Option<std::collections::BTreeSet<Permission>>,
-) -> AppResult<role::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    viewer.user()?.require_global(Permission::Admin)?;
-    let txn = db.begin().await?;
-    lock_in_transaction(&txn, "admin-guard").await?;
+) -> AppResult<role::Model> {
+    let me = viewer.user()?;
+    me.require_global(Permission::Admin)?;
+    lock_in_transaction(work, "admin-guard").await?;
     let current = role::Entity::find_by_id(id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("role"))?;
     let mut active: role::ActiveModel = current.into();
     if let Some(name) = &name {
         active.name = Set(name.clone());
     }
+    let permissions_changed = permissions.is_some();
     if let Some(permissions) = permissions {
         active.permissions = Set(serde_json::json!(permissions
             .iter()
@@ -69,14 +70,18 @@ where
             .collect::<Vec<_>>()));
     }
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await.map_err(|e| {
+    let updated = active.update(work).await.map_err(|e| {
         AppError::from_unique_violation(
             e,
             format!("a role named {:?} already exists", name.unwrap_or_default()),
         )
     })?;
-    ensure_an_admin_remains(&txn).await?;
-    txn.commit().await?;
+    ensure_an_admin_remains(work).await?;
+    let mut event = IdentityEvent::new(IdentityEventKind::RoleUpdated, updated.id, Some(me.id));
+    if permissions_changed {
+        event.people = holders_of(work, updated.id).await?;
+    }
+    work.emit(&event);
     Ok(updated)
 }
 
@@ -108,6 +113,20 @@ async fn ensure_an_admin_remains<C: ConnectionTrait>(db: &C) -> AppResult<()> {
     Ok(())
 }
 
+/// Everyone holding `role_id` in any scope, once each.
+async fn holders_of<C: ConnectionTrait>(db: &C, role_id: Uuid) -> AppResult<Vec<Uuid>> {
+    let mut holders: Vec<Uuid> = role_grant::Entity::find()
+        .filter(role_grant::Column::RoleId.eq(role_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|grant| grant.user_id)
+        .collect();
+    holders.sort_unstable();
+    holders.dedup();
+    Ok(holders)
+}
+
 pub(super) async fn insert_grant<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,
@@ -126,9 +145,8 @@ pub(super) async fn insert_grant<C: ConnectionTrait>(
     .await
 }
 
-pub async fn grant_role<C: ConnectionTrait>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn grant_role(
+    work: &Work,
     viewer: &Viewer,
     user_id: UserId,
     role_id: RoleId,
@@ -137,56 +155,48 @@ pub async fn grant_role<C: ConnectionTrait>(
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     user::Entity::find_by_id(user_id.0)
-        .one(db)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::bad_field("userId", "no such user"))?;
     let role = role::Entity::find_by_id(role_id.0)
-        .one(db)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::bad_field("roleId", "no such role"))?;
     if let Some(department) = department_id {
         department::Entity::find_by_id(department.0)
-            .one(db)
+            .one(work)
             .await?
             .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
     }
-    let grant = insert_grant(db, user_id.0, role_id.0, department_id.map(|d| d.0))
+    let grant = insert_grant(work, user_id.0, role_id.0, department_id.map(|d| d.0))
         .await
         .map_err(|e| {
             AppError::from_unique_violation(e, "the user already holds this role in this scope")
         })?;
-    announce(bus, IdentityEventKind::RoleGranted, user_id.0, Some(me.id)).await;
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::RoleGranted,
+        user_id.0,
+        Some(me.id),
+    ));
     Ok((grant, role))
 }
 
-pub async fn revoke_grant<C>(
-    db: &C,
-    bus: &dyn EventBus,
-    viewer: &Viewer,
-    grant_id: RoleGrantId,
-) -> AppResult<bool>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+pub async fn revoke_grant(work: &Work, viewer: &Viewer, grant_id: RoleGrantId) -> AppResult<bool> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
-    let txn = db.begin().await?;
-    lock_in_transaction(&txn, "admin-guard").await?;
+    lock_in_transaction(work, "admin-guard").await?;
     let grant = role_grant::Entity::find_by_id(grant_id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("role grant"))?;
     role_grant::Entity::delete_by_id(grant.id)
-        .exec(&txn)
+        .exec(work)
         .await?;
-    ensure_an_admin_remains(&txn).await?;
-    txn.commit().await?;
-    announce(
-        bus,
+    ensure_an_admin_remains(work).await?;
+    work.emit(&IdentityEvent::new(
         IdentityEventKind::RoleRevoked,
         grant.user_id,
         Some(me.id),
-    )
-    .await;
+    ));
     Ok(true)
 }

@@ -6,7 +6,6 @@ use sea_orm::prelude::Expr;
 use sea_orm::sea_query::{Alias, Order, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -14,10 +13,11 @@ use super::*;
 use crate::auth::jwt::{Claims, JwtKeys};
 use crate::auth::viewer::{Scope, ScopedPermission};
 use crate::auth::{password, tokens, Permission, Viewer, ViewerUser};
-use crate::domains::identity::model::{Email, NewPassword};
+use crate::domains::identity::model::{Email, IdentityEvent, IdentityEventKind, NewPassword};
 use crate::error::{AppError, AppResult};
 use crate::platform::cache::Cache;
 use crate::platform::db::lock_in_transaction;
+use crate::platform::work::Work;
 
 /// What a successful login or refresh hands back.
 pub struct Session {
@@ -39,15 +39,13 @@ pub struct FirstAdmin {
     pub generated_password: Option<String>,
 }
 
-pub async fn ensure_first_admin<C>(
-    db: &C,
+/// Creates the Administrator role and a user holding it when there is no user at all.
+pub async fn ensure_first_admin(
+    work: &Work,
     email: Option<&str>,
     password_text: Option<&str>,
-) -> AppResult<Option<FirstAdmin>>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    if user::Entity::find().count(db).await? > 0 {
+) -> AppResult<Option<FirstAdmin>> {
+    if user::Entity::find().count(work).await? > 0 {
         return Ok(None);
     }
     let email = Email::parse(email.unwrap_or("admin@interlink.local"))?;
@@ -60,15 +58,14 @@ where
     };
     let hash = password::hash(NewPassword::parse(&password_text)?.into_inner()).await?;
     let now = Utc::now();
-    let txn = db.begin().await?;
     // Nodes starting together take turns; whoever comes second sees the first one's admin.
-    lock_in_transaction(&txn, "first-admin").await?;
-    if user::Entity::find().count(&txn).await? > 0 {
+    lock_in_transaction(work, "first-admin").await?;
+    if user::Entity::find().count(work).await? > 0 {
         return Ok(None);
     }
     let role_id = match role::Entity::find()
         .filter(role::Column::Name.eq("Administrator"))
-        .one(&txn)
+        .one(work)
         .await?
     {
         Some(existing) => existing.id,
@@ -80,7 +77,7 @@ where
                 created_at: Set(now),
                 updated_at: Set(now),
             }
-            .insert(&txn)
+            .insert(work)
             .await?
             .id
         }
@@ -97,27 +94,38 @@ where
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(work)
     .await?;
-    insert_grant(&txn, admin.id, role_id, None).await?;
-    txn.commit().await?;
+    insert_grant(work, admin.id, role_id, None).await?;
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::UserCreated,
+        admin.id,
+        None,
+    ));
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::RoleGranted,
+        admin.id,
+        None,
+    ));
     Ok(Some(FirstAdmin {
         email: email.display,
         generated_password: generated,
     }))
 }
 
-pub async fn login<C>(
+/// A user whose email and password matched, not yet signed in (see `login`).
+pub struct Verified(user::Model);
+
+/// Checks a sign-in, read-only. It runs before the unit of work that starts the session, not
+/// inside it: argon2 takes tens of milliseconds (longer when sign-ins queue for it), and an
+/// open transaction would hold a connection, on SQLite the only one, all that time.
+pub async fn verify_login<C: ConnectionTrait>(
     db: &C,
     cache: &dyn Cache,
-    keys: &JwtKeys,
     policy: &LoginPolicy,
     email: &str,
     password_text: &str,
-) -> AppResult<Session>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<Verified> {
     let rejected = || AppError::Unauthenticated("wrong email or password".into());
     // A malformed email is treated as unknown so the answer never tells which part failed.
     let normalized = Email::parse(email)
@@ -154,11 +162,21 @@ where
         .delete(&limiter_key)
         .await
         .map_err(AppError::internal)?;
-    start_session(db, keys, policy.refresh_ttl, user, Uuid::now_v7()).await
+    Ok(Verified(user))
 }
 
-async fn start_session<C: ConnectionTrait>(
-    db: &C,
+/// Starts a new session (a new refresh-token family) for a verified sign-in.
+pub async fn login(
+    work: &Work,
+    keys: &JwtKeys,
+    refresh_ttl: std::time::Duration,
+    verified: Verified,
+) -> AppResult<Session> {
+    start_session(work, keys, refresh_ttl, verified.0, Uuid::now_v7()).await
+}
+
+async fn start_session(
+    work: &Work,
     keys: &JwtKeys,
     refresh_ttl: std::time::Duration,
     user: user::Model,
@@ -178,7 +196,7 @@ async fn start_session<C: ConnectionTrait>(
         created_at: Set(now),
         token_version: Set(user.token_version),
     }
-    .insert(db)
+    .insert(work)
     .await?;
     Ok(Session {
         access_token: keys.issue(user.id, user.token_version)?,
@@ -188,57 +206,70 @@ async fn start_session<C: ConnectionTrait>(
     })
 }
 
+/// How a presented refresh token was taken.
+pub enum Refreshed {
+    Rotated(Box<Session>),
+    /// Refused after revoking its family (a reused token, or a login that is over): the
+    /// revocation must commit, so this is not an error until the work is done.
+    Refused,
+}
+
+impl Refreshed {
+    pub fn session(self) -> AppResult<Session> {
+        match self {
+            Self::Rotated(session) => Ok(*session),
+            Self::Refused => Err(refresh_rejected()),
+        }
+    }
+}
+
+fn refresh_rejected() -> AppError {
+    AppError::Unauthenticated("invalid or expired refresh token".into())
+}
+
 /// Rotates a refresh token. A token that was already used is a sign of theft: the whole
 /// family is revoked, so the thief's copy dies with the victim's.
-pub async fn refresh<C>(
-    db: &C,
+pub async fn refresh(
+    work: &Work,
     keys: &JwtKeys,
     refresh_ttl: std::time::Duration,
     presented: &str,
-) -> AppResult<Session>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    let rejected = || AppError::Unauthenticated("invalid or expired refresh token".into());
-    let txn = db.begin().await?;
+) -> AppResult<Refreshed> {
     let Some(token) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(tokens::digest(presented)))
-        .one(&txn)
+        .one(work)
         .await?
     else {
-        return Err(rejected());
+        return Err(refresh_rejected());
     };
-    lock_in_transaction(&txn, &format!("refresh-family:{}", token.family_id)).await?;
+    lock_in_transaction(work, &format!("refresh-family:{}", token.family_id)).await?;
     // Re-read under the family lock: a concurrent rotation may have spent it meanwhile.
     let token = refresh_token::Entity::find_by_id(token.id)
-        .one(&txn)
+        .one(work)
         .await?
-        .ok_or_else(rejected)?;
+        .ok_or_else(refresh_rejected)?;
     let now = Utc::now();
     if token.revoked_at.is_some() || token.expires_at <= now {
-        return Err(rejected());
+        return Err(refresh_rejected());
     }
     if token.used_at.is_some() {
-        revoke_family(&txn, token.family_id).await?;
-        txn.commit().await?;
+        revoke_family(work, token.family_id).await?;
         tracing::warn!(family = %token.family_id, "refresh token reused; family revoked");
-        return Err(rejected());
+        return Ok(Refreshed::Refused);
     }
-    let user = match user::Entity::find_by_id(token.user_id).one(&txn).await? {
+    let user = match user::Entity::find_by_id(token.user_id).one(work).await? {
         Some(user) if user.is_active && user.token_version == token.token_version => user,
         _ => {
             // Issued before a password change or deactivation: the whole login is over.
-            revoke_family(&txn, token.family_id).await?;
-            txn.commit().await?;
-            return Err(rejected());
+            revoke_family(work, token.family_id).await?;
+            return Ok(Refreshed::Refused);
         }
     };
     let mut spent: refresh_token::ActiveModel = token.clone().into();
     spent.used_at = Set(Some(now));
-    spent.update(&txn).await?;
-    let session = start_session(&txn, keys, refresh_ttl, user, token.family_id).await?;
-    txn.commit().await?;
-    Ok(session)
+    spent.update(work).await?;
+    let session = start_session(work, keys, refresh_ttl, user, token.family_id).await?;
+    Ok(Refreshed::Rotated(Box::new(session)))
 }
 
 async fn revoke_family<C: ConnectionTrait>(db: &C, family_id: Uuid) -> AppResult<()> {
@@ -253,28 +284,26 @@ async fn revoke_family<C: ConnectionTrait>(db: &C, family_id: Uuid) -> AppResult
 
 /// Ends one session (the refresh token's family), or with `everywhere` every session and
 /// every access token of the signed-in user.
-pub async fn logout<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn logout(
+    work: &Work,
     viewer: &Viewer,
     presented: Option<&str>,
     everywhere: bool,
-) -> AppResult<bool>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<bool> {
     if everywhere {
         let me = viewer.user()?;
-        let txn = db.begin().await?;
-        bump_token_version(&txn, me.id).await?;
+        bump_token_version(work, me.id).await?;
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
             .filter(refresh_token::Column::UserId.eq(me.id))
             .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&txn)
+            .exec(work)
             .await?;
-        txn.commit().await?;
-        announce(bus, IdentityEventKind::SessionsRevoked, me.id, Some(me.id)).await;
+        work.emit(&IdentityEvent::new(
+            IdentityEventKind::SessionsRevoked,
+            me.id,
+            Some(me.id),
+        ));
         return Ok(true);
     }
     let Some(presented) = presented else {
@@ -285,12 +314,12 @@ where
     };
     let Some(token) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(tokens::digest(presented)))
-        .one(db)
+        .one(work)
         .await?
     else {
         return Ok(false);
     };
-    revoke_family(db, token.family_id).await?;
+    revoke_family(work, token.family_id).await?;
     Ok(true)
 }
 

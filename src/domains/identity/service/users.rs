@@ -3,30 +3,23 @@
 use chrono::Utc;
 use entities::{department, refresh_token, role, user};
 use sea_orm::prelude::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::*;
 use crate::auth::{password, Permission, Viewer};
 use crate::domains::identity::model::{
-    Email, IdentityEventKind, NewPassword, NewUser, UserChanges, UserId,
+    Email, IdentityEvent, IdentityEventKind, NewPassword, NewUser, UserChanges, UserId,
 };
 use crate::error::{AppError, AppResult};
-use crate::platform::events::EventBus;
+use crate::platform::work::Work;
 
-pub async fn create_user<C: ConnectionTrait>(
-    db: &C,
-    bus: &dyn EventBus,
-    viewer: &Viewer,
-    input: NewUser,
-) -> AppResult<user::Model> {
+pub async fn create_user(work: &Work, viewer: &Viewer, input: NewUser) -> AppResult<user::Model> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     if let Some(department) = input.department_id {
         department::Entity::find_by_id(department.0)
-            .one(db)
+            .one(work)
             .await?
             .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
     }
@@ -44,16 +37,19 @@ pub async fn create_user<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(work)
     .await
     .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
-    announce(bus, IdentityEventKind::UserCreated, created.id, Some(me.id)).await;
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::UserCreated,
+        created.id,
+        Some(me.id),
+    ));
     Ok(created)
 }
 
-pub async fn update_user<C: ConnectionTrait>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn update_user(
+    work: &Work,
     viewer: &Viewer,
     id: UserId,
     changes: UserChanges,
@@ -61,7 +57,7 @@ pub async fn update_user<C: ConnectionTrait>(
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     let current = user::Entity::find_by_id(id.0)
-        .one(db)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     let mut active: user::ActiveModel = current.into();
@@ -75,7 +71,7 @@ pub async fn update_user<C: ConnectionTrait>(
     if let Some(department) = changes.department_id {
         if let Some(department) = department {
             department::Entity::find_by_id(department.0)
-                .one(db)
+                .one(work)
                 .await?
                 .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
         }
@@ -83,33 +79,32 @@ pub async fn update_user<C: ConnectionTrait>(
     }
     active.updated_at = Set(Utc::now());
     let updated = active
-        .update(db)
+        .update(work)
         .await
         .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
-    announce(bus, IdentityEventKind::UserUpdated, updated.id, Some(me.id)).await;
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::UserUpdated,
+        updated.id,
+        Some(me.id),
+    ));
     Ok(updated)
 }
 
 /// Deactivation also ends every session: refresh tokens are revoked and the token version
 /// moves on, so outstanding access tokens stop working at once.
-pub async fn set_user_active<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn set_user_active(
+    work: &Work,
     viewer: &Viewer,
     id: UserId,
     active_flag: bool,
-) -> AppResult<user::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<user::Model> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     if me.id == id.0 && !active_flag {
         return Err(AppError::Conflict("you cannot deactivate yourself".into()));
     }
-    let txn = db.begin().await?;
     let current = user::Entity::find_by_id(id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     let mut active: user::ActiveModel = current.clone().into();
@@ -120,39 +115,34 @@ where
             .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
             .filter(refresh_token::Column::UserId.eq(id.0))
             .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&txn)
+            .exec(work)
             .await?;
     }
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await?;
-    txn.commit().await?;
+    let updated = active.update(work).await?;
     let kind = if active_flag {
         IdentityEventKind::UserReactivated
     } else {
         IdentityEventKind::UserDeactivated
     };
-    announce(bus, kind, updated.id, Some(me.id)).await;
+    work.emit(&IdentityEvent::new(kind, updated.id, Some(me.id)));
     Ok(updated)
 }
 
 /// A password change ends every other session of the user.
-pub async fn change_password<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn change_password(
+    work: &Work,
     viewer: &Viewer,
     target: UserId,
     current_password: Option<&str>,
     new_password: NewPassword,
-) -> AppResult<user::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<user::Model> {
     let me = viewer.user()?;
     if me.id != target.0 {
         me.require_global(Permission::Admin)?;
     }
     let user = user::Entity::find_by_id(target.0)
-        .one(db)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     if me.id == target.0 {
@@ -167,41 +157,34 @@ where
         }
     }
     let hash = password::hash(new_password.into_inner()).await?;
-    let txn = db.begin().await?;
     let mut active: user::ActiveModel = user.clone().into();
     active.password_hash = Set(hash);
     active.token_version = Set(user.token_version + 1);
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await?;
+    let updated = active.update(work).await?;
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
         .filter(refresh_token::Column::UserId.eq(target.0))
         .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(&txn)
+        .exec(work)
         .await?;
-    txn.commit().await?;
-    announce(
-        bus,
+    work.emit(&IdentityEvent::new(
         IdentityEventKind::SessionsRevoked,
         updated.id,
         Some(me.id),
-    )
-    .await;
+    ));
     Ok(updated)
 }
 
 /// The shell's way in (`interlink admin create-user`): whoever runs it already owns the
 /// server, so there is no Viewer; the same parsing and rules apply otherwise.
-pub async fn create_user_from_shell<C>(
-    db: &C,
+pub async fn create_user_from_shell(
+    work: &Work,
     email: &str,
     name: &str,
     password_text: &str,
     make_admin: bool,
-) -> AppResult<user::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<user::Model> {
     let input = NewUser {
         email: Email::parse(email)?,
         name: crate::domains::identity::model::parse_name("name", name, 200)?,
@@ -210,7 +193,6 @@ where
     };
     let hash = password::hash(input.password.into_inner()).await?;
     let now = Utc::now();
-    let txn = db.begin().await?;
     let created = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(input.email.display),
@@ -223,18 +205,27 @@ where
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(work)
     .await
     .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::UserCreated,
+        created.id,
+        None,
+    ));
     if make_admin {
         let admin_role = role::Entity::find()
-            .all(&txn)
+            .all(work)
             .await?
             .into_iter()
             .find(|r| role_permissions(r).contains(&Permission::Admin))
             .ok_or_else(|| AppError::Conflict("no role carries the admin permission".into()))?;
-        insert_grant(&txn, created.id, admin_role.id, None).await?;
+        insert_grant(work, created.id, admin_role.id, None).await?;
+        work.emit(&IdentityEvent::new(
+            IdentityEventKind::RoleGranted,
+            created.id,
+            None,
+        ));
     }
-    txn.commit().await?;
     Ok(created)
 }

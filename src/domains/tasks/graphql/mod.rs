@@ -18,39 +18,16 @@ use crate::domains::approvals::model::FlowId;
 use crate::domains::identity::graphql::{user_by_id, User};
 use crate::domains::identity::model::{parse_name, DepartmentId, UserId};
 use crate::domains::tasks::model::{
-    self, AssignmentPool as Pool, CategoryId, CommentId, NewCategory, TaskEvent as Event,
-    TaskFields, TaskId,
+    self, AssignmentPool as Pool, CashOutputChange, CashOutputInput, CategoryId, CommentId,
+    NewCategory, TaskFields, TaskId,
 };
 use crate::domains::tasks::service::{self, NewTask, TaskChanges};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::optional_id;
+use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
-use crate::graphql::scalars::Money;
-use crate::platform::events::{self, Received};
-use crate::platform::money::currency_exponent;
-
-fn to_minor(value: Money, currency: &str) -> Result<i64, AppError> {
-    value
-        .0
-        .to_minor(currency_exponent(currency))
-        .map_err(|e| AppError::bad_field("cashOutputValue", format!("{e}")))
-}
-
-fn cash_output(has: bool, value: Option<Money>, currency: &str) -> Result<Option<i64>, AppError> {
-    match (has, value) {
-        (true, Some(value)) => Ok(Some(to_minor(value, currency)?)),
-        (true, None) => Err(AppError::bad_field(
-            "cashOutputValue",
-            "a task with cash output needs its value",
-        )),
-        (false, Some(_)) => Err(AppError::bad_field(
-            "cashOutputValue",
-            "set hasCashOutput to give a cash output value",
-        )),
-        (false, None) => Ok(None),
-    }
-}
+use crate::platform::events::Envelope;
 
 fn user_ids(field: &str, ids: &[ID]) -> Result<Vec<uuid::Uuid>, AppError> {
     ids.iter()
@@ -70,6 +47,7 @@ fn maybe<T, U>(
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "model::TaskEventKind")]
 pub enum TaskEventKind {
     Created,
     Updated,
@@ -78,34 +56,35 @@ pub enum TaskEventKind {
     ProgressReported,
     ProgressConfirmed,
     CommentAdded,
+    CommentEdited,
+    CommentDeleted,
+    AttachmentAdded,
     StatusChanged,
-}
-
-impl From<model::TaskEventKind> for TaskEventKind {
-    fn from(kind: model::TaskEventKind) -> Self {
-        use model::TaskEventKind as K;
-        match kind {
-            K::Created => Self::Created,
-            K::Updated => Self::Updated,
-            K::Submitted => Self::Submitted,
-            K::ReviewDecided => Self::ReviewDecided,
-            K::ProgressReported => Self::ProgressReported,
-            K::ProgressConfirmed => Self::ProgressConfirmed,
-            K::CommentAdded => Self::CommentAdded,
-            K::StatusChanged => Self::StatusChanged,
-        }
-    }
 }
 
 /// One live change to a task, with the task as it was at that moment.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct TaskEvent {
+    /// Where this event sits in the event log: pass it as `after` to resume after it.
+    cursor: String,
     kind: TaskEventKind,
     at: DateTime<Utc>,
     task: Task,
     #[graphql(skip)]
     actor_id: uuid::Uuid,
+}
+
+impl TaskEvent {
+    fn new(envelope: &Envelope, event: model::TaskEvent) -> Self {
+        Self {
+            cursor: envelope.cursor.to_string(),
+            kind: event.kind.into(),
+            at: event.at,
+            task: Task(event.task),
+            actor_id: event.actor_id,
+        }
+    }
 }
 
 #[async_graphql::ComplexObject]
@@ -185,7 +164,6 @@ impl TasksQuery {
         let orders: Vec<service::TaskOrder> = order_by
             .unwrap_or_default()
             .into_iter()
-            .take(5)
             .map(|o| service::TaskOrder {
                 field: match o.field {
                     TaskOrderField::Deadline => service::TaskOrderField::Deadline,
@@ -250,9 +228,11 @@ impl TasksMutation {
             pool,
             custom_fields_schema: input.custom_fields_schema.map(|j| j.0),
         };
-        Ok(TaskCategory(
-            service::create_category(&app.db.conn, ctx.viewer()?, category).await?,
-        ))
+        let viewer = ctx.viewer()?;
+        let created = app
+            .write(async |work| service::create_category(work, viewer, category).await)
+            .await?;
+        Ok(TaskCategory(created))
     }
 
     /// With `parentId`, creates a subtask of an approved main task.
@@ -273,11 +253,7 @@ impl TasksMutation {
                     UserId::parse,
                 )?
                 .map(|u| u.0),
-                cash_output_minor: cash_output(
-                    input.has_cash_output,
-                    input.cash_output_value,
-                    currency,
-                )?,
+                cash_output_minor: None,
                 start_at: input.start_at,
                 deadline: input.deadline,
                 priority: input.priority,
@@ -286,11 +262,16 @@ impl TasksMutation {
                     .custom_fields
                     .map_or_else(|| serde_json::json!({}), |j| j.0),
             },
+            cash_output: Some(CashOutputInput {
+                has: input.has_cash_output,
+                value: input.cash_output_value.map(|m| m.0),
+            }),
         };
-        Ok(Task(
-            service::create_task(&app.db.conn, app.bus.as_ref(), ctx.viewer()?, currency, new)
-                .await?,
-        ))
+        let viewer = ctx.viewer()?;
+        let task = app
+            .write(async |work| service::create_task(work, viewer, currency, new).await)
+            .await?;
+        Ok(Task(task))
     }
 
     /// Only the initiator edits; `version` must be the task's current version.
@@ -302,20 +283,6 @@ impl TasksMutation {
         input: UpdateTaskInput,
     ) -> Result<Task> {
         let app = ctx.app()?;
-        let currency = app.config.currency.clone();
-        let cash_output_minor = match (input.has_cash_output, input.cash_output_value) {
-            (Some(false), _) => Some(None),
-            (_, MaybeUndefined::Value(v)) => Some(Some(to_minor(v, &currency)?)),
-            (Some(true), MaybeUndefined::Null) | (None, MaybeUndefined::Null) => Some(None),
-            (Some(true), MaybeUndefined::Undefined) => {
-                return Err(AppError::bad_field(
-                    "cashOutputValue",
-                    "a task with cash output needs its value",
-                )
-                .into())
-            }
-            (None, MaybeUndefined::Undefined) => None,
-        };
         let changes = TaskChanges {
             title: input.title,
             key_points: input.key_points,
@@ -327,38 +294,30 @@ impl TasksMutation {
             confirmer_id: maybe(input.confirmer_id, |id| {
                 UserId::parse("confirmerId", &id).map(|u| u.0)
             })?,
-            cash_output_minor,
+            cash_output: CashOutputChange {
+                has: input.has_cash_output,
+                value: maybe(input.cash_output_value, |m| Ok(m.0))?,
+            },
             start_at: maybe(input.start_at, Ok)?,
             deadline: maybe(input.deadline, Ok)?,
             priority: input.priority,
             merit_points: input.merit_points,
             custom_fields: input.custom_fields.map(|j| j.0),
         };
-        Ok(Task(
-            service::update_task(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                TaskId::parse("id", &id)?,
-                version,
-                changes,
-            )
-            .await?,
-        ))
+        let (viewer, id) = (ctx.viewer()?, TaskId::parse("id", &id)?);
+        let task = app
+            .write(async |work| service::update_task(work, viewer, id, version, changes).await)
+            .await?;
+        Ok(Task(task))
     }
 
     /// Sends a draft or rejected main task into its category's approval flow.
     async fn submit_task(&self, ctx: &Context<'_>, id: ID) -> Result<Task> {
-        let app = ctx.app()?;
-        Ok(Task(
-            service::submit_task(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                TaskId::parse("id", &id)?,
-            )
-            .await?,
-        ))
+        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, TaskId::parse("id", &id)?);
+        let task = app
+            .write(async |work| service::submit_task(work, viewer, id).await)
+            .await?;
+        Ok(Task(task))
     }
 
     /// Executors only.
@@ -369,18 +328,14 @@ impl TasksMutation {
         progress: i32,
         note: Option<String>,
     ) -> Result<Task> {
-        let app = ctx.app()?;
-        Ok(Task(
-            service::report_progress(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                TaskId::parse("taskId", &task_id)?,
-                progress,
-                note.as_deref(),
-            )
-            .await?,
-        ))
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = TaskId::parse("taskId", &task_id)?;
+        let task = app
+            .write(async |work| {
+                service::report_progress(work, viewer, id, progress, note.as_deref()).await
+            })
+            .await?;
+        Ok(Task(task))
     }
 
     /// The progress confirmer only; confirming 100% completes the task.
@@ -393,33 +348,23 @@ impl TasksMutation {
         progress: Option<i32>,
         note: Option<String>,
     ) -> Result<Task> {
-        let app = ctx.app()?;
-        Ok(Task(
-            service::confirm_progress(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                TaskId::parse("taskId", &task_id)?,
-                progress,
-                note.as_deref(),
-            )
-            .await?,
-        ))
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = TaskId::parse("taskId", &task_id)?;
+        let task = app
+            .write(async |work| {
+                service::confirm_progress(work, viewer, id, progress, note.as_deref()).await
+            })
+            .await?;
+        Ok(Task(task))
     }
 
     /// The initiator cancels an unfinished task.
     async fn cancel_task(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Task> {
-        let app = ctx.app()?;
-        Ok(Task(
-            service::cancel_task(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                TaskId::parse("id", &id)?,
-                reason.as_deref(),
-            )
-            .await?,
-        ))
+        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, TaskId::parse("id", &id)?);
+        let task = app
+            .write(async |work| service::cancel_task(work, viewer, id, reason.as_deref()).await)
+            .await?;
+        Ok(Task(task))
     }
 
     async fn add_task_comment(
@@ -428,17 +373,12 @@ impl TasksMutation {
         task_id: ID,
         body: String,
     ) -> Result<TaskComment> {
-        let app = ctx.app()?;
-        Ok(TaskComment(
-            service::add_comment(
-                &app.db.conn,
-                app.bus.as_ref(),
-                ctx.viewer()?,
-                TaskId::parse("taskId", &task_id)?,
-                &body,
-            )
-            .await?,
-        ))
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let id = TaskId::parse("taskId", &task_id)?;
+        let comment = app
+            .write(async |work| service::add_comment(work, viewer, id, &body).await)
+            .await?;
+        Ok(TaskComment(comment))
     }
 
     /// Attaches a file (GraphQL multipart request). People on the task only; the type is
@@ -467,20 +407,15 @@ impl TasksMutation {
         .await
         .map_err(AppError::internal)?
         .map_err(AppError::internal)?;
-        Ok(TaskAttachment(
-            service::attach(
-                &app.db.conn,
-                &app.files,
-                ctx.viewer()?,
-                TaskId::parse("taskId", &task_id)?,
-                service::Upload {
-                    filename,
-                    bytes: bytes.into(),
-                },
-                max,
-            )
-            .await?,
-        ))
+        let (viewer, id) = (ctx.viewer()?, TaskId::parse("taskId", &task_id)?);
+        let upload = service::Upload::new(filename, bytes.into());
+        let attached = app
+            .write(async |work| service::attach(work, &app.files, viewer, id, &upload, max).await)
+            .await;
+        if attached.is_err() {
+            service::discard_upload(&app.files, id, &upload).await;
+        }
+        Ok(TaskAttachment(attached?))
     }
 
     /// Authors only.
@@ -490,25 +425,19 @@ impl TasksMutation {
         id: ID,
         body: String,
     ) -> Result<TaskComment> {
-        let app = ctx.app()?;
-        Ok(TaskComment(
-            service::edit_comment(
-                &app.db.conn,
-                ctx.viewer()?,
-                CommentId::parse("id", &id)?,
-                &body,
-            )
-            .await?,
-        ))
+        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, CommentId::parse("id", &id)?);
+        let comment = app
+            .write(async |work| service::edit_comment(work, viewer, id, &body).await)
+            .await?;
+        Ok(TaskComment(comment))
     }
 
     /// Authors only; the comment is hidden, its existence stays in the activity log.
     async fn delete_task_comment(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let app = ctx.app()?;
-        Ok(
-            service::delete_comment(&app.db.conn, ctx.viewer()?, CommentId::parse("id", &id)?)
-                .await?,
-        )
+        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, CommentId::parse("id", &id)?);
+        Ok(app
+            .write(async |work| service::delete_comment(work, viewer, id).await)
+            .await?)
     }
 }
 
@@ -518,14 +447,15 @@ pub struct TasksSubscription;
 #[Subscription]
 impl TasksSubscription {
     /// Changes to one task, or with no `taskId` to every task the subscriber may see, from every
-    /// node. Each event is checked against the subscriber at delivery. A subscriber that falls
-    /// behind receives an error saying how many events it missed, then continues.
+    /// node, in log order. With `after` (an event's `cursor`), the events since then come first,
+    /// so a client that reconnects misses nothing. Each event is checked against the subscriber
+    /// at delivery.
     async fn task_events(
         &self,
         ctx: &Context<'_>,
         task_id: Option<ID>,
-    ) -> Result<impl Stream<Item = Result<TaskEvent>>> {
-        let app = ctx.app()?;
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = TaskEvent>> {
         let viewer = match ctx.viewer()? {
             crate::auth::Viewer::User(user) => user.clone(),
             crate::auth::Viewer::Anonymous => {
@@ -533,29 +463,12 @@ impl TasksSubscription {
             }
         };
         let only = optional_id("taskId", task_id.as_ref(), TaskId::parse)?.map(|t| t.0);
-        Ok(
-            events::subscribe::<Event>(app.bus.as_ref()).filter_map(move |received| {
-                let viewer = viewer.clone();
-                async move {
-                    match received {
-                        Received::Event(event) => {
-                            let wanted = only.is_none_or(|id| id == event.task.id);
-                            (wanted && event.audience.admits(&viewer)).then(|| {
-                                Ok(TaskEvent {
-                                    kind: event.kind.into(),
-                                    at: event.at,
-                                    task: Task(event.task),
-                                    actor_id: event.actor_id,
-                                })
-                            })
-                        }
-                        Received::Lagged(missed) => Some(Err(AppError::RateLimited(format!(
-                            "this subscriber fell behind and missed {missed} events"
-                        ))
-                        .into())),
-                    }
-                }
-            }),
-        )
+        let log = live::follow(ctx, after.as_deref()).await?;
+        Ok(log.filter_map(move |envelope| {
+            let event = envelope
+                .decode::<model::TaskEvent>()
+                .filter(|e| only.is_none_or(|id| id == e.task.id) && e.audience.admits(&viewer));
+            std::future::ready(event.map(|e| TaskEvent::new(&envelope, e)))
+        }))
     }
 }

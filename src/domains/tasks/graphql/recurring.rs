@@ -97,11 +97,11 @@ impl RecurringTasksMutation {
             cron: input.cron,
             deadline_after_hours: input.deadline_after_hours,
         };
-        Ok(
-            service::create_recurring_task(&app.db.conn, ctx.viewer()?, new)
-                .await?
-                .into(),
-        )
+        let viewer = ctx.viewer()?;
+        let created = app
+            .write(async |work| service::create_recurring_task(work, viewer, new).await)
+            .await?;
+        Ok(created.into())
     }
 
     async fn set_recurring_task_active(
@@ -110,12 +110,13 @@ impl RecurringTasksMutation {
         id: ID,
         active: bool,
     ) -> Result<RecurringTask> {
-        let app = ctx.app()?;
+        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
         let id = RecurringTaskId::parse("id", &id)?;
-        Ok(
-            service::set_recurring_task_active(&app.db.conn, ctx.viewer()?, id.0, active)
-                .await?
-                .into(),
-        )
+        let template = app
+            .write(async |work| {
+                service::set_recurring_task_active(work, viewer, id.0, active).await
+            })
+            .await?;
+        Ok(template.into())
     }
 }

@@ -8,16 +8,16 @@ use chrono::Utc;
 use entities::{task, task_attachment};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{ensure_visible, executors_of, record};
+use super::{emit, ensure_visible, executors_of, record};
 use crate::auth::{Viewer, ViewerUser};
-use crate::domains::tasks::model::TaskId;
+use crate::domains::tasks::model::{TaskEventKind, TaskId};
 use crate::error::{AppError, AppResult};
 use crate::platform::files::FileStore;
+use crate::platform::work::Work;
 
 /// Types accepted by what their bytes are, not by what the client claims.
 const ACCEPTED: [&str; 12] = [
@@ -35,9 +35,26 @@ const ACCEPTED: [&str; 12] = [
     "text/plain",
 ];
 
+/// A file on its way to a task. Its id is fixed before the unit of work, so whoever commits
+/// the work can remove the stored bytes if the commit fails (see `discard_upload`).
 pub struct Upload {
+    id: Uuid,
     pub filename: String,
     pub bytes: Bytes,
+}
+
+impl Upload {
+    pub fn new(filename: String, bytes: Bytes) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            filename,
+            bytes,
+        }
+    }
+
+    fn storage_key(&self, task_id: Uuid) -> String {
+        format!("tasks/{task_id}/{}", self.id)
+    }
 }
 
 /// The content type sniffed from the bytes; plain UTF-8 text without NULs counts as text.
@@ -67,17 +84,16 @@ pub fn clean_filename(raw: &str) -> String {
     }
 }
 
-pub async fn attach<C>(
-    db: &C,
+/// Stores the bytes and the row. The bytes are written before the work commits: if it then
+/// fails, call `discard_upload` so they are not left behind without a row.
+pub async fn attach(
+    work: &Work,
     files: &FileStore,
     viewer: &Viewer,
     task_id: TaskId,
-    upload: Upload,
+    upload: &Upload,
     max_bytes: usize,
-) -> AppResult<task_attachment::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task_attachment::Model> {
     let me = viewer.user()?;
     if upload.bytes.is_empty() {
         return Err(AppError::bad_field("file", "the file is empty"));
@@ -90,24 +106,22 @@ where
     }
     let content_type = sniff(&upload.bytes)
         .ok_or_else(|| AppError::bad_field("file", "this kind of file is not accepted"))?;
-    let txn = db.begin().await?;
     let task = task::Entity::find_by_id(task_id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("task"))?;
-    ensure_visible(&txn, me, &task).await?;
+    let audience = ensure_visible(work, me, &task).await?;
     let on_task = task.initiator_id == me.id
         || task.confirmer_id == Some(me.id)
-        || executors_of(&txn, task.id).await?.contains(&me.id);
+        || executors_of(work, task.id).await?.contains(&me.id);
     if !on_task && !me.is_admin() {
         return Err(AppError::Forbidden(
             "only the people on a task attach files to it".into(),
         ));
     }
-    let id = Uuid::now_v7();
-    let key = format!("tasks/{}/{id}", task.id);
+    let key = upload.storage_key(task.id);
     let row = task_attachment::ActiveModel {
-        id: Set(id),
+        id: Set(upload.id),
         task_id: Set(task.id),
         uploader_id: Set(me.id),
         filename: Set(clean_filename(&upload.filename)),
@@ -117,10 +131,10 @@ where
         sha256: Set(hex::encode(Sha256::digest(&upload.bytes))),
         created_at: Set(Utc::now()),
     }
-    .insert(&txn)
+    .insert(work)
     .await?;
     record(
-        &txn,
+        work,
         task.id,
         me.id,
         "attached",
@@ -130,15 +144,34 @@ where
     )
     .await?;
     files
-        .put(&key, upload.bytes)
+        .put(&key, upload.bytes.clone())
         .await
         .map_err(AppError::internal)?;
-    if let Err(err) = txn.commit().await {
-        // The row is gone with the transaction; do not leave its bytes behind.
-        let _ = files.delete(&key).await;
-        return Err(err.into());
-    }
+    emit(
+        work,
+        TaskEventKind::AttachmentAdded,
+        &task,
+        me.id,
+        &audience,
+    );
     Ok(row)
+}
+
+/// Removes what `attach` stored for `upload` once its unit of work has failed: the row is gone
+/// with the rollback, and its bytes must not stay behind. Nothing stored is nothing removed.
+pub async fn discard_upload(files: &FileStore, task_id: TaskId, upload: &Upload) {
+    match files.delete(&upload.storage_key(task_id.0)).await {
+        Ok(()) => {}
+        // The work failed before the bytes were stored.
+        Err(err)
+            if matches!(
+                err.downcast_ref::<object_store::Error>(),
+                Some(object_store::Error::NotFound { .. })
+            ) => {}
+        Err(err) => {
+            tracing::warn!(upload = %upload.id, error = %err, "bytes of a failed upload left behind")
+        }
+    }
 }
 
 pub async fn attachments_by_task<C: ConnectionTrait>(

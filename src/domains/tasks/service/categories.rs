@@ -17,16 +17,17 @@ use crate::domains::tasks::model::{
 };
 use crate::error::{AppError, AppResult};
 use crate::platform::db::lock_in_transaction;
+use crate::platform::work::Work;
 
-pub async fn create_category<C: ConnectionTrait>(
-    db: &C,
+pub async fn create_category(
+    work: &Work,
     viewer: &Viewer,
     input: NewCategory,
 ) -> AppResult<task_category::Model> {
     viewer.user()?.require_global(Permission::TaskConfigure)?;
     input.validate()?;
     if let Some(flow) = input.approval_flow_id {
-        if !approvals::flow_exists(db, flow).await? {
+        if !approvals::flow_exists(work, flow).await? {
             return Err(AppError::bad_field(
                 "approvalFlowId",
                 "no such approval flow",
@@ -35,13 +36,13 @@ pub async fn create_category<C: ConnectionTrait>(
     }
     let (pool_department, pool_role) = match &input.pool {
         Some(AssignmentPool::Department(id)) => {
-            if identity::department_path_of(db, *id).await?.is_none() {
+            if identity::department_path_of(work, *id).await?.is_none() {
                 return Err(AppError::bad_field("assignmentPool", "no such department"));
             }
             (Some(*id), None)
         }
         Some(AssignmentPool::Role(name)) => {
-            if identity::role_named(db, name).await?.is_none() {
+            if identity::role_named(work, name).await?.is_none() {
                 return Err(AppError::bad_field(
                     "assignmentPool",
                     format!("no role named {name:?}"),
@@ -66,7 +67,7 @@ pub async fn create_category<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(work)
     .await
     .map_err(|e| {
         AppError::from_unique_violation(e, format!("a category with code {:?} exists", input.code))

@@ -2,16 +2,16 @@
 
 use chrono::Utc;
 use entities::{task, task_comment};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
 
-use super::{ensure_visible, executors_of, push_event, record};
+use super::{emit, ensure_visible, executors_of, record};
 use crate::auth::Viewer;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service as notifications;
-use crate::domains::tasks::model::{CommentId, TaskEventKind, TaskId, SUBJECT_KIND};
+use crate::domains::tasks::model::{Audience, CommentId, TaskEventKind, TaskId, SUBJECT_KIND};
 use crate::error::{AppError, AppResult};
-use crate::platform::events::{EventBus, Pending};
+use crate::platform::work::Work;
 
 fn parse_body(body: &str) -> AppResult<String> {
     let body = body.trim();
@@ -24,24 +24,19 @@ fn parse_body(body: &str) -> AppResult<String> {
     Ok(body.to_owned())
 }
 
-pub async fn add_comment<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn add_comment(
+    work: &Work,
     viewer: &Viewer,
     task_id: TaskId,
     body: &str,
-) -> AppResult<task_comment::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task_comment::Model> {
     let me = viewer.user()?;
     let body = parse_body(body)?;
-    let txn = db.begin().await?;
     let task = task::Entity::find_by_id(task_id.0)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("task"))?;
-    let audience = ensure_visible(&txn, me, &task).await?;
+    let audience = ensure_visible(work, me, &task).await?;
     let now = Utc::now();
     let comment = task_comment::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -52,10 +47,10 @@ where
         updated_at: Set(now),
         deleted_at: Set(None),
     }
-    .insert(&txn)
+    .insert(work)
     .await?;
     record(
-        &txn,
+        work,
         task.id,
         me.id,
         "commented",
@@ -64,13 +59,11 @@ where
         Some(comment.id.to_string()),
     )
     .await?;
-    let mut pending = Pending::default();
     let mut recipients = vec![task.initiator_id];
-    recipients.extend(executors_of(&txn, task.id).await?);
+    recipients.extend(executors_of(work, task.id).await?);
     recipients.extend(task.confirmer_id);
     notifications::notify(
-        &txn,
-        &mut pending,
+        work,
         &recipients,
         Some(me.id),
         notifications::Notice {
@@ -84,23 +77,16 @@ where
         },
     )
     .await?;
-    push_event(
-        &mut pending,
-        TaskEventKind::CommentAdded,
-        &task,
-        me.id,
-        &audience,
-    );
-    txn.commit().await?;
-    pending.publish(bus).await;
+    emit(work, TaskEventKind::CommentAdded, &task, me.id, &audience);
     Ok(comment)
 }
 
+/// The viewer's own live comment, with its task and who may see it.
 async fn own_comment<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
     id: CommentId,
-) -> AppResult<task_comment::Model> {
+) -> AppResult<(task_comment::Model, task::Model, Audience)> {
     let me = viewer.user()?;
     let comment = task_comment::Entity::find_by_id(id.0)
         .one(db)
@@ -111,7 +97,7 @@ async fn own_comment<C: ConnectionTrait>(
         .one(db)
         .await?
         .ok_or_else(|| AppError::not_found("comment"))?;
-    ensure_visible(db, me, &task)
+    let audience = ensure_visible(db, me, &task)
         .await
         .map_err(|_| AppError::not_found("comment"))?;
     if comment.author_id != me.id {
@@ -119,27 +105,23 @@ async fn own_comment<C: ConnectionTrait>(
             "only the author changes a comment".into(),
         ));
     }
-    Ok(comment)
+    Ok((comment, task, audience))
 }
 
-pub async fn edit_comment<C>(
-    db: &C,
+pub async fn edit_comment(
+    work: &Work,
     viewer: &Viewer,
     id: CommentId,
     body: &str,
-) -> AppResult<task_comment::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task_comment::Model> {
     let body = parse_body(body)?;
-    let txn = db.begin().await?;
-    let comment = own_comment(&txn, viewer, id).await?;
+    let (comment, task, audience) = own_comment(work, viewer, id).await?;
     let mut active: task_comment::ActiveModel = comment.clone().into();
     active.body = Set(body.clone());
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await?;
+    let updated = active.update(work).await?;
     record(
-        &txn,
+        work,
         comment.task_id,
         comment.author_id,
         "comment_edited",
@@ -148,22 +130,24 @@ where
         Some(body),
     )
     .await?;
-    txn.commit().await?;
+    emit(
+        work,
+        TaskEventKind::CommentEdited,
+        &task,
+        comment.author_id,
+        &audience,
+    );
     Ok(updated)
 }
 
 /// Soft delete: the comment disappears from lists; the activity log keeps that it existed.
-pub async fn delete_comment<C>(db: &C, viewer: &Viewer, id: CommentId) -> AppResult<bool>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    let txn = db.begin().await?;
-    let comment = own_comment(&txn, viewer, id).await?;
+pub async fn delete_comment(work: &Work, viewer: &Viewer, id: CommentId) -> AppResult<bool> {
+    let (comment, task, audience) = own_comment(work, viewer, id).await?;
     let mut active: task_comment::ActiveModel = comment.clone().into();
     active.deleted_at = Set(Some(Utc::now()));
-    active.update(&txn).await?;
+    active.update(work).await?;
     record(
-        &txn,
+        work,
         comment.task_id,
         comment.author_id,
         "comment_deleted",
@@ -172,6 +156,12 @@ where
         None,
     )
     .await?;
-    txn.commit().await?;
+    emit(
+        work,
+        TaskEventKind::CommentDeleted,
+        &task,
+        comment.author_id,
+        &audience,
+    );
     Ok(true)
 }

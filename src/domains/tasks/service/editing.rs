@@ -2,16 +2,18 @@
 
 use chrono::Utc;
 use entities::{task, task_category};
-use sea_orm::{ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{EntityTrait, Set};
 use uuid::Uuid;
 
-use super::{audience_of, executors_of, push_event, record};
+use super::{audience_of, emit, executors_of, record};
 use crate::auth::Viewer;
 use crate::domains::notifications::model::NotificationKind;
 use crate::domains::notifications::service as notifications;
-use crate::domains::tasks::model::{ReviewStatus, TaskEventKind, TaskFields, TaskId, WorkStatus};
+use crate::domains::tasks::model::{
+    CashOutputChange, ReviewStatus, TaskEventKind, TaskFields, TaskId, WorkStatus,
+};
 use crate::error::{AppError, AppResult};
-use crate::platform::events::{EventBus, Pending};
+use crate::platform::work::Work;
 
 use super::lifecycle::{
     check_custom_fields, check_people, load_for_change, money_text, save_versioned, set_executors,
@@ -25,7 +27,8 @@ pub struct TaskChanges {
     pub executor_ids: Option<Vec<Uuid>>,
     pub is_team_task: Option<bool>,
     pub confirmer_id: Option<Option<Uuid>>,
-    pub cash_output_minor: Option<Option<i64>>,
+    /// Parsed in the task's own currency.
+    pub cash_output: CashOutputChange,
     pub start_at: Option<Option<chrono::DateTime<Utc>>>,
     pub deadline: Option<Option<chrono::DateTime<Utc>>>,
     pub priority: Option<i32>,
@@ -33,20 +36,16 @@ pub struct TaskChanges {
     pub custom_fields: Option<serde_json::Value>,
 }
 
-pub async fn update_task<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn update_task(
+    work: &Work,
     viewer: &Viewer,
     id: TaskId,
     version: i32,
     changes: TaskChanges,
-) -> AppResult<task::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task::Model> {
     let me = viewer.user()?;
-    let txn = db.begin().await?;
-    let current = load_for_change(&txn, me, id).await?;
+    let current = load_for_change(work, me, id).await?;
+    let cash_output_minor = changes.cash_output.minor(&current.currency)?;
     if current.version != version {
         return Err(AppError::Conflict(format!(
             "the task is at version {}, not {version}; reload it and try again",
@@ -74,7 +73,7 @@ where
             "a finished task cannot be edited".into(),
         ));
     }
-    let executors = executors_of(&txn, current.id).await?;
+    let executors = executors_of(work, current.id).await?;
     let fields = TaskFields {
         title: changes
             .title
@@ -90,9 +89,7 @@ where
             .unwrap_or_else(|| executors.clone()),
         is_team_task: changes.is_team_task.unwrap_or(current.is_team_task),
         confirmer_id: changes.confirmer_id.unwrap_or(current.confirmer_id),
-        cash_output_minor: changes
-            .cash_output_minor
-            .unwrap_or(current.cash_output_minor),
+        cash_output_minor: cash_output_minor.unwrap_or(current.cash_output_minor),
         start_at: changes.start_at.unwrap_or(current.start_at),
         deadline: changes.deadline.unwrap_or(current.deadline),
         priority: Some(changes.priority.unwrap_or(current.priority)),
@@ -104,11 +101,11 @@ where
     };
     fields.validate()?;
     let category = task_category::Entity::find_by_id(current.category_id)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("task without category")))?;
     check_custom_fields(&category, &fields.custom_fields)?;
-    check_people(&txn, &fields).await?;
+    check_people(work, &fields).await?;
 
     let mut active: task::ActiveModel = current.clone().into();
     let mut changed: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
@@ -204,10 +201,9 @@ where
     if changed.is_empty() {
         return Ok(current);
     }
-    let updated = save_versioned(&txn, active, version).await?;
-    let mut pending = Pending::default();
+    let updated = save_versioned(work, active, version).await?;
     if executors_changed {
-        set_executors(&txn, updated.id, &fields.executor_ids).await?;
+        set_executors(work, updated.id, &fields.executor_ids).await?;
         let added: Vec<Uuid> = fields
             .executor_ids
             .iter()
@@ -215,8 +211,7 @@ where
             .filter(|e| !executors.contains(e))
             .collect();
         notifications::notify(
-            &txn,
-            &mut pending,
+            work,
             &added,
             Some(me.id),
             notifications::Notice {
@@ -229,17 +224,9 @@ where
         .await?;
     }
     for (field, old, new) in changed {
-        record(&txn, updated.id, me.id, "updated", Some(field), old, new).await?;
+        record(work, updated.id, me.id, "updated", Some(field), old, new).await?;
     }
-    let audience = audience_of(&txn, &updated).await?;
-    push_event(
-        &mut pending,
-        TaskEventKind::Updated,
-        &updated,
-        me.id,
-        &audience,
-    );
-    txn.commit().await?;
-    pending.publish(bus).await;
+    let audience = audience_of(work, &updated).await?;
+    emit(work, TaskEventKind::Updated, &updated, me.id, &audience);
     Ok(updated)
 }

@@ -4,13 +4,10 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use entities::{task, task_category, task_executor};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::{audience_of, ensure_visible, executors_of, push_event, record};
+use super::{audience_of, emit, ensure_visible, executors_of, record};
 use crate::auth::{Permission, Viewer, ViewerUser};
 use crate::domains::approvals::model::{SubjectFacts, SubjectRef, Verdict};
 use crate::domains::approvals::service::{self as approvals, ApprovalSubject};
@@ -18,16 +15,20 @@ use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service as notifications;
 use crate::domains::tasks::model::{
-    CategoryId, ReviewStatus, TaskEventKind, TaskFields, TaskId, WorkStatus, SUBJECT_KIND,
+    CashOutputInput, CategoryId, ReviewStatus, TaskEventKind, TaskFields, TaskId, WorkStatus,
+    SUBJECT_KIND,
 };
 use crate::error::{AppError, AppResult};
-use crate::platform::events::{EventBus, Pending};
 use crate::platform::money::{currency_exponent, Decimal};
+use crate::platform::work::Work;
 
 pub struct NewTask {
     pub category_id: Option<CategoryId>,
     pub parent_id: Option<TaskId>,
     pub fields: TaskFields,
+    /// The cash output as the client stated it, parsed in the task's currency into
+    /// `fields.cash_output_minor`; `None` for callers that already hold minor units there.
+    pub cash_output: Option<CashOutputInput>,
 }
 
 pub(super) fn subject(task_id: Uuid) -> Option<Subject> {
@@ -132,27 +133,25 @@ pub fn money_text(minor: Option<i64>, currency: &str) -> Option<String> {
     minor.map(|m| Decimal::from_minor(m, currency_exponent(currency)).to_string())
 }
 
-pub async fn create_task<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn create_task(
+    work: &Work,
     viewer: &Viewer,
     currency: &str,
     input: NewTask,
-) -> AppResult<task::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task::Model> {
     let me = viewer.user()?;
     let mut fields = input.fields;
+    if let Some(cash_output) = input.cash_output {
+        fields.cash_output_minor = cash_output.minor(currency)?;
+    }
     fields.validate()?;
-    let txn = db.begin().await?;
     let (parent, category) = match input.parent_id {
         Some(parent_id) => {
             let parent = task::Entity::find_by_id(parent_id.0)
-                .one(&txn)
+                .one(work)
                 .await?
                 .ok_or_else(|| AppError::bad_field("parentId", "no such task"))?;
-            ensure_visible(&txn, me, &parent)
+            ensure_visible(work, me, &parent)
                 .await
                 .map_err(|_| AppError::bad_field("parentId", "no such task"))?;
             if parent.parent_id.is_some() {
@@ -167,7 +166,7 @@ where
                     "subtasks can be added only once the main task is approved",
                 ));
             }
-            let parent_executors = executors_of(&txn, parent.id).await?;
+            let parent_executors = executors_of(work, parent.id).await?;
             if parent.initiator_id != me.id && !parent_executors.contains(&me.id) {
                 return Err(AppError::Forbidden(
                     "only the main task's initiator or an executor may add subtasks".into(),
@@ -195,7 +194,7 @@ where
         }
     };
     let category = task_category::Entity::find_by_id(category)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::bad_field("categoryId", "no such task category"))?;
     let department_id = match &parent {
@@ -203,12 +202,12 @@ where
         None => me.department_id,
     };
     if parent.is_none() {
-        ensure_may_start_main(&txn, me).await?;
+        ensure_may_start_main(work, me).await?;
     }
     check_custom_fields(&category, &fields.custom_fields)?;
-    check_people(&txn, &fields).await?;
+    check_people(work, &fields).await?;
     if fields.executor_ids.is_empty() {
-        if let Some(assignee) = super::assign_executor(&txn, &category, department_id).await? {
+        if let Some(assignee) = super::assign_executor(work, &category, department_id).await? {
             fields.executor_ids.push(assignee);
         }
     }
@@ -249,11 +248,11 @@ where
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(work)
     .await?;
-    set_executors(&txn, created.id, &fields.executor_ids).await?;
+    set_executors(work, created.id, &fields.executor_ids).await?;
     record(
-        &txn,
+        work,
         created.id,
         me.id,
         "created",
@@ -262,10 +261,8 @@ where
         Some(created.title.clone()),
     )
     .await?;
-    let mut pending = Pending::default();
     notifications::notify(
-        &txn,
-        &mut pending,
+        work,
         &fields.executor_ids,
         Some(me.id),
         notifications::Notice {
@@ -276,36 +273,28 @@ where
         },
     )
     .await?;
-    let audience = audience_of(&txn, &created).await?;
-    push_event(
-        &mut pending,
-        TaskEventKind::Created,
-        &created,
-        me.id,
-        &audience,
-    );
-    txn.commit().await?;
-    pending.publish(bus).await;
+    let audience = audience_of(work, &created).await?;
+    emit(work, TaskEventKind::Created, &created, me.id, &audience);
     Ok(created)
 }
 
-/// Loads a task for a change inside `txn`: visible, at the expected version, editable.
+/// Loads a task for a change: visible to `me`, or `NOT_FOUND`.
 pub(super) async fn load_for_change(
-    txn: &DatabaseTransaction,
+    work: &impl ConnectionTrait,
     me: &ViewerUser,
     id: TaskId,
 ) -> AppResult<task::Model> {
     let task = task::Entity::find_by_id(id.0)
-        .one(txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("task"))?;
-    ensure_visible(txn, me, &task).await?;
+    ensure_visible(work, me, &task).await?;
     Ok(task)
 }
 
 /// Saves `active` only if the row is still at `version`; a concurrent change means `CONFLICT`.
 pub(crate) async fn save_versioned(
-    txn: &DatabaseTransaction,
+    work: &impl ConnectionTrait,
     mut active: task::ActiveModel,
     version: i32,
 ) -> AppResult<task::Model> {
@@ -321,7 +310,7 @@ pub(crate) async fn save_versioned(
         .set(active)
         .filter(task::Column::Id.eq(id))
         .filter(task::Column::Version.eq(version))
-        .exec(txn)
+        .exec(work)
         .await?;
     if updated.rows_affected == 0 {
         return Err(AppError::Conflict(
@@ -329,25 +318,16 @@ pub(crate) async fn save_versioned(
         ));
     }
     task::Entity::find_by_id(id)
-        .one(txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("task"))
 }
 
 /// Sends a draft or rejected main task into its category's approval flow (a category without
 /// a flow approves at once). A resubmission starts a new approval; the old one stays as history.
-pub async fn submit_task<C>(
-    db: &C,
-    bus: &dyn EventBus,
-    viewer: &Viewer,
-    id: TaskId,
-) -> AppResult<task::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+pub async fn submit_task(work: &Work, viewer: &Viewer, id: TaskId) -> AppResult<task::Model> {
     let me = viewer.user()?;
-    let txn = db.begin().await?;
-    let current = load_for_change(&txn, me, id).await?;
+    let current = load_for_change(work, me, id).await?;
     if current.parent_id.is_some() {
         return Err(AppError::bad_input("subtasks are not submitted for review"));
     }
@@ -364,7 +344,7 @@ where
             ))
         }
     }
-    let executors = executors_of(&txn, current.id).await?;
+    let executors = executors_of(work, current.id).await?;
     if executors.is_empty() {
         return Err(AppError::bad_field(
             "executorIds",
@@ -372,10 +352,9 @@ where
         ));
     }
     let category = task_category::Entity::find_by_id(current.category_id)
-        .one(&txn)
+        .one(work)
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("task without category")))?;
-    let mut pending = Pending::default();
     let mut active: task::ActiveModel = current.clone().into();
     active.rejection_reason = Set(None);
     let status = match category.approval_flow_id {
@@ -404,8 +383,7 @@ where
                 .collect(),
             };
             let started = approvals::start(
-                &txn,
-                &mut pending,
+                work,
                 flow,
                 SubjectRef {
                     kind: SUBJECT_KIND,
@@ -425,9 +403,9 @@ where
         None => ReviewStatus::Approved,
     };
     active.review_status = Set(status.as_str().to_owned());
-    let updated = save_versioned(&txn, active, current.version).await?;
+    let updated = save_versioned(work, active, current.version).await?;
     record(
-        &txn,
+        work,
         updated.id,
         me.id,
         "submitted",
@@ -436,21 +414,13 @@ where
         Some(updated.review_status.clone()),
     )
     .await?;
-    let audience = audience_of(&txn, &updated).await?;
-    push_event(
-        &mut pending,
-        TaskEventKind::Submitted,
-        &updated,
-        me.id,
-        &audience,
-    );
-    txn.commit().await?;
-    pending.publish(bus).await;
+    let audience = audience_of(work, &updated).await?;
+    emit(work, TaskEventKind::Submitted, &updated, me.id, &audience);
     Ok(updated)
 }
 
 /// The engine's callback for tasks: the verdict becomes the review status (a rejection's
-/// comment the rejection reason), in the deciding transaction.
+/// comment the rejection reason), in the deciding unit of work.
 pub struct TaskApprovals;
 
 #[async_trait]
@@ -461,13 +431,13 @@ impl ApprovalSubject for TaskApprovals {
 
     async fn on_verdict(
         &self,
-        txn: &DatabaseTransaction,
+        work: &Work,
         subject_id: Uuid,
         verdict: &Verdict,
         decided_by: Uuid,
-    ) -> AppResult<Pending> {
+    ) -> AppResult<()> {
         let current = task::Entity::find_by_id(subject_id)
-            .one(txn)
+            .one(work)
             .await?
             .ok_or_else(|| {
                 AppError::internal(anyhow::anyhow!("approved task {subject_id} is gone"))
@@ -479,9 +449,9 @@ impl ApprovalSubject for TaskApprovals {
         };
         active.review_status = Set(status.as_str().to_owned());
         active.rejection_reason = Set(reason.clone());
-        let updated = save_versioned(txn, active, current.version).await?;
+        let updated = save_versioned(work, active, current.version).await?;
         record(
-            txn,
+            work,
             updated.id,
             decided_by,
             "review_decided",
@@ -490,16 +460,14 @@ impl ApprovalSubject for TaskApprovals {
             Some(updated.review_status.clone()),
         )
         .await?;
-        let mut pending = Pending::default();
         let mut recipients = vec![updated.initiator_id];
-        recipients.extend(executors_of(txn, updated.id).await?);
+        recipients.extend(executors_of(work, updated.id).await?);
         let title = match &reason {
             None => "Your task was approved".to_owned(),
             Some(_) => "Your task was rejected".to_owned(),
         };
         notifications::notify(
-            txn,
-            &mut pending,
+            work,
             &recipients,
             Some(decided_by),
             notifications::Notice {
@@ -510,14 +478,14 @@ impl ApprovalSubject for TaskApprovals {
             },
         )
         .await?;
-        let audience = audience_of(txn, &updated).await?;
-        push_event(
-            &mut pending,
+        let audience = audience_of(work, &updated).await?;
+        emit(
+            work,
             TaskEventKind::ReviewDecided,
             &updated,
             decided_by,
             &audience,
         );
-        Ok(pending)
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! Task rules. Every change runs in one transaction with its activity entries, and its events
-//! are published only after that transaction commits.
+//! Task rules. Every change runs in the caller's unit of work with its activity entries, and
+//! appends its events to that work, so they are seen only once it commits.
 
 mod attachments;
 mod categories;
@@ -34,7 +34,7 @@ use crate::auth::{Permission, ViewerUser};
 use crate::domains::approvals::service as approvals;
 use crate::domains::identity::service as identity;
 use crate::error::{AppError, AppResult};
-use crate::platform::events::Pending;
+use crate::platform::work::Work;
 
 /// Writes one activity entry: who did what to which field, from what to what.
 pub(crate) async fn record<C: ConnectionTrait>(
@@ -179,12 +179,12 @@ pub(crate) fn event(
     }
 }
 
-pub(crate) fn push_event(
-    pending: &mut Pending,
+pub(crate) fn emit(
+    work: &Work,
     kind: TaskEventKind,
     task: &task::Model,
     actor: Uuid,
     audience: &Audience,
 ) {
-    pending.push(&event(kind, task, actor, audience));
+    work.emit(&event(kind, task, actor, audience));
 }

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use entities::{merit_record, task};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use crate::domains::approvals::model::SubjectRef;
 use crate::domains::approvals::service as approvals;
@@ -11,7 +11,7 @@ use crate::domains::business::service as business;
 use uuid::Uuid;
 
 use super::lifecycle::{load_for_change, save_versioned};
-use super::{audience_of, executors_of, push_event, record};
+use super::{audience_of, emit, executors_of, record};
 use crate::auth::Viewer;
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service as notifications;
@@ -19,7 +19,7 @@ use crate::domains::tasks::model::{
     parse_progress, split_merit, ReviewStatus, TaskEventKind, TaskId, WorkStatus, SUBJECT_KIND,
 };
 use crate::error::{AppError, AppResult};
-use crate::platform::events::{EventBus, Pending};
+use crate::platform::work::Work;
 
 fn subject(id: Uuid) -> Option<Subject> {
     Some(Subject {
@@ -57,23 +57,18 @@ fn confirmer_of(task: &task::Model) -> Uuid {
     task.confirmer_id.unwrap_or(task.initiator_id)
 }
 
-pub async fn report_progress<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn report_progress(
+    work: &Work,
     viewer: &Viewer,
     id: TaskId,
     progress: i32,
     note: Option<&str>,
-) -> AppResult<task::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task::Model> {
     let me = viewer.user()?;
     let progress = parse_progress(progress)?;
     let note = short_text("note", note)?;
-    let txn = db.begin().await?;
-    let current = load_for_change(&txn, me, id).await?;
-    if !executors_of(&txn, current.id).await?.contains(&me.id) {
+    let current = load_for_change(work, me, id).await?;
+    if !executors_of(work, current.id).await?.contains(&me.id) {
         return Err(AppError::Forbidden(
             "only an executor reports progress".into(),
         ));
@@ -84,9 +79,9 @@ where
     if WorkStatus::parse(&current.status) == Some(WorkStatus::Open) {
         active.status = Set(WorkStatus::InProgress.as_str().to_owned());
     }
-    let updated = save_versioned(&txn, active, current.version).await?;
+    let updated = save_versioned(work, active, current.version).await?;
     record(
-        &txn,
+        work,
         updated.id,
         me.id,
         "progress_reported",
@@ -97,7 +92,7 @@ where
     .await?;
     if let Some(note) = note {
         record(
-            &txn,
+            work,
             updated.id,
             me.id,
             "progress_note",
@@ -107,10 +102,8 @@ where
         )
         .await?;
     }
-    let mut pending = Pending::default();
     notifications::notify(
-        &txn,
-        &mut pending,
+        work,
         &[confirmer_of(&updated)],
         Some(me.id),
         notifications::Notice {
@@ -121,45 +114,38 @@ where
         },
     )
     .await?;
-    let audience = audience_of(&txn, &updated).await?;
-    push_event(
-        &mut pending,
+    let audience = audience_of(work, &updated).await?;
+    emit(
+        work,
         TaskEventKind::ProgressReported,
         &updated,
         me.id,
         &audience,
     );
     if current.status != updated.status {
-        push_event(
-            &mut pending,
+        emit(
+            work,
             TaskEventKind::StatusChanged,
             &updated,
             me.id,
             &audience,
         );
     }
-    txn.commit().await?;
-    pending.publish(bus).await;
     Ok(updated)
 }
 
 /// `expected` is the reported value the confirmer saw; if the executor reported again since,
 /// the confirmation is refused rather than applied to a value nobody confirmed.
-pub async fn confirm_progress<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn confirm_progress(
+    work: &Work,
     viewer: &Viewer,
     id: TaskId,
     expected: Option<i32>,
     note: Option<&str>,
-) -> AppResult<task::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task::Model> {
     let me = viewer.user()?;
     let note = short_text("note", note)?;
-    let txn = db.begin().await?;
-    let current = load_for_change(&txn, me, id).await?;
+    let current = load_for_change(work, me, id).await?;
     if confirmer_of(&current) != me.id {
         return Err(AppError::Forbidden(
             "only the progress confirmer confirms progress".into(),
@@ -176,7 +162,7 @@ where
             "the reported progress is now {reported}%; review it and confirm again"
         )));
     }
-    if executors_of(&txn, current.id).await?.contains(&me.id) {
+    if executors_of(work, current.id).await?.contains(&me.id) {
         return Err(AppError::Forbidden(
             "an executor cannot confirm their own progress".into(),
         ));
@@ -190,9 +176,9 @@ where
         active.status = Set(WorkStatus::Done.as_str().to_owned());
         active.completed_at = Set(Some(now));
     }
-    let updated = save_versioned(&txn, active, current.version).await?;
+    let updated = save_versioned(work, active, current.version).await?;
     record(
-        &txn,
+        work,
         updated.id,
         me.id,
         "progress_confirmed",
@@ -203,7 +189,7 @@ where
     .await?;
     if let Some(note) = note {
         record(
-            &txn,
+            work,
             updated.id,
             me.id,
             "confirmation_note",
@@ -213,10 +199,10 @@ where
         )
         .await?;
     }
-    let executors = executors_of(&txn, updated.id).await?;
+    let executors = executors_of(work, updated.id).await?;
     if completes {
         record(
-            &txn,
+            work,
             updated.id,
             me.id,
             "completed",
@@ -225,13 +211,11 @@ where
             Some(updated.status.clone()),
         )
         .await?;
-        award_merit(&txn, &updated, &executors).await?;
-        record_cash_output(&txn, &updated).await?;
+        award_merit(work, &updated, &executors).await?;
+        record_cash_output(work, &updated).await?;
     }
-    let mut pending = Pending::default();
     notifications::notify(
-        &txn,
-        &mut pending,
+        work,
         &executors,
         Some(me.id),
         notifications::Notice {
@@ -242,25 +226,23 @@ where
         },
     )
     .await?;
-    let audience = audience_of(&txn, &updated).await?;
-    push_event(
-        &mut pending,
+    let audience = audience_of(work, &updated).await?;
+    emit(
+        work,
         TaskEventKind::ProgressConfirmed,
         &updated,
         me.id,
         &audience,
     );
     if completes {
-        push_event(
-            &mut pending,
+        emit(
+            work,
             TaskEventKind::StatusChanged,
             &updated,
             me.id,
             &audience,
         );
     }
-    txn.commit().await?;
-    pending.publish(bus).await;
     Ok(updated)
 }
 
@@ -294,17 +276,14 @@ async fn award_merit<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The cash output becomes a `TASK_OUTPUT` business transaction in the completing transaction:
-/// revenue for the task's department, posted once (its idempotency key is the task).
-async fn record_cash_output(
-    txn: &sea_orm::DatabaseTransaction,
-    task: &task::Model,
-) -> AppResult<()> {
+/// The cash output becomes a `TASK_OUTPUT` business transaction in the completing unit of
+/// work: revenue for the task's department, posted once (its idempotency key is the task).
+async fn record_cash_output(work: &Work, task: &task::Model) -> AppResult<()> {
     let Some(amount) = task.cash_output_minor else {
         return Ok(());
     };
     let recorded =
-        business::record_task_output(txn, task.id, task.department_id, amount, &task.currency)
+        business::record_task_output(work, task.id, task.department_id, amount, &task.currency)
             .await?;
     if recorded.error.is_some() {
         return Err(AppError::Conflict(format!(
@@ -316,20 +295,15 @@ async fn record_cash_output(
 }
 
 /// The initiator (or an administrator) cancels an unfinished task; nothing is awarded or posted.
-pub async fn cancel_task<C>(
-    db: &C,
-    bus: &dyn EventBus,
+pub async fn cancel_task(
+    work: &Work,
     viewer: &Viewer,
     id: TaskId,
     reason: Option<&str>,
-) -> AppResult<task::Model>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> AppResult<task::Model> {
     let me = viewer.user()?;
     let reason = short_text("reason", reason)?;
-    let txn = db.begin().await?;
-    let current = load_for_change(&txn, me, id).await?;
+    let current = load_for_change(work, me, id).await?;
     if current.initiator_id != me.id && !me.is_admin() {
         return Err(AppError::Forbidden(
             "only the initiator cancels a task".into(),
@@ -341,9 +315,9 @@ where
     let mut active: task::ActiveModel = current.clone().into();
     active.status = Set(WorkStatus::Cancelled.as_str().to_owned());
     active.reported_progress = Set(None);
-    let updated = save_versioned(&txn, active, current.version).await?;
+    let updated = save_versioned(work, active, current.version).await?;
     approvals::cancel_for_subject(
-        &txn,
+        work,
         SubjectRef {
             kind: SUBJECT_KIND,
             id: updated.id,
@@ -356,15 +330,15 @@ where
             task::Column::Status
                 .is_in([WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]),
         )
-        .all(&txn)
+        .all(work)
         .await?;
     for subtask in open_subtasks {
         let mut closing: task::ActiveModel = subtask.clone().into();
         closing.status = Set(WorkStatus::Cancelled.as_str().to_owned());
         closing.reported_progress = Set(None);
-        save_versioned(&txn, closing, subtask.version).await?;
+        save_versioned(work, closing, subtask.version).await?;
         record(
-            &txn,
+            work,
             subtask.id,
             me.id,
             "cancelled",
@@ -375,7 +349,7 @@ where
         .await?;
     }
     record(
-        &txn,
+        work,
         updated.id,
         me.id,
         "cancelled",
@@ -386,7 +360,7 @@ where
     .await?;
     if let Some(reason) = reason {
         record(
-            &txn,
+            work,
             updated.id,
             me.id,
             "cancellation_reason",
@@ -396,16 +370,13 @@ where
         )
         .await?;
     }
-    let mut pending = Pending::default();
-    let audience = audience_of(&txn, &updated).await?;
-    push_event(
-        &mut pending,
+    let audience = audience_of(work, &updated).await?;
+    emit(
+        work,
         TaskEventKind::StatusChanged,
         &updated,
         me.id,
         &audience,
     );
-    txn.commit().await?;
-    pending.publish(bus).await;
     Ok(updated)
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::visible_condition;
 use crate::auth::Viewer;
-use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus};
+use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus, MAX_TASK_ORDERS};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::contains_pattern;
 
@@ -130,8 +130,8 @@ pub(super) fn open_statuses() -> [&'static str; 2] {
     [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
 }
 
-/// The viewer's visible tasks matching `filter`, ordered (ties broken by id), with the exact
-/// total.
+/// The viewer's visible tasks matching `filter`, ordered by the first `MAX_TASK_ORDERS` of
+/// `orders` (ties broken by id), with the exact total.
 pub async fn list_tasks<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
@@ -195,7 +195,7 @@ pub async fn list_tasks<C: ConnectionTrait>(
         );
     }
     let filtered = query.clone();
-    for order in orders {
+    for order in orders.iter().take(MAX_TASK_ORDERS) {
         let direction = if order.descending {
             Order::Desc
         } else {

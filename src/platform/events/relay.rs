@@ -1,0 +1,137 @@
+//! The relay: one per cluster publishes committed log entries to the bus, in cursor order.
+//!
+//! On PostgreSQL the relay that holds a session advisory lock leads; the others stand by and
+//! take over when the leader's connection ends (its node died or stopped). Delivery is at least
+//! once: a new leader resumes from the last cursor the old one recorded, so a few entries may
+//! go out twice, and subscribers drop cursors they have seen. Embedded, the node's own relay
+//! always leads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::Connection;
+
+use super::bus::Message;
+use super::{log, EventBus};
+use crate::platform::db::Db;
+
+/// Entries published per read of the log.
+const BATCH: u64 = 500;
+/// The key of the advisory lock the leading relay holds (per database).
+const RELAY_LOCK: i64 = 0x1e7e_e7e1;
+/// How often a standby relay tries to lead, and a leader checks its lock and polls.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Runs the relay until dropped.
+pub struct Relay {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub fn start(db: Db, bus: Arc<dyn EventBus>) -> Self {
+        Self {
+            task: tokio::spawn(run(db, bus)),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(db: Db, bus: Arc<dyn EventBus>) {
+    loop {
+        let outcome = match db.postgres_pool().cloned() {
+            Some(pool) => lead_on_postgres(&db, bus.as_ref(), &pool).await,
+            None => lead(&db, bus.as_ref(), None, None).await,
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(error = %err, "event relay stopped leading; retrying");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn lead_on_postgres(db: &Db, bus: &dyn EventBus, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    // A connection of its own: the lock lives as long as it does, and ends with the node.
+    let mut lock = pool.acquire().await?.detach();
+    loop {
+        let leading: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut lock)
+            .await?;
+        if leading {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    tracing::info!("this node relays the event log");
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(log::WAKE_CHANNEL).await?;
+    let outcome = lead(db, bus, Some(&mut lock), Some(&mut listener)).await;
+    let _ = lock.close().await;
+    outcome
+}
+
+/// Publishes from the recorded cursor on, then whenever entries commit, until an error.
+async fn lead(
+    db: &Db,
+    bus: &dyn EventBus,
+    mut lock: Option<&mut sqlx::PgConnection>,
+    mut listener: Option<&mut PgListener>,
+) -> anyhow::Result<()> {
+    let mut last = log::relayed_through(&db.conn).await?;
+    let mut held_back_delay = Duration::from_millis(1);
+    loop {
+        let batch = log::read_after(&db.conn, last, BATCH, None).await?;
+        let full = batch.entries.len() as u64 == BATCH;
+        let published = !batch.entries.is_empty();
+        for mut entry in batch.entries {
+            entry.prev = Some(last);
+            let cursor = entry.cursor;
+            publish(bus, Arc::new(entry)).await;
+            last = cursor;
+        }
+        if published {
+            log::set_relayed_through(&db.conn, last).await?;
+        }
+        if full {
+            continue;
+        }
+        if batch.held_back {
+            // An older transaction is still open: its end is not announced, so look again soon.
+            tokio::time::sleep(held_back_delay).await;
+            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(100));
+            continue;
+        }
+        held_back_delay = Duration::from_millis(1);
+        let woken = async {
+            match listener.as_deref_mut() {
+                Some(listener) => listener.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = woken => { received?; }
+            () = db.commits().events.notified() => {}
+            () = tokio::time::sleep(POLL) => {
+                if let Some(lock) = lock.as_deref_mut() {
+                    lock.ping().await?;
+                }
+            }
+        }
+    }
+}
+
+/// Retries until the bus takes the entry: the order of what reaches other nodes must hold.
+async fn publish(bus: &dyn EventBus, entry: Arc<super::Envelope>) {
+    let mut backoff = Duration::from_millis(50);
+    while let Err(err) = bus.publish(Message::Event(entry.clone())).await {
+        tracing::warn!(error = %err, cursor = %entry.cursor, "publishing an event failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
