@@ -24,8 +24,6 @@ use crate::platform::response_cache::ResponseCache;
 use crate::platform::scheduler::{NodeSettings, Scheduler};
 use crate::platform::work::{self, Work};
 
-pub use crate::http::build_router;
-
 #[derive(Clone)]
 pub struct AppState(Arc<AppInner>);
 

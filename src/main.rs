@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use interlink::app::{build_router, AppState};
+use interlink::app::AppState;
 use interlink::auth::jwt::KeySource;
 use interlink::config::{Config, LogFormat};
 use interlink::domains::identity::service as identity;
+use interlink::http::build_router;
 use interlink::platform::work;
 use tracing_subscriber::EnvFilter;
 

@@ -10,7 +10,31 @@ use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::error::AppError;
 
+/// What a resolver works with: this node, and who is asking.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub app: &'a AppState,
+    pub viewer: &'a Viewer,
+}
+
+impl Caller<'_> {
+    /// The read connection, for queries.
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
+        &self.app.db.conn
+    }
+
+    /// One unit of work for this request (see `AppState::write`).
+    pub async fn write<T>(
+        &self,
+        step: impl AsyncFnOnce(&crate::platform::work::Work) -> crate::error::AppResult<T>,
+    ) -> crate::error::AppResult<T> {
+        self.app.write(step).await
+    }
+}
+
 pub trait ContextExt {
+    /// The app and the viewer together: what nearly every resolver starts from.
+    fn caller(&self) -> Result<Caller<'_>, AppError>;
     fn app(&self) -> Result<&AppState, AppError>;
     fn viewer(&self) -> Result<&Viewer, AppError>;
     fn loaders<T: Any + Send + Sync>(&self) -> Result<&T, AppError>;
@@ -21,6 +45,13 @@ fn missing(what: &str) -> AppError {
 }
 
 impl ContextExt for Context<'_> {
+    fn caller(&self) -> Result<Caller<'_>, AppError> {
+        Ok(Caller {
+            app: self.app()?,
+            viewer: self.viewer()?,
+        })
+    }
+
     fn app(&self) -> Result<&AppState, AppError> {
         self.data::<AppState>().map_err(|_| missing("AppState"))
     }

@@ -129,6 +129,15 @@ impl Db {
         &self.commits
     }
 
+    /// A connection over the same pool whose statements are not counted: for background loops
+    /// (the event relay), so that the count stays what requests cost.
+    pub fn uncounted(&self) -> DatabaseConnection {
+        match &self.pool {
+            Pool::Sqlite(pool) => SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
+            Pool::Postgres(pool) => SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+        }
+    }
+
     pub fn statement_count(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }

@@ -12,8 +12,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use interlink::app::{build_router, AppState};
+use interlink::app::AppState;
 use interlink::config::{Config, Sources};
+use interlink::http::build_router;
 use interlink::platform::db::Db;
 use parking_lot::Mutex;
 use sea_orm::ConnectionTrait;

@@ -856,15 +856,16 @@ async fn a_backlog_of_100k_jobs_leaves_worker_memory_bounded() -> anyhow::Result
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = rss_kib(pid)?;
     const BACKLOG: usize = 100_000;
-    let jobs: Vec<_> = (0..BACKLOG)
+    let jobs = (0..BACKLOG)
         .map(|i| {
-            interlink::platform::scheduler::NewJob::new(
-                "delivery",
-                "webhook.deliver",
-                json!({ "url": receiver.url, "payload": { "i": i } }),
+            interlink::platform::scheduler::NewJob::of(
+                &interlink::domains::scheduling::jobs::WebhookArgs {
+                    url: receiver.url.clone(),
+                    payload: json!({ "i": i }),
+                },
             )
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let added = interlink::platform::scheduler::enqueue_many(&api.state.db.conn, &jobs).await?;
     assert_eq!(added, BACKLOG as u64);
     drop(jobs);

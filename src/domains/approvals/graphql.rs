@@ -1,22 +1,27 @@
 //! The approval engine over GraphQL: flows, approvals with progress and cycle time, decisions,
 //! delegation.
 
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entities::{
     approval_decision, approval_delegation, approval_flow, approval_instance, approval_step,
 };
 
+use uuid::Uuid;
+
 use super::loaders::ApprovalLoaders;
-use super::model::{ApproverRule, CompareOp, Condition, FlowId, InstanceId, NewFlow, NewStep};
+use super::model::{
+    ApproverRule, CompareOp, Condition, DelegationId, FlowId, InstanceId, InstanceStatus, NewFlow,
+    NewStep,
+};
 use super::service;
 use crate::domains::identity::graphql::{user_by_id, User};
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::model::{parse_name, UserId};
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::graphql::context::{loader_error, ContextExt};
 
-async fn users(ctx: &Context<'_>, ids: Vec<uuid::Uuid>) -> Result<Vec<User>> {
+async fn users(ctx: &Context<'_>, ids: Vec<Uuid>) -> Result<Vec<User>> {
     let loaders = ctx.loaders::<IdentityLoaders>()?;
     let found = loaders
         .users
@@ -25,41 +30,18 @@ async fn users(ctx: &Context<'_>, ids: Vec<uuid::Uuid>) -> Result<Vec<User>> {
         .map_err(loader_error)?;
     Ok(ids
         .iter()
-        .filter_map(|id| found.get(id).cloned().map(User))
+        .filter_map(|id| found.get(id).cloned().map(User::from))
         .collect())
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "CompareOp")]
 pub enum ConditionOp {
     Gt,
     Gte,
     Lt,
     Lte,
     Eq,
-}
-
-impl From<ConditionOp> for CompareOp {
-    fn from(op: ConditionOp) -> Self {
-        match op {
-            ConditionOp::Gt => CompareOp::Gt,
-            ConditionOp::Gte => CompareOp::Gte,
-            ConditionOp::Lt => CompareOp::Lt,
-            ConditionOp::Lte => CompareOp::Lte,
-            ConditionOp::Eq => CompareOp::Eq,
-        }
-    }
-}
-
-impl From<CompareOp> for ConditionOp {
-    fn from(op: CompareOp) -> Self {
-        match op {
-            CompareOp::Gt => ConditionOp::Gt,
-            CompareOp::Gte => ConditionOp::Gte,
-            CompareOp::Lt => ConditionOp::Lt,
-            CompareOp::Lte => ConditionOp::Lte,
-            CompareOp::Eq => ConditionOp::Eq,
-        }
-    }
 }
 
 /// `field op value`, such as `cashOutputValue GTE "10000"`; the value is exact decimal text.
@@ -69,6 +51,31 @@ pub struct ApprovalCondition {
     field: String,
     op: ConditionOp,
     value: String,
+}
+
+impl From<Condition> for ApprovalCondition {
+    fn from(c: Condition) -> Self {
+        Self {
+            field: c.field,
+            op: c.op.into(),
+            value: c.value.to_string(),
+        }
+    }
+}
+
+impl TryFrom<ApprovalCondition> for Condition {
+    type Error = AppError;
+
+    fn try_from(c: ApprovalCondition) -> Result<Self, AppError> {
+        Ok(Condition {
+            field: parse_name("condition.field", &c.field, 100)?,
+            op: c.op.into(),
+            value: c
+                .value
+                .parse()
+                .map_err(|e| AppError::bad_field("condition.value", format!("{e}")))?,
+        })
+    }
 }
 
 #[derive(InputObject)]
@@ -93,128 +100,160 @@ pub struct CreateApprovalFlowInput {
     steps: Vec<ApprovalStepInput>,
 }
 
-fn parse_step(input: ApprovalStepInput) -> Result<NewStep, AppError> {
-    let mut rules = Vec::new();
-    if let Some(id) = &input.approver_user_id {
-        rules.push(ApproverRule::User(UserId::parse("approverUserId", id)?.0));
-    }
-    if let Some(role) = &input.approver_role {
-        rules.push(ApproverRule::Role(parse_name("approverRole", role, 200)?));
-    }
-    if input.department_head {
-        rules.push(ApproverRule::DepartmentHead);
-    }
-    if let Some(field) = &input.approver_field {
-        rules.push(ApproverRule::Field(parse_name(
-            "approverField",
-            field,
-            100,
-        )?));
-    }
-    let [rule] = <[ApproverRule; 1]>::try_from(rules).map_err(|_| {
-        AppError::bad_field(
-            "steps",
-            "each step sets exactly one of approverUserId, approverRole, departmentHead, approverField",
-        )
-    })?;
-    let condition = input
-        .condition
-        .map(|c| {
-            Ok::<_, AppError>(Condition {
-                field: parse_name("condition.field", &c.field, 100)?,
-                op: c.op.into(),
-                value: c
-                    .value
-                    .parse()
-                    .map_err(|e| AppError::bad_field("condition.value", format!("{e}")))?,
-            })
+impl TryFrom<CreateApprovalFlowInput> for NewFlow {
+    type Error = AppError;
+
+    fn try_from(input: CreateApprovalFlowInput) -> Result<Self, AppError> {
+        Ok(NewFlow {
+            name: parse_name("name", &input.name, 200)?,
+            allow_self_approval: input.allow_self_approval,
+            steps: input
+                .steps
+                .into_iter()
+                .map(NewStep::try_from)
+                .collect::<Result<Vec<_>, _>>()?,
         })
-        .transpose()?;
-    Ok(NewStep {
-        name: parse_name("name", &input.name, 200)?,
-        rule,
-        required_approvals: u32::try_from(input.required_approvals).map_err(|_| {
-            AppError::bad_field("requiredApprovals", "requiredApprovals must be positive")
-        })?,
-        condition,
-        sla_hours: input
-            .sla_hours
-            .map(|h| {
-                u32::try_from(h)
-                    .map_err(|_| AppError::bad_field("slaHours", "slaHours must be positive"))
-            })
-            .transpose()?,
-    })
+    }
 }
 
-pub struct ApprovalFlow(pub approval_flow::Model);
+impl TryFrom<ApprovalStepInput> for NewStep {
+    type Error = AppError;
 
-#[Object]
+    fn try_from(input: ApprovalStepInput) -> Result<Self, AppError> {
+        let mut rules = Vec::new();
+        if let Some(id) = &input.approver_user_id {
+            rules.push(ApproverRule::User(UserId::parse("approverUserId", id)?.0));
+        }
+        if let Some(role) = &input.approver_role {
+            rules.push(ApproverRule::Role(parse_name("approverRole", role, 200)?));
+        }
+        if input.department_head {
+            rules.push(ApproverRule::DepartmentHead);
+        }
+        if let Some(field) = &input.approver_field {
+            rules.push(ApproverRule::Field(parse_name(
+                "approverField",
+                field,
+                100,
+            )?));
+        }
+        let [rule] = <[ApproverRule; 1]>::try_from(rules).map_err(|_| {
+            AppError::bad_field(
+                "steps",
+                "each step sets exactly one of approverUserId, approverRole, departmentHead, approverField",
+            )
+        })?;
+        Ok(NewStep {
+            name: parse_name("name", &input.name, 200)?,
+            rule,
+            required_approvals: u32::try_from(input.required_approvals).map_err(|_| {
+                AppError::bad_field("requiredApprovals", "requiredApprovals must be positive")
+            })?,
+            condition: input.condition.map(Condition::try_from).transpose()?,
+            sla_hours: input
+                .sla_hours
+                .map(|h| {
+                    u32::try_from(h)
+                        .map_err(|_| AppError::bad_field("slaHours", "slaHours must be positive"))
+                })
+                .transpose()?,
+        })
+    }
+}
+
+/// A lookup whose miss is a null field rather than an error.
+fn found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ApprovalFlow {
+    id: ID,
+    name: String,
+    allow_self_approval: bool,
+    #[graphql(skip)]
+    flow_id: Uuid,
+}
+
+impl From<approval_flow::Model> for ApprovalFlow {
+    fn from(flow: approval_flow::Model) -> Self {
+        Self {
+            id: ID(flow.id.to_string()),
+            name: flow.name,
+            allow_self_approval: flow.allow_self_approval,
+            flow_id: flow.id,
+        }
+    }
+}
+
+/// Other domains still build it the way they built the old newtype.
+#[ComplexObject]
 impl ApprovalFlow {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn allow_self_approval(&self) -> bool {
-        self.0.allow_self_approval
-    }
     async fn steps(&self, ctx: &Context<'_>) -> Result<Vec<ApprovalStep>> {
         let loaders = ctx.loaders::<ApprovalLoaders>()?;
         Ok(loaders
             .steps
-            .load_one(self.0.id)
+            .load_one(self.flow_id)
             .await
             .map_err(loader_error)?
             .unwrap_or_default()
             .into_iter()
-            .map(ApprovalStep)
+            .map(ApprovalStep::from)
             .collect())
     }
 }
 
-pub struct ApprovalStep(approval_step::Model);
+#[derive(SimpleObject)]
+pub struct ApprovalStep {
+    position: i32,
+    name: String,
+    // Flattened rather than a complex field, which would move it after the plain fields in the SDL.
+    #[graphql(flatten)]
+    approver_user: StepApproverUser,
+    approver_role: Option<String>,
+    department_head: bool,
+    approver_field: Option<String>,
+    required_approvals: i32,
+    condition: Option<ApprovalCondition>,
+    sla_hours: Option<i32>,
+}
+
+impl From<approval_step::Model> for ApprovalStep {
+    fn from(step: approval_step::Model) -> Self {
+        Self {
+            condition: service::step_condition(&step).map(ApprovalCondition::from),
+            position: step.position,
+            name: step.name,
+            approver_user: StepApproverUser(step.approver_user_id),
+            approver_role: step.approver_role,
+            department_head: step.department_head,
+            approver_field: step.approver_field,
+            required_approvals: step.required_approvals,
+            sla_hours: step.sla_hours,
+        }
+    }
+}
+
+/// `ApprovalStep.approverUser`, loaded.
+struct StepApproverUser(Option<Uuid>);
 
 #[Object]
-impl ApprovalStep {
-    async fn position(&self) -> i32 {
-        self.0.position
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
+impl StepApproverUser {
     async fn approver_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        match self.0.approver_user_id {
+        match self.0 {
             Some(id) => user_by_id(ctx, id).await,
             None => Ok(None),
         }
     }
-    async fn approver_role(&self) -> Option<&str> {
-        self.0.approver_role.as_deref()
-    }
-    async fn department_head(&self) -> bool {
-        self.0.department_head
-    }
-    async fn approver_field(&self) -> Option<&str> {
-        self.0.approver_field.as_deref()
-    }
-    async fn required_approvals(&self) -> i32 {
-        self.0.required_approvals
-    }
-    async fn condition(&self) -> Option<ApprovalCondition> {
-        service::step_condition(&self.0).map(|c| ApprovalCondition {
-            field: c.field,
-            op: c.op.into(),
-            value: c.value.to_string(),
-        })
-    }
-    async fn sla_hours(&self) -> Option<i32> {
-        self.0.sla_hours
-    }
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "InstanceStatus")]
 pub enum ApprovalStatus {
     Pending,
     Approved,
@@ -239,6 +278,17 @@ pub struct StepCycleTime {
     seconds: i64,
 }
 
+impl From<service::StepCycle> for StepCycleTime {
+    fn from(s: service::StepCycle) -> Self {
+        Self {
+            step_name: s.step_name,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            seconds: s.seconds,
+        }
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct ApprovalCycleTime {
     steps: Vec<StepCycleTime>,
@@ -246,78 +296,95 @@ pub struct ApprovalCycleTime {
     total_seconds: Option<i64>,
 }
 
-/// One immutable review record: who decided what, when, and why.
-pub struct ReviewRecord(pub approval_decision::Model);
+// One immutable review record: who decided what, when, and why. (A `///` here would become a
+// type description the SDL does not have.)
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ReviewRecord {
+    id: ID,
+    step_name: String,
+    approve: bool,
+    comment: Option<String>,
+    decided_at: DateTime<Utc>,
+    #[graphql(skip)]
+    decider: Uuid,
+    #[graphql(skip)]
+    accountable: Uuid,
+}
 
-#[Object]
-impl ReviewRecord {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn step_name(&self) -> &str {
-        &self.0.step_name
-    }
-    async fn approve(&self) -> bool {
-        self.0.approve
-    }
-    async fn comment(&self) -> Option<&str> {
-        self.0.comment.as_deref()
-    }
-    async fn decided_at(&self) -> DateTime<Utc> {
-        self.0.decided_at
-    }
-    /// Who decided.
-    async fn decided_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.0.decided_by).await
-    }
-    /// The approver the decision was made for, when a delegate decided in their place.
-    async fn on_behalf_of(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        if self.0.accountable_user_id == self.0.decided_by {
-            return Ok(None);
+impl From<approval_decision::Model> for ReviewRecord {
+    fn from(d: approval_decision::Model) -> Self {
+        Self {
+            id: ID(d.id.to_string()),
+            step_name: d.step_name,
+            approve: d.approve,
+            comment: d.comment,
+            decided_at: d.decided_at,
+            decider: d.decided_by,
+            accountable: d.accountable_user_id,
         }
-        user_by_id(ctx, self.0.accountable_user_id).await
     }
 }
 
-pub struct Approval(pub approval_instance::Model);
-
-#[Object]
-impl Approval {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+/// Other domains still build it the way they built the old newtype.
+#[ComplexObject]
+impl ReviewRecord {
+    /// Who decided.
+    async fn decided_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        user_by_id(ctx, self.decider).await
     }
-    async fn status(&self) -> ApprovalStatus {
-        match super::model::InstanceStatus::parse(&self.0.status) {
-            super::model::InstanceStatus::Pending => ApprovalStatus::Pending,
-            super::model::InstanceStatus::Approved => ApprovalStatus::Approved,
-            super::model::InstanceStatus::Rejected => ApprovalStatus::Rejected,
-            super::model::InstanceStatus::Cancelled => ApprovalStatus::Cancelled,
+    /// The approver the decision was made for, when a delegate decided in their place.
+    async fn on_behalf_of(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        if self.accountable == self.decider {
+            return Ok(None);
+        }
+        user_by_id(ctx, self.accountable).await
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Approval {
+    id: ID,
+    status: ApprovalStatus,
+    subject_type: String,
+    subject_id: ID,
+    started_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+    /// Progress and cycle times are computed from the whole row.
+    #[graphql(skip)]
+    instance: approval_instance::Model,
+}
+
+impl From<approval_instance::Model> for Approval {
+    fn from(instance: approval_instance::Model) -> Self {
+        Self {
+            id: ID(instance.id.to_string()),
+            status: InstanceStatus::parse(&instance.status).into(),
+            subject_type: instance.subject_type.clone(),
+            subject_id: ID(instance.subject_id.to_string()),
+            started_at: instance.started_at,
+            decided_at: instance.decided_at,
+            instance,
         }
     }
-    async fn subject_type(&self) -> &str {
-        &self.0.subject_type
-    }
-    async fn subject_id(&self) -> ID {
-        ID(self.0.subject_id.to_string())
-    }
-    async fn started_at(&self) -> DateTime<Utc> {
-        self.0.started_at
-    }
-    async fn decided_at(&self) -> Option<DateTime<Utc>> {
-        self.0.decided_at
-    }
+}
+
+/// Other domains still build it the way they built the old newtype.
+#[ComplexObject]
+impl Approval {
     async fn flow(&self, ctx: &Context<'_>) -> Result<Option<ApprovalFlow>> {
         let loaders = ctx.loaders::<ApprovalLoaders>()?;
         Ok(loaders
             .flows
-            .load_one(self.0.flow_id)
+            .load_one(self.instance.flow_id)
             .await
             .map_err(loader_error)?
-            .map(ApprovalFlow))
+            .map(ApprovalFlow::from))
     }
     async fn progress(&self, ctx: &Context<'_>) -> Result<ApprovalProgress> {
-        let app = ctx.app()?;
-        let view = service::progress(&app.db.conn, &self.0).await?;
+        let caller = ctx.caller()?;
+        let view = service::progress(caller.db(), &self.instance).await?;
         Ok(ApprovalProgress {
             step_number: view.step_number as i32,
             step_count: view.step_count as i32,
@@ -327,61 +394,74 @@ impl Approval {
     }
     /// The review records, oldest first.
     async fn decisions(&self, ctx: &Context<'_>) -> Result<Vec<ReviewRecord>> {
-        let loaders = ctx.loaders::<ApprovalLoaders>()?;
-        Ok(loaders
-            .decisions
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default()
+        Ok(decisions_of(ctx, self.instance.id)
+            .await?
             .into_iter()
-            .map(ReviewRecord)
+            .map(ReviewRecord::from)
             .collect())
     }
     async fn cycle_time(&self, ctx: &Context<'_>) -> Result<ApprovalCycleTime> {
-        let loaders = ctx.loaders::<ApprovalLoaders>()?;
-        let decisions = loaders
-            .decisions
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default();
-        let (steps, total) = service::cycle_times(&self.0, &decisions);
+        let decisions = decisions_of(ctx, self.instance.id).await?;
+        let (steps, total) = service::cycle_times(&self.instance, &decisions);
         Ok(ApprovalCycleTime {
-            steps: steps
-                .into_iter()
-                .map(|s| StepCycleTime {
-                    step_name: s.step_name,
-                    started_at: s.started_at,
-                    finished_at: s.finished_at,
-                    seconds: s.seconds,
-                })
-                .collect(),
+            steps: steps.into_iter().map(StepCycleTime::from).collect(),
             total_seconds: total,
         })
     }
 }
 
-pub struct Delegation(approval_delegation::Model);
+async fn decisions_of(
+    ctx: &Context<'_>,
+    instance_id: Uuid,
+) -> Result<Vec<approval_decision::Model>> {
+    Ok(ctx
+        .loaders::<ApprovalLoaders>()?
+        .decisions
+        .load_one(instance_id)
+        .await
+        .map_err(loader_error)?
+        .unwrap_or_default())
+}
+
+#[derive(SimpleObject)]
+pub struct Delegation {
+    id: ID,
+    // Flattened rather than complex fields, which would move them after the dates in the SDL.
+    #[graphql(flatten)]
+    parties: DelegationParties,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+}
+
+impl From<approval_delegation::Model> for Delegation {
+    fn from(d: approval_delegation::Model) -> Self {
+        Self {
+            id: ID(d.id.to_string()),
+            parties: DelegationParties {
+                from: d.from_user_id,
+                to: d.to_user_id,
+            },
+            starts_at: d.starts_at,
+            ends_at: d.ends_at,
+        }
+    }
+}
+
+/// `Delegation.fromUser` and `toUser`, loaded.
+struct DelegationParties {
+    from: Uuid,
+    to: Uuid,
+}
 
 #[Object]
-impl Delegation {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
+impl DelegationParties {
     #[graphql(name = "fromUser")]
     async fn delegator(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.0.from_user_id).await
+        user_by_id(ctx, self.from).await
     }
     #[graphql(name = "toUser")]
     async fn delegate(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.0.to_user_id).await
-    }
-    async fn starts_at(&self) -> DateTime<Utc> {
-        self.0.starts_at
-    }
-    async fn ends_at(&self) -> DateTime<Utc> {
-        self.0.ends_at
+        user_by_id(ctx, self.to).await
     }
 }
 
@@ -398,52 +478,36 @@ pub struct ApprovalsQuery;
 #[Object]
 impl ApprovalsQuery {
     async fn approval_flows(&self, ctx: &Context<'_>) -> Result<Vec<ApprovalFlow>> {
-        let app = ctx.app()?;
-        Ok(service::list_flows(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .map(ApprovalFlow)
-            .collect())
+        let caller = ctx.caller()?;
+        let flows = service::list_flows(caller.db(), caller.viewer).await?;
+        Ok(flows.into_iter().map(ApprovalFlow::from).collect())
     }
 
     async fn approval_flow(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ApprovalFlow>> {
-        let app = ctx.app()?;
-        match service::find_flow(&app.db.conn, ctx.viewer()?, FlowId::parse("id", &id)?).await {
-            Ok(flow) => Ok(Some(ApprovalFlow(flow))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        let caller = ctx.caller()?;
+        let flow = service::find_flow(caller.db(), caller.viewer, FlowId::parse("id", &id)?).await;
+        Ok(found(flow)?.map(ApprovalFlow::from))
     }
 
     async fn approval(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Approval>> {
-        let app = ctx.app()?;
-        match service::find_instance(&app.db.conn, ctx.viewer()?, InstanceId::parse("id", &id)?)
-            .await
-        {
-            Ok(instance) => Ok(Some(Approval(instance))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        let caller = ctx.caller()?;
+        let id = InstanceId::parse("id", &id)?;
+        let instance = service::find_instance(caller.db(), caller.viewer, id).await;
+        Ok(found(instance)?.map(Approval::from))
     }
 
     /// Approvals whose current step waits on the signed-in user (or on someone who delegated to them).
     async fn approvals_pending_for_me(&self, ctx: &Context<'_>) -> Result<Vec<Approval>> {
-        let app = ctx.app()?;
-        Ok(service::pending_for(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .map(Approval)
-            .collect())
+        let caller = ctx.caller()?;
+        let pending = service::pending_for(caller.db(), caller.viewer).await?;
+        Ok(pending.into_iter().map(Approval::from).collect())
     }
 
     /// Delegations the signed-in user gave or received.
     async fn my_delegations(&self, ctx: &Context<'_>) -> Result<Vec<Delegation>> {
-        let app = ctx.app()?;
-        Ok(service::my_delegations(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .map(Delegation)
-            .collect())
+        let caller = ctx.caller()?;
+        let delegations = service::my_delegations(caller.db(), caller.viewer).await?;
+        Ok(delegations.into_iter().map(Delegation::from).collect())
     }
 }
 
@@ -458,21 +522,12 @@ impl ApprovalsMutation {
         ctx: &Context<'_>,
         input: CreateApprovalFlowInput,
     ) -> Result<ApprovalFlow> {
-        let app = ctx.app()?;
-        let flow = NewFlow {
-            name: parse_name("name", &input.name, 200)?,
-            allow_self_approval: input.allow_self_approval,
-            steps: input
-                .steps
-                .into_iter()
-                .map(parse_step)
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        let viewer = ctx.viewer()?;
-        let created = app
-            .write(async |work| service::create_flow(work, viewer, flow).await)
+        let caller = ctx.caller()?;
+        let flow = NewFlow::try_from(input)?;
+        let created = caller
+            .write(async |work| service::create_flow(work, caller.viewer, flow).await)
             .await?;
-        Ok(ApprovalFlow(created))
+        Ok(created.into())
     }
 
     /// Approve or reject the current step. A rejection needs a comment: it becomes the reason.
@@ -483,15 +538,16 @@ impl ApprovalsMutation {
         approve: bool,
         comment: Option<String>,
     ) -> Result<Approval> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let id = InstanceId::parse("approvalId", &approval_id)?;
-        let subjects = &app.approval_subjects;
-        let decided = app
+        let comment = comment.as_deref();
+        let decided = caller
             .write(async |work| {
-                service::decide(work, subjects, viewer, id, approve, comment.as_deref()).await
+                let subjects = &caller.app.approval_subjects;
+                service::decide(work, subjects, caller.viewer, id, approve, comment).await
             })
             .await?;
-        Ok(Approval(decided.instance))
+        Ok(decided.instance.into())
     }
 
     /// Lets another user decide in your place between two moments (out of office).
@@ -500,22 +556,22 @@ impl ApprovalsMutation {
         ctx: &Context<'_>,
         input: DelegateApprovalsInput,
     ) -> Result<Delegation> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let to_user = UserId::parse("toUserId", &input.to_user_id)?.0;
-        let delegation = app
+        let (starts_at, ends_at) = (input.starts_at, input.ends_at);
+        let delegation = caller
             .write(async |work| {
-                service::delegate(work, viewer, to_user, input.starts_at, input.ends_at).await
+                service::delegate(work, caller.viewer, to_user, starts_at, ends_at).await
             })
             .await?;
-        Ok(Delegation(delegation))
+        Ok(delegation.into())
     }
 
     async fn cancel_delegation(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let app = ctx.app()?;
-        let id = super::model::DelegationId::parse("id", &id)?;
-        let viewer = ctx.viewer()?;
-        Ok(app
-            .write(async |work| service::cancel_delegation(work, viewer, id.0).await)
+        let caller = ctx.caller()?;
+        let id = DelegationId::parse("id", &id)?;
+        Ok(caller
+            .write(async |work| service::cancel_delegation(work, caller.viewer, id.0).await)
             .await?)
     }
 }

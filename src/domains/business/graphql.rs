@@ -1,14 +1,15 @@
 //! Business transactions over GraphQL.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID};
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID,
+};
 use chrono::{DateTime, Utc};
 use entities::{business_transaction, transaction_type};
 use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
 
-use super::model::{
-    self, event_visible_to, Route, Status, TransactionEventKind as Kind, TransactionId,
-};
+use super::model::{self, event_visible_to, Status, TransactionId};
 use super::service::{self, NewType};
 use crate::domains::approvals::graphql::Approval;
 use crate::domains::approvals::loaders::ApprovalLoaders;
@@ -16,30 +17,22 @@ use crate::domains::approvals::model::FlowId;
 use crate::domains::finance::graphql::JournalEntry;
 use crate::domains::finance::model::EntryId;
 use crate::domains::finance::service as finance;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::graphql::context::{loader_error, ContextExt};
 use crate::graphql::ids::optional_id;
-use crate::graphql::pagination::{decode_cursor, page_size, TotalCount};
+use crate::graphql::pagination::{connection, decode_cursor, page_size, TotalCount};
 use crate::graphql::scalars::Json;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domains::business::model::Route")]
 pub enum TransactionRoute {
     FinancePosting,
     AppForward,
     DataProcess,
 }
 
-impl From<TransactionRoute> for Route {
-    fn from(r: TransactionRoute) -> Self {
-        match r {
-            TransactionRoute::FinancePosting => Route::FinancePosting,
-            TransactionRoute::AppForward => Route::AppForward,
-            TransactionRoute::DataProcess => Route::DataProcess,
-        }
-    }
-}
-
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domains::business::model::Status")]
 pub enum TransactionStatus {
     Received,
     Validated,
@@ -50,58 +43,37 @@ pub enum TransactionStatus {
     Failed,
 }
 
-impl From<Status> for TransactionStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Received => Self::Received,
-            Status::Validated => Self::Validated,
-            Status::PendingApproval => Self::PendingApproval,
-            Status::Approved => Self::Approved,
-            Status::Executing => Self::Executing,
-            Status::Completed => Self::Completed,
-            Status::Failed => Self::Failed,
-        }
+/// A read of one transaction: one the viewer may not read is absent, not an error.
+fn found<T>(result: AppResult<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err.into()),
     }
 }
 
-impl From<TransactionStatus> for Status {
-    fn from(s: TransactionStatus) -> Self {
-        match s {
-            TransactionStatus::Received => Self::Received,
-            TransactionStatus::Validated => Self::Validated,
-            TransactionStatus::PendingApproval => Self::PendingApproval,
-            TransactionStatus::Approved => Self::Approved,
-            TransactionStatus::Executing => Self::Executing,
-            TransactionStatus::Completed => Self::Completed,
-            TransactionStatus::Failed => Self::Failed,
-        }
-    }
+#[derive(SimpleObject)]
+pub struct TransactionType {
+    id: ID,
+    code: String,
+    name: String,
+    route: String,
+    payload_schema: Json,
+    posting_rule: Option<Json>,
+    forward_url: Option<String>,
 }
 
-pub struct TransactionType(transaction_type::Model);
-
-#[Object]
-impl TransactionType {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn code(&self) -> &str {
-        &self.0.code
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn route(&self) -> &str {
-        &self.0.route
-    }
-    async fn payload_schema(&self) -> Json {
-        async_graphql::Json(self.0.payload_schema.clone())
-    }
-    async fn posting_rule(&self) -> Option<Json> {
-        self.0.posting_rule.clone().map(async_graphql::Json)
-    }
-    async fn forward_url(&self) -> Option<&str> {
-        self.0.forward_url.as_deref()
+impl From<transaction_type::Model> for TransactionType {
+    fn from(row: transaction_type::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            code: row.code,
+            name: row.name,
+            route: row.route,
+            payload_schema: async_graphql::Json(row.payload_schema),
+            posting_rule: row.posting_rule.map(async_graphql::Json),
+            forward_url: row.forward_url,
+        }
     }
 }
 
@@ -112,58 +84,86 @@ pub struct TransactionStep {
     note: Option<String>,
 }
 
-pub struct BusinessTransaction(business_transaction::Model);
-
-#[Object]
-impl BusinessTransaction {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    #[graphql(name = "type")]
-    async fn kind(&self, ctx: &Context<'_>) -> Result<Option<TransactionType>> {
-        let app = ctx.app()?;
-        Ok(service::type_of(&app.db.conn, self.0.type_id)
-            .await?
-            .map(TransactionType))
-    }
-    async fn idempotency_key(&self) -> &str {
-        &self.0.idempotency_key
-    }
-    async fn payload(&self) -> Json {
-        async_graphql::Json(self.0.payload.clone())
-    }
-    async fn status(&self) -> Result<TransactionStatus> {
-        Ok(Status::parse(&self.0.status)
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("bad status")))?
-            .into())
-    }
-    /// Every status the transaction went through, with its time.
-    async fn history(&self) -> Vec<TransactionStep> {
-        self.0
-            .history
+impl TransactionStep {
+    /// The steps as the row stores them; a malformed step reads as empty text.
+    fn all(history: &serde_json::Value) -> Vec<Self> {
+        history
             .as_array()
             .into_iter()
             .flatten()
-            .map(|step| TransactionStep {
+            .map(|step| Self {
                 status: step["status"].as_str().unwrap_or_default().to_owned(),
                 at: step["at"].as_str().unwrap_or_default().to_owned(),
                 note: step["note"].as_str().map(str::to_owned),
             })
             .collect()
     }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct BusinessTransaction {
+    #[graphql(skip)]
+    type_id: Uuid,
+    #[graphql(skip)]
+    approval_instance_id: Option<Uuid>,
+    id: ID,
+    idempotency_key: String,
+    payload: Json,
+    status: TransactionStatus,
+    /// Every status the transaction went through, with its time.
+    history: Vec<TransactionStep>,
     /// What execution produced: the journal entry, or for routed types the job and then its
     /// delivery or processing outcome.
-    async fn result(&self) -> Option<Json> {
-        self.0.result.clone().map(async_graphql::Json)
+    result: Option<Json>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<business_transaction::Model> for BusinessTransaction {
+    type Error = AppError;
+
+    fn try_from(row: business_transaction::Model) -> AppResult<Self> {
+        let status = Status::parse(&row.status)
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("bad status")))?;
+        Ok(Self {
+            type_id: row.type_id,
+            approval_instance_id: row.approval_instance_id,
+            id: ID(row.id.to_string()),
+            idempotency_key: row.idempotency_key,
+            payload: async_graphql::Json(row.payload),
+            status: status.into(),
+            history: TransactionStep::all(&row.history),
+            result: row.result.map(async_graphql::Json),
+            error: row.error,
+            created_at: row.created_at,
+        })
     }
-    async fn error(&self) -> Option<&str> {
-        self.0.error.as_deref()
+}
+
+impl BusinessTransaction {
+    fn all(rows: Vec<business_transaction::Model>) -> AppResult<Vec<Self>> {
+        rows.into_iter().map(Self::try_from).collect()
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+
+    /// The entry a completed FINANCE_POSTING transaction posted, from its result.
+    fn journal_entry_id(&self) -> Option<EntryId> {
+        let result = self.result.as_ref()?;
+        let id = result.0["journalEntryId"].as_str()?;
+        uuid::Uuid::parse_str(id).ok().map(EntryId)
+    }
+}
+
+#[ComplexObject]
+impl BusinessTransaction {
+    #[graphql(name = "type")]
+    async fn kind(&self, ctx: &Context<'_>) -> Result<Option<TransactionType>> {
+        let caller = ctx.caller()?;
+        let kind = service::type_of(caller.db(), self.type_id).await?;
+        Ok(kind.map(TransactionType::from))
     }
     async fn approval(&self, ctx: &Context<'_>) -> Result<Option<Approval>> {
-        let Some(id) = self.0.approval_instance_id else {
+        let Some(id) = self.approval_instance_id else {
             return Ok(None);
         };
         Ok(ctx
@@ -172,21 +172,15 @@ impl BusinessTransaction {
             .load_one(id)
             .await
             .map_err(loader_error)?
-            .map(Approval))
+            .map(Approval::from))
     }
     /// The posted entry, for a completed FINANCE_POSTING transaction the viewer may read.
     async fn journal_entry(&self, ctx: &Context<'_>) -> Result<Option<JournalEntry>> {
-        let app = ctx.app()?;
-        let Some(id) = self
-            .0
-            .result
-            .as_ref()
-            .and_then(|r| r["journalEntryId"].as_str())
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        else {
+        let caller = ctx.caller()?;
+        let Some(id) = self.journal_entry_id() else {
             return Ok(None);
         };
-        match finance::find_entry(&app.db.conn, ctx.viewer()?, EntryId(id)).await {
+        match finance::find_entry(caller.db(), caller.viewer, id).await {
             Ok(entry) => Ok(Some(JournalEntry::from(entry))),
             Err(AppError::Forbidden(_) | AppError::NotFound(_)) => Ok(None),
             Err(err) => Err(err.into()),
@@ -206,6 +200,27 @@ pub struct CreateTransactionTypeInput {
     forward_url: Option<String>,
 }
 
+impl TryFrom<CreateTransactionTypeInput> for NewType {
+    type Error = AppError;
+
+    fn try_from(input: CreateTransactionTypeInput) -> AppResult<Self> {
+        Ok(NewType {
+            code: input.code,
+            name: crate::domains::identity::model::parse_name("name", &input.name, 200)?,
+            payload_schema: input.payload_schema.0,
+            approval_flow_id: optional_id(
+                "approvalFlowId",
+                input.approval_flow_id.as_ref(),
+                FlowId::parse,
+            )?
+            .map(|f| f.0),
+            route: input.route.into(),
+            posting_rule: input.posting_rule.map(|j| j.0),
+            forward_url: input.forward_url,
+        })
+    }
+}
+
 #[derive(InputObject)]
 pub struct SubmitTransactionInput {
     #[graphql(name = "type")]
@@ -219,34 +234,28 @@ pub struct TransactionFilter {
     status: Option<TransactionStatus>,
 }
 
+impl TransactionFilter {
+    fn status_of(filter: Option<Self>) -> Option<Status> {
+        filter.and_then(|f| f.status).map(Into::into)
+    }
+}
+
 #[derive(Default)]
 pub struct BusinessQuery;
 
 #[Object]
 impl BusinessQuery {
     async fn transaction_types(&self, ctx: &Context<'_>) -> Result<Vec<TransactionType>> {
-        let app = ctx.app()?;
-        Ok(service::list_types(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .map(TransactionType)
-            .collect())
+        let caller = ctx.caller()?;
+        let types = service::list_types(caller.db(), caller.viewer).await?;
+        Ok(types.into_iter().map(TransactionType::from).collect())
     }
 
     /// One's own transaction, or any for `finance.read` holders.
     async fn transaction(&self, ctx: &Context<'_>, id: ID) -> Result<Option<BusinessTransaction>> {
-        let app = ctx.app()?;
-        match service::find(
-            &app.db.conn,
-            ctx.viewer()?,
-            TransactionId::parse("id", &id)?,
-        )
-        .await
-        {
-            Ok(row) => Ok(Some(BusinessTransaction(row))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        let (caller, id) = (ctx.caller()?, TransactionId::parse("id", &id)?);
+        let row = found(service::find(caller.db(), caller.viewer, id).await)?;
+        Ok(row.map(BusinessTransaction::try_from).transpose()?)
     }
 
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
@@ -257,17 +266,12 @@ impl BusinessQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, BusinessTransaction, TotalCount, EmptyFields>> {
-        let app = ctx.app()?;
-        let first = page_size(first)?;
-        let offset = decode_cursor(after.as_deref())?;
-        let status = filter.unwrap_or_default().status.map(Into::into);
+        let caller = ctx.caller()?;
+        let (first, offset) = (page_size(first)?, decode_cursor(after.as_deref())?);
+        let status = TransactionFilter::status_of(filter);
         let (rows, total) =
-            service::list(&app.db.conn, ctx.viewer()?, status, offset, first).await?;
-        Ok(crate::graphql::pagination::connection(
-            rows.into_iter().map(BusinessTransaction).collect(),
-            total,
-            offset,
-        ))
+            service::list(caller.db(), caller.viewer, status, offset, first).await?;
+        Ok(connection(BusinessTransaction::all(rows)?, total, offset))
     }
 }
 
@@ -282,25 +286,11 @@ impl BusinessMutation {
         ctx: &Context<'_>,
         input: CreateTransactionTypeInput,
     ) -> Result<TransactionType> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let new = NewType {
-            code: input.code,
-            name: crate::domains::identity::model::parse_name("name", &input.name, 200)?,
-            payload_schema: input.payload_schema.0,
-            approval_flow_id: optional_id(
-                "approvalFlowId",
-                input.approval_flow_id.as_ref(),
-                FlowId::parse,
-            )?
-            .map(|f| f.0),
-            route: input.route.into(),
-            posting_rule: input.posting_rule.map(|j| j.0),
-            forward_url: input.forward_url,
-        };
-        let created = app
-            .write(async |work| service::create_type(work, viewer, new).await)
+        let (caller, new) = (ctx.caller()?, NewType::try_from(input)?);
+        let created = caller
+            .write(async |work| service::create_type(work, caller.viewer, new).await)
             .await?;
-        Ok(TransactionType(created))
+        Ok(created.into())
     }
 
     /// Idempotent: the same key and payload return the first transaction, never a second run.
@@ -309,13 +299,14 @@ impl BusinessMutation {
         ctx: &Context<'_>,
         input: SubmitTransactionInput,
     ) -> Result<BusinessTransaction> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let row = app
+        let caller = ctx.caller()?;
+        let currency = &caller.app.config.currency;
+        let row = caller
             .write(async |work| {
                 service::submit(
                     work,
-                    viewer,
-                    &app.config.currency,
+                    caller.viewer,
+                    currency,
                     &input.kind,
                     &input.idempotency_key,
                     input.payload.0,
@@ -323,11 +314,12 @@ impl BusinessMutation {
                 .await
             })
             .await?;
-        Ok(BusinessTransaction(row))
+        Ok(row.try_into()?)
     }
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domains::business::model::TransactionEventKind")]
 pub enum TransactionEventKind {
     Submitted,
     PendingApproval,
@@ -339,66 +331,51 @@ pub enum TransactionEventKind {
     Failed,
 }
 
-impl From<Kind> for TransactionEventKind {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::Submitted => Self::Submitted,
-            Kind::PendingApproval => Self::PendingApproval,
-            Kind::Approved => Self::Approved,
-            Kind::Rejected => Self::Rejected,
-            Kind::Executing => Self::Executing,
-            Kind::Completed => Self::Completed,
-            Kind::Failed => Self::Failed,
+// A status a transaction entered. Not a doc comment: the schema gives the type no description.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct TransactionEvent {
+    #[graphql(skip)]
+    subject: TransactionId,
+    /// Pass as `after` to resume just after this event.
+    cursor: String,
+    kind: TransactionEventKind,
+    at: DateTime<Utc>,
+    /// The status entered.
+    status: TransactionStatus,
+    transaction_id: ID,
+    /// The transaction type's code.
+    type_code: String,
+    /// What execution produced, on COMPLETED (and on EXECUTING for a queued route: its job).
+    result: Option<Json>,
+    /// Why it failed, on FAILED and REJECTED.
+    error: Option<String>,
+}
+
+impl TransactionEvent {
+    fn new(cursor: String, event: model::TransactionEvent) -> Self {
+        Self {
+            subject: TransactionId(event.transaction_id),
+            cursor,
+            kind: event.kind.into(),
+            at: event.at,
+            status: event.status.into(),
+            transaction_id: ID(event.transaction_id.to_string()),
+            type_code: event.type_code,
+            result: event.result.map(async_graphql::Json),
+            error: event.error,
         }
     }
 }
 
-/// A status a transaction entered.
-pub struct TransactionEvent {
-    cursor: String,
-    event: model::TransactionEvent,
-}
-
-#[Object]
+#[ComplexObject]
 impl TransactionEvent {
-    /// Pass as `after` to resume just after this event.
-    async fn cursor(&self) -> &str {
-        &self.cursor
-    }
-    async fn kind(&self) -> TransactionEventKind {
-        self.event.kind.into()
-    }
-    async fn at(&self) -> DateTime<Utc> {
-        self.event.at
-    }
-    /// The status entered.
-    async fn status(&self) -> TransactionStatus {
-        self.event.status.into()
-    }
-    async fn transaction_id(&self) -> ID {
-        ID(self.event.transaction_id.to_string())
-    }
-    /// The transaction type's code.
-    async fn type_code(&self) -> &str {
-        &self.event.type_code
-    }
     /// The transaction as it is now (it may have moved on since this event); null once the
     /// viewer may no longer read it.
     async fn transaction(&self, ctx: &Context<'_>) -> Result<Option<BusinessTransaction>> {
-        let id = TransactionId(self.event.transaction_id);
-        match service::find(&ctx.app()?.db.conn, ctx.viewer()?, id).await {
-            Ok(row) => Ok(Some(BusinessTransaction(row))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
-    }
-    /// What execution produced, on COMPLETED (and on EXECUTING for a queued route: its job).
-    async fn result(&self) -> Option<Json> {
-        self.event.result.clone().map(async_graphql::Json)
-    }
-    /// Why it failed, on FAILED and REJECTED.
-    async fn error(&self) -> Option<&str> {
-        self.event.error.as_deref()
+        let caller = ctx.caller()?;
+        let row = found(service::find(caller.db(), caller.viewer, self.subject).await)?;
+        Ok(row.map(BusinessTransaction::try_from).transpose()?)
     }
 }
 
@@ -429,10 +406,8 @@ impl BusinessSubscription {
                 {
                     return None;
                 }
-                Some(TransactionEvent {
-                    cursor: envelope.cursor.to_string(),
-                    event: envelope.decode::<model::TransactionEvent>()?,
-                })
+                let event = envelope.decode::<model::TransactionEvent>()?;
+                Some(TransactionEvent::new(envelope.cursor.to_string(), event))
             });
             futures_util::future::ready(delivered)
         }))

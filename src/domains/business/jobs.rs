@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 
-use super::service::{self, RoutedArgs, RoutedError};
+use super::service::{self, ForwardJob, ProcessJob, RoutedArgs, RoutedError};
+use crate::error::AppError;
 use crate::platform::db::Db;
 use crate::platform::scheduler::{JobContext, JobError, JobHandler};
 use crate::platform::work::write;
@@ -21,26 +22,41 @@ pub struct ForwardTransaction {
     pub http: reqwest::Client,
 }
 
+/// Records the outcome and completes the job in one unit of work: the transaction is
+/// COMPLETED exactly when its job is, so a crash between the two cannot run it again.
+async fn finish_with_job(
+    db: &Db,
+    job: &JobContext,
+    row: entities::business_transaction::Model,
+    type_code: &str,
+    result: serde_json::Value,
+) -> Result<(), RoutedError> {
+    write(db, async |work| {
+        service::finish(work, row, type_code, Ok(result)).await?;
+        job.complete_in(work)
+            .await
+            .map_err(|e| AppError::Conflict(format!("completing the job: {e}")))
+    })
+    .await?;
+    Ok(())
+}
+
 impl ForwardTransaction {
     /// The delivery runs outside any transaction; only its outcome is written.
-    async fn forward(&self, args: &RoutedArgs) -> Result<(), RoutedError> {
+    async fn forward(&self, job: &JobContext, args: &RoutedArgs) -> Result<(), RoutedError> {
         let Some((row, kind)) = service::routed_transaction(&self.db.conn, args).await? else {
             return Ok(());
         };
         let result = service::forward(&self.http, &row, &kind).await?;
-        write(&self.db, async |work| {
-            service::finish(work, row, &kind.code, Ok(result)).await
-        })
-        .await?;
-        Ok(())
+        finish_with_job(&self.db, job, row, &kind.code, result).await
     }
 }
 
 #[async_trait]
 impl JobHandler for ForwardTransaction {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let args: RoutedArgs = job.args()?;
-        settle(self.forward(&args).await)
+        let ForwardJob(args) = job.args::<ForwardJob>()?;
+        settle(self.forward(job, &args).await)
     }
 
     async fn given_up(&self, args: &serde_json::Value, reason: &str) {
@@ -63,24 +79,20 @@ pub struct ProcessTransaction {
 }
 
 impl ProcessTransaction {
-    async fn process(&self, args: &RoutedArgs) -> Result<(), RoutedError> {
+    async fn process(&self, job: &JobContext, args: &RoutedArgs) -> Result<(), RoutedError> {
         let Some((row, kind)) = service::routed_transaction(&self.db.conn, args).await? else {
             return Ok(());
         };
         let result = service::process(&row)?;
-        write(&self.db, async |work| {
-            service::finish(work, row, &kind.code, Ok(result)).await
-        })
-        .await?;
-        Ok(())
+        finish_with_job(&self.db, job, row, &kind.code, result).await
     }
 }
 
 #[async_trait]
 impl JobHandler for ProcessTransaction {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
-        let args: RoutedArgs = job.args()?;
-        settle(self.process(&args).await)
+        let ProcessJob(args) = job.args::<ProcessJob>()?;
+        settle(self.process(job, &args).await)
     }
 
     async fn given_up(&self, args: &serde_json::Value, reason: &str) {

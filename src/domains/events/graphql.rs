@@ -17,7 +17,7 @@ use crate::graphql::pagination::page_size;
 use crate::platform::events::Envelope;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "EventTopic")]
+#[graphql(name = "EventTopic", remote = "Topic")]
 pub enum EventTopic {
     Tasks,
     Approvals,
@@ -26,34 +26,6 @@ pub enum EventTopic {
     Identity,
     Jobs,
     Notifications,
-}
-
-impl From<EventTopic> for Topic {
-    fn from(topic: EventTopic) -> Self {
-        match topic {
-            EventTopic::Tasks => Topic::Tasks,
-            EventTopic::Approvals => Topic::Approvals,
-            EventTopic::Business => Topic::Business,
-            EventTopic::Finance => Topic::Finance,
-            EventTopic::Identity => Topic::Identity,
-            EventTopic::Jobs => Topic::Jobs,
-            EventTopic::Notifications => Topic::Notifications,
-        }
-    }
-}
-
-impl From<Topic> for EventTopic {
-    fn from(topic: Topic) -> Self {
-        match topic {
-            Topic::Tasks => EventTopic::Tasks,
-            Topic::Approvals => EventTopic::Approvals,
-            Topic::Business => EventTopic::Business,
-            Topic::Finance => EventTopic::Finance,
-            Topic::Identity => EventTopic::Identity,
-            Topic::Jobs => EventTopic::Jobs,
-            Topic::Notifications => EventTopic::Notifications,
-        }
-    }
 }
 
 /// One entry of the event log.
@@ -104,6 +76,29 @@ pub struct EventEdge {
     node: Event,
 }
 
+impl EventConnection {
+    fn of(page: service::EventPage, after: bool) -> Self {
+        let edges: Vec<EventEdge> = page
+            .entries
+            .iter()
+            .filter_map(|entry| Event::of(entry))
+            .map(|node| EventEdge {
+                cursor: node.cursor.clone(),
+                node,
+            })
+            .collect();
+        Self {
+            page_info: PageInfo {
+                has_previous_page: after,
+                has_next_page: page.has_next,
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: page.end.map(|c| c.to_string()),
+            },
+            edges,
+        }
+    }
+}
+
 fn topics(topics: Option<Vec<EventTopic>>) -> Vec<Topic> {
     topics
         .unwrap_or_default()
@@ -129,28 +124,12 @@ impl EventsQuery {
         first: Option<i32>,
         topics: Option<Vec<EventTopic>>,
     ) -> Result<EventConnection> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let after = parse_cursor("after", after.as_deref())?;
         let first = page_size(first)? as usize;
-        let page = service::page(&app.db.conn, viewer, after, first, &self::topics(topics)).await?;
-        let edges: Vec<EventEdge> = page
-            .entries
-            .iter()
-            .filter_map(|entry| Event::of(entry))
-            .map(|node| EventEdge {
-                cursor: node.cursor.clone(),
-                node,
-            })
-            .collect();
-        Ok(EventConnection {
-            page_info: PageInfo {
-                has_previous_page: after.is_some(),
-                has_next_page: page.has_next,
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: page.end.map(|c| c.to_string()),
-            },
-            edges,
-        })
+        let topics = self::topics(topics);
+        let page = service::page(caller.db(), caller.viewer, after, first, &topics).await?;
+        Ok(EventConnection::of(page, after.is_some()))
     }
 }
 
@@ -168,7 +147,7 @@ impl EventsSubscription {
         after: Option<String>,
         topics: Option<Vec<EventTopic>>,
     ) -> Result<impl Stream<Item = Event>> {
-        let viewer = match ctx.viewer()? {
+        let viewer = match ctx.caller()?.viewer {
             Viewer::User(user) => user.clone(),
             Viewer::Anonymous => {
                 return Err(AppError::Unauthenticated("sign in to subscribe".into()).into())

@@ -108,6 +108,17 @@ impl NewEntry {
     }
 }
 
+/// A budget as asked for: the period text is parsed, and the rest checked, by the service.
+#[derive(Clone, Debug)]
+pub struct NewBudget {
+    pub cost_center: Uuid,
+    pub account_code: String,
+    /// `2026-11`, `2026-Q4` or `2026` (see `parse_period`).
+    pub period: String,
+    pub amount_minor: i64,
+    pub policy: BudgetPolicy,
+}
+
 /// A budget period from its text: `2026-11` (month), `2026-Q4` (quarter) or `2026` (year).
 /// Returns the kind and the half-open range `[start, end)`.
 pub fn parse_period(raw: &str) -> AppResult<(PeriodKind, NaiveDate, NaiveDate)> {

@@ -68,6 +68,32 @@ pub struct LiveNotification {
     notification: Notification,
 }
 
+fn inbox_connection(
+    inbox: service::Inbox,
+    after: bool,
+) -> Connection<String, Notification, TotalCount, EmptyFields> {
+    let mut connection = Connection::with_additional_fields(
+        after,
+        inbox.has_next,
+        TotalCount {
+            total_count: inbox.total,
+        },
+    );
+    connection.edges.extend(
+        inbox
+            .items
+            .into_iter()
+            .map(|n| Edge::new(n.id.to_string(), Notification::from(n))),
+    );
+    connection
+}
+
+fn notification_ids(ids: &[ID]) -> Result<Vec<uuid::Uuid>, AppError> {
+    ids.iter()
+        .map(|id| NotificationId::parse("ids", id).map(|n| n.0))
+        .collect()
+}
+
 #[derive(Default)]
 pub struct NotificationsQuery;
 
@@ -82,31 +108,19 @@ impl NotificationsQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, Notification, TotalCount, EmptyFields>> {
-        let app = ctx.app()?;
+        let caller = ctx.caller()?;
         let first = page_size(first)?;
         let before = after
-            .map(|a| NotificationId::parse("after", &a).map(|id| id.0))
+            .as_deref()
+            .map(|a| NotificationId::parse("after", a).map(|id| id.0))
             .transpose()?;
-        let inbox = service::inbox(&app.db.conn, ctx.viewer()?, unread_only, before, first).await?;
-        let mut connection = Connection::with_additional_fields(
-            before.is_some(),
-            inbox.has_next,
-            TotalCount {
-                total_count: inbox.total,
-            },
-        );
-        connection.edges.extend(
-            inbox
-                .items
-                .into_iter()
-                .map(|n| Edge::new(n.id.to_string(), Notification::from(n))),
-        );
-        Ok(connection)
+        let inbox = service::inbox(caller.db(), caller.viewer, unread_only, before, first).await?;
+        Ok(inbox_connection(inbox, before.is_some()))
     }
 
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let app = ctx.app()?;
-        Ok(service::unread_count(&app.db.conn, ctx.viewer()?).await?)
+        let caller = ctx.caller()?;
+        Ok(service::unread_count(caller.db(), caller.viewer).await?)
     }
 }
 
@@ -117,24 +131,17 @@ pub struct NotificationsMutation;
 impl NotificationsMutation {
     /// Marks the given notifications of the caller read; returns how many changed.
     async fn mark_notifications_read(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<u64> {
-        let app = ctx.app()?;
-        if ids.len() > 500 {
-            return Err(AppError::bad_field("ids", "at most 500 ids at once").into());
-        }
-        let ids = ids
-            .iter()
-            .map(|id| NotificationId::parse("ids", id).map(|n| n.0))
-            .collect::<Result<Vec<_>, _>>()?;
-        let viewer = ctx.viewer()?;
-        Ok(app
-            .write(async |work| service::mark_read(work, viewer, Some(ids)).await)
+        let caller = ctx.caller()?;
+        let ids = notification_ids(&ids)?;
+        Ok(caller
+            .write(async |work| service::mark_read(work, caller.viewer, Some(ids)).await)
             .await?)
     }
 
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        Ok(app
-            .write(async |work| service::mark_read(work, viewer, None).await)
+        let caller = ctx.caller()?;
+        Ok(caller
+            .write(async |work| service::mark_read(work, caller.viewer, None).await)
             .await?)
     }
 }
@@ -151,7 +158,7 @@ impl NotificationsSubscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = LiveNotification>> {
-        let viewer = ctx.viewer()?.clone();
+        let viewer = ctx.caller()?.viewer.clone();
         // An inbox is personal: an anonymous subscriber is refused now, not starved.
         viewer.user()?;
         let entries = live::follow(ctx, after.as_deref()).await?;

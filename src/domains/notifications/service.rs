@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::model::{NotificationEvent, NotificationKind, Subject};
 use crate::auth::Viewer;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::platform::work::Work;
 
 /// What to tell the recipients.
@@ -120,12 +120,15 @@ pub async fn unread_count<C: ConnectionTrait>(db: &C, viewer: &Viewer) -> AppRes
         .await?)
 }
 
-/// Marks the caller's own notifications read; ids of anyone else's are silently not touched.
-pub async fn mark_read<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    ids: Option<Vec<Uuid>>,
-) -> AppResult<u64> {
+/// How many ids one call may mark, so a single request cannot hold a huge `IN` list.
+pub const MARK_READ_MAX: usize = 500;
+
+/// Marks the caller's own notifications read (all of them when `ids` is `None`); ids of anyone
+/// else's are silently not touched.
+pub async fn mark_read(work: &Work, viewer: &Viewer, ids: Option<Vec<Uuid>>) -> AppResult<u64> {
+    if ids.as_ref().is_some_and(|ids| ids.len() > MARK_READ_MAX) {
+        return Err(AppError::bad_field("ids", "at most 500 ids at once"));
+    }
     let me = viewer.user()?;
     let mut update = notification::Entity::update_many()
         .col_expr(notification::Column::ReadAt, Expr::value(Utc::now()))
@@ -134,5 +137,5 @@ pub async fn mark_read<C: ConnectionTrait>(
     if let Some(ids) = ids {
         update = update.filter(notification::Column::Id.is_in(ids));
     }
-    Ok(update.exec(db).await?.rows_affected)
+    Ok(update.exec(work).await?.rows_affected)
 }

@@ -8,10 +8,12 @@ use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, Su
 use chrono::{DateTime, Utc};
 use entities::{job, job_queue, scheduler_node};
 use futures_util::{stream, Stream, StreamExt};
+use uuid::Uuid;
 
 use super::model::{self, JobId, OperatorJob};
 use super::service;
 use crate::app::AppState;
+use crate::error::AppResult;
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
@@ -24,6 +26,7 @@ use crate::platform::scheduler::{
 };
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::platform::scheduler::JobState")]
 pub enum JobState {
     Scheduled,
     Available,
@@ -34,39 +37,12 @@ pub enum JobState {
     Cancelled,
 }
 
-impl From<StoreState> for JobState {
-    fn from(state: StoreState) -> Self {
-        match state {
-            StoreState::Scheduled => Self::Scheduled,
-            StoreState::Available => Self::Available,
-            StoreState::Running => Self::Running,
-            StoreState::Retryable => Self::Retryable,
-            StoreState::Completed => Self::Completed,
-            StoreState::Discarded => Self::Discarded,
-            StoreState::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
-impl From<JobState> for StoreState {
-    fn from(state: JobState) -> Self {
-        match state {
-            JobState::Scheduled => Self::Scheduled,
-            JobState::Available => Self::Available,
-            JobState::Running => Self::Running,
-            JobState::Retryable => Self::Retryable,
-            JobState::Completed => Self::Completed,
-            JobState::Discarded => Self::Discarded,
-            JobState::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
 fn state_of(raw: &str) -> JobState {
     StoreState::parse(raw).map_or(JobState::Available, JobState::from)
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::platform::scheduler::Strategy")]
 pub enum QueueStrategy {
     Any,
     Tagged,
@@ -98,11 +74,7 @@ pub struct JobQueue {
 
 impl JobQueue {
     fn new(queue: job_queue::Model, counts: Option<JobCounts>) -> Self {
-        let strategy = match Strategy::parse(&queue.strategy) {
-            Some(Strategy::Tagged) => QueueStrategy::Tagged,
-            Some(Strategy::KeyAffinity) => QueueStrategy::KeyAffinity,
-            _ => QueueStrategy::Any,
-        };
+        let strategy = Strategy::parse(&queue.strategy).map_or(QueueStrategy::Any, Into::into);
         Self {
             name: queue.name,
             paused: queue.paused,
@@ -248,6 +220,16 @@ pub struct JobFilter {
     kind: Option<String>,
 }
 
+impl From<JobFilter> for StoreFilter {
+    fn from(filter: JobFilter) -> Self {
+        Self {
+            queue: filter.queue,
+            state: filter.state.map(StoreState::from),
+            kind: filter.kind,
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct EnqueueJobInput {
     kind: String,
@@ -258,6 +240,47 @@ pub struct EnqueueJobInput {
     run_at: Option<DateTime<Utc>>,
     unique_key: Option<String>,
     affinity_key: Option<String>,
+}
+
+impl From<EnqueueJobInput> for OperatorJob {
+    fn from(input: EnqueueJobInput) -> Self {
+        Self {
+            kind: input.kind,
+            args: input.args.0,
+            priority: input.priority,
+            run_at: input.run_at,
+            unique_key: input.unique_key,
+            affinity_key: input.affinity_key,
+        }
+    }
+}
+
+/// Jobs are paged by id, newest first: `after` is the last id seen.
+fn jobs_before(after: Option<String>) -> AppResult<Option<Uuid>> {
+    after
+        .map(|a| JobId::parse("after", &a).map(|id| id.0))
+        .transpose()
+}
+
+/// One page of `first` jobs, from rows fetched with one extra to tell whether more follow.
+fn job_page(
+    rows: Vec<job::Model>,
+    total: u64,
+    before: Option<Uuid>,
+    first: u64,
+) -> Connection<String, Job, TotalCount, EmptyFields> {
+    let has_next = rows.len() as u64 > first;
+    let mut connection = Connection::with_additional_fields(
+        before.is_some(),
+        has_next,
+        TotalCount { total_count: total },
+    );
+    connection.edges.extend(
+        rows.into_iter()
+            .take(first as usize)
+            .map(|row| Edge::new(row.id.to_string(), Job::from(row))),
+    );
+    connection
 }
 
 #[derive(SimpleObject)]
@@ -297,8 +320,8 @@ pub struct SchedulingQuery;
 #[Object]
 impl SchedulingQuery {
     async fn queues(&self, ctx: &Context<'_>) -> Result<Vec<JobQueue>> {
-        let app = ctx.app()?;
-        let queues = service::queues(&app.db.conn, ctx.viewer()?).await?;
+        let caller = ctx.caller()?;
+        let queues = service::queues(caller.db(), caller.viewer).await?;
         Ok(queues.into_iter().map(JobQueue::from).collect())
     }
 
@@ -311,57 +334,30 @@ impl SchedulingQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, Job, TotalCount, EmptyFields>> {
-        let app = ctx.app()?;
-        let first = page_size(first)?;
-        let before = after
-            .map(|a| JobId::parse("after", &a).map(|id| id.0))
-            .transpose()?;
-        let filter = filter.unwrap_or_default();
-        let store_filter = StoreFilter {
-            queue: filter.queue,
-            state: filter.state.map(StoreState::from),
-            kind: filter.kind,
-        };
-        let (rows, total) = service::jobs(
-            &app.db.conn,
-            ctx.viewer()?,
-            &store_filter,
-            before,
-            first + 1,
-        )
-        .await?;
-        let has_next = rows.len() as u64 > first;
-        let mut connection = Connection::with_additional_fields(
-            before.is_some(),
-            has_next,
-            TotalCount { total_count: total },
-        );
-        connection.edges.extend(
-            rows.into_iter()
-                .take(first as usize)
-                .map(|row| Edge::new(row.id.to_string(), Job::from(row))),
-        );
-        Ok(connection)
+        let caller = ctx.caller()?;
+        let (first, before) = (page_size(first)?, jobs_before(after)?);
+        let filter = StoreFilter::from(filter.unwrap_or_default());
+        let (rows, total) =
+            service::jobs(caller.db(), caller.viewer, &filter, before, first + 1).await?;
+        Ok(job_page(rows, total, before, first))
     }
 
     async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
-        let app = ctx.app()?;
-        let id = JobId::parse("id", &id)?;
-        Ok(service::job(&app.db.conn, ctx.viewer()?, id.0)
-            .await?
-            .into())
+        let (caller, id) = (ctx.caller()?, JobId::parse("id", &id)?);
+        Ok(service::job(caller.db(), caller.viewer, id.0).await?.into())
     }
 
     async fn nodes(&self, ctx: &Context<'_>) -> Result<Vec<SchedulerNode>> {
-        let app = ctx.app()?;
-        let nodes = service::nodes(&app.db.conn, ctx.viewer()?, app.scheduler.settings()).await?;
+        let caller = ctx.caller()?;
+        let settings = caller.app.scheduler.settings();
+        let nodes = service::nodes(caller.db(), caller.viewer, settings).await?;
         Ok(nodes.into_iter().map(SchedulerNode::from).collect())
     }
 
     /// The job kinds this deployment runs, and which of them an operator may enqueue.
     async fn job_kinds(&self, ctx: &Context<'_>) -> Result<Vec<JobKind>> {
-        let app = ctx.app()?;
-        let kinds = service::job_kinds(ctx.viewer()?, app.scheduler.registry())?;
+        let caller = ctx.caller()?;
+        let kinds = service::job_kinds(caller.viewer, caller.app.scheduler.registry())?;
         Ok(kinds.into_iter().map(JobKind::from).collect())
     }
 }
@@ -405,57 +401,49 @@ pub struct SchedulingMutation;
 impl SchedulingMutation {
     /// Stops every node from starting jobs of the queue; running ones finish.
     async fn pause_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let queue = app
-            .write(async |work| service::set_paused(work, viewer, &name, true).await)
+        let caller = ctx.caller()?;
+        let queue = caller
+            .write(async |work| service::set_paused(work, caller.viewer, &name, true).await)
             .await?;
-        queue_changed(app, &queue).await;
+        queue_changed(caller.app, &queue).await;
         Ok(JobQueue::new(queue, None))
     }
 
     async fn resume_queue(&self, ctx: &Context<'_>, name: String) -> Result<JobQueue> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let queue = app
-            .write(async |work| service::set_paused(work, viewer, &name, false).await)
+        let caller = ctx.caller()?;
+        let queue = caller
+            .write(async |work| service::set_paused(work, caller.viewer, &name, false).await)
             .await?;
-        queue_changed(app, &queue).await;
+        queue_changed(caller.app, &queue).await;
         Ok(JobQueue::new(queue, None))
     }
 
     /// Runs a DISCARDED or CANCELLED job again now.
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let id = JobId::parse("id", &id)?;
-        let row = app
-            .write(async |work| service::retry(work, viewer, id.0).await)
+        let (caller, id) = (ctx.caller()?, JobId::parse("id", &id)?);
+        let row = caller
+            .write(async |work| service::retry(work, caller.viewer, id.0).await)
             .await?;
         Ok(row.into())
     }
 
     /// Cancels a waiting job at once; a running one is asked to stop (`cancelRequested`).
     async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let id = JobId::parse("id", &id)?;
-        let outcome = app
-            .write(async |work| service::cancel(work, viewer, id.0).await)
+        let (caller, id) = (ctx.caller()?, JobId::parse("id", &id)?);
+        let outcome = caller
+            .write(async |work| service::cancel(work, caller.viewer, id.0).await)
             .await?;
-        Ok(cancelled(app, outcome).await.into())
+        Ok(cancelled(caller.app, outcome).await.into())
     }
 
     /// Enqueues a kind that operators may start by hand (see `jobKinds`).
     async fn enqueue_job(&self, ctx: &Context<'_>, input: EnqueueJobInput) -> Result<Job> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let job = OperatorJob {
-            kind: input.kind,
-            args: input.args.0,
-            priority: input.priority,
-            run_at: input.run_at,
-            unique_key: input.unique_key,
-            affinity_key: input.affinity_key,
-        };
-        let registry = app.scheduler.registry();
-        let row = app
-            .write(async |work| service::enqueue_by_operator(work, registry, viewer, job).await)
+        let (caller, job) = (ctx.caller()?, OperatorJob::from(input));
+        let registry = caller.app.scheduler.registry();
+        let row = caller
+            .write(async |work| {
+                service::enqueue_by_operator(work, registry, caller.viewer, job).await
+            })
             .await?;
         Ok(row.into())
     }

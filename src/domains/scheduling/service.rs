@@ -10,8 +10,7 @@ use crate::auth::{Permission, Viewer};
 use crate::error::{AppError, AppResult};
 use crate::platform::scheduler::admin::{self, AdminError, Cancelled, JobFilter, QueueOverview};
 use crate::platform::scheduler::{
-    enqueue_in, EnqueueError, JobChange, JobChanges, JobState, KindSpec, NewJob, NodeSettings,
-    Registry,
+    enqueue_in, EnqueueError, JobChange, JobChanges, JobState, KindSpec, NodeSettings, Registry,
 };
 use crate::platform::work::Work;
 
@@ -162,9 +161,7 @@ pub async fn enqueue_by_operator(
             ));
         }
     }
-    let mut job = NewJob::new(&spec.queue, &spec.kind, input.args)
-        .priority(input.priority)
-        .max_attempts(spec.max_attempts);
+    let mut job = spec.job(input.args).priority(input.priority);
     if let Some(at) = input.run_at {
         job = job.run_at(at);
     }

@@ -6,15 +6,66 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 
 use super::service;
 use crate::platform::db::Db;
-use crate::platform::scheduler::{JobContext, JobError, JobHandler};
+use crate::platform::scheduler::{
+    no_arguments, JobContext, JobError, JobHandler, JobKind, MAINTENANCE_QUEUE,
+};
 use crate::platform::work;
 
-pub const DEADLINE_REMINDERS: &str = "tasks.deadline_reminders";
-pub const OVERDUE_ESCALATION: &str = "tasks.overdue_escalation";
-pub const RECURRING_TASKS: &str = "tasks.recurring";
+pub const DEADLINE_REMINDERS: &str = DeadlineRemindersJob::KIND;
+pub const OVERDUE_ESCALATION: &str = OverdueEscalationJob::KIND;
+pub const RECURRING_TASKS: &str = RecurringTasksJob::KIND;
+
+/// The scans take no arguments: they look at everything that is due when they run.
+#[derive(Serialize, Deserialize)]
+pub struct DeadlineRemindersJob {}
+
+impl JobKind for DeadlineRemindersJob {
+    const KIND: &'static str = "tasks.deadline_reminders";
+    const QUEUE: &'static str = MAINTENANCE_QUEUE;
+    const MAX_ATTEMPTS: i32 = 3;
+    const TIMEOUT: Duration = Duration::from_secs(600);
+    const DESCRIPTION: &'static str = "Reminds executors of deadlines coming up";
+
+    fn operator_schema() -> Option<serde_json::Value> {
+        Some(no_arguments())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct OverdueEscalationJob {}
+
+impl JobKind for OverdueEscalationJob {
+    const KIND: &'static str = "tasks.overdue_escalation";
+    const QUEUE: &'static str = MAINTENANCE_QUEUE;
+    const MAX_ATTEMPTS: i32 = 3;
+    const TIMEOUT: Duration = Duration::from_secs(600);
+    const DESCRIPTION: &'static str =
+        "Marks late tasks overdue and tells the initiator and department head";
+
+    fn operator_schema() -> Option<serde_json::Value> {
+        Some(no_arguments())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RecurringTasksJob {}
+
+impl JobKind for RecurringTasksJob {
+    const KIND: &'static str = "tasks.recurring";
+    const QUEUE: &'static str = MAINTENANCE_QUEUE;
+    const MAX_ATTEMPTS: i32 = 3;
+    const TIMEOUT: Duration = Duration::from_secs(600);
+    const DESCRIPTION: &'static str =
+        "Creates the tasks of recurring templates whose slot has come";
+
+    fn operator_schema() -> Option<serde_json::Value> {
+        Some(no_arguments())
+    }
+}
 
 pub struct DeadlineReminders {
     pub db: Db,

@@ -22,6 +22,10 @@ const BATCH: u64 = 500;
 const RELAY_LOCK: i64 = 0x1e7e_e7e1;
 /// How often a standby relay tries to lead, and a leader checks its lock and polls.
 const POLL: Duration = Duration::from_millis(500);
+/// How often, at most, a busy leader records how far it has published.
+const RECORD_EVERY: Duration = Duration::from_millis(200);
+/// How soon a leader looks again when an open transaction held entries back.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(2);
 
 /// Runs the relay until dropped.
 pub struct Relay {
@@ -83,31 +87,36 @@ async fn lead(
     mut lock: Option<&mut sqlx::PgConnection>,
     mut listener: Option<&mut PgListener>,
 ) -> anyhow::Result<()> {
-    let mut last = log::relayed_through(&db.conn).await?;
-    let mut held_back_delay = Duration::from_millis(1);
+    let conn = db.uncounted();
+    let mut last = log::relayed_through(&conn).await?;
+    let mut recorded = last;
+    let mut recorded_at = std::time::Instant::now();
     loop {
-        let batch = log::read_after(&db.conn, last, BATCH, None).await?;
+        let batch = log::read_after(&conn, last, BATCH, None).await?;
         let full = batch.entries.len() as u64 == BATCH;
-        let published = !batch.entries.is_empty();
         for mut entry in batch.entries {
             entry.prev = Some(last);
             let cursor = entry.cursor;
             publish(bus, Arc::new(entry)).await;
             last = cursor;
         }
-        if published {
-            log::set_relayed_through(&db.conn, last).await?;
+        // Recorded now and then, not per batch: a successor resumes from here and re-sends at
+        // most that much, which subscribers drop by cursor.
+        let going_idle = !full && !batch.held_back;
+        if last != recorded && (going_idle || recorded_at.elapsed() >= RECORD_EVERY) {
+            log::set_relayed_through(&conn, last).await?;
+            (recorded, recorded_at) = (last, std::time::Instant::now());
         }
         if full {
             continue;
         }
-        if batch.held_back {
-            // An older transaction is still open: its end is not announced, so look again soon.
-            tokio::time::sleep(held_back_delay).await;
-            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(100));
-            continue;
-        }
-        held_back_delay = Duration::from_millis(1);
+        // Held back: an older transaction is still open. Its end is announced only if it logged
+        // events, so look again at the next commit or shortly, whichever comes first.
+        let idle = if batch.held_back {
+            HELD_BACK_RETRY
+        } else {
+            POLL
+        };
         let woken = async {
             match listener.as_deref_mut() {
                 Some(listener) => listener.recv().await.map(|_| ()),
@@ -117,8 +126,8 @@ async fn lead(
         tokio::select! {
             received = woken => { received?; }
             () = db.commits().events.notified() => {}
-            () = tokio::time::sleep(POLL) => {
-                if let Some(lock) = lock.as_deref_mut() {
+            () = tokio::time::sleep(idle) => {
+                if let (Some(lock), false) = (lock.as_deref_mut(), batch.held_back) {
                     lock.ping().await?;
                 }
             }

@@ -3,12 +3,31 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use super::log;
 use crate::platform::db::Db;
-use crate::platform::scheduler::{JobContext, JobError, JobHandler};
+use crate::platform::scheduler::{
+    no_arguments, JobContext, JobError, JobHandler, JobKind, MAINTENANCE_QUEUE,
+};
 
-pub const PRUNE_KIND: &str = "events.prune";
+pub const PRUNE_KIND: &str = PruneEventLogJob::KIND;
+
+/// The retention is the node's setting, not the job's, so the job carries nothing.
+#[derive(Serialize, Deserialize)]
+pub struct PruneEventLogJob {}
+
+impl JobKind for PruneEventLogJob {
+    const KIND: &'static str = "events.prune";
+    const QUEUE: &'static str = MAINTENANCE_QUEUE;
+    const MAX_ATTEMPTS: i32 = 3;
+    const TIMEOUT: Duration = Duration::from_secs(600);
+    const DESCRIPTION: &'static str = "Deletes event log entries past their retention";
+
+    fn operator_schema() -> Option<serde_json::Value> {
+        Some(no_arguments())
+    }
+}
 /// Entries deleted per statement, so a large backlog never makes one long transaction.
 const PRUNE_BATCH: u64 = 10_000;
 

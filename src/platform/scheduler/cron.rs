@@ -10,6 +10,7 @@ use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use uuid::Uuid;
 
 use super::enqueue::{enqueue, EnqueueError, NewJob};
+use super::kind::JobKind;
 use crate::platform::db::sql;
 
 /// What to do with slots that passed while no node was ticking (all nodes down, say).
@@ -44,6 +45,11 @@ impl CronSchedule {
             job,
             missed,
         })
+    }
+
+    /// A schedule of a declared kind, named after it.
+    pub fn of<K: JobKind>(expression: &str, args: &K, missed: MissedSlots) -> anyhow::Result<Self> {
+        Self::new(K::KIND, expression, NewJob::of(args)?, missed)
     }
 }
 

@@ -6,6 +6,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 use uuid::Uuid;
 
 use super::affinity::bucket_of;
+use super::kind::JobKind;
 use super::{JobState, WAKE_CHANNEL};
 use crate::platform::db::sql;
 
@@ -33,6 +34,14 @@ pub struct NewJob {
 }
 
 impl NewJob {
+    /// A job of a declared kind: its queue and attempts come from the kind.
+    pub fn of<K: JobKind>(args: &K) -> Result<Self, EnqueueError> {
+        let args = serde_json::to_value(args)?;
+        Ok(Self::new(K::QUEUE, K::KIND, args).max_attempts(K::MAX_ATTEMPTS))
+    }
+
+    /// A job of any kind, named by hand: for operators' enqueues (see `KindSpec::job`), tests
+    /// and benchmarks.
     pub fn new(queue: &str, kind: &str, args: serde_json::Value) -> Self {
         Self {
             queue: queue.to_owned(),
@@ -149,6 +158,8 @@ pub enum EnqueueError {
     ArgsTooLarge(usize),
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("job arguments do not serialize: {0}")]
+    Args(#[from] serde_json::Error),
     #[error(transparent)]
     Db(#[from] DbErr),
 }

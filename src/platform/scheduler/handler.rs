@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::enqueue::NewJob;
+use super::kind::JobKind;
 use super::store::{announce, record_progress, Fence};
 use super::{CronSchedule, JobChange, JobState, QueueSpec};
 use crate::platform::db::Db;
@@ -88,6 +90,12 @@ impl KindSpec {
             description: String::new(),
         }
     }
+
+    /// A job of this kind with arguments given as JSON (an operator's): queue and attempts
+    /// come from the registration.
+    pub fn job(&self, args: serde_json::Value) -> NewJob {
+        NewJob::new(&self.queue, &self.kind, args).max_attempts(self.max_attempts)
+    }
 }
 
 /// Everything a node knows how to run: queues, kinds with their handlers, cron schedules.
@@ -109,6 +117,11 @@ impl Registry {
         self.kinds
             .insert(spec.kind.clone(), (spec, Arc::new(handler)));
         self
+    }
+
+    /// Registers a declared kind: its registration is derived from the declaration.
+    pub fn job<K: JobKind>(self, handler: impl JobHandler) -> Self {
+        self.kind(K::spec(), handler)
     }
 
     pub fn schedule(mut self, schedule: CronSchedule) -> Self {
@@ -151,9 +164,29 @@ pub struct JobContext {
     pub(super) db: Db,
     pub(super) node_id: Arc<str>,
     pub(super) signal: watch::Receiver<Signal>,
+    /// Set once the handler completed the attempt inside its own unit of work.
+    pub(super) completed_in_work: std::sync::atomic::AtomicBool,
 }
 
 impl JobContext {
+    /// Completes this attempt inside `work`, fenced like every completion: the job is done
+    /// exactly when the handler's effect commits, never one without the other. `LeaseLost`
+    /// when another attempt owns the job now (the work must then not commit).
+    pub async fn complete_in(&self, work: &crate::platform::work::Work) -> Result<(), JobError> {
+        let fence = Fence {
+            job_id: self.id,
+            attempt: self.attempt,
+        };
+        match super::store::complete_fenced(work, &self.node_id, fence).await? {
+            Ok(()) => {
+                self.completed_in_work
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+            Err(_) => Err(JobError::LeaseLost),
+        }
+    }
+
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, JobError> {
         serde_json::from_value(self.args.clone())
             .map_err(|e| JobError::Discard(format!("arguments do not fit {}: {e}", self.kind)))

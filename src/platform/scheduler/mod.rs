@@ -10,6 +10,7 @@ mod affinity;
 mod cron;
 mod enqueue;
 mod handler;
+mod kind;
 mod node;
 mod runtime;
 mod store;
@@ -29,6 +30,7 @@ pub use enqueue::{
     enqueue, enqueue_in, enqueue_many, EnqueueError, Enqueued, NewJob, MAX_ARGS_BYTES,
 };
 pub use handler::{JobContext, JobError, JobHandler, KindSpec, Registry};
+pub use kind::{no_arguments, JobKind, MAINTENANCE_QUEUE};
 pub use runtime::{Scheduler, SchedulerHandle};
 pub use store::{
     claim, complete_fenced, fail, rescue_expired, Claim, ClaimedJob, Failure, Fence, LeaseLost,

@@ -236,6 +236,8 @@ pub(super) fn change_of(job: &ClaimedJob, state: JobState, node: Option<&str>) -
 /// A finished handler's result, waiting to be recorded by the completer.
 pub(super) struct Done {
     job: ClaimedJob,
+    /// The handler completed the job in its own unit of work: nothing is left to record.
+    recorded: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -329,6 +331,7 @@ async fn execute(
         return;
     }
     let started = Instant::now();
+    let mut recorded = false;
     let outcome = match shared.registry.handler(&job.kind) {
         None => Err(JobError::Retry(format!(
             "no handler for kind {} on this node",
@@ -345,6 +348,7 @@ async fn execute(
                 db: shared.db.clone(),
                 node_id: shared.settings.node_id.as_str().into(),
                 signal,
+                completed_in_work: std::sync::atomic::AtomicBool::new(false),
             };
             if context.is_cancelled() {
                 Err(JobError::Cancelled)
@@ -352,14 +356,18 @@ async fn execute(
                 // A panicking handler fails its attempt; it must not take the node's
                 // bookkeeping (or the job's lease) down with it.
                 let run = std::panic::AssertUnwindSafe(handler.run(&context)).catch_unwind();
-                match tokio::time::timeout(spec.timeout, run).await {
+                let result = match tokio::time::timeout(spec.timeout, run).await {
                     Ok(Ok(result)) => result,
                     Ok(Err(_)) => Err(JobError::Retry("the handler panicked".into())),
                     Err(_) => Err(JobError::Retry(format!(
                         "timed out after {:?}",
                         spec.timeout
                     ))),
-                }
+                };
+                recorded = context
+                    .completed_in_work
+                    .load(std::sync::atomic::Ordering::SeqCst);
+                result
             }
         }
     };
@@ -373,6 +381,7 @@ async fn execute(
             let _ = done
                 .send(Done {
                     job,
+                    recorded,
                     _permit: permit,
                 })
                 .await;
@@ -482,6 +491,7 @@ pub(super) async fn complete_loop(shared: Arc<NodeShared>, mut done: mpsc::Recei
         }
         let fences: Vec<Fence> = batch
             .iter()
+            .filter(|d| !d.recorded)
             .map(|d| Fence {
                 job_id: d.job.id,
                 attempt: d.job.attempt,
@@ -504,7 +514,7 @@ pub(super) async fn complete_loop(shared: Arc<NodeShared>, mut done: mpsc::Recei
         };
         let mut changes = Vec::with_capacity(batch.len());
         for item in batch.drain(..) {
-            if accepted.contains(&item.job.id) {
+            if item.recorded || accepted.contains(&item.job.id) {
                 shared
                     .metrics
                     .completed

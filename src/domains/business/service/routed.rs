@@ -15,11 +15,11 @@ use super::{changed, with_status};
 use crate::domains::business::model::{Route, Status, TransactionEventKind};
 use crate::error::{AppError, AppResult};
 use crate::platform::delivery::{post_json, DeliveryError};
-use crate::platform::scheduler::{enqueue_in, EnqueueError, NewJob};
+use crate::platform::scheduler::{enqueue_in, EnqueueError, JobKind, NewJob};
 use crate::platform::work::Work;
 
-pub const FORWARD_KIND: &str = "business.forward";
-pub const PROCESS_KIND: &str = "business.process";
+pub const FORWARD_KIND: &str = ForwardJob::KIND;
+pub const PROCESS_KIND: &str = ProcessJob::KIND;
 pub const DELIVERY_QUEUE: &str = "delivery";
 pub const PROCESSING_QUEUE: &str = "processing";
 
@@ -31,24 +31,54 @@ pub struct RoutedArgs {
     pub transaction_id: Uuid,
 }
 
+/// Delivers an `APP_FORWARD` transaction.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ForwardJob(pub RoutedArgs);
+
+impl JobKind for ForwardJob {
+    const KIND: &'static str = "business.forward";
+    const QUEUE: &'static str = DELIVERY_QUEUE;
+    const MAX_ATTEMPTS: i32 = 8;
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+    const BACKOFF_BASE: std::time::Duration = std::time::Duration::from_secs(2);
+    const DESCRIPTION: &'static str = "Delivers an APP_FORWARD business transaction";
+}
+
+/// Processes a `DATA_PROCESS` transaction.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ProcessJob(pub RoutedArgs);
+
+impl JobKind for ProcessJob {
+    const KIND: &'static str = "business.process";
+    const QUEUE: &'static str = PROCESSING_QUEUE;
+    const MAX_ATTEMPTS: i32 = 8;
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+    const BACKOFF_BASE: std::time::Duration = std::time::Duration::from_secs(2);
+    const DESCRIPTION: &'static str = "Processes a DATA_PROCESS business transaction";
+}
+
+/// A transaction executes once, so it has one job.
+fn once<K: JobKind>(job: &K, transaction_id: Uuid) -> Result<NewJob, EnqueueError> {
+    Ok(NewJob::of(job)?.unique(format!("{}:{transaction_id}", K::KIND)))
+}
+
 /// Enqueues the job that finishes a routed transaction, in the caller's work.
 pub(super) async fn enqueue(work: &Work, route: Route, transaction_id: Uuid) -> AppResult<Uuid> {
-    let (queue, kind) = match route {
-        Route::AppForward => (DELIVERY_QUEUE, FORWARD_KIND),
-        _ => (PROCESSING_QUEUE, PROCESS_KIND),
+    let args = RoutedArgs { transaction_id };
+    let job = match route {
+        Route::AppForward => once(&ForwardJob(args), transaction_id),
+        _ => once(&ProcessJob(args), transaction_id),
     };
-    let args = serde_json::to_value(RoutedArgs { transaction_id }).map_err(AppError::internal)?;
-    // A transaction executes once, so it has one job.
-    let job = NewJob::new(queue, kind, args)
-        .max_attempts(8)
-        .unique(format!("{kind}:{transaction_id}"));
-    enqueue_in(work, job)
-        .await
-        .map(|e| e.id())
-        .map_err(|err| match err {
-            EnqueueError::Db(db) => AppError::from(db),
-            other => AppError::internal(anyhow::anyhow!("{other}")),
-        })
+    let enqueued = match job {
+        Ok(job) => enqueue_in(work, job).await,
+        Err(err) => Err(err),
+    };
+    enqueued.map(|e| e.id()).map_err(|err| match err {
+        EnqueueError::Db(db) => AppError::from(db),
+        other => AppError::internal(anyhow::anyhow!("{other}")),
+    })
 }
 
 /// Why a routed transaction could not finish (this time).

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::model::{
     parse_period, AccountType, BudgetOverrun, BudgetPolicy, EntryId, FinanceEvent,
-    FinanceEventKind, NewEntry, PostingLine,
+    FinanceEventKind, NewBudget, NewEntry, PostingLine,
 };
 use crate::auth::{Permission, Viewer};
 use crate::domains::identity::service as identity;
@@ -426,13 +426,17 @@ pub async fn find_entry<C: ConnectionTrait>(
 pub async fn create_budget(
     work: &Work,
     viewer: &Viewer,
-    cost_center: Uuid,
-    account_code: &str,
-    period: &str,
-    amount_minor: i64,
-    policy: BudgetPolicy,
+    new: NewBudget,
 ) -> AppResult<budget::Model> {
     viewer.user()?.require_global(Permission::FinancePost)?;
+    let NewBudget {
+        cost_center,
+        account_code,
+        period,
+        amount_minor,
+        policy,
+    } = new;
+    let (account_code, period) = (account_code.as_str(), period.as_str());
     let (kind, start, end) = parse_period(period)?;
     if !(0..=super::model::MAX_AMOUNT).contains(&amount_minor) {
         return Err(AppError::bad_field(

@@ -98,6 +98,19 @@ pub async fn budget_usage<C: ConnectionTrait>(
     Ok(usage)
 }
 
+/// The usage of one budget (a read: it needs `finance.read`).
+pub async fn usage_of<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    budget: &budget::Model,
+) -> AppResult<Usage> {
+    budget_usage(db, viewer, Some(budget.cost_center_id))
+        .await?
+        .into_iter()
+        .find(|u| u.budget.id == budget.id)
+        .ok_or_else(|| AppError::not_found("budget"))
+}
+
 pub struct PnlCell {
     pub cost_center: Option<Uuid>,
     pub month: Option<String>,

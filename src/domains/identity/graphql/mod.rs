@@ -11,20 +11,46 @@ pub use types::*;
 
 use crate::auth::Permission;
 use crate::domains::identity::model::{
-    self, parse_name, parse_permissions, DepartmentChanges, DepartmentId, Email, IdentityEvent,
-    NewDepartment, NewPassword, NewRole, NewUser, RoleGrantId, RoleId, UserChanges, UserId,
+    self, DepartmentChanges, DepartmentId, IdentityEvent, NewDepartment, NewPassword, NewRole,
+    NewUser, RoleGrantId, RoleId, UserChanges, UserId,
 };
-use crate::domains::identity::service::{self, LoginPolicy, UserFilter};
-use crate::error::AppError;
+use crate::domains::identity::service::{self, LoginPolicy, UserFilter, UserPage};
+use crate::error::{AppError, AppResult};
 use crate::graphql::context::ContextExt;
-use crate::graphql::ids::{maybe_id, optional_id};
+use crate::graphql::ids::optional_id;
 use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::platform::events::Envelope;
 
-const NAME_MAX: usize = 200;
-
 // ---------------------------------------------------------------- roots
+
+/// A lookup whose miss is a null field rather than an error.
+fn found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn user_connection(
+    page: UserPage,
+    after: bool,
+) -> Connection<String, User, TotalCount, EmptyFields> {
+    let mut connection = Connection::with_additional_fields(
+        after,
+        page.has_next,
+        TotalCount {
+            total_count: page.total,
+        },
+    );
+    connection.edges.extend(
+        page.users
+            .into_iter()
+            .map(|u| Edge::new(u.id.to_string(), User::from(u))),
+    );
+    connection
+}
 
 #[derive(Default)]
 pub struct IdentityQuery;
@@ -33,18 +59,14 @@ pub struct IdentityQuery;
 impl IdentityQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let app = ctx.app()?;
-        Ok(User(service::me(&app.db.conn, ctx.viewer()?).await?))
+        let caller = ctx.caller()?;
+        Ok(service::me(caller.db(), caller.viewer).await?.into())
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
-        let app = ctx.app()?;
-        let id = UserId::parse("id", &id)?;
-        match service::find_user(&app.db.conn, ctx.viewer()?, id).await {
-            Ok(user) => Ok(Some(User(user))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        let caller = ctx.caller()?;
+        let user = service::find_user(caller.db(), caller.viewer, UserId::parse("id", &id)?).await;
+        Ok(found(user)?.map(User::from))
     }
 
     /// Administrators only.
@@ -56,71 +78,35 @@ impl IdentityQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, User, TotalCount, EmptyFields>> {
-        let app = ctx.app()?;
-        let filter = filter.unwrap_or_default();
+        let caller = ctx.caller()?;
+        let filter = UserFilter::try_from(filter.unwrap_or_default())?;
         let first = page_size(first)?;
         let after = after
             .map(|a| UserId::parse("after", &a).map(|id| id.0))
             .transpose()?;
-        let page = service::list_users(
-            &app.db.conn,
-            ctx.viewer()?,
-            UserFilter {
-                department_id: optional_id(
-                    "departmentId",
-                    filter.department_id.as_ref(),
-                    DepartmentId::parse,
-                )?,
-                active: filter.active,
-                search: filter.search,
-            },
-            after,
-            first,
-        )
-        .await?;
-        let mut connection = Connection::with_additional_fields(
-            after.is_some(),
-            page.has_next,
-            TotalCount {
-                total_count: page.total,
-            },
-        );
-        connection.edges.extend(
-            page.users
-                .into_iter()
-                .map(|u| Edge::new(u.id.to_string(), User(u))),
-        );
-        Ok(connection)
+        let page = service::list_users(caller.db(), caller.viewer, filter, after, first).await?;
+        Ok(user_connection(page, after.is_some()))
     }
 
     /// The whole department tree, ordered so parents come before children.
     async fn departments(&self, ctx: &Context<'_>) -> Result<Vec<Department>> {
-        let app = ctx.app()?;
-        Ok(service::list_departments(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .map(Department)
-            .collect())
+        let caller = ctx.caller()?;
+        let departments = service::list_departments(caller.db(), caller.viewer).await?;
+        Ok(departments.into_iter().map(Department::from).collect())
     }
 
     async fn department(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Department>> {
-        let app = ctx.app()?;
+        let caller = ctx.caller()?;
         let id = DepartmentId::parse("id", &id)?;
-        match service::find_department(&app.db.conn, ctx.viewer()?, id).await {
-            Ok(d) => Ok(Some(Department(d))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        let department = service::find_department(caller.db(), caller.viewer, id).await;
+        Ok(found(department)?.map(Department::from))
     }
 
     /// Administrators only.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        let app = ctx.app()?;
-        Ok(service::list_roles(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .map(Role)
-            .collect())
+        let caller = ctx.caller()?;
+        let roles = service::list_roles(caller.db(), caller.viewer).await?;
+        Ok(roles.into_iter().map(Role::from).collect())
     }
 
     /// The permission strings a role may carry.
@@ -141,11 +127,7 @@ impl IdentityMutation {
         password: String,
     ) -> Result<AuthPayload> {
         let app = ctx.app()?;
-        let policy = LoginPolicy {
-            failures_per_window: app.config.limits.login_failures_per_window,
-            window: app.config.limits.login_failure_window,
-            refresh_ttl: app.config.jwt.refresh_ttl,
-        };
+        let policy = LoginPolicy::from(&app.config);
         let verified =
             service::verify_login(&app.db.conn, app.cache.as_ref(), &policy, &email, &password)
                 .await?;
@@ -172,10 +154,10 @@ impl IdentityMutation {
         refresh_token: Option<String>,
         #[graphql(default = false)] all_sessions: bool,
     ) -> Result<bool> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let token = refresh_token.as_deref();
-        Ok(app
-            .write(async |work| service::logout(work, viewer, token, all_sessions).await)
+        Ok(caller
+            .write(async |work| service::logout(work, caller.viewer, token, all_sessions).await)
             .await?)
     }
 
@@ -185,13 +167,13 @@ impl IdentityMutation {
         current_password: String,
         new_password: String,
     ) -> Result<bool> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let me = UserId(viewer.user()?.id);
-        let new_password = NewPassword::parse(&new_password)?;
-        app.write(async |work| {
-            service::change_password(work, viewer, me, Some(&current_password), new_password).await
-        })
-        .await?;
+        let caller = ctx.caller()?;
+        caller
+            .write(async |work| {
+                let (current, new) = (&current_password, &new_password);
+                service::change_own_password(work, caller.viewer, current, new).await
+            })
+            .await?;
         Ok(true)
     }
 
@@ -202,13 +184,14 @@ impl IdentityMutation {
         user_id: ID,
         password: String,
     ) -> Result<bool> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let user_id = UserId::parse("userId", &user_id)?;
         let password = NewPassword::parse(&password)?;
-        app.write(async |work| {
-            service::change_password(work, viewer, user_id, None, password).await
-        })
-        .await?;
+        caller
+            .write(async |work| {
+                service::change_password(work, caller.viewer, user_id, None, password).await
+            })
+            .await?;
         Ok(true)
     }
 
@@ -217,15 +200,12 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: CreateDepartmentInput,
     ) -> Result<Department> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let input = NewDepartment {
-            name: parse_name("name", &input.name, NAME_MAX)?,
-            parent_id: optional_id("parentId", input.parent_id.as_ref(), DepartmentId::parse)?,
-        };
-        let created = app
-            .write(async |work| service::create_department(work, viewer, input).await)
+        let caller = ctx.caller()?;
+        let input = NewDepartment::try_from(input)?;
+        let created = caller
+            .write(async |work| service::create_department(work, caller.viewer, input).await)
             .await?;
-        Ok(Department(created))
+        Ok(created.into())
     }
 
     async fn update_department(
@@ -234,103 +214,72 @@ impl IdentityMutation {
         id: ID,
         input: UpdateDepartmentInput,
     ) -> Result<Department> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let id = DepartmentId::parse("id", &id)?;
-        let changes = DepartmentChanges {
-            name: input
-                .name
-                .map(|n| parse_name("name", &n, NAME_MAX))
-                .transpose()?,
-            parent_id: maybe_id("parentId", input.parent_id, DepartmentId::parse)?,
-            head_user_id: maybe_id("headUserId", input.head_user_id, UserId::parse)?,
-        };
-        let updated = app
-            .write(async |work| service::update_department(work, viewer, id, changes).await)
+        let changes = DepartmentChanges::try_from(input)?;
+        let updated = caller
+            .write(async |work| service::update_department(work, caller.viewer, id, changes).await)
             .await?;
-        Ok(Department(updated))
+        Ok(updated.into())
     }
 
     async fn create_role(&self, ctx: &Context<'_>, input: CreateRoleInput) -> Result<Role> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let input = NewRole {
-            name: parse_name("name", &input.name, NAME_MAX)?,
-            permissions: parse_permissions(&input.permissions)?,
-        };
-        let created = app
-            .write(async |work| service::create_role(work, viewer, input).await)
+        let caller = ctx.caller()?;
+        let input = NewRole::try_from(input)?;
+        let created = caller
+            .write(async |work| service::create_role(work, caller.viewer, input).await)
             .await?;
-        Ok(Role(created))
+        Ok(created.into())
     }
 
     async fn update_role(&self, ctx: &Context<'_>, id: ID, input: UpdateRoleInput) -> Result<Role> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let id = RoleId::parse("id", &id)?;
-        let name = input
-            .name
-            .map(|n| parse_name("name", &n, NAME_MAX))
-            .transpose()?;
-        let permissions = input
-            .permissions
-            .map(|p| parse_permissions(&p))
-            .transpose()?;
-        let updated = app
-            .write(async |work| service::update_role(work, viewer, id, name, permissions).await)
+        let RoleChanges { name, permissions } = RoleChanges::try_from(input)?;
+        let updated = caller
+            .write(async |work| {
+                service::update_role(work, caller.viewer, id, name, permissions).await
+            })
             .await?;
-        Ok(Role(updated))
+        Ok(updated.into())
     }
 
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let input = NewUser {
-            email: Email::parse(&input.email)?,
-            name: parse_name("name", &input.name, NAME_MAX)?,
-            password: NewPassword::parse(&input.password)?,
-            department_id: optional_id(
-                "departmentId",
-                input.department_id.as_ref(),
-                DepartmentId::parse,
-            )?,
-        };
-        let created = app
-            .write(async |work| service::create_user(work, viewer, input).await)
+        let caller = ctx.caller()?;
+        let input = NewUser::try_from(input)?;
+        let created = caller
+            .write(async |work| service::create_user(work, caller.viewer, input).await)
             .await?;
-        Ok(User(created))
+        Ok(created.into())
     }
 
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let id = UserId::parse("id", &id)?;
-        let changes = UserChanges {
-            email: input.email.as_deref().map(Email::parse).transpose()?,
-            name: input
-                .name
-                .map(|n| parse_name("name", &n, NAME_MAX))
-                .transpose()?,
-            department_id: maybe_id("departmentId", input.department_id, DepartmentId::parse)?,
-        };
-        let updated = app
-            .write(async |work| service::update_user(work, viewer, id, changes).await)
+        let changes = UserChanges::try_from(input)?;
+        let updated = caller
+            .write(async |work| service::update_user(work, caller.viewer, id, changes).await)
             .await?;
-        Ok(User(updated))
+        Ok(updated.into())
     }
 
     /// Deactivation ends every session of the user at once.
     async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let id = UserId::parse("id", &id)?;
-        let user = app
-            .write(async |work| service::set_user_active(work, viewer, id, false).await)
+        let user = caller
+            .write(async |work| service::set_user_active(work, caller.viewer, id, false).await)
             .await?;
-        Ok(User(user))
+        Ok(user.into())
     }
 
     async fn reactivate_user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let id = UserId::parse("id", &id)?;
-        let user = app
-            .write(async |work| service::set_user_active(work, viewer, id, true).await)
+        let user = caller
+            .write(async |work| service::set_user_active(work, caller.viewer, id, true).await)
             .await?;
-        Ok(User(user))
+        Ok(user.into())
     }
 
     /// With `departmentId`, the grant covers that department's subtree; without, everywhere.
@@ -341,24 +290,26 @@ impl IdentityMutation {
         role_id: ID,
         department_id: Option<ID>,
     ) -> Result<RoleGrant> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let user_id = UserId::parse("userId", &user_id)?;
-        let role_id = RoleId::parse("roleId", &role_id)?;
+        let caller = ctx.caller()?;
+        let (user_id, role_id) = (
+            UserId::parse("userId", &user_id)?,
+            RoleId::parse("roleId", &role_id)?,
+        );
         let department_id =
             optional_id("departmentId", department_id.as_ref(), DepartmentId::parse)?;
-        let (grant, role) = app
+        let granted = caller
             .write(async |work| {
-                service::grant_role(work, viewer, user_id, role_id, department_id).await
+                service::grant_role(work, caller.viewer, user_id, role_id, department_id).await
             })
             .await?;
-        Ok(RoleGrant { grant, role })
+        Ok(granted.into())
     }
 
     async fn revoke_role(&self, ctx: &Context<'_>, grant_id: ID) -> Result<bool> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
+        let caller = ctx.caller()?;
         let grant_id = RoleGrantId::parse("grantId", &grant_id)?;
-        Ok(app
-            .write(async |work| service::revoke_grant(work, viewer, grant_id).await)
+        Ok(caller
+            .write(async |work| service::revoke_grant(work, caller.viewer, grant_id).await)
             .await?)
     }
 }
@@ -375,7 +326,7 @@ impl IdentitySubscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = IdentityChange>> {
-        let viewer = ctx.viewer()?.clone();
+        let viewer = ctx.caller()?.viewer.clone();
         service::may_watch_identity(&viewer)?;
         let entries = live::follow(ctx, after.as_deref()).await?;
         Ok(entries.filter_map(move |entry: Arc<Envelope>| {

@@ -1,13 +1,24 @@
 //! Identity's GraphQL output and input types, mapped from entities and parsed into model types.
 
-use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID};
+use std::collections::BTreeSet;
+
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, MaybeUndefined, Result, SimpleObject, ID,
+};
 use chrono::{DateTime, Utc};
 use entities::{department, role, role_grant, user};
+use uuid::Uuid;
 
+use crate::auth::Permission;
 use crate::domains::identity::loaders::IdentityLoaders;
-use crate::domains::identity::model::{IdentityEvent, IdentityEventKind};
-use crate::domains::identity::service;
+use crate::domains::identity::model::{
+    parse_name, parse_permissions, DepartmentChanges, DepartmentId, Email, IdentityEvent,
+    IdentityEventKind, NewDepartment, NewPassword, NewRole, NewUser, UserChanges, UserId,
+};
+use crate::domains::identity::service::{self, UserFilter};
+use crate::error::AppError;
 use crate::graphql::context::{loader_error, ContextExt};
+use crate::graphql::ids::{maybe_id, optional_id};
 use crate::platform::events::Envelope;
 
 // ---------------------------------------------------------------- output types
@@ -20,7 +31,7 @@ pub async fn user_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<User
         .load_one(id)
         .await
         .map_err(loader_error)?
-        .map(User))
+        .map(User::from))
 }
 
 /// A department by id through the request's loader.
@@ -31,80 +42,103 @@ pub async fn department_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Optio
         .load_one(id)
         .await
         .map_err(loader_error)?
-        .map(Department))
+        .map(Department::from))
 }
 
-pub struct User(pub user::Model);
+/// A user's grants with their roles, for the user themself and administrators only.
+async fn visible_grants(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+) -> Result<Vec<(role_grant::Model, role::Model)>> {
+    service::can_see_grants_of(ctx.viewer()?, user_id)?;
+    Ok(ctx
+        .loaders::<IdentityLoaders>()?
+        .grants
+        .load_one(user_id)
+        .await
+        .map_err(loader_error)?
+        .unwrap_or_default())
+}
 
-#[Object]
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct User {
+    id: ID,
+    email: String,
+    name: String,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    user_id: Uuid,
+    #[graphql(skip)]
+    department_id: Option<Uuid>,
+}
+
+impl From<user::Model> for User {
+    fn from(user: user::Model) -> Self {
+        Self {
+            id: ID(user.id.to_string()),
+            email: user.email,
+            name: user.name,
+            is_active: user.is_active,
+            created_at: user.created_at,
+            user_id: user.id,
+            department_id: user.department_id,
+        }
+    }
+}
+
+/// Other domains still build it the way they built the old newtype.
+#[ComplexObject]
 impl User {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn email(&self) -> &str {
-        &self.0.email
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn is_active(&self) -> bool {
-        self.0.is_active
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
-        let Some(id) = self.0.department_id else {
+        let Some(id) = self.department_id else {
             return Ok(None);
         };
         department_by_id(ctx, id).await
     }
     /// Visible to the user themself and to administrators.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<RoleGrant>> {
-        service::can_see_grants_of(ctx.viewer()?, self.0.id)?;
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        Ok(loaders
-            .grants
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(grant, role)| RoleGrant { grant, role })
-            .collect())
+        let grants = visible_grants(ctx, self.user_id).await?;
+        Ok(grants.into_iter().map(RoleGrant::from).collect())
     }
     /// Every permission the user holds anywhere; visible to the user and administrators.
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        service::can_see_grants_of(ctx.viewer()?, self.0.id)?;
-        let loaders = ctx.loaders::<IdentityLoaders>()?;
-        let mut names: Vec<String> = loaders
-            .grants
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default()
-            .iter()
-            .flat_map(|(_, role)| service::role_permissions(role))
-            .map(|p| p.as_str().to_owned())
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        let grants = visible_grants(ctx, self.user_id).await?;
+        Ok(service::permission_names(&grants))
     }
 }
 
-pub struct Department(pub department::Model);
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Department {
+    id: ID,
+    name: String,
+    #[graphql(skip)]
+    department_id: Uuid,
+    #[graphql(skip)]
+    parent_id: Option<Uuid>,
+    #[graphql(skip)]
+    head_user_id: Option<Uuid>,
+}
 
-#[Object]
+impl From<department::Model> for Department {
+    fn from(department: department::Model) -> Self {
+        Self {
+            id: ID(department.id.to_string()),
+            name: department.name,
+            department_id: department.id,
+            parent_id: department.parent_id,
+            head_user_id: department.head_user_id,
+        }
+    }
+}
+
+/// Other domains still build it the way they built the old newtype.
+#[ComplexObject]
 impl Department {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
     async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
-        let Some(id) = self.0.parent_id else {
+        let Some(id) = self.parent_id else {
             return Ok(None);
         };
         department_by_id(ctx, id).await
@@ -113,62 +147,75 @@ impl Department {
         let loaders = ctx.loaders::<IdentityLoaders>()?;
         Ok(loaders
             .child_departments
-            .load_one(self.0.id)
+            .load_one(self.department_id)
             .await
             .map_err(loader_error)?
             .unwrap_or_default()
             .into_iter()
-            .map(Department)
+            .map(Department::from)
             .collect())
     }
     async fn head(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(id) = self.0.head_user_id else {
+        let Some(id) = self.head_user_id else {
             return Ok(None);
         };
         user_by_id(ctx, id).await
     }
 }
 
-pub struct Role(pub role::Model);
+#[derive(SimpleObject)]
+pub struct Role {
+    id: ID,
+    name: String,
+    permissions: Vec<String>,
+}
 
-#[Object]
-impl Role {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn permissions(&self) -> Vec<String> {
-        service::role_permissions(&self.0)
-            .into_iter()
-            .map(|p| p.as_str().to_owned())
-            .collect()
+impl From<role::Model> for Role {
+    fn from(role: role::Model) -> Self {
+        Self {
+            permissions: service::role_permissions(&role)
+                .into_iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            id: ID(role.id.to_string()),
+            name: role.name,
+        }
     }
 }
 
+#[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct RoleGrant {
-    pub grant: role_grant::Model,
-    pub role: role::Model,
+    id: ID,
+    role: Role,
+    #[graphql(skip)]
+    user_id: Uuid,
+    #[graphql(skip)]
+    department_id: Option<Uuid>,
 }
 
-#[Object]
+impl From<(role_grant::Model, role::Model)> for RoleGrant {
+    fn from((grant, role): (role_grant::Model, role::Model)) -> Self {
+        Self {
+            id: ID(grant.id.to_string()),
+            role: role.into(),
+            user_id: grant.user_id,
+            department_id: grant.department_id,
+        }
+    }
+}
+
+#[ComplexObject]
 impl RoleGrant {
-    async fn id(&self) -> ID {
-        ID(self.grant.id.to_string())
-    }
-    async fn role(&self) -> Role {
-        Role(self.role.clone())
-    }
     /// The department whose subtree the grant covers; null for a global grant.
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
-        let Some(id) = self.grant.department_id else {
+        let Some(id) = self.department_id else {
             return Ok(None);
         };
         department_by_id(ctx, id).await
     }
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.grant.user_id).await
+        user_by_id(ctx, self.user_id).await
     }
 }
 
@@ -189,7 +236,7 @@ impl From<service::Session> for AuthPayload {
             refresh_token: session.refresh_token,
             token_type: "Bearer",
             expires_in: session.expires_in_secs,
-            user: User(session.user),
+            user: session.user.into(),
         }
     }
 }
@@ -281,4 +328,111 @@ pub struct UserFilterInput {
     pub active: Option<bool>,
     /// Matches email or name, case-insensitively.
     pub search: Option<String>,
+}
+
+// ---------------------------------------------------------------- parsing inputs
+
+const NAME_MAX: usize = 200;
+
+fn name(raw: &str) -> Result<String, AppError> {
+    parse_name("name", raw, NAME_MAX)
+}
+
+impl TryFrom<CreateDepartmentInput> for NewDepartment {
+    type Error = AppError;
+
+    fn try_from(input: CreateDepartmentInput) -> Result<Self, AppError> {
+        Ok(Self {
+            name: name(&input.name)?,
+            parent_id: optional_id("parentId", input.parent_id.as_ref(), DepartmentId::parse)?,
+        })
+    }
+}
+
+impl TryFrom<UpdateDepartmentInput> for DepartmentChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateDepartmentInput) -> Result<Self, AppError> {
+        Ok(Self {
+            name: input.name.as_deref().map(name).transpose()?,
+            parent_id: maybe_id("parentId", input.parent_id, DepartmentId::parse)?,
+            head_user_id: maybe_id("headUserId", input.head_user_id, UserId::parse)?,
+        })
+    }
+}
+
+impl TryFrom<CreateRoleInput> for NewRole {
+    type Error = AppError;
+
+    fn try_from(input: CreateRoleInput) -> Result<Self, AppError> {
+        Ok(Self {
+            name: name(&input.name)?,
+            permissions: parse_permissions(&input.permissions)?,
+        })
+    }
+}
+
+/// What `updateRole` changes: a new name, a new set of permissions, each when given.
+pub struct RoleChanges {
+    pub name: Option<String>,
+    pub permissions: Option<BTreeSet<Permission>>,
+}
+
+impl TryFrom<UpdateRoleInput> for RoleChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateRoleInput) -> Result<Self, AppError> {
+        Ok(Self {
+            name: input.name.as_deref().map(name).transpose()?,
+            permissions: input
+                .permissions
+                .map(|p| parse_permissions(&p))
+                .transpose()?,
+        })
+    }
+}
+
+impl TryFrom<CreateUserInput> for NewUser {
+    type Error = AppError;
+
+    fn try_from(input: CreateUserInput) -> Result<Self, AppError> {
+        Ok(Self {
+            email: Email::parse(&input.email)?,
+            name: name(&input.name)?,
+            password: NewPassword::parse(&input.password)?,
+            department_id: optional_id(
+                "departmentId",
+                input.department_id.as_ref(),
+                DepartmentId::parse,
+            )?,
+        })
+    }
+}
+
+impl TryFrom<UpdateUserInput> for UserChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateUserInput) -> Result<Self, AppError> {
+        Ok(Self {
+            email: input.email.as_deref().map(Email::parse).transpose()?,
+            name: input.name.as_deref().map(name).transpose()?,
+            department_id: maybe_id("departmentId", input.department_id, DepartmentId::parse)?,
+        })
+    }
+}
+
+impl TryFrom<UserFilterInput> for UserFilter {
+    type Error = AppError;
+
+    fn try_from(filter: UserFilterInput) -> Result<Self, AppError> {
+        Ok(Self {
+            department_id: optional_id(
+                "departmentId",
+                filter.department_id.as_ref(),
+                DepartmentId::parse,
+            )?,
+            active: filter.active,
+            search: filter.search,
+        })
+    }
 }

@@ -189,6 +189,18 @@ pub fn can_see_grants_of(viewer: &Viewer, user_id: Uuid) -> AppResult<()> {
     }
 }
 
+/// Every permission the grants carry, each named once, in order.
+pub fn permission_names(grants: &[(role_grant::Model, role::Model)]) -> Vec<String> {
+    let mut names: Vec<String> = grants
+        .iter()
+        .flat_map(|(_, role)| role_permissions(role))
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The live feed of identity changes is for administrators.
 pub fn may_watch_identity(viewer: &Viewer) -> AppResult<()> {
     viewer.user()?.require_global(Permission::Admin)

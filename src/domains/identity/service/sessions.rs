@@ -33,6 +33,16 @@ pub struct LoginPolicy {
     pub refresh_ttl: std::time::Duration,
 }
 
+impl From<&crate::config::Config> for LoginPolicy {
+    fn from(config: &crate::config::Config) -> Self {
+        Self {
+            failures_per_window: config.limits.login_failures_per_window,
+            window: config.limits.login_failure_window,
+            refresh_ttl: config.jwt.refresh_ttl,
+        }
+    }
+}
+
 /// The administrator made on first start, with the password when it was generated here.
 pub struct FirstAdmin {
     pub email: String,

@@ -129,6 +129,18 @@ pub async fn set_user_active(
     Ok(updated)
 }
 
+/// The signed-in user changes their own password, proving the current one.
+pub async fn change_own_password(
+    work: &Work,
+    viewer: &Viewer,
+    current_password: &str,
+    new_password: &str,
+) -> AppResult<user::Model> {
+    let me = UserId(viewer.user()?.id);
+    let new_password = NewPassword::parse(new_password)?;
+    change_password(work, viewer, me, Some(current_password), new_password).await
+}
+
 /// A password change ends every other session of the user.
 pub async fn change_password(
     work: &Work,

@@ -8,42 +8,65 @@ pub use recurring::{RecurringTasksMutation, RecurringTasksQuery};
 
 pub use types::*;
 
-use async_graphql::{
-    Context, Enum, MaybeUndefined, Object, Result, SimpleObject, Subscription, ID,
-};
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use crate::domains::approvals::model::FlowId;
+use crate::auth::{Viewer, ViewerUser};
 use crate::domains::identity::graphql::{user_by_id, User};
-use crate::domains::identity::model::{parse_name, DepartmentId, UserId};
-use crate::domains::tasks::model::{
-    self, AssignmentPool as Pool, CashOutputChange, CashOutputInput, CategoryId, CommentId,
-    NewCategory, TaskFields, TaskId,
-};
-use crate::domains::tasks::service::{self, NewTask, TaskChanges};
+use crate::domains::tasks::model::{self, CommentId, TaskId};
+use crate::domains::tasks::service;
 use crate::error::AppError;
-use crate::graphql::context::ContextExt;
+use crate::graphql::context::{Caller, ContextExt};
 use crate::graphql::ids::optional_id;
 use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::platform::events::Envelope;
 
-fn user_ids(field: &str, ids: &[ID]) -> Result<Vec<uuid::Uuid>, AppError> {
-    ids.iter()
-        .map(|id| UserId::parse(field, id).map(|u| u.0))
-        .collect()
+/// The bytes of an uploaded file, at most one past `max` (so an oversized file is refused by
+/// the service rather than read whole).
+async fn read_upload(
+    ctx: &Context<'_>,
+    file: &async_graphql::Upload,
+    max: usize,
+) -> Result<service::Upload, AppError> {
+    let upload = file
+        .value(ctx)
+        .map_err(|_| AppError::bad_field("file", "no file in the request"))?;
+    let filename = upload.filename.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut content = Vec::new();
+        upload
+            .into_read()
+            .take(max as u64 + 1)
+            .read_to_end(&mut content)
+            .map(|_| content)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)?;
+    Ok(service::Upload::new(filename, bytes.into()))
 }
 
-fn maybe<T, U>(
-    value: MaybeUndefined<T>,
-    map: impl FnOnce(T) -> Result<U, AppError>,
-) -> Result<Option<Option<U>>, AppError> {
-    match value {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => Ok(Some(Some(map(v)?))),
+/// Attaches in one unit of work; bytes already stored by a failed one are removed after it.
+async fn attach(
+    caller: Caller<'_>,
+    id: TaskId,
+    upload: &service::Upload,
+    max: usize,
+) -> Result<entities::task_attachment::Model, AppError> {
+    let files = &caller.app.files;
+    let attached = caller
+        .write(async |work| service::attach(work, files, caller.viewer, id, upload, max).await)
+        .await;
+    if attached.is_err() {
+        service::discard_upload(files, id, upload).await;
     }
+    attached
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -76,14 +99,28 @@ pub struct TaskEvent {
 }
 
 impl TaskEvent {
-    fn new(envelope: &Envelope, event: model::TaskEvent) -> Self {
-        Self {
+    /// The entry as a `TaskEvent` when it is one about `only` (any task when `None`) that
+    /// `viewer` may see now.
+    fn deliver(envelope: &Envelope, only: Option<uuid::Uuid>, viewer: &ViewerUser) -> Option<Self> {
+        let event = envelope
+            .decode::<model::TaskEvent>()
+            .filter(|e| only.is_none_or(|id| id == e.task.id) && e.audience.admits(viewer))?;
+        Some(Self {
             cursor: envelope.cursor.to_string(),
             kind: event.kind.into(),
             at: event.at,
-            task: Task(event.task),
+            // A task row that does not decode is dropped like one the viewer may not see.
+            task: Task::try_from(event.task).ok()?,
             actor_id: event.actor_id,
-        }
+        })
+    }
+}
+
+/// Subscriptions are for signed-in users: an anonymous one would see nothing, ever.
+fn subscriber(viewer: &Viewer) -> Result<Arc<ViewerUser>, AppError> {
+    match viewer {
+        Viewer::User(user) => Ok(user.clone()),
+        Viewer::Anonymous => Err(AppError::Unauthenticated("sign in to subscribe".into())),
     }
 }
 
@@ -100,22 +137,17 @@ pub struct TasksQuery;
 #[Object]
 impl TasksQuery {
     async fn task_categories(&self, ctx: &Context<'_>) -> Result<Vec<TaskCategory>> {
-        let app = ctx.app()?;
-        Ok(service::list_categories(&app.db.conn, ctx.viewer()?)
-            .await?
-            .into_iter()
-            .map(TaskCategory)
-            .collect())
+        let caller = ctx.caller()?;
+        let categories = service::list_categories(caller.db(), caller.viewer).await?;
+        Ok(categories.into_iter().map(TaskCategory::from).collect())
     }
 
     /// A task the viewer may see; null otherwise (an invisible task does not exist).
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
-        let app = ctx.app()?;
-        match service::find_task(&app.db.conn, ctx.viewer()?, TaskId::parse("id", &id)?).await {
-            Ok(task) => Ok(Some(Task(task))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        let caller = ctx.caller()?;
+        let id = TaskId::parse("id", &id)?;
+        let task = service::find_visible_task(caller.db(), caller.viewer, id).await?;
+        Ok(task.map(Task::try_from).transpose()?)
     }
 
     /// The viewer's visible tasks, filtered and ordered (ties broken by id).
@@ -127,62 +159,16 @@ impl TasksQuery {
         order_by: Option<Vec<TaskOrder>>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<
-        async_graphql::connection::Connection<
-            String,
-            Task,
-            TotalCount,
-            async_graphql::connection::EmptyFields,
-        >,
-    > {
-        let app = ctx.app()?;
-        let first = page_size(first)?;
-        let offset = decode_cursor(after.as_deref())?;
-        let f = filter.unwrap_or_default();
-        let filter = service::TaskFilter {
-            category_id: optional_id("categoryId", f.category_id.as_ref(), CategoryId::parse)?
-                .map(|c| c.0),
-            review_status: f.review_status.map(Into::into),
-            status: f.status.map(Into::into),
-            executor_id: optional_id("executorId", f.executor_id.as_ref(), UserId::parse)?
-                .map(|u| u.0),
-            initiator_id: optional_id("initiatorId", f.initiator_id.as_ref(), UserId::parse)?
-                .map(|u| u.0),
-            department_id: optional_id(
-                "departmentId",
-                f.department_id.as_ref(),
-                DepartmentId::parse,
-            )?
-            .map(|d| d.0),
-            parent_id: optional_id("parentId", f.parent_id.as_ref(), TaskId::parse)?.map(|t| t.0),
-            main_only: f.main_only,
-            deadline_from: f.deadline_from,
-            deadline_to: f.deadline_to,
-            overdue: f.overdue,
-            search: f.search,
-        };
-        let orders: Vec<service::TaskOrder> = order_by
-            .unwrap_or_default()
-            .into_iter()
-            .map(|o| service::TaskOrder {
-                field: match o.field {
-                    TaskOrderField::Deadline => service::TaskOrderField::Deadline,
-                    TaskOrderField::Priority => service::TaskOrderField::Priority,
-                    TaskOrderField::CreatedAt => service::TaskOrderField::CreatedAt,
-                    TaskOrderField::Title => service::TaskOrderField::Title,
-                    TaskOrderField::Progress => service::TaskOrderField::Progress,
-                },
-                descending: o.direction == OrderDirection::Desc,
-            })
-            .collect();
-        let page = service::list_tasks(&app.db.conn, ctx.viewer()?, filter, &orders, offset, first)
-            .await?;
+    ) -> Result<Connection<String, Task, TotalCount, EmptyFields>> {
+        let caller = ctx.caller()?;
+        let (first, offset) = (page_size(first)?, decode_cursor(after.as_deref())?);
+        let filter = filter.unwrap_or_default().try_into()?;
+        let orders: Vec<service::TaskOrder> =
+            order_by.into_iter().flatten().map(Into::into).collect();
+        let page =
+            service::list_tasks(caller.db(), caller.viewer, filter, &orders, offset, first).await?;
         prime::prime(ctx, &prime::nodes(ctx), &page.tasks).await?;
-        Ok(connection(
-            page.tasks.into_iter().map(Task).collect(),
-            page.total,
-            offset,
-        ))
+        Ok(connection(all(page.tasks)?, page.total, offset))
     }
 }
 
@@ -197,81 +183,21 @@ impl TasksMutation {
         ctx: &Context<'_>,
         input: CreateTaskCategoryInput,
     ) -> Result<TaskCategory> {
-        let app = ctx.app()?;
-        let pool = match input.assignment_pool {
-            None => None,
-            Some(pool) => match (pool.department_id, pool.role) {
-                (Some(department), None) => Some(Pool::Department(
-                    DepartmentId::parse("assignmentPool", &department)?.0,
-                )),
-                (None, Some(role)) => Some(Pool::Role(parse_name("assignmentPool", &role, 200)?)),
-                _ => {
-                    return Err(AppError::bad_field(
-                        "assignmentPool",
-                        "a pool is either a departmentId or a role",
-                    )
-                    .into())
-                }
-            },
-        };
-        let category = NewCategory {
-            code: input.code.trim().to_owned(),
-            name: parse_name("name", &input.name, 200)?,
-            default_priority: input.default_priority,
-            approval_flow_id: optional_id(
-                "approvalFlowId",
-                input.approval_flow_id.as_ref(),
-                FlowId::parse,
-            )?
-            .map(|f| f.0),
-            strategy: input.assignment_strategy.into(),
-            pool,
-            custom_fields_schema: input.custom_fields_schema.map(|j| j.0),
-        };
-        let viewer = ctx.viewer()?;
-        let created = app
-            .write(async |work| service::create_category(work, viewer, category).await)
+        let (caller, new) = (ctx.caller()?, input.try_into()?);
+        let created = caller
+            .write(async |work| service::create_category(work, caller.viewer, new).await)
             .await?;
-        Ok(TaskCategory(created))
+        Ok(created.into())
     }
 
     /// With `parentId`, creates a subtask of an approved main task.
     async fn create_task(&self, ctx: &Context<'_>, input: CreateTaskInput) -> Result<Task> {
-        let app = ctx.app()?;
-        let currency = &app.config.currency;
-        let new = NewTask {
-            category_id: optional_id("categoryId", input.category_id.as_ref(), CategoryId::parse)?,
-            parent_id: optional_id("parentId", input.parent_id.as_ref(), TaskId::parse)?,
-            fields: TaskFields {
-                title: input.title,
-                key_points: input.key_points,
-                executor_ids: user_ids("executorIds", &input.executor_ids)?,
-                is_team_task: input.is_team_task,
-                confirmer_id: optional_id(
-                    "confirmerId",
-                    input.confirmer_id.as_ref(),
-                    UserId::parse,
-                )?
-                .map(|u| u.0),
-                cash_output_minor: None,
-                start_at: input.start_at,
-                deadline: input.deadline,
-                priority: input.priority,
-                merit_points: input.merit_points,
-                custom_fields: input
-                    .custom_fields
-                    .map_or_else(|| serde_json::json!({}), |j| j.0),
-            },
-            cash_output: Some(CashOutputInput {
-                has: input.has_cash_output,
-                value: input.cash_output_value.map(|m| m.0),
-            }),
-        };
-        let viewer = ctx.viewer()?;
-        let task = app
-            .write(async |work| service::create_task(work, viewer, currency, new).await)
+        let (caller, new) = (ctx.caller()?, input.try_into()?);
+        let currency = &caller.app.config.currency;
+        let task = caller
+            .write(async |work| service::create_task(work, caller.viewer, currency, new).await)
             .await?;
-        Ok(Task(task))
+        Ok(task.try_into()?)
     }
 
     /// Only the initiator edits; `version` must be the task's current version.
@@ -282,42 +208,23 @@ impl TasksMutation {
         version: i32,
         input: UpdateTaskInput,
     ) -> Result<Task> {
-        let app = ctx.app()?;
-        let changes = TaskChanges {
-            title: input.title,
-            key_points: input.key_points,
-            executor_ids: input
-                .executor_ids
-                .map(|ids| user_ids("executorIds", &ids))
-                .transpose()?,
-            is_team_task: input.is_team_task,
-            confirmer_id: maybe(input.confirmer_id, |id| {
-                UserId::parse("confirmerId", &id).map(|u| u.0)
-            })?,
-            cash_output: CashOutputChange {
-                has: input.has_cash_output,
-                value: maybe(input.cash_output_value, |m| Ok(m.0))?,
-            },
-            start_at: maybe(input.start_at, Ok)?,
-            deadline: maybe(input.deadline, Ok)?,
-            priority: input.priority,
-            merit_points: input.merit_points,
-            custom_fields: input.custom_fields.map(|j| j.0),
-        };
-        let (viewer, id) = (ctx.viewer()?, TaskId::parse("id", &id)?);
-        let task = app
-            .write(async |work| service::update_task(work, viewer, id, version, changes).await)
+        let (caller, changes) = (ctx.caller()?, input.try_into()?);
+        let id = TaskId::parse("id", &id)?;
+        let task = caller
+            .write(async |work| {
+                service::update_task(work, caller.viewer, id, version, changes).await
+            })
             .await?;
-        Ok(Task(task))
+        Ok(task.try_into()?)
     }
 
     /// Sends a draft or rejected main task into its category's approval flow.
     async fn submit_task(&self, ctx: &Context<'_>, id: ID) -> Result<Task> {
-        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, TaskId::parse("id", &id)?);
-        let task = app
-            .write(async |work| service::submit_task(work, viewer, id).await)
+        let (caller, id) = (ctx.caller()?, TaskId::parse("id", &id)?);
+        let task = caller
+            .write(async |work| service::submit_task(work, caller.viewer, id).await)
             .await?;
-        Ok(Task(task))
+        Ok(task.try_into()?)
     }
 
     /// Executors only.
@@ -328,14 +235,13 @@ impl TasksMutation {
         progress: i32,
         note: Option<String>,
     ) -> Result<Task> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let id = TaskId::parse("taskId", &task_id)?;
-        let task = app
+        let (caller, id) = (ctx.caller()?, TaskId::parse("taskId", &task_id)?);
+        let task = caller
             .write(async |work| {
-                service::report_progress(work, viewer, id, progress, note.as_deref()).await
+                service::report_progress(work, caller.viewer, id, progress, note.as_deref()).await
             })
             .await?;
-        Ok(Task(task))
+        Ok(task.try_into()?)
     }
 
     /// The progress confirmer only; confirming 100% completes the task.
@@ -348,23 +254,24 @@ impl TasksMutation {
         progress: Option<i32>,
         note: Option<String>,
     ) -> Result<Task> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let id = TaskId::parse("taskId", &task_id)?;
-        let task = app
+        let (caller, id) = (ctx.caller()?, TaskId::parse("taskId", &task_id)?);
+        let task = caller
             .write(async |work| {
-                service::confirm_progress(work, viewer, id, progress, note.as_deref()).await
+                service::confirm_progress(work, caller.viewer, id, progress, note.as_deref()).await
             })
             .await?;
-        Ok(Task(task))
+        Ok(task.try_into()?)
     }
 
     /// The initiator cancels an unfinished task.
     async fn cancel_task(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Task> {
-        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, TaskId::parse("id", &id)?);
-        let task = app
-            .write(async |work| service::cancel_task(work, viewer, id, reason.as_deref()).await)
+        let (caller, id) = (ctx.caller()?, TaskId::parse("id", &id)?);
+        let task = caller
+            .write(async |work| {
+                service::cancel_task(work, caller.viewer, id, reason.as_deref()).await
+            })
             .await?;
-        Ok(Task(task))
+        Ok(task.try_into()?)
     }
 
     async fn add_task_comment(
@@ -373,12 +280,11 @@ impl TasksMutation {
         task_id: ID,
         body: String,
     ) -> Result<TaskComment> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let id = TaskId::parse("taskId", &task_id)?;
-        let comment = app
-            .write(async |work| service::add_comment(work, viewer, id, &body).await)
+        let (caller, id) = (ctx.caller()?, TaskId::parse("taskId", &task_id)?);
+        let comment = caller
+            .write(async |work| service::add_comment(work, caller.viewer, id, &body).await)
             .await?;
-        Ok(TaskComment(comment))
+        Ok(comment.into())
     }
 
     /// Attaches a file (GraphQL multipart request). People on the task only; the type is
@@ -389,33 +295,12 @@ impl TasksMutation {
         task_id: ID,
         file: async_graphql::Upload,
     ) -> Result<TaskAttachment> {
-        let app = ctx.app()?;
-        let max = app.config.limits.max_upload_bytes;
-        let upload = file
-            .value(ctx)
-            .map_err(|_| AppError::bad_field("file", "no file in the request"))?;
-        let filename = upload.filename.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut content = Vec::new();
-            upload
-                .into_read()
-                .take(max as u64 + 1)
-                .read_to_end(&mut content)
-                .map(|_| content)
-        })
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)?;
-        let (viewer, id) = (ctx.viewer()?, TaskId::parse("taskId", &task_id)?);
-        let upload = service::Upload::new(filename, bytes.into());
-        let attached = app
-            .write(async |work| service::attach(work, &app.files, viewer, id, &upload, max).await)
-            .await;
-        if attached.is_err() {
-            service::discard_upload(&app.files, id, &upload).await;
-        }
-        Ok(TaskAttachment(attached?))
+        let caller = ctx.caller()?;
+        let max = caller.app.config.limits.max_upload_bytes;
+        let upload = read_upload(ctx, &file, max).await?;
+        let id = TaskId::parse("taskId", &task_id)?;
+        let attached = attach(caller, id, &upload, max).await?;
+        Ok(attached.into())
     }
 
     /// Authors only.
@@ -425,18 +310,18 @@ impl TasksMutation {
         id: ID,
         body: String,
     ) -> Result<TaskComment> {
-        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, CommentId::parse("id", &id)?);
-        let comment = app
-            .write(async |work| service::edit_comment(work, viewer, id, &body).await)
+        let (caller, id) = (ctx.caller()?, CommentId::parse("id", &id)?);
+        let comment = caller
+            .write(async |work| service::edit_comment(work, caller.viewer, id, &body).await)
             .await?;
-        Ok(TaskComment(comment))
+        Ok(comment.into())
     }
 
     /// Authors only; the comment is hidden, its existence stays in the activity log.
     async fn delete_task_comment(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let (app, viewer, id) = (ctx.app()?, ctx.viewer()?, CommentId::parse("id", &id)?);
-        Ok(app
-            .write(async |work| service::delete_comment(work, viewer, id).await)
+        let (caller, id) = (ctx.caller()?, CommentId::parse("id", &id)?);
+        Ok(caller
+            .write(async |work| service::delete_comment(work, caller.viewer, id).await)
             .await?)
     }
 }
@@ -456,19 +341,11 @@ impl TasksSubscription {
         task_id: Option<ID>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = TaskEvent>> {
-        let viewer = match ctx.viewer()? {
-            crate::auth::Viewer::User(user) => user.clone(),
-            crate::auth::Viewer::Anonymous => {
-                return Err(AppError::Unauthenticated("sign in to subscribe".into()).into())
-            }
-        };
+        let viewer = subscriber(ctx.caller()?.viewer)?;
         let only = optional_id("taskId", task_id.as_ref(), TaskId::parse)?.map(|t| t.0);
         let log = live::follow(ctx, after.as_deref()).await?;
         Ok(log.filter_map(move |envelope| {
-            let event = envelope
-                .decode::<model::TaskEvent>()
-                .filter(|e| only.is_none_or(|id| id == e.task.id) && e.audience.admits(&viewer));
-            std::future::ready(event.map(|e| TaskEvent::new(&envelope, e)))
+            std::future::ready(TaskEvent::deliver(&envelope, only, &viewer))
         }))
     }
 }

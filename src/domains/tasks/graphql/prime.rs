@@ -54,8 +54,8 @@ pub async fn prime(ctx: &Context<'_>, node: &[Lookahead<'_>], tasks: &[task::Mod
         return Ok(());
     }
     let selects = |name: &str| node.iter().any(|n| n.field(name).exists());
-    let app = ctx.app()?;
-    let db = &app.db.conn;
+    let caller = ctx.caller()?;
+    let db = caller.db();
     let loaders = ctx.loaders::<TaskLoaders>()?;
     let people = ctx.loaders::<IdentityLoaders>()?;
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();

@@ -56,6 +56,28 @@ pub struct CreateRecurringTaskInput {
     deadline_after_hours: Option<i32>,
 }
 
+impl TryFrom<CreateRecurringTaskInput> for NewRecurringTask {
+    type Error = AppError;
+
+    fn try_from(input: CreateRecurringTaskInput) -> Result<Self, AppError> {
+        // Refused before the ids are read: a huge list is not worth parsing.
+        service::ensure_executor_cap(input.executor_ids.len())?;
+        let executor_ids = input
+            .executor_ids
+            .iter()
+            .map(|id| UserId::parse("executorIds", id).map(|u| u.0))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(NewRecurringTask {
+            category_id: CategoryId::parse("categoryId", &input.category_id)?,
+            title: input.title,
+            key_points: input.key_points,
+            executor_ids,
+            cron: input.cron,
+            deadline_after_hours: input.deadline_after_hours,
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct RecurringTasksQuery;
 
@@ -63,8 +85,8 @@ pub struct RecurringTasksQuery;
 impl RecurringTasksQuery {
     /// The caller's recurring task templates (all of them for administrators).
     async fn recurring_tasks(&self, ctx: &Context<'_>) -> Result<Vec<RecurringTask>> {
-        let app = ctx.app()?;
-        let rows = service::recurring_tasks(&app.db.conn, ctx.viewer()?).await?;
+        let caller = ctx.caller()?;
+        let rows = service::recurring_tasks(caller.db(), caller.viewer).await?;
         Ok(rows.into_iter().map(RecurringTask::from).collect())
     }
 }
@@ -80,26 +102,9 @@ impl RecurringTasksMutation {
         ctx: &Context<'_>,
         input: CreateRecurringTaskInput,
     ) -> Result<RecurringTask> {
-        let app = ctx.app()?;
-        if input.executor_ids.len() > 50 {
-            return Err(AppError::bad_field("executorIds", "at most 50 executors").into());
-        }
-        let executor_ids = input
-            .executor_ids
-            .iter()
-            .map(|id| UserId::parse("executorIds", id).map(|u| u.0))
-            .collect::<Result<Vec<_>, _>>()?;
-        let new = NewRecurringTask {
-            category_id: CategoryId::parse("categoryId", &input.category_id)?,
-            title: input.title,
-            key_points: input.key_points,
-            executor_ids,
-            cron: input.cron,
-            deadline_after_hours: input.deadline_after_hours,
-        };
-        let viewer = ctx.viewer()?;
-        let created = app
-            .write(async |work| service::create_recurring_task(work, viewer, new).await)
+        let (caller, new) = (ctx.caller()?, input.try_into()?);
+        let created = caller
+            .write(async |work| service::create_recurring_task(work, caller.viewer, new).await)
             .await?;
         Ok(created.into())
     }
@@ -110,11 +115,10 @@ impl RecurringTasksMutation {
         id: ID,
         active: bool,
     ) -> Result<RecurringTask> {
-        let (app, viewer) = (ctx.app()?, ctx.viewer()?);
-        let id = RecurringTaskId::parse("id", &id)?;
-        let template = app
+        let (caller, id) = (ctx.caller()?, RecurringTaskId::parse("id", &id)?);
+        let template = caller
             .write(async |work| {
-                service::set_recurring_task_active(work, viewer, id.0, active).await
+                service::set_recurring_task_active(work, caller.viewer, id.0, active).await
             })
             .await?;
         Ok(template.into())

@@ -1,4 +1,4 @@
-//! Task API types, mapped from entities; relations resolve through the per-request loaders.
+//! Task API types, built from the entities; relations resolve through the per-request loaders.
 
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{
@@ -6,68 +6,53 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use entities::{task, task_activity, task_attachment, task_category, task_comment};
+use uuid::Uuid;
 
 use crate::domains::approvals::graphql::{Approval, ApprovalFlow, ReviewRecord};
 use crate::domains::approvals::loaders::ApprovalLoaders;
+use crate::domains::approvals::model::FlowId;
 use crate::domains::approvals::service as approvals;
 use crate::domains::identity::graphql::{department_by_id, user_by_id, Department, User};
 use crate::domains::identity::loaders::IdentityLoaders;
+use crate::domains::identity::model::{parse_name, DepartmentId, UserId};
 use crate::domains::tasks::loaders::{PageKey, TaskLoaders};
 use crate::domains::tasks::model::{
-    self, AssignmentStrategy as Strategy, ReviewStatus as Review, WorkStatus as Work,
+    self, AssignmentPool as Pool, CashOutputChange, CashOutputInput, CategoryId, NewCategory,
+    TaskFields, TaskId,
 };
-use crate::domains::tasks::service;
+use crate::domains::tasks::service::{self, NewTask, TaskChanges};
 use crate::error::AppError;
 use crate::graphql::context::{loader_error, ContextExt};
+use crate::graphql::ids::optional_id;
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::graphql::scalars::{Json, Money};
 use crate::platform::money::{currency_exponent, Decimal};
 
-macro_rules! mirror_enum {
-    ($api:ident, $model:ident { $($variant:ident),+ }) => {
-        #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-        pub enum $api { $($variant),+ }
-
-        impl From<$model> for $api {
-            fn from(value: $model) -> Self {
-                match value { $($model::$variant => Self::$variant),+ }
-            }
-        }
-
-        impl From<$api> for $model {
-            fn from(value: $api) -> Self {
-                match value { $($api::$variant => Self::$variant),+ }
-            }
-        }
-    };
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "model::ReviewStatus")]
+pub enum ReviewStatus {
+    Draft,
+    Pending,
+    Approved,
+    Rejected,
 }
 
-mirror_enum!(
-    ReviewStatus,
-    Review {
-        Draft,
-        Pending,
-        Approved,
-        Rejected
-    }
-);
-mirror_enum!(
-    TaskStatus,
-    Work {
-        Open,
-        InProgress,
-        Done,
-        Cancelled
-    }
-);
-mirror_enum!(
-    AssignmentStrategy,
-    Strategy {
-        Manual,
-        RoundRobin,
-        LeastLoaded
-    }
-);
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "model::WorkStatus")]
+pub enum TaskStatus {
+    Open,
+    InProgress,
+    Done,
+    Cancelled,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "model::AssignmentStrategy")]
+pub enum AssignmentStrategy {
+    Manual,
+    RoundRobin,
+    LeastLoaded,
+}
 
 pub use crate::graphql::pagination::{connection, decode_cursor, encode_cursor};
 
@@ -75,7 +60,33 @@ pub fn money(minor: Option<i64>, currency: &str) -> Option<Money> {
     minor.map(|m| Money(Decimal::from_minor(m, currency_exponent(currency))))
 }
 
-pub struct TaskCategory(pub task_category::Model);
+/// Rows whose stored text does not decode are a server fault, not the client's.
+fn corrupt(what: &str) -> AppError {
+    AppError::internal(anyhow::anyhow!("bad {what}"))
+}
+
+/// Builds the API values for a list of rows, failing on the first corrupt one.
+pub fn all<M, T: TryFrom<M, Error = AppError>>(rows: Vec<M>) -> Result<Vec<T>, AppError> {
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// A user relation placed, by `#[graphql(flatten)]`, at its place in the SDL: fields of a
+/// `ComplexObject` would otherwise all come after the plain ones.
+macro_rules! user_field {
+    ($name:ident, $field:ident) => {
+        pub struct $name(Uuid);
+
+        #[Object]
+        impl $name {
+            async fn $field(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+                user_by_id(ctx, self.0).await
+            }
+        }
+    };
+}
+
+user_field!(CommentAuthor, author);
+user_field!(ActivityActor, actor);
 
 #[derive(SimpleObject)]
 pub struct AssignmentPool {
@@ -83,47 +94,67 @@ pub struct AssignmentPool {
     role: Option<String>,
 }
 
-#[Object]
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct TaskCategory {
+    id: ID,
+    code: String,
+    name: String,
+    default_priority: i32,
+    assignment_strategy: AssignmentStrategy,
+    #[graphql(skip)]
+    pool_department_id: Option<Uuid>,
+    #[graphql(skip)]
+    pool_role: Option<String>,
+    #[graphql(skip)]
+    schema: Option<serde_json::Value>,
+    #[graphql(skip)]
+    approval_flow_id: Option<Uuid>,
+}
+
+impl From<task_category::Model> for TaskCategory {
+    fn from(c: task_category::Model) -> Self {
+        Self {
+            id: ID(c.id.to_string()),
+            assignment_strategy: service::strategy_of(&c).into(),
+            code: c.code,
+            name: c.name,
+            default_priority: c.default_priority,
+            pool_department_id: c.pool_department_id,
+            pool_role: c.pool_role,
+            schema: c.custom_fields_schema,
+            approval_flow_id: c.approval_flow_id,
+        }
+    }
+}
+
+#[ComplexObject]
 impl TaskCategory {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn code(&self) -> &str {
-        &self.0.code
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn default_priority(&self) -> i32 {
-        self.0.default_priority
-    }
-    async fn assignment_strategy(&self) -> AssignmentStrategy {
-        service::strategy_of(&self.0).into()
-    }
     async fn assignment_pool(&self, ctx: &Context<'_>) -> Result<Option<AssignmentPool>> {
-        let department = match self.0.pool_department_id {
+        let department = match self.pool_department_id {
             Some(id) => ctx
                 .loaders::<IdentityLoaders>()?
                 .departments
                 .load_one(id)
                 .await
                 .map_err(loader_error)?
-                .map(Department),
+                .map(Department::from),
             None => None,
         };
-        if department.is_none() && self.0.pool_role.is_none() {
+        if department.is_none() && self.pool_role.is_none() {
             return Ok(None);
         }
         Ok(Some(AssignmentPool {
             department,
-            role: self.0.pool_role.clone(),
+            role: self.pool_role.clone(),
         }))
     }
+    // A getter rather than a field: the SDL lists it between the pool and the flow.
     async fn custom_fields_schema(&self) -> Option<Json> {
-        self.0.custom_fields_schema.clone().map(async_graphql::Json)
+        self.schema.clone().map(async_graphql::Json)
     }
     async fn approval_flow(&self, ctx: &Context<'_>) -> Result<Option<ApprovalFlow>> {
-        let Some(id) = self.0.approval_flow_id else {
+        let Some(id) = self.approval_flow_id else {
             return Ok(None);
         };
         Ok(ctx
@@ -132,142 +163,166 @@ impl TaskCategory {
             .load_one(id)
             .await
             .map_err(loader_error)?
-            .map(ApprovalFlow))
+            .map(ApprovalFlow::from))
     }
 }
 
-pub struct Task(pub task::Model);
+// The relations that sit between plain fields live in the flattened `TaskLinks` and
+// `TaskOversight`: fields of a `ComplexObject` would all come after the plain ones, reordering
+// the SDL. (Not a doc comment: that would become the type's description.)
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Task {
+    id: ID,
+    title: String,
+    key_points: String,
+    #[graphql(flatten)]
+    links: TaskLinks,
+    is_team_task: bool,
+    #[graphql(flatten)]
+    oversight: TaskOversight,
+    has_cash_output: bool,
+    cash_output_value: Option<Money>,
+    currency: String,
+    start_at: Option<DateTime<Utc>>,
+    deadline: Option<DateTime<Utc>>,
+    /// Past its deadline and not finished.
+    overdue: bool,
+    priority: i32,
+    /// Confirmed progress, 0–100.
+    progress: i32,
+    /// Progress an executor reported that awaits confirmation.
+    reported_progress: Option<i32>,
+    merit_points: i32,
+    review_status: ReviewStatus,
+    rejection_reason: Option<String>,
+    status: TaskStatus,
+    custom_fields: Json,
+    /// Optimistic concurrency: pass it back to `updateTask`.
+    version: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    approval_instance_id: Option<Uuid>,
+}
+
+impl TryFrom<task::Model> for Task {
+    type Error = AppError;
+
+    fn try_from(t: task::Model) -> Result<Self, AppError> {
+        let status = model::WorkStatus::parse(&t.status).ok_or_else(|| corrupt("status"))?;
+        let review_status =
+            model::ReviewStatus::parse(&t.review_status).ok_or_else(|| corrupt("review status"))?;
+        Ok(Self {
+            id: ID(t.id.to_string()),
+            links: TaskLinks {
+                id: t.id,
+                category_id: t.category_id,
+                parent_id: t.parent_id,
+                initiator_id: t.initiator_id,
+            },
+            oversight: TaskOversight {
+                confirmer_id: t.confirmer_id,
+                department_id: t.department_id,
+            },
+            overdue: t.overdue || (t.deadline.is_some_and(|d| d < Utc::now()) && status.is_open()),
+            cash_output_value: money(t.cash_output_minor, &t.currency),
+            review_status: review_status.into(),
+            status: status.into(),
+            custom_fields: async_graphql::Json(t.custom_fields),
+            title: t.title,
+            key_points: t.key_points,
+            is_team_task: t.is_team_task,
+            has_cash_output: t.has_cash_output,
+            currency: t.currency,
+            start_at: t.start_at,
+            deadline: t.deadline,
+            priority: t.priority,
+            progress: t.progress,
+            reported_progress: t.reported_progress,
+            merit_points: t.merit_points,
+            rejection_reason: t.rejection_reason,
+            version: t.version,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            completed_at: t.completed_at,
+            approval_instance_id: t.approval_instance_id,
+        })
+    }
+}
+
+pub struct TaskLinks {
+    id: Uuid,
+    category_id: Uuid,
+    parent_id: Option<Uuid>,
+    initiator_id: Uuid,
+}
 
 #[Object]
-impl Task {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-    async fn key_points(&self) -> &str {
-        &self.0.key_points
-    }
+impl TaskLinks {
     async fn category(&self, ctx: &Context<'_>) -> Result<Option<TaskCategory>> {
         Ok(ctx
             .loaders::<TaskLoaders>()?
             .categories
-            .load_one(self.0.category_id)
+            .load_one(self.category_id)
             .await
             .map_err(loader_error)?
-            .map(TaskCategory))
+            .map(TaskCategory::from))
     }
     /// The main task of a subtask, when the viewer may see it.
     async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
-        let Some(parent) = self.0.parent_id else {
+        let Some(parent) = self.parent_id else {
             return Ok(None);
         };
-        let app = ctx.app()?;
-        match service::find_task(&app.db.conn, ctx.viewer()?, model::TaskId(parent)).await {
-            Ok(task) => Ok(Some(Task(task))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        let caller = ctx.caller()?;
+        let task = service::find_visible_task(caller.db(), caller.viewer, TaskId(parent)).await?;
+        Ok(task.map(Task::try_from).transpose()?)
     }
     async fn initiator(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.0.initiator_id).await
+        user_by_id(ctx, self.initiator_id).await
     }
     async fn executors(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         Ok(ctx
             .loaders::<TaskLoaders>()?
             .executors
-            .load_one(self.0.id)
+            .load_one(self.id)
             .await
             .map_err(loader_error)?
             .unwrap_or_default()
             .into_iter()
-            .map(User)
+            .map(User::from)
             .collect())
     }
-    async fn is_team_task(&self) -> bool {
-        self.0.is_team_task
-    }
+}
+
+pub struct TaskOversight {
+    confirmer_id: Option<Uuid>,
+    department_id: Option<Uuid>,
+}
+
+#[Object]
+impl TaskOversight {
     /// Confirms reported progress; when unset, the initiator confirms.
     async fn confirmer(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(id) = self.0.confirmer_id else {
+        let Some(id) = self.confirmer_id else {
             return Ok(None);
         };
         user_by_id(ctx, id).await
     }
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
-        let Some(id) = self.0.department_id else {
+        let Some(id) = self.department_id else {
             return Ok(None);
         };
         department_by_id(ctx, id).await
     }
-    async fn has_cash_output(&self) -> bool {
-        self.0.has_cash_output
-    }
-    async fn cash_output_value(&self) -> Option<Money> {
-        money(self.0.cash_output_minor, &self.0.currency)
-    }
-    async fn currency(&self) -> &str {
-        &self.0.currency
-    }
-    async fn start_at(&self) -> Option<DateTime<Utc>> {
-        self.0.start_at
-    }
-    async fn deadline(&self) -> Option<DateTime<Utc>> {
-        self.0.deadline
-    }
-    /// Past its deadline and not finished.
-    async fn overdue(&self) -> bool {
-        self.0.overdue
-            || (self.0.deadline.is_some_and(|d| d < Utc::now())
-                && Work::parse(&self.0.status).is_some_and(Work::is_open))
-    }
-    async fn priority(&self) -> i32 {
-        self.0.priority
-    }
-    /// Confirmed progress, 0–100.
-    async fn progress(&self) -> i32 {
-        self.0.progress
-    }
-    /// Progress an executor reported that awaits confirmation.
-    async fn reported_progress(&self) -> Option<i32> {
-        self.0.reported_progress
-    }
-    async fn merit_points(&self) -> i32 {
-        self.0.merit_points
-    }
-    async fn review_status(&self) -> Result<ReviewStatus> {
-        Ok(Review::parse(&self.0.review_status)
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("bad review status")))?
-            .into())
-    }
-    async fn rejection_reason(&self) -> Option<&str> {
-        self.0.rejection_reason.as_deref()
-    }
-    async fn status(&self) -> Result<TaskStatus> {
-        Ok(Work::parse(&self.0.status)
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("bad status")))?
-            .into())
-    }
-    async fn custom_fields(&self) -> Json {
-        async_graphql::Json(self.0.custom_fields.clone())
-    }
-    /// Optimistic concurrency: pass it back to `updateTask`.
-    async fn version(&self) -> i32 {
-        self.0.version
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
-    }
-    async fn completed_at(&self) -> Option<DateTime<Utc>> {
-        self.0.completed_at
-    }
+}
+
+#[ComplexObject]
+impl Task {
     /// The current (latest) review of the task.
     async fn approval(&self, ctx: &Context<'_>) -> Result<Option<Approval>> {
-        let Some(id) = self.0.approval_instance_id else {
+        let Some(id) = self.approval_instance_id else {
             return Ok(None);
         };
         Ok(ctx
@@ -276,16 +331,17 @@ impl Task {
             .load_one(id)
             .await
             .map_err(loader_error)?
-            .map(Approval))
+            .map(Approval::from))
     }
     /// Every review decision on the task, across resubmissions, oldest first.
     async fn review_records(&self, ctx: &Context<'_>) -> Result<Vec<ReviewRecord>> {
-        let app = ctx.app()?;
+        let caller = ctx.caller()?;
+        let db = caller.db();
         Ok(
-            approvals::decisions_for_subject(&app.db.conn, model::SUBJECT_KIND, self.0.id)
+            approvals::decisions_for_subject(db, model::SUBJECT_KIND, self.links.id)
                 .await?
                 .into_iter()
-                .map(ReviewRecord)
+                .map(ReviewRecord::from)
                 .collect(),
         )
     }
@@ -302,18 +358,14 @@ impl Task {
             .loaders::<TaskLoaders>()?
             .subtasks
             .load_one(PageKey {
-                parent: self.0.id,
+                parent: self.links.id,
                 first,
                 offset,
             })
             .await
             .map_err(loader_error)?;
         let (items, total) = page.map_or((Vec::new(), 0), |p| (p.items, p.total));
-        Ok(connection(
-            items.into_iter().map(Task).collect(),
-            total,
-            offset,
-        ))
+        Ok(connection(all(items)?, total, offset))
     }
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
     async fn comments(
@@ -328,7 +380,7 @@ impl Task {
             .loaders::<TaskLoaders>()?
             .comments
             .load_one(PageKey {
-                parent: self.0.id,
+                parent: self.links.id,
                 first,
                 offset,
             })
@@ -336,7 +388,7 @@ impl Task {
             .map_err(loader_error)?;
         let (items, total) = page.map_or((Vec::new(), 0), |p| (p.items, p.total));
         Ok(connection(
-            items.into_iter().map(TaskComment).collect(),
+            items.into_iter().map(TaskComment::from).collect(),
             total,
             offset,
         ))
@@ -346,30 +398,31 @@ impl Task {
         Ok(ctx
             .loaders::<TaskLoaders>()?
             .activity
-            .load_one(self.0.id)
+            .load_one(self.links.id)
             .await
             .map_err(loader_error)?
             .unwrap_or_default()
             .into_iter()
-            .map(TaskActivityEntry)
+            .map(TaskActivityEntry::from)
             .collect())
     }
     async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<TaskAttachment>> {
         Ok(ctx
             .loaders::<TaskLoaders>()?
             .attachments
-            .load_one(self.0.id)
+            .load_one(self.links.id)
             .await
             .map_err(loader_error)?
             .unwrap_or_default()
             .into_iter()
-            .map(TaskAttachment)
+            .map(TaskAttachment::from)
             .collect())
     }
     /// Merit awarded on completion, per executor.
     async fn merit_awards(&self, ctx: &Context<'_>) -> Result<Vec<MeritAward>> {
-        let app = ctx.app()?;
-        Ok(service::merit_of_task(&app.db.conn, self.0.id)
+        let caller = ctx.caller()?;
+        let db = caller.db();
+        Ok(service::merit_of_task(db, self.links.id)
             .await?
             .into_iter()
             .map(|m| MeritAward {
@@ -384,7 +437,7 @@ impl Task {
 #[graphql(complex)]
 pub struct MeritAward {
     #[graphql(skip)]
-    user_id: uuid::Uuid,
+    user_id: Uuid,
     points: i32,
 }
 
@@ -395,95 +448,105 @@ impl MeritAward {
     }
 }
 
-pub struct TaskAttachment(pub task_attachment::Model);
-
 /// How long a download link stays valid.
 const DOWNLOAD_LINK_SECS: i64 = 600;
 
-#[Object]
-impl TaskAttachment {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn filename(&self) -> &str {
-        &self.0.filename
-    }
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct TaskAttachment {
+    id: ID,
+    filename: String,
     /// Sniffed from the bytes at upload.
-    async fn content_type(&self) -> &str {
-        &self.0.content_type
+    content_type: String,
+    size_bytes: i64,
+    sha256: String,
+    created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    attachment_id: Uuid,
+    #[graphql(skip)]
+    uploader_id: Uuid,
+}
+
+impl From<task_attachment::Model> for TaskAttachment {
+    fn from(a: task_attachment::Model) -> Self {
+        Self {
+            id: ID(a.id.to_string()),
+            filename: a.filename,
+            content_type: a.content_type,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            created_at: a.created_at,
+            attachment_id: a.id,
+            uploader_id: a.uploader_id,
+        }
     }
-    async fn size_bytes(&self) -> i64 {
-        self.0.size_bytes
-    }
-    async fn sha256(&self) -> &str {
-        &self.0.sha256
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
+}
+
+#[ComplexObject]
+impl TaskAttachment {
     async fn uploaded_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.0.uploader_id).await
+        user_by_id(ctx, self.uploader_id).await
     }
     /// A link for the viewer, valid for ten minutes; the task's visibility is checked again
     /// when it is used.
     async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
-        let app = ctx.app()?;
-        let me = ctx.viewer()?.user()?;
-        let token = app
+        let caller = ctx.caller()?;
+        let me = caller.viewer.user()?;
+        let token = caller
+            .app
             .jwt
-            .issue_download(self.0.id, me.id, DOWNLOAD_LINK_SECS)?;
-        Ok(format!("/files/{}?token={token}", self.0.id))
+            .issue_download(self.attachment_id, me.id, DOWNLOAD_LINK_SECS)?;
+        Ok(format!("/files/{}?token={token}", self.attachment_id))
     }
 }
 
-pub struct TaskComment(pub task_comment::Model);
+#[derive(SimpleObject)]
+pub struct TaskComment {
+    id: ID,
+    body: String,
+    #[graphql(flatten)]
+    author: CommentAuthor,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    edited: bool,
+}
 
-#[Object]
-impl TaskComment {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn body(&self) -> &str {
-        &self.0.body
-    }
-    async fn author(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.0.author_id).await
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
-    }
-    async fn edited(&self) -> bool {
-        self.0.updated_at > self.0.created_at
+impl From<task_comment::Model> for TaskComment {
+    fn from(c: task_comment::Model) -> Self {
+        Self {
+            id: ID(c.id.to_string()),
+            body: c.body,
+            author: CommentAuthor(c.author_id),
+            edited: c.updated_at > c.created_at,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
     }
 }
 
-pub struct TaskActivityEntry(pub task_activity::Model);
+#[derive(SimpleObject)]
+pub struct TaskActivityEntry {
+    id: ID,
+    #[graphql(flatten)]
+    actor: ActivityActor,
+    action: String,
+    field: Option<String>,
+    old_value: Option<String>,
+    new_value: Option<String>,
+    at: DateTime<Utc>,
+}
 
-#[Object]
-impl TaskActivityEntry {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_by_id(ctx, self.0.actor_id).await
-    }
-    async fn action(&self) -> &str {
-        &self.0.action
-    }
-    async fn field(&self) -> Option<&str> {
-        self.0.field.as_deref()
-    }
-    async fn old_value(&self) -> Option<&str> {
-        self.0.old_value.as_deref()
-    }
-    async fn new_value(&self) -> Option<&str> {
-        self.0.new_value.as_deref()
-    }
-    async fn at(&self) -> DateTime<Utc> {
-        self.0.at
+impl From<task_activity::Model> for TaskActivityEntry {
+    fn from(a: task_activity::Model) -> Self {
+        Self {
+            id: ID(a.id.to_string()),
+            actor: ActivityActor(a.actor_id),
+            action: a.action,
+            field: a.field,
+            old_value: a.old_value,
+            new_value: a.new_value,
+            at: a.at,
+        }
     }
 }
 
@@ -571,6 +634,7 @@ pub struct TaskFilter {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "service::TaskOrderField")]
 pub enum TaskOrderField {
     Deadline,
     Priority,
@@ -590,4 +654,162 @@ pub struct TaskOrder {
     pub field: TaskOrderField,
     #[graphql(default_with = "OrderDirection::Asc")]
     pub direction: OrderDirection,
+}
+
+fn user_ids(field: &str, ids: &[ID]) -> Result<Vec<Uuid>, AppError> {
+    ids.iter()
+        .map(|id| UserId::parse(field, id).map(|u| u.0))
+        .collect()
+}
+
+/// `undefined` leaves a field alone, `null` clears it, a value sets it.
+fn maybe<T, U>(
+    value: MaybeUndefined<T>,
+    map: impl FnOnce(T) -> Result<U, AppError>,
+) -> Result<Option<Option<U>>, AppError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(v) => Ok(Some(Some(map(v)?))),
+    }
+}
+
+impl TryFrom<AssignmentPoolInput> for Pool {
+    type Error = AppError;
+
+    fn try_from(pool: AssignmentPoolInput) -> Result<Self, AppError> {
+        match (pool.department_id, pool.role) {
+            (Some(department), None) => Ok(Pool::Department(
+                DepartmentId::parse("assignmentPool", &department)?.0,
+            )),
+            (None, Some(role)) => Ok(Pool::Role(parse_name("assignmentPool", &role, 200)?)),
+            _ => Err(AppError::bad_field(
+                "assignmentPool",
+                "a pool is either a departmentId or a role",
+            )),
+        }
+    }
+}
+
+impl TryFrom<CreateTaskCategoryInput> for NewCategory {
+    type Error = AppError;
+
+    fn try_from(input: CreateTaskCategoryInput) -> Result<Self, AppError> {
+        let pool = input.assignment_pool.map(Pool::try_from).transpose()?;
+        Ok(NewCategory {
+            code: input.code.trim().to_owned(),
+            name: parse_name("name", &input.name, 200)?,
+            default_priority: input.default_priority,
+            approval_flow_id: optional_id(
+                "approvalFlowId",
+                input.approval_flow_id.as_ref(),
+                FlowId::parse,
+            )?
+            .map(|f| f.0),
+            strategy: input.assignment_strategy.into(),
+            pool,
+            custom_fields_schema: input.custom_fields_schema.map(|j| j.0),
+        })
+    }
+}
+
+impl TryFrom<CreateTaskInput> for NewTask {
+    type Error = AppError;
+
+    fn try_from(input: CreateTaskInput) -> Result<Self, AppError> {
+        Ok(NewTask {
+            category_id: optional_id("categoryId", input.category_id.as_ref(), CategoryId::parse)?,
+            parent_id: optional_id("parentId", input.parent_id.as_ref(), TaskId::parse)?,
+            fields: TaskFields {
+                title: input.title,
+                key_points: input.key_points,
+                executor_ids: user_ids("executorIds", &input.executor_ids)?,
+                is_team_task: input.is_team_task,
+                confirmer_id: optional_id(
+                    "confirmerId",
+                    input.confirmer_id.as_ref(),
+                    UserId::parse,
+                )?
+                .map(|u| u.0),
+                cash_output_minor: None,
+                start_at: input.start_at,
+                deadline: input.deadline,
+                priority: input.priority,
+                merit_points: input.merit_points,
+                custom_fields: input
+                    .custom_fields
+                    .map_or_else(|| serde_json::json!({}), |j| j.0),
+            },
+            cash_output: Some(CashOutputInput {
+                has: input.has_cash_output,
+                value: input.cash_output_value.map(|m| m.0),
+            }),
+        })
+    }
+}
+
+impl TryFrom<UpdateTaskInput> for TaskChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateTaskInput) -> Result<Self, AppError> {
+        Ok(TaskChanges {
+            title: input.title,
+            key_points: input.key_points,
+            executor_ids: input
+                .executor_ids
+                .map(|ids| user_ids("executorIds", &ids))
+                .transpose()?,
+            is_team_task: input.is_team_task,
+            confirmer_id: maybe(input.confirmer_id, |id| {
+                UserId::parse("confirmerId", &id).map(|u| u.0)
+            })?,
+            cash_output: CashOutputChange {
+                has: input.has_cash_output,
+                value: maybe(input.cash_output_value, |m| Ok(m.0))?,
+            },
+            start_at: maybe(input.start_at, Ok)?,
+            deadline: maybe(input.deadline, Ok)?,
+            priority: input.priority,
+            merit_points: input.merit_points,
+            custom_fields: input.custom_fields.map(|j| j.0),
+        })
+    }
+}
+
+impl TryFrom<TaskFilter> for service::TaskFilter {
+    type Error = AppError;
+
+    fn try_from(f: TaskFilter) -> Result<Self, AppError> {
+        Ok(service::TaskFilter {
+            category_id: optional_id("categoryId", f.category_id.as_ref(), CategoryId::parse)?
+                .map(|c| c.0),
+            review_status: f.review_status.map(Into::into),
+            status: f.status.map(Into::into),
+            executor_id: optional_id("executorId", f.executor_id.as_ref(), UserId::parse)?
+                .map(|u| u.0),
+            initiator_id: optional_id("initiatorId", f.initiator_id.as_ref(), UserId::parse)?
+                .map(|u| u.0),
+            department_id: optional_id(
+                "departmentId",
+                f.department_id.as_ref(),
+                DepartmentId::parse,
+            )?
+            .map(|d| d.0),
+            parent_id: optional_id("parentId", f.parent_id.as_ref(), TaskId::parse)?.map(|t| t.0),
+            main_only: f.main_only,
+            deadline_from: f.deadline_from,
+            deadline_to: f.deadline_to,
+            overdue: f.overdue,
+            search: f.search,
+        })
+    }
+}
+
+impl From<TaskOrder> for service::TaskOrder {
+    fn from(o: TaskOrder) -> Self {
+        service::TaskOrder {
+            field: o.field.into(),
+            descending: o.direction == OrderDirection::Desc,
+        }
+    }
 }

@@ -35,6 +35,19 @@ pub async fn find_task<C: ConnectionTrait>(
         .ok_or_else(|| AppError::not_found("task"))
 }
 
+/// `find_task` for readers to whom a task they may not see simply does not exist.
+pub async fn find_visible_task<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: TaskId,
+) -> AppResult<Option<task::Model>> {
+    match find_task(db, viewer, id).await {
+        Ok(task) => Ok(Some(task)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 #[derive(Default)]
 pub struct TaskFilter {
     pub category_id: Option<Uuid>,

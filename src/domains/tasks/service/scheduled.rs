@@ -170,12 +170,23 @@ pub struct NewRecurringTask {
     pub deadline_after_hours: Option<i32>,
 }
 
+/// Each slot assigns every executor of the template: the list stays short.
+const MAX_TEMPLATE_EXECUTORS: usize = 50;
+
+pub fn ensure_executor_cap(count: usize) -> AppResult<()> {
+    if count > MAX_TEMPLATE_EXECUTORS {
+        return Err(AppError::bad_field("executorIds", "at most 50 executors"));
+    }
+    Ok(())
+}
+
 /// A template that creates a main task, as its creator, on every slot of `cron`.
 pub async fn create_recurring_task(
     work: &Work,
     viewer: &Viewer,
     input: NewRecurringTask,
 ) -> AppResult<recurring_task::Model> {
+    ensure_executor_cap(input.executor_ids.len())?;
     let me = viewer.user()?;
     super::lifecycle::ensure_may_start_main(work, me).await?;
     parse_cron(&input.cron).map_err(|e| AppError::bad_field("cron", e.to_string()))?;
