@@ -124,7 +124,14 @@ async fn lead(
             }
         };
         tokio::select! {
-            received = woken => { received?; }
+            received = woken => {
+                received?;
+                // One read covers every commit announced so far: drop the wake-ups already
+                // queued, or a busy node would read once per commit and fall behind.
+                if let Some(listener) = listener.as_deref_mut() {
+                    while listener.next_buffered().is_some() {}
+                }
+            }
             () = db.commits().events.notified() => {}
             () = tokio::time::sleep(idle) => {
                 if let (Some(lock), false) = (lock.as_deref_mut(), batch.held_back) {
