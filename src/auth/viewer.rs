@@ -48,6 +48,19 @@ impl Viewer {
 }
 
 impl ViewerUser {
+    /// A user of no department holding `grants`: for unit tests of permission rules.
+    #[cfg(test)]
+    pub(crate) fn with_grants(grants: Vec<(Permission, Scope)>) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7(),
+            department_id: None,
+            grants: grants
+                .into_iter()
+                .map(|(permission, scope)| ScopedPermission { permission, scope })
+                .collect(),
+        }
+    }
+
     fn grants_for(&self, wanted: Permission) -> impl Iterator<Item = &ScopedPermission> {
         self.grants
             .iter()

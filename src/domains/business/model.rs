@@ -233,39 +233,9 @@ mod status_text {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::viewer::{Scope, ScopedPermission};
-    use crate::platform::events::NewEvent;
+    use crate::auth::viewer::Scope;
+    use crate::platform::events::test_envelope;
     use serde_json::json;
-
-    fn user(grants: Vec<(Permission, Scope)>) -> ViewerUser {
-        ViewerUser {
-            id: Uuid::now_v7(),
-            department_id: None,
-            grants: grants
-                .into_iter()
-                .map(|(permission, scope)| ScopedPermission { permission, scope })
-                .collect(),
-        }
-    }
-
-    fn envelope_of(event: &TransactionEvent, audience: Option<serde_json::Value>) -> Envelope {
-        let Ok(entry) = NewEvent::of(event) else {
-            panic!("a transaction event serialises");
-        };
-        Envelope::from_row(entities::event::Model {
-            position: 1,
-            tx_id: 1,
-            id: entry.id,
-            topic: entry.topic.to_owned(),
-            kind: entry.head.kind,
-            subject_kind: entry.head.subject_kind.to_owned(),
-            subject_id: entry.head.subject_id,
-            actor_id: entry.head.actor_id,
-            audience: audience.unwrap_or(entry.head.audience),
-            payload: entry.payload,
-            at: entry.at,
-        })
-    }
 
     fn event(submitter: Option<Uuid>) -> TransactionEvent {
         TransactionEvent {
@@ -285,38 +255,41 @@ mod tests {
 
     #[test]
     fn events_are_seen_by_the_submitter_and_global_finance_readers() {
-        let submitter = user(vec![]);
+        let submitter = ViewerUser::with_grants(vec![]);
         let sent = event(Some(submitter.id));
-        let envelope = envelope_of(&sent, None);
+        let envelope = test_envelope(&sent, None);
         assert_eq!(envelope.kind, "PENDING_APPROVAL");
         assert_eq!(envelope.payload["status"], "PENDING_APPROVAL");
         assert_eq!(envelope.decode::<TransactionEvent>(), Some(sent.clone()));
         assert!(event_visible_to(&envelope, &submitter));
-        assert!(!event_visible_to(&envelope, &user(vec![])));
-        assert!(event_visible_to(
+        assert!(!event_visible_to(
             &envelope,
-            &user(vec![(Permission::FinanceRead, Scope::Global)])
+            &ViewerUser::with_grants(vec![])
         ));
         assert!(event_visible_to(
             &envelope,
-            &user(vec![(Permission::Admin, Scope::Global)])
+            &ViewerUser::with_grants(vec![(Permission::FinanceRead, Scope::Global)])
         ));
-        let scoped = user(vec![(
+        assert!(event_visible_to(
+            &envelope,
+            &ViewerUser::with_grants(vec![(Permission::Admin, Scope::Global)])
+        ));
+        let scoped = ViewerUser::with_grants(vec![(
             Permission::FinanceRead,
             Scope::Subtree { path: "/a/".into() },
         )]);
         assert!(!event_visible_to(&envelope, &scoped));
         // A system transaction has no submitter: only readers of the whole ledger see it.
-        let system = envelope_of(&event(None), None);
+        let system = test_envelope(&event(None), None);
         assert!(!event_visible_to(&system, &submitter));
     }
 
     #[test]
     fn undecodable_audiences_admit_nobody() {
-        let submitter = user(vec![]);
-        let reader = user(vec![(Permission::FinanceRead, Scope::Global)]);
+        let submitter = ViewerUser::with_grants(vec![]);
+        let reader = ViewerUser::with_grants(vec![(Permission::FinanceRead, Scope::Global)]);
         for audience in [json!(null), json!([1]), json!({ "submitter": 7 })] {
-            let envelope = envelope_of(&event(Some(submitter.id)), Some(audience));
+            let envelope = test_envelope(&event(Some(submitter.id)), Some(audience));
             assert!(!event_visible_to(&envelope, &submitter));
             assert!(!event_visible_to(&envelope, &reader));
         }

@@ -279,38 +279,8 @@ pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::viewer::{Scope, ScopedPermission};
-    use crate::platform::events::NewEvent;
-
-    fn user(grants: Vec<(Permission, Scope)>) -> ViewerUser {
-        ViewerUser {
-            id: Uuid::now_v7(),
-            department_id: None,
-            grants: grants
-                .into_iter()
-                .map(|(permission, scope)| ScopedPermission { permission, scope })
-                .collect(),
-        }
-    }
-
-    fn envelope_of(event: &FinanceEvent, audience: Option<serde_json::Value>) -> Envelope {
-        let Ok(entry) = NewEvent::of(event) else {
-            panic!("a finance event serialises");
-        };
-        Envelope::from_row(entities::event::Model {
-            position: 1,
-            tx_id: 1,
-            id: entry.id,
-            topic: entry.topic.to_owned(),
-            kind: entry.head.kind,
-            subject_kind: entry.head.subject_kind.to_owned(),
-            subject_id: entry.head.subject_id,
-            actor_id: entry.head.actor_id,
-            audience: audience.unwrap_or(entry.head.audience),
-            payload: entry.payload,
-            at: entry.at,
-        })
-    }
+    use crate::auth::viewer::Scope;
+    use crate::platform::events::test_envelope;
 
     #[test]
     fn ledger_events_are_seen_by_global_finance_readers_only() {
@@ -334,24 +304,27 @@ mod tests {
             }),
             at: chrono::Utc::now(),
         };
-        let envelope = envelope_of(&warning, None);
+        let envelope = test_envelope(&warning, None);
         assert_eq!(envelope.kind, "BUDGET_WARNING");
         assert_eq!(envelope.subject_id, Some(budget_id));
         assert_eq!(envelope.decode::<FinanceEvent>(), Some(warning.clone()));
-        let reader = user(vec![(Permission::FinanceRead, Scope::Global)]);
+        let reader = ViewerUser::with_grants(vec![(Permission::FinanceRead, Scope::Global)]);
         assert!(event_visible_to(&envelope, &reader));
         assert!(event_visible_to(
             &envelope,
-            &user(vec![(Permission::Admin, Scope::Global)])
-        ));
-        assert!(!event_visible_to(&envelope, &user(vec![])));
-        assert!(!event_visible_to(
-            &envelope,
-            &user(vec![(Permission::FinancePost, Scope::Global)])
+            &ViewerUser::with_grants(vec![(Permission::Admin, Scope::Global)])
         ));
         assert!(!event_visible_to(
             &envelope,
-            &user(vec![(
+            &ViewerUser::with_grants(vec![])
+        ));
+        assert!(!event_visible_to(
+            &envelope,
+            &ViewerUser::with_grants(vec![(Permission::FinancePost, Scope::Global)])
+        ));
+        assert!(!event_visible_to(
+            &envelope,
+            &ViewerUser::with_grants(vec![(
                 Permission::FinanceRead,
                 Scope::Subtree { path: "/a/".into() }
             )])
@@ -362,7 +335,7 @@ mod tests {
             serde_json::json!({ "permission": "finance.fly" }),
         ] {
             assert!(!event_visible_to(
-                &envelope_of(&warning, Some(audience)),
+                &test_envelope(&warning, Some(audience)),
                 &reader
             ));
         }

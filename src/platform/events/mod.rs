@@ -119,6 +119,28 @@ pub struct NewEvent {
     pub at: DateTime<Utc>,
 }
 
+/// A committed-looking entry of `event`, with `audience` in place of its own when given: for
+/// unit tests of the domains' visibility rules.
+#[cfg(test)]
+pub(crate) fn test_envelope<E: Event>(event: &E, audience: Option<serde_json::Value>) -> Envelope {
+    let Ok(entry) = NewEvent::of(event) else {
+        panic!("{} events serialise", E::TOPIC);
+    };
+    Envelope::from_row(entities::event::Model {
+        position: 1,
+        tx_id: 1,
+        id: entry.id,
+        topic: entry.topic.to_owned(),
+        kind: entry.head.kind,
+        subject_kind: entry.head.subject_kind.to_owned(),
+        subject_id: entry.head.subject_id,
+        actor_id: entry.head.actor_id,
+        audience: audience.unwrap_or(entry.head.audience),
+        payload: entry.payload,
+        at: entry.at,
+    })
+}
+
 impl NewEvent {
     pub fn of<E: Event>(event: &E) -> Result<Self, serde_json::Error> {
         Ok(Self {
