@@ -85,7 +85,60 @@ on_both_backends!(
     close_codes_are_exact,
     subscriptions_per_connection_are_capped,
     sockets_end_with_their_session,
+    sockets_of_a_roles_holders_end_when_the_role_changes,
 );
+
+/// A socket resolved its viewer's grants when it opened: changing a role it holds must not leave
+/// it running on the old permissions.
+async fn sockets_of_a_roles_holders_end_when_the_role_changes(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_or_skip!(backend);
+    let admin = app.admin().await?;
+    let token = Some(admin.access.as_str());
+    let role = app
+        .gql_ok(
+            token,
+            "mutation { createRole(input: { name: \"Watcher\", permissions: [\"finance.read\"] }) { id } }",
+            json!({}),
+        )
+        .await?;
+    let role_id = crate::helpers::str_at(&role, "/createRole/id")?;
+    let holder_email = unique_email("holder");
+    let holder_id = app
+        .create_user(&admin.access, &holder_email, "a good password")
+        .await?;
+    app.gql_ok(
+        token,
+        "mutation($u: ID!, $r: ID!) { grantRole(userId: $u, roleId: $r) { id } }",
+        json!({ "u": holder_id, "r": role_id }),
+    )
+    .await?;
+    let bystander_email = unique_email("bystander");
+    app.create_user(&admin.access, &bystander_email, "a good password")
+        .await?;
+    let holder = app.login(&holder_email, "a good password").await?;
+    let bystander = app.login(&bystander_email, "a good password").await?;
+    let mut holding = connect(&app).await?;
+    init(&mut holding, Some(&holder.access)).await?;
+    let mut bystanding = connect(&app).await?;
+    init(&mut bystanding, Some(&bystander.access)).await?;
+
+    app.gql_ok(
+        token,
+        "mutation($id: ID!) { updateRole(id: $id, input: { permissions: [\"task.review\"] }) { id } }",
+        json!({ "id": role_id }),
+    )
+    .await?;
+    assert_eq!(close_code(&mut holding).await?, 4403);
+    // The bystander's socket still answers: a ping round trip after the holder's close.
+    send(&mut bystanding, json!({ "type": "ping" })).await?;
+    assert_eq!(
+        next(&mut bystanding, Duration::from_secs(5)).await?["type"],
+        "pong"
+    );
+    Ok(())
+}
 
 async fn sockets_end_with_their_session(backend: Backend) -> anyhow::Result<()> {
     let app = spawn_or_skip!(backend);
