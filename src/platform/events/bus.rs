@@ -48,6 +48,10 @@ pub trait EventBus: Send + Sync {
     /// Whether events published elsewhere can reach this node right now.
     async fn ready(&self) -> anyhow::Result<()>;
     fn subscriber_count(&self) -> usize;
+    /// Whether what one node publishes reaches the others (Redis), so that one relay serves all.
+    fn spans_nodes(&self) -> bool {
+        false
+    }
 }
 
 pub async fn signal<S: SignalKind>(bus: &dyn EventBus, signal: &S) -> anyhow::Result<()> {
@@ -235,6 +239,10 @@ impl EventBus for RedisBus {
 
     fn subscriber_count(&self) -> usize {
         self.local.receiver_count()
+    }
+
+    fn spans_nodes(&self) -> bool {
+        true
     }
 }
 

@@ -128,7 +128,7 @@ async fn next(mut state: State) -> Option<(Arc<Envelope>, State)> {
 
 /// Reads one page of the log after what was seen; stops catching up at `until` or at the end.
 async fn catch_up(state: &mut State, until: Option<Cursor>) {
-    match log::read_after(&state.db, state.seen, PAGE, None).await {
+    match log::read_after(&state.db, state.seen, PAGE).await {
         Ok(batch) => {
             let read = batch.entries.len() as u64;
             let mut reached = false;

@@ -65,37 +65,26 @@ pub struct Batch {
     pub held_back: bool,
 }
 
-/// Up to `limit` entries after `after`, in cursor order, optionally of some topics only.
+/// Up to `limit` entries after `after`, in cursor order. (Readers filter topics themselves: the
+/// index is in cursor order, so a filter here could walk the whole log for a rare topic.)
 pub async fn read_after<C: ConnectionTrait>(
     db: &C,
     after: Cursor,
     limit: u64,
-    topics: Option<&[&str]>,
 ) -> Result<Batch, DbErr> {
     let backend = db.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = vec![after.tx.into(), after.position.into()];
-    let topic_filter = match topics {
-        Some(topics) if !topics.is_empty() => {
-            let placeholders: Vec<String> = topics
-                .iter()
-                .map(|topic| {
-                    values.push((*topic).into());
-                    format!("${}", values.len())
-                })
-                .collect();
-            format!(" AND topic IN ({})", placeholders.join(", "))
-        }
-        _ => String::new(),
-    };
-    values.push((limit as i64).into());
-    let limit_param = values.len();
+    let values: Vec<sea_orm::Value> = vec![
+        after.tx.into(),
+        after.position.into(),
+        (limit as i64).into(),
+    ];
     let horizon = match backend {
         DbBackend::Postgres => ", pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon",
         _ => "",
     };
     let text = format!(
-        "SELECT {COLUMNS}{horizon} FROM events WHERE (tx_id, position) > ($1, $2){topic_filter} \
-         ORDER BY tx_id, position LIMIT ${limit_param}"
+        "SELECT {COLUMNS}{horizon} FROM events WHERE (tx_id, position) > ($1, $2) \
+         ORDER BY tx_id, position LIMIT $3"
     );
     let rows = db.query_all(sql(backend, &text, values)).await?;
     let mut entries = Vec::with_capacity(rows.len());
@@ -241,10 +230,16 @@ pub async fn prune<C: ConnectionTrait>(
     let Some(newest) = newest else {
         return Ok(0);
     };
+    // Never past what the relay has published: an entry it has not sent yet (held back, or the
+    // relay down longer than the retention) must still reach live subscribers.
     let newest = Cursor::new(
         newest.try_get("", "tx_id")?,
         newest.try_get("", "position")?,
-    );
+    )
+    .min(relayed_through(db).await?);
+    if newest == Cursor::START {
+        return Ok(0);
+    }
     // The mark moves first, in the same transaction: a reader never finds entries missing
     // without also finding the mark that says so.
     db.execute(sql(

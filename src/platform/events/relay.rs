@@ -3,8 +3,8 @@
 //! On PostgreSQL the relay that holds a session advisory lock leads; the others stand by and
 //! take over when the leader's connection ends (its node died or stopped). Delivery is at least
 //! once: a new leader resumes from the last cursor the old one recorded, so a few entries may
-//! go out twice, and subscribers drop cursors they have seen. Embedded, the node's own relay
-//! always leads.
+//! go out twice, and subscribers drop cursors they have seen. Embedded, or on PostgreSQL
+//! without Redis (a bus of one node), every node's relay leads for its own subscribers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,12 @@ async fn run(db: Db, bus: Arc<dyn EventBus>) {
 }
 
 async fn lead_on_postgres(db: &Db, bus: &dyn EventBus, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    // A bus of this node alone (no Redis): every node relays the whole log to its own
+    // subscribers, so none waits on a leader it cannot hear.
+    if !bus.spans_nodes() {
+        let mut listener = listen(pool).await?;
+        return lead(db, bus, None, Some(&mut listener)).await;
+    }
     // A connection of its own: the lock lives as long as it does, and ends with the node.
     let mut lock = pool.acquire().await?.detach();
     loop {
@@ -73,11 +79,17 @@ async fn lead_on_postgres(db: &Db, bus: &dyn EventBus, pool: &sqlx::PgPool) -> a
         tokio::time::sleep(POLL).await;
     }
     tracing::info!("this node relays the event log");
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(log::WAKE_CHANNEL).await?;
+    // Listening only once leading: a standby's wake-ups would pile up unread.
+    let mut listener = listen(pool).await?;
     let outcome = lead(db, bus, Some(&mut lock), Some(&mut listener)).await;
     let _ = lock.close().await;
     outcome
+}
+
+async fn listen(pool: &sqlx::PgPool) -> anyhow::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(log::WAKE_CHANNEL).await?;
+    Ok(listener)
 }
 
 /// Publishes from the recorded cursor on, then whenever entries commit, until an error.
@@ -91,9 +103,12 @@ async fn lead(
     let mut last = log::relayed_through(&conn).await?;
     let mut recorded = last;
     let mut recorded_at = std::time::Instant::now();
+    let mut held_back_retry = HELD_BACK_RETRY;
+    let mut pinged_at = std::time::Instant::now();
     loop {
-        let batch = log::read_after(&conn, last, BATCH, None).await?;
+        let batch = log::read_after(&conn, last, BATCH).await?;
         let full = batch.entries.len() as u64 == BATCH;
+        let progressed = !batch.entries.is_empty();
         for mut entry in batch.entries {
             entry.prev = Some(last);
             let cursor = entry.cursor;
@@ -111,12 +126,25 @@ async fn lead(
             continue;
         }
         // Held back: an older transaction is still open. Its end is announced only if it logged
-        // events, so look again at the next commit or shortly, whichever comes first.
-        let idle = if batch.held_back {
+        // events, so look again at the next commit or shortly, whichever comes first; sooner
+        // while entries keep coming, later while one long transaction holds everything back.
+        held_back_retry = if progressed {
             HELD_BACK_RETRY
+        } else {
+            (held_back_retry * 2).min(POLL)
+        };
+        let idle = if batch.held_back {
+            held_back_retry
         } else {
             POLL
         };
+        // The lock is checked on a clock, busy or not: a leader that lost it must notice.
+        if let Some(lock) = lock.as_deref_mut() {
+            if pinged_at.elapsed() >= POLL {
+                lock.ping().await?;
+                pinged_at = std::time::Instant::now();
+            }
+        }
         let woken = async {
             match listener.as_deref_mut() {
                 Some(listener) => listener.recv().await.map(|_| ()),
@@ -133,11 +161,7 @@ async fn lead(
                 }
             }
             () = db.commits().events.notified() => {}
-            () = tokio::time::sleep(idle) => {
-                if let (Some(lock), false) = (lock.as_deref_mut(), batch.held_back) {
-                    lock.ping().await?;
-                }
-            }
+            () = tokio::time::sleep(idle) => {}
         }
     }
 }

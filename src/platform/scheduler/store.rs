@@ -431,14 +431,19 @@ pub async fn prune_finished<C: ConnectionTrait>(
         .rows_affected())
 }
 
-/// Logs job changes as one event, right after the change it reports, not with it: the jobs
-/// table is the record, and a claim or completion batch stays one statement.
+/// Logs job changes right after the change they report, not with it: the jobs table is the
+/// record, and a claim or completion batch stays one statement. One entry per change (in one
+/// INSERT), so that a subscriber resuming after a change's cursor gets every later one.
 pub(super) async fn announce(db: &Db, changes: Vec<JobChange>) {
     if changes.is_empty() {
         return;
     }
-    let appended = match NewEvent::of(&JobChanges(changes)) {
-        Ok(entry) => log::append(&db.conn, vec![entry]).await,
+    let entries: Result<Vec<NewEvent>, _> = changes
+        .into_iter()
+        .map(|change| NewEvent::of(&JobChanges(vec![change])))
+        .collect();
+    let appended = match entries {
+        Ok(entries) => log::append(&db.conn, entries).await,
         Err(err) => Err(sea_orm::DbErr::Custom(err.to_string())),
     };
     match appended {
