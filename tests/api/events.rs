@@ -414,11 +414,23 @@ async fn cursors_past_retention_are_refused(backend: Backend) -> anyhow::Result<
         })
         .await
     };
+    let comment_readable = || async {
+        let (left, _) = read_log(&company.app, &company.admin, None, json!(["TASKS"])).await?;
+        anyhow::Ok(!comments_on(&left, &task).is_empty())
+    };
+    // First until the comment is readable (on PostgreSQL another transaction on the server may
+    // hold it back a moment): from then on, its absence can only mean it was pruned.
     let deadline = Instant::now() + Duration::from_secs(30);
+    while !comment_readable().await? {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the comment never became readable"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     loop {
         prune().await?;
-        let (left, _) = read_log(&company.app, &company.admin, None, json!(["TASKS"])).await?;
-        if comments_on(&left, &task).is_empty() && log_has_been_pruned(&company).await? {
+        if !comment_readable().await? && log_has_been_pruned(&company).await? {
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "the comment was never pruned");
