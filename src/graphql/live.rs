@@ -6,9 +6,18 @@ use async_graphql::Context;
 use futures_util::Stream;
 
 use super::context::ContextExt;
+use crate::auth::{Viewer, ViewerUser};
 use crate::error::{AppError, AppResult};
 use crate::platform::events::follow::{self, FollowError};
 use crate::platform::events::{Cursor, Envelope};
+
+/// Subscriptions are for signed-in users: an anonymous one would see nothing, ever.
+pub fn subscriber(viewer: &Viewer) -> AppResult<Arc<ViewerUser>> {
+    match viewer {
+        Viewer::User(user) => Ok(user.clone()),
+        Viewer::Anonymous => Err(AppError::Unauthenticated("sign in to subscribe".into())),
+    }
+}
 
 /// `after` as a cursor: `BAD_USER_INPUT` on `field` when it is not one.
 pub fn parse_cursor(field: &str, after: Option<&str>) -> AppResult<Option<Cursor>> {

@@ -6,3 +6,14 @@ pub mod ids;
 pub mod live;
 pub mod pagination;
 pub mod scalars;
+
+use crate::error::{AppError, AppResult};
+
+/// A lookup whose miss is a null field rather than an error: what one may not see is absent.
+pub fn found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}

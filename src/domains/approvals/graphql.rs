@@ -18,8 +18,9 @@ use super::service;
 use crate::domains::identity::graphql::{user_by_id, User};
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::model::{parse_name, UserId};
-use crate::error::{AppError, AppResult};
+use crate::error::AppError;
 use crate::graphql::context::{loader_error, ContextExt};
+use crate::graphql::found;
 
 async fn users(ctx: &Context<'_>, ids: Vec<Uuid>) -> Result<Vec<User>> {
     let loaders = ctx.loaders::<IdentityLoaders>()?;
@@ -158,15 +159,6 @@ impl TryFrom<ApprovalStepInput> for NewStep {
                 })
                 .transpose()?,
         })
-    }
-}
-
-/// A lookup whose miss is a null field rather than an error.
-fn found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(AppError::NotFound(_)) => Ok(None),
-        Err(err) => Err(err),
     }
 }
 

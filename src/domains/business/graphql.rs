@@ -19,6 +19,7 @@ use crate::domains::finance::model::EntryId;
 use crate::domains::finance::service as finance;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{loader_error, ContextExt};
+use crate::graphql::found;
 use crate::graphql::ids::optional_id;
 use crate::graphql::pagination::{connection, decode_cursor, page_size, TotalCount};
 use crate::graphql::scalars::Json;
@@ -41,15 +42,6 @@ pub enum TransactionStatus {
     Executing,
     Completed,
     Failed,
-}
-
-/// A read of one transaction: one the viewer may not read is absent, not an error.
-fn found<T>(result: AppResult<T>) -> Result<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(AppError::NotFound(_)) => Ok(None),
-        Err(err) => Err(err.into()),
-    }
 }
 
 #[derive(SimpleObject)]

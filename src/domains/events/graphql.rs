@@ -9,8 +9,6 @@ use futures_util::{Stream, StreamExt};
 
 use super::model::{self, Topic};
 use super::service;
-use crate::auth::Viewer;
-use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::live::{self, parse_cursor};
 use crate::graphql::pagination::page_size;
@@ -147,12 +145,7 @@ impl EventsSubscription {
         after: Option<String>,
         topics: Option<Vec<EventTopic>>,
     ) -> Result<impl Stream<Item = Event>> {
-        let viewer = match ctx.caller()?.viewer {
-            Viewer::User(user) => user.clone(),
-            Viewer::Anonymous => {
-                return Err(AppError::Unauthenticated("sign in to subscribe".into()).into())
-            }
-        };
+        let viewer = live::subscriber(ctx.caller()?.viewer)?;
         let wanted = self::topics(topics);
         let entries = live::follow(ctx, after.as_deref()).await?;
         Ok(entries.filter_map(move |entry: Arc<Envelope>| {

@@ -14,6 +14,7 @@ use crate::domains::identity::model::DepartmentId;
 use crate::domains::tasks::model::TaskId;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{loader_error, Caller, ContextExt};
+use crate::graphql::found;
 use crate::graphql::ids::optional_id;
 use crate::graphql::pagination::{decode_cursor, encode_cursor, page_size};
 use crate::graphql::scalars::{Date, Money};
@@ -55,15 +56,6 @@ impl Units {
             .0
             .to_minor(self.0)
             .map_err(|e| AppError::bad_field(field, format!("{e}")))
-    }
-}
-
-/// A read of one thing: absent is `null`, not an error.
-fn found<T>(result: AppResult<T>) -> Result<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(AppError::NotFound(_)) => Ok(None),
-        Err(err) => Err(err.into()),
     }
 }
 

@@ -103,9 +103,10 @@ impl Envelope {
         }
     }
 
-    /// The audience as the domain wrote it; `None` when it does not decode.
+    /// The audience as the domain wrote it; `None` when it does not decode. Read in place: it
+    /// is checked once per subscriber, so it is not copied for each.
     pub fn audience<A: DeserializeOwned>(&self) -> Option<A> {
-        serde_json::from_value(self.audience.clone()).ok()
+        A::deserialize(&self.audience).ok()
     }
 }
 

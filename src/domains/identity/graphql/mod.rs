@@ -15,23 +15,14 @@ use crate::domains::identity::model::{
     NewUser, RoleGrantId, RoleId, UserChanges, UserId,
 };
 use crate::domains::identity::service::{self, LoginPolicy, UserFilter, UserPage};
-use crate::error::{AppError, AppResult};
 use crate::graphql::context::ContextExt;
+use crate::graphql::found;
 use crate::graphql::ids::optional_id;
 use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::platform::events::Envelope;
 
 // ---------------------------------------------------------------- roots
-
-/// A lookup whose miss is a null field rather than an error.
-fn found<T>(result: AppResult<T>) -> AppResult<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(AppError::NotFound(_)) => Ok(None),
-        Err(err) => Err(err),
-    }
-}
 
 fn user_connection(
     page: UserPage,

@@ -1,21 +1,21 @@
 //! Tasks over GraphQL: thin resolvers that parse input into model types and call the service.
 
+mod inputs;
 mod prime;
 mod recurring;
 mod types;
 
 pub use recurring::{RecurringTasksMutation, RecurringTasksQuery};
 
+pub use inputs::*;
 pub use types::*;
-
-use std::sync::Arc;
 
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use crate::auth::{Viewer, ViewerUser};
+use crate::auth::ViewerUser;
 use crate::domains::identity::graphql::{user_by_id, User};
 use crate::domains::tasks::model::{self, CommentId, TaskId};
 use crate::domains::tasks::service;
@@ -113,14 +113,6 @@ impl TaskEvent {
             task: Task::try_from(event.task).ok()?,
             actor_id: event.actor_id,
         })
-    }
-}
-
-/// Subscriptions are for signed-in users: an anonymous one would see nothing, ever.
-fn subscriber(viewer: &Viewer) -> Result<Arc<ViewerUser>, AppError> {
-    match viewer {
-        Viewer::User(user) => Ok(user.clone()),
-        Viewer::Anonymous => Err(AppError::Unauthenticated("sign in to subscribe".into())),
     }
 }
 
@@ -341,7 +333,7 @@ impl TasksSubscription {
         task_id: Option<ID>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = TaskEvent>> {
-        let viewer = subscriber(ctx.caller()?.viewer)?;
+        let viewer = live::subscriber(ctx.caller()?.viewer)?;
         let only = optional_id("taskId", task_id.as_ref(), TaskId::parse)?.map(|t| t.0);
         let log = live::follow(ctx, after.as_deref()).await?;
         Ok(log.filter_map(move |envelope| {
