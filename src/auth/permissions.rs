@@ -13,10 +13,13 @@ pub enum Permission {
     FinanceRead,
     FinancePost,
     SchedulerManage,
+    /// Submitting business transactions; a department-scoped grant covers payloads that name
+    /// a department (`departmentId`/`costCenterId`) in its subtree.
+    BusinessSubmit,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::Admin,
         Permission::TaskCreateMain,
         Permission::TaskReview,
@@ -24,6 +27,7 @@ impl Permission {
         Permission::FinanceRead,
         Permission::FinancePost,
         Permission::SchedulerManage,
+        Permission::BusinessSubmit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Permission {
             Permission::FinanceRead => "finance.read",
             Permission::FinancePost => "finance.post",
             Permission::SchedulerManage => "scheduler.manage",
+            Permission::BusinessSubmit => "business.submit",
         }
     }
 }

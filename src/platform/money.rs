@@ -70,8 +70,13 @@ impl FromStr for Decimal {
 
 impl Decimal {
     pub fn from_minor(minor: i64, exponent: u32) -> Self {
+        Self::from_wide_minor(i128::from(minor), exponent)
+    }
+
+    /// For totals, which are summed in 128 bits so they never wrap.
+    pub fn from_wide_minor(minor: i128, exponent: u32) -> Self {
         Self {
-            mantissa: i128::from(minor),
+            mantissa: minor,
             scale: exponent,
         }
     }

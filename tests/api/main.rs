@@ -12,6 +12,7 @@ mod finance;
 mod identity;
 mod jobs;
 mod migrations;
+mod rules;
 mod scheduler;
 mod schema;
 mod tasks;

@@ -352,7 +352,10 @@ impl From<approval_instance::Model> for Approval {
     fn from(instance: approval_instance::Model) -> Self {
         Self {
             id: ID(instance.id.to_string()),
-            status: InstanceStatus::parse(&instance.status).into(),
+            // A status that cannot be read shows as closed, never as awaiting a decision.
+            status: InstanceStatus::parse(&instance.status)
+                .unwrap_or(InstanceStatus::Rejected)
+                .into(),
             subject_type: instance.subject_type.clone(),
             subject_id: ID(instance.subject_id.to_string()),
             started_at: instance.started_at,

@@ -74,13 +74,15 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// A missing field makes the condition false: the step does not apply.
-    pub fn holds(&self, facts: &SubjectFacts) -> bool {
+    /// Whether the step this condition guards applies. A fact that is missing, or is not an
+    /// exact decimal, cannot show the step is unneeded, so the step applies (fails closed):
+    /// leaving a field out, or writing `"20,000"`, never skips an approval.
+    pub fn applies(&self, facts: &SubjectFacts) -> bool {
         facts
             .numbers
             .get(&self.field)
             .and_then(|raw| raw.parse::<Decimal>().ok())
-            .is_some_and(|actual| self.op.holds(actual.cmp_exact(&self.value)))
+            .is_none_or(|actual| self.op.holds(actual.cmp_exact(&self.value)))
     }
 }
 
@@ -166,13 +168,17 @@ impl InstanceStatus {
         }
     }
 
-    pub fn parse(raw: &str) -> Self {
-        match raw {
-            "APPROVED" => Self::Approved,
-            "REJECTED" => Self::Rejected,
-            "CANCELLED" => Self::Cancelled,
-            _ => Self::Pending,
-        }
+    /// `None` for text that is no status: callers treat it as closed, never as awaiting a
+    /// decision, so a damaged row cannot be decided again.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Rejected,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 
@@ -297,12 +303,36 @@ mod tests {
     #[test]
     fn conditions_compare_exactly_and_fail_closed() {
         let at_least = condition(CompareOp::Gte, "10000");
-        assert!(at_least.holds(&facts("10000.00")));
-        assert!(at_least.holds(&facts("10000.01")));
-        assert!(!at_least.holds(&facts("9999.99")));
-        assert!(!at_least.holds(&SubjectFacts::default()));
-        assert!(condition(CompareOp::Lt, "5").holds(&facts("4.99")));
-        assert!(condition(CompareOp::Eq, "5").holds(&facts("5.0")));
+        assert!(at_least.applies(&facts("10000.00")));
+        assert!(at_least.applies(&facts("10000.01")));
+        assert!(at_least.applies(&facts("20000.5")));
+        assert!(!at_least.applies(&facts("9999.99")));
+        assert!(condition(CompareOp::Lt, "5").applies(&facts("4.99")));
+        assert!(!condition(CompareOp::Lt, "5").applies(&facts("5")));
+        assert!(condition(CompareOp::Eq, "5").applies(&facts("5.0")));
+        // Nothing the engine cannot read exactly skips a step, whatever the operator.
+        for unreadable in ["20,000", "1e5", " 20000", "+20000", "", "NaN", "２００００"] {
+            assert!(at_least.applies(&facts(unreadable)), "{unreadable:?}");
+            assert!(
+                condition(CompareOp::Lt, "5").applies(&facts(unreadable)),
+                "{unreadable:?}"
+            );
+        }
+        assert!(at_least.applies(&SubjectFacts::default()));
+    }
+
+    #[test]
+    fn unknown_statuses_read_as_none() {
+        for status in [
+            InstanceStatus::Pending,
+            InstanceStatus::Approved,
+            InstanceStatus::Rejected,
+            InstanceStatus::Cancelled,
+        ] {
+            assert_eq!(InstanceStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(InstanceStatus::parse("pending"), None);
+        assert_eq!(InstanceStatus::parse(""), None);
     }
 
     #[test]

@@ -45,14 +45,35 @@ pub enum TransactionStatus {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct TransactionType {
     id: ID,
     code: String,
     name: String,
     route: String,
     payload_schema: Json,
-    posting_rule: Option<Json>,
+    #[graphql(skip)]
+    posting_rule: Option<serde_json::Value>,
+    #[graphql(skip)]
     forward_url: Option<String>,
+}
+
+#[ComplexObject]
+impl TransactionType {
+    /// Null unless the viewer is an administrator or holds `scheduler.manage`.
+    async fn posting_rule(&self, ctx: &Context<'_>) -> Result<Option<Json>> {
+        let shown = model::may_read_type_config(ctx.caller()?.viewer.user()?);
+        Ok(self
+            .posting_rule
+            .clone()
+            .filter(|_| shown)
+            .map(async_graphql::Json))
+    }
+    /// Null unless the viewer is an administrator or holds `scheduler.manage`.
+    async fn forward_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let shown = model::may_read_type_config(ctx.caller()?.viewer.user()?);
+        Ok(self.forward_url.clone().filter(|_| shown))
+    }
 }
 
 impl From<transaction_type::Model> for TransactionType {
@@ -63,7 +84,7 @@ impl From<transaction_type::Model> for TransactionType {
             name: row.name,
             route: row.route,
             payload_schema: async_graphql::Json(row.payload_schema),
-            posting_rule: row.posting_rule.map(async_graphql::Json),
+            posting_rule: row.posting_rule,
             forward_url: row.forward_url,
         }
     }
@@ -286,6 +307,7 @@ impl BusinessMutation {
     }
 
     /// Idempotent: the same key and payload return the first transaction, never a second run.
+    /// Needs `business.submit`, globally or over the department the payload names.
     async fn submit_transaction(
         &self,
         ctx: &Context<'_>,

@@ -60,16 +60,19 @@ impl JobHandler for ForwardTransaction {
     }
 
     async fn given_up(&self, args: &serde_json::Value, reason: &str) {
-        fail_transaction(&self.db, args, reason).await;
+        fail_transaction(&self.db, args, reason, service::DELIVERY_FAILED).await;
     }
 }
 
-/// The transaction fails with the job, so it never waits on a job that will not come back.
-async fn fail_transaction(db: &Db, args: &serde_json::Value, reason: &str) {
+/// The transaction fails with the job, so it never waits on a job that will not come back. It
+/// records `public`, not the job's `detail`: the submitter reads the transaction, and the
+/// detail (receiver answers, URLs, internal causes) stays with the job, for operators.
+async fn fail_transaction(db: &Db, args: &serde_json::Value, detail: &str, public: &'static str) {
     let Ok(args) = serde_json::from_value::<RoutedArgs>(args.clone()) else {
         return;
     };
-    if let Err(err) = write(db, async |work| service::give_up(work, &args, reason).await).await {
+    tracing::warn!(transaction = %args.transaction_id, detail, "routed transaction failed");
+    if let Err(err) = write(db, async |work| service::give_up(work, &args, public).await).await {
         tracing::error!(transaction = %args.transaction_id, error = ?err, "could not fail a transaction whose job gave up");
     }
 }
@@ -96,6 +99,6 @@ impl JobHandler for ProcessTransaction {
     }
 
     async fn given_up(&self, args: &serde_json::Value, reason: &str) {
-        fail_transaction(&self.db, args, reason).await;
+        fail_transaction(&self.db, args, reason, service::PROCESSING_FAILED).await;
     }
 }

@@ -208,6 +208,12 @@ impl Event for TransactionEvent {
     }
 }
 
+/// Who reads a type's `postingRule` and `forwardUrl` (internal accounts, partner endpoints):
+/// administrators and operators (a global `scheduler.manage`, who see the delivery jobs too).
+pub fn may_read_type_config(viewer: &ViewerUser) -> bool {
+    viewer.has_global(Permission::SchedulerManage)
+}
+
 /// Mirrors `service::find`: the submitter and global `finance.read` holders. Fails closed.
 pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
     envelope.topic == TransactionEvent::TOPIC
@@ -236,6 +242,19 @@ mod tests {
     use crate::auth::viewer::Scope;
     use crate::platform::events::test_envelope;
     use serde_json::json;
+
+    #[test]
+    fn type_configuration_is_for_administrators_and_operators() {
+        let with = |p| ViewerUser::with_grants(vec![(p, Scope::Global)]);
+        assert!(may_read_type_config(&with(Permission::Admin)));
+        assert!(may_read_type_config(&with(Permission::SchedulerManage)));
+        assert!(!may_read_type_config(&with(Permission::BusinessSubmit)));
+        assert!(!may_read_type_config(&with(Permission::FinancePost)));
+        assert!(!may_read_type_config(&ViewerUser::with_grants(vec![(
+            Permission::SchedulerManage,
+            Scope::Subtree { path: "/a/".into() }
+        )])));
+    }
 
     fn event(submitter: Option<Uuid>) -> TransactionEvent {
         TransactionEvent {

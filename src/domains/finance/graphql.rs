@@ -47,8 +47,8 @@ impl Units {
         Self(currency_exponent(&caller.app.config.currency))
     }
 
-    fn money(self, minor: i64) -> Money {
-        Money(Decimal::from_minor(minor, self.0))
+    fn money(self, minor: impl Into<i128>) -> Money {
+        Money(Decimal::from_wide_minor(minor.into(), self.0))
     }
 
     fn minor(self, field: &str, value: Money) -> AppResult<i64> {
@@ -68,14 +68,16 @@ pub struct Account {
     kind: AccountType,
 }
 
-impl From<account::Model> for Account {
-    fn from(row: account::Model) -> Self {
-        Self {
+impl TryFrom<account::Model> for Account {
+    type Error = AppError;
+
+    fn try_from(row: account::Model) -> AppResult<Self> {
+        Ok(Self {
             id: ID(row.id.to_string()),
-            kind: service::account_type(&row).into(),
+            kind: service::account_type(&row)?.into(),
             code: row.code,
             name: row.name,
-        }
+        })
     }
 }
 
@@ -92,7 +94,8 @@ impl JournalLine {
             .load_one(self.0.account_id)
             .await
             .map_err(loader_error)?
-            .map(Account::from))
+            .map(Account::try_from)
+            .transpose()?)
     }
     async fn debit(&self, ctx: &Context<'_>) -> Result<Money> {
         Ok(Units::of(&ctx.caller()?).money(self.0.debit_minor))
@@ -175,8 +178,8 @@ pub struct TrialBalance {
 
 impl TrialBalance {
     fn new(units: Units, rows: Vec<service::BalanceRow>) -> Self {
-        let total_debit: i64 = rows.iter().map(|r| r.debit).sum();
-        let total_credit: i64 = rows.iter().map(|r| r.credit).sum();
+        let total_debit: i128 = rows.iter().map(|r| r.debit).sum();
+        let total_credit: i128 = rows.iter().map(|r| r.credit).sum();
         Self {
             rows: rows
                 .into_iter()
@@ -216,7 +219,7 @@ impl Budget {
             period: model::period_label(kind, usage.budget.period_start),
             budgeted: units.money(usage.budget.amount_minor),
             actual: units.money(usage.actual),
-            remaining: units.money(usage.budget.amount_minor.saturating_sub(usage.actual)),
+            remaining: units.money(i128::from(usage.budget.amount_minor) - usage.actual),
             policy: usage.budget.policy,
             account_code: usage.account.code,
         })
@@ -406,9 +409,9 @@ pub struct AccountLedger {
 
 impl AccountLedger {
     /// One page, `offset` lines in.
-    fn new(units: Units, page: service::LedgerPage, offset: u64) -> Self {
+    fn new(units: Units, page: service::LedgerPage, offset: u64) -> AppResult<Self> {
         let shown = page.lines.len() as u64;
-        Self {
+        Ok(Self {
             opening_balance: units.money(page.opening),
             lines: page
                 .lines
@@ -425,8 +428,8 @@ impl AccountLedger {
             total_count: page.total,
             has_next_page: offset + shown < page.total,
             end_cursor: (shown > 0).then(|| encode_cursor(offset + shown - 1)),
-            account: page.account.into(),
-        }
+            account: page.account.try_into()?,
+        })
     }
 }
 
@@ -439,7 +442,10 @@ impl FinanceQuery {
     async fn accounts(&self, ctx: &Context<'_>) -> Result<Vec<Account>> {
         let caller = ctx.caller()?;
         let accounts = service::list_accounts(caller.db(), caller.viewer).await?;
-        Ok(accounts.into_iter().map(Account::from).collect())
+        Ok(accounts
+            .into_iter()
+            .map(Account::try_from)
+            .collect::<AppResult<_>>()?)
     }
 
     /// Needs `finance.read`.
@@ -503,7 +509,7 @@ impl FinanceQuery {
             first,
         )
         .await?;
-        Ok(AccountLedger::new(Units::of(&caller), page, offset))
+        Ok(AccountLedger::new(Units::of(&caller), page, offset)?)
     }
 
     /// Budgeted, actual and remaining per budget. Needs `finance.read`.
@@ -537,7 +543,7 @@ impl FinanceMutation {
                 service::create_account(work, caller.viewer, &new.code, &new.name, new.kind).await
             })
             .await?;
-        Ok(account.into())
+        Ok(account.try_into()?)
     }
 
     /// A balanced entry (debits equal credits, every amount positive). Needs `finance.post`.

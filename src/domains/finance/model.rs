@@ -27,8 +27,9 @@ impl AccountType {
         matches!(self, Self::Asset | Self::Expense)
     }
 
-    /// A movement in this account's natural direction: positive when it grows.
-    pub fn natural(self, debit: i64, credit: i64) -> i64 {
+    /// A movement in this account's natural direction: positive when it grows. In 128 bits:
+    /// the inputs may be totals of any number of lines.
+    pub fn natural(self, debit: i128, credit: i128) -> i128 {
         if self.grows_by_debit() {
             debit - credit
         } else {
@@ -38,8 +39,9 @@ impl AccountType {
 }
 
 pub const MAX_LINES: usize = 200;
-/// The largest amount on one line (10^15 minor units): totals of many entries stay far inside
-/// 64-bit integers in SQL and in Rust.
+/// The largest amount on one line (10^15 minor units). An account's total may still pass
+/// `i64::MAX` after some 9,200 such lines, so totals are summed in 128 bits (see
+/// `service::wide_sum`), never in 64.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
 #[derive(Clone, Debug)]
@@ -199,7 +201,8 @@ pub struct BudgetOverrun {
     pub cost_center_id: Uuid,
     pub account_code: String,
     pub budgeted_minor: i64,
-    /// Used before this posting.
+    /// Used before this posting; past `i64::MAX` it reads `i64::MAX` (far over any budget,
+    /// which is at most `MAX_AMOUNT`).
     pub used_minor: i64,
     /// What this posting adds.
     pub posting_minor: i64,
@@ -402,5 +405,16 @@ mod tests {
         assert_eq!(AccountType::Expense.natural(100, 0), 100);
         assert_eq!(AccountType::Revenue.natural(0, 100), 100);
         assert_eq!(AccountType::Revenue.natural(100, 0), -100);
+        let max = i128::from(i64::MAX);
+        assert_eq!(AccountType::Asset.natural(max * 3, 0), max * 3);
+    }
+
+    #[test]
+    fn stored_enums_that_do_not_parse_are_none() {
+        assert_eq!(BudgetPolicy::parse("STOP"), Some(BudgetPolicy::Stop));
+        for bad in ["stop", "", "IGNORED", "STOP "] {
+            assert_eq!(BudgetPolicy::parse(bad), None);
+            assert_eq!(AccountType::parse(bad), None);
+        }
     }
 }

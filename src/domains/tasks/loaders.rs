@@ -99,16 +99,18 @@ impl Loader<Uuid> for ExecutorsLoader {
     }
 }
 
-pub struct ActivityLoader(pub DatabaseConnection);
+pub struct ActivityPages(pub DatabaseConnection);
 
-impl Loader<Uuid> for ActivityLoader {
-    type Value = Vec<task_activity::Model>;
+impl Loader<PageKey> for ActivityPages {
+    type Value = ChildPage<task_activity::Model>;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        service::activity_by_task(&self.0, keys)
-            .await
-            .map_err(db_error)
+    async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, Self::Error> {
+        load_pages(keys, |parents, first, offset| {
+            let db = self.0.clone();
+            async move { service::activity_pages(&db, &parents, first, offset).await }
+        })
+        .await
     }
 }
 
@@ -166,7 +168,7 @@ pub struct TaskLoaders {
     pub subtasks: Primed<SubtaskPages>,
     pub comments: Primed<CommentPages>,
     pub executors: Primed<ExecutorsLoader>,
-    pub activity: DataLoader<ActivityLoader>,
+    pub activity: DataLoader<ActivityPages>,
     pub attachments: DataLoader<AttachmentsLoader>,
     pub categories: DataLoader<CategoryLoader>,
 }
@@ -190,7 +192,7 @@ impl TaskLoaders {
                 tokio::spawn,
                 HashMapCache::default(),
             ),
-            activity: DataLoader::new(ActivityLoader(db.clone()), tokio::spawn),
+            activity: DataLoader::new(ActivityPages(db.clone()), tokio::spawn),
             attachments: DataLoader::new(AttachmentsLoader(db.clone()), tokio::spawn),
             categories: DataLoader::new(CategoryLoader(db.clone()), tokio::spawn),
         }

@@ -354,10 +354,37 @@ pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
             .is_some_and(|audience| audience.admits(viewer))
 }
 
+/// The most of a value one activity entry keeps, in characters: room for a title, a date, the
+/// ids of `MAX_EXECUTORS` executors, the start of a comment.
+pub const ACTIVITY_EXCERPT_CHARS: usize = 2000;
+
+/// `text` as an activity entry keeps it: whole when short, else its start and its length.
+pub fn activity_excerpt(text: &str) -> String {
+    match text.char_indices().nth(ACTIVITY_EXCERPT_CHARS) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::viewer::ScopedPermission;
+
+    #[test]
+    fn activity_keeps_excerpts_of_long_values() {
+        assert_eq!(activity_excerpt("short"), "short");
+        let exact = "é".repeat(ACTIVITY_EXCERPT_CHARS);
+        assert_eq!(activity_excerpt(&exact), exact);
+        let long = "😀".repeat(10_000);
+        let kept = activity_excerpt(&long);
+        assert!(kept.starts_with(&"😀".repeat(ACTIVITY_EXCERPT_CHARS)));
+        assert!(kept.ends_with("… (10000 characters)"), "{kept}");
+        assert_eq!(
+            kept.chars().count(),
+            ACTIVITY_EXCERPT_CHARS + "… (10000 characters)".chars().count()
+        );
+    }
 
     #[test]
     fn merit_splits_add_up_and_favour_the_first_listed() {

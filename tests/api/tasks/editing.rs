@@ -65,9 +65,9 @@ async fn stale_versions_conflict_and_the_activity_log_is_atomic(
         .await?;
     assert_eq!(error_code(&by_executor), Some("FORBIDDEN"));
 
-    let activity = "query($id: ID!) { task(id: $id) { title version activity { action field oldValue newValue actor { id } } } }";
+    let activity = "query($id: ID!) { task(id: $id) { title version activity { nodes { action field oldValue newValue actor { id } } } } }";
     let log = c.ok_as(&c.initiator, activity, json!({ "id": id })).await?;
-    let entries = log["task"]["activity"]
+    let entries = log["task"]["activity"]["nodes"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -111,7 +111,7 @@ async fn stale_versions_conflict_and_the_activity_log_is_atomic(
     assert_eq!(after["task"]["title"], "Renamed");
     assert_eq!(after["task"]["version"], 2);
     assert_eq!(
-        after["task"]["activity"].as_array().map(Vec::len),
+        after["task"]["activity"]["nodes"].as_array().map(Vec::len),
         Some(before)
     );
     Ok(())

@@ -52,7 +52,8 @@ pub struct Started {
 }
 
 /// Starts an approval of `subject` under `flow_id`, inside the subject's transaction. Steps
-/// whose condition fails are skipped; approvers of every remaining step are resolved now, so
+/// whose condition is false are skipped; a condition whose fact is missing or unreadable, or
+/// one stored damaged, keeps its step (see `Condition::applies`). Approvers of every remaining step are resolved now, so
 /// a step that could never be approved is refused at submission, not discovered later.
 pub async fn start(
     work: &Work,
@@ -68,9 +69,7 @@ pub async fn start(
     let mut positions = Vec::new();
     let mut approvers_by_index = Vec::new();
     for step in &steps {
-        if step_condition(step).is_some_and(|c| !c.holds(&facts))
-            || (step.condition_field.is_some() && step_condition(step).is_none())
-        {
+        if step_condition(step).is_some_and(|c| !c.applies(&facts)) {
             continue;
         }
         let rule = step_rule(step)
@@ -301,7 +300,7 @@ pub async fn decide(
     if !can_see(work, viewer, &instance).await? {
         return Err(AppError::not_found("approval"));
     }
-    if InstanceStatus::parse(&instance.status) != InstanceStatus::Pending {
+    if InstanceStatus::parse(&instance.status) != Some(InstanceStatus::Pending) {
         return Err(AppError::Conflict(
             "this approval is already decided".into(),
         ));

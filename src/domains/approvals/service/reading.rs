@@ -32,7 +32,7 @@ pub async fn progress<C: ConnectionTrait>(
     let current = positions
         .get(instance.current_index as usize)
         .and_then(|p| steps.iter().find(|s| s.position == *p));
-    let pending_approvers = if status == InstanceStatus::Pending {
+    let pending_approvers = if status == Some(InstanceStatus::Pending) {
         let decided: HashSet<Uuid> = decisions_of(db, &[instance.id])
             .await?
             .into_iter()
@@ -54,7 +54,7 @@ pub async fn progress<C: ConnectionTrait>(
             (instance.current_index as usize + 1).min(positions.len())
         },
         step_count: positions.len(),
-        current_step_name: (status == InstanceStatus::Pending)
+        current_step_name: (status == Some(InstanceStatus::Pending))
             .then(|| current.map(|s| s.name.clone()))
             .flatten(),
         pending_approvers,
@@ -78,8 +78,8 @@ pub fn cycle_times(
     let mut steps = Vec::new();
     let mut started_at = instance.started_at;
     let finished_steps = match InstanceStatus::parse(&instance.status) {
-        InstanceStatus::Pending => instance.current_index,
-        _ => instance.current_index + 1,
+        Some(InstanceStatus::Pending) | None => instance.current_index,
+        Some(_) => instance.current_index + 1,
     };
     for index in 0..finished_steps {
         let closing = decisions

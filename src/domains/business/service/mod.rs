@@ -20,6 +20,7 @@ use crate::domains::approvals::model::{SubjectFacts, SubjectRef, Verdict};
 use crate::domains::approvals::service::{self as approvals, ApprovalSubject};
 use crate::domains::finance::model::{AccountType, NewEntry, PostingLine};
 use crate::domains::finance::service as finance;
+use crate::domains::identity::service as identity;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::try_lock_in_transaction;
 use crate::platform::money::currency_exponent;
@@ -228,6 +229,7 @@ pub async fn submit(
     payload: serde_json::Value,
 ) -> AppResult<business_transaction::Model> {
     let me = viewer.user()?;
+    may_submit(work, me, &payload).await?;
     let key = parse_idempotency_key(idempotency_key)?;
     let kind = type_by_code(work, type_code)
         .await?
@@ -243,6 +245,31 @@ pub async fn submit(
     }
     let source = format!("user:{}", me.id);
     submit_in(work, &kind, &source, Some(me.id), &key, payload, currency).await
+}
+
+/// `business.submit`, globally or over the department the payload names: a sign-in alone
+/// submits nothing. Checked before the type is looked up, so a caller without it learns
+/// nothing of which types exist. Built-in types (task output) are submitted by their domain,
+/// not through here.
+async fn may_submit<C: ConnectionTrait>(
+    db: &C,
+    me: &crate::auth::ViewerUser,
+    payload: &serde_json::Value,
+) -> AppResult<()> {
+    if me.has_global(Permission::BusinessSubmit) {
+        return Ok(());
+    }
+    if let Some(department) = facts_for(payload, me.id).department_id {
+        if let Some(path) = identity::department_path_of(db, department).await? {
+            if me.has_in(Permission::BusinessSubmit, &path) {
+                return Ok(());
+            }
+        }
+    }
+    Err(AppError::Forbidden(format!(
+        "submitting a transaction needs the {} permission (for its department)",
+        Permission::BusinessSubmit
+    )))
 }
 
 /// The idempotent core, inside the caller's work (also used for built-in types). A replayed
@@ -436,7 +463,9 @@ fn posting_for(
 }
 
 /// What the approval engine may read of a payload: its amounts (exact decimal text) for
-/// conditions, and its department for approver rules.
+/// conditions, and its department for approver rules. Only decimal strings and whole JSON
+/// numbers are exact; a fractional JSON number has been through a binary float, so it is left
+/// out like any unreadable value, and a step conditioned on it applies.
 fn facts_for(payload: &serde_json::Value, initiator: Uuid) -> SubjectFacts {
     let mut facts = SubjectFacts {
         initiator_id: initiator,
@@ -449,7 +478,7 @@ fn facts_for(payload: &serde_json::Value, initiator: Uuid) -> SubjectFacts {
                     .parse::<crate::platform::money::Decimal>()
                     .ok()
                     .map(|d| d.to_string()),
-                serde_json::Value::Number(n) if n.is_i64() => Some(n.to_string()),
+                serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
                 _ => None,
             };
             if let Some(text) = text {

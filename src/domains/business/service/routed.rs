@@ -225,8 +225,14 @@ pub async fn finish(
     Ok(())
 }
 
-/// Marks the transaction FAILED once its job has run out of attempts.
-pub async fn give_up(work: &Work, args: &RoutedArgs, reason: &str) -> AppResult<()> {
+/// What the submitter reads when a routed transaction's job gives up. The job's own error
+/// history (for `scheduler.manage`) keeps the detail: receiver answers, URLs, causes.
+pub const DELIVERY_FAILED: &str = "delivery to the partner system failed";
+pub const PROCESSING_FAILED: &str = "processing the transaction failed";
+
+/// Marks the transaction FAILED once its job has run out of attempts, with a stable `reason`
+/// meant for the submitter (one of the constants above), never the job's error text.
+pub async fn give_up(work: &Work, args: &RoutedArgs, reason: &'static str) -> AppResult<()> {
     let Some(row) = business_transaction::Entity::find_by_id(args.transaction_id)
         .one(work)
         .await?

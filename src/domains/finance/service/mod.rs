@@ -25,8 +25,43 @@ use crate::error::{AppError, AppResult};
 use crate::platform::db::lock_in_transaction;
 use crate::platform::work::Work;
 
-pub fn account_type(account: &account::Model) -> AccountType {
-    AccountType::parse(&account.account_type).unwrap_or(AccountType::Asset)
+/// An account whose stored type does not parse is an `INTERNAL` error, never a guess: the type
+/// decides which side grows, and so what budgets see.
+pub fn account_type(account: &account::Model) -> AppResult<AccountType> {
+    AccountType::parse(&account.account_type).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!(
+            "account {} has unknown type {:?}",
+            account.id,
+            account.account_type
+        ))
+    })
+}
+
+/// What a budget's stored policy means. One that does not parse is `STOP`: a damaged row holds
+/// spending back rather than waving it through.
+pub fn budget_policy(found: &budget::Model) -> BudgetPolicy {
+    BudgetPolicy::parse(&found.policy).unwrap_or_else(|| {
+        tracing::error!(budget = %found.id, policy = %found.policy, "unknown budget policy, read as STOP");
+        BudgetPolicy::Stop
+    })
+}
+
+/// Amounts are split as `high × 10^9 + low` and the two parts summed apart, so no SQL sum can
+/// pass 64 bits on either database (SQLite's `SUM` raises "integer overflow" there, and
+/// PostgreSQL's NUMERIC sum would not cast back to BIGINT) for up to a billion lines; `join`
+/// puts them together in 128 bits.
+const SPLIT: i64 = 1_000_000_000;
+
+/// The two SQL expressions summing `expr` (optionally with a window `over`), as BIGINTs.
+pub(super) fn wide_sum(expr: &str, over: &str) -> [String; 2] {
+    [
+        format!("CAST(COALESCE(SUM(({expr}) / {SPLIT}){over}, 0) AS BIGINT)"),
+        format!("CAST(COALESCE(SUM(({expr}) % {SPLIT}){over}, 0) AS BIGINT)"),
+    ]
+}
+
+pub(super) fn join(high: i64, low: i64) -> i128 {
+    i128::from(high) * i128::from(SPLIT) + i128::from(low)
 }
 
 pub async fn create_account(
@@ -95,17 +130,15 @@ pub(super) async fn natural_total<C: ConnectionTrait>(
     account: &account::Model,
     from: NaiveDate,
     to: NaiveDate,
-) -> AppResult<i64> {
-    let sums: Option<(Option<i64>, Option<i64>)> = journal_line::Entity::find()
+) -> AppResult<i128> {
+    let [debits_high, debits_low] = wide_sum("debit_minor", "");
+    let [credits_high, credits_low] = wide_sum("credit_minor", "");
+    let sums: Option<(i64, i64, i64, i64)> = journal_line::Entity::find()
         .select_only()
-        .expr_as(
-            Expr::cust("CAST(COALESCE(SUM(debit_minor), 0) AS BIGINT)"),
-            "debits",
-        )
-        .expr_as(
-            Expr::cust("CAST(COALESCE(SUM(credit_minor), 0) AS BIGINT)"),
-            "credits",
-        )
+        .expr_as(Expr::cust(debits_high), "debits_high")
+        .expr_as(Expr::cust(debits_low), "debits_low")
+        .expr_as(Expr::cust(credits_high), "credits_high")
+        .expr_as(Expr::cust(credits_low), "credits_low")
         .filter(journal_line::Column::CostCenterId.eq(cost_center))
         .filter(journal_line::Column::AccountId.eq(account.id))
         .filter(journal_line::Column::PostingDate.gte(from))
@@ -113,8 +146,8 @@ pub(super) async fn natural_total<C: ConnectionTrait>(
         .into_tuple()
         .one(db)
         .await?;
-    let (debits, credits) = sums.map_or((0, 0), |(d, c)| (d.unwrap_or(0), c.unwrap_or(0)));
-    Ok(account_type(account).natural(debits, credits))
+    let (debits, credits) = sums.map_or((0, 0), |(dh, dl, ch, cl)| (join(dh, dl), join(ch, cl)));
+    Ok(account_type(account)?.natural(debits, credits))
 }
 
 /// Posts for a business transaction inside its transaction: the type was configured by an
@@ -287,14 +320,14 @@ async fn check_budgets_for<C: ConnectionTrait>(
     entry: &NewEntry,
     accounts: &HashMap<String, account::Model>,
 ) -> AppResult<Vec<BudgetOverrun>> {
-    let mut deltas: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    let mut deltas: HashMap<(Uuid, Uuid), i128> = HashMap::new();
     for line in &entry.lines {
         let (Some(center), Some(account)) = (line.cost_center_id, accounts.get(&line.account_code))
         else {
             continue;
         };
         *deltas.entry((center, account.id)).or_default() +=
-            account_type(account).natural(line.debit_minor, line.credit_minor);
+            account_type(account)?.natural(line.debit_minor.into(), line.credit_minor.into());
     }
     let mut keys: Vec<(Uuid, Uuid)> = deltas.keys().copied().collect();
     // A fixed lock order, so two entries touching the same budgets cannot deadlock.
@@ -319,14 +352,14 @@ async fn check_budgets_for<C: ConnectionTrait>(
             .find(|a| a.id == account_id)
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("account vanished")))?;
         for found in covering {
-            let policy = BudgetPolicy::parse(&found.policy).unwrap_or(BudgetPolicy::Ignore);
+            let policy = budget_policy(&found);
             if policy == BudgetPolicy::Ignore {
                 continue;
             }
             lock_in_transaction(db, &format!("budget:{}", found.id)).await?;
             let used =
                 natural_total(db, center, account, found.period_start, found.period_end).await?;
-            if used.saturating_add(delta) > found.amount_minor {
+            if used + delta > i128::from(found.amount_minor) {
                 match policy {
                     BudgetPolicy::Stop => {
                         return Err(AppError::Conflict(format!(
@@ -339,8 +372,9 @@ async fn check_budgets_for<C: ConnectionTrait>(
                         cost_center_id: center,
                         account_code: account.code.clone(),
                         budgeted_minor: found.amount_minor,
-                        used_minor: used,
-                        posting_minor: delta,
+                        used_minor: i64::try_from(used).unwrap_or(i64::MAX),
+                        // One entry's lines sum inside i64 (checked by `validate`).
+                        posting_minor: i64::try_from(delta).unwrap_or(i64::MAX),
                     }),
                     BudgetPolicy::Ignore => {}
                 }

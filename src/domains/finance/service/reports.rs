@@ -16,8 +16,8 @@ use super::*;
 
 pub struct BalanceRow {
     pub account: account::Model,
-    pub debit: i64,
-    pub credit: i64,
+    pub debit: i128,
+    pub credit: i128,
 }
 
 /// Debits and credits per account up to and including `as_of` (everything when absent).
@@ -27,16 +27,20 @@ pub async fn trial_balance<C: ConnectionTrait>(
     as_of: Option<NaiveDate>,
 ) -> AppResult<Vec<BalanceRow>> {
     viewer.user()?.require_global(Permission::FinanceRead)?;
+    let [debits_high, debits_low] = wide_sum("debit_minor", "");
+    let [credits_high, credits_low] = wide_sum("credit_minor", "");
     let mut query = journal_line::Entity::find()
         .select_only()
         .column(journal_line::Column::AccountId)
-        .expr_as(Expr::cust("CAST(SUM(debit_minor) AS BIGINT)"), "debits")
-        .expr_as(Expr::cust("CAST(SUM(credit_minor) AS BIGINT)"), "credits")
+        .expr_as(Expr::cust(debits_high), "debits_high")
+        .expr_as(Expr::cust(debits_low), "debits_low")
+        .expr_as(Expr::cust(credits_high), "credits_high")
+        .expr_as(Expr::cust(credits_low), "credits_low")
         .group_by(journal_line::Column::AccountId);
     if let Some(as_of) = as_of {
         query = query.filter(journal_line::Column::PostingDate.lte(as_of));
     }
-    let sums: Vec<(Uuid, i64, i64)> = query.into_tuple().all(db).await?;
+    let sums: Vec<(Uuid, i64, i64, i64, i64)> = query.into_tuple().all(db).await?;
     let accounts: HashMap<Uuid, account::Model> = account::Entity::find()
         .all(db)
         .await?
@@ -45,11 +49,11 @@ pub async fn trial_balance<C: ConnectionTrait>(
         .collect();
     let mut rows: Vec<BalanceRow> = sums
         .into_iter()
-        .filter_map(|(id, debit, credit)| {
+        .filter_map(|(id, dh, dl, ch, cl)| {
             Some(BalanceRow {
                 account: accounts.get(&id)?.clone(),
-                debit,
-                credit,
+                debit: join(dh, dl),
+                credit: join(ch, cl),
             })
         })
         .collect();
@@ -60,7 +64,7 @@ pub async fn trial_balance<C: ConnectionTrait>(
 pub struct Usage {
     pub budget: budget::Model,
     pub account: account::Model,
-    pub actual: i64,
+    pub actual: i128,
 }
 
 pub async fn budget_usage<C: ConnectionTrait>(
@@ -114,8 +118,8 @@ pub async fn usage_of<C: ConnectionTrait>(
 pub struct PnlCell {
     pub cost_center: Option<Uuid>,
     pub month: Option<String>,
-    pub revenue: i64,
-    pub expense: i64,
+    pub revenue: i128,
+    pub expense: i128,
 }
 
 /// Revenue and expense over `[from, to]` (inclusive), grouped by department and/or month.
@@ -139,19 +143,18 @@ pub async fn profit_and_loss<C: ConnectionTrait>(
         sea_orm::DbBackend::Postgres => "to_char(journal_lines.posting_date, 'YYYY-MM')",
         _ => "strftime('%Y-%m', journal_lines.posting_date)",
     };
-    let rows: Vec<(Option<Uuid>, String, String, i64, i64)> = journal_line::Entity::find()
+    let [debits_high, debits_low] = wide_sum("journal_lines.debit_minor", "");
+    let [credits_high, credits_low] = wide_sum("journal_lines.credit_minor", "");
+    type Row = (Option<Uuid>, String, String, i64, i64, i64, i64);
+    let rows: Vec<Row> = journal_line::Entity::find()
         .select_only()
         .column(journal_line::Column::CostCenterId)
         .expr_as(Expr::cust(month), "month")
         .column_as(account::Column::AccountType, "account_type")
-        .expr_as(
-            Expr::cust("CAST(SUM(journal_lines.debit_minor) AS BIGINT)"),
-            "debits",
-        )
-        .expr_as(
-            Expr::cust("CAST(SUM(journal_lines.credit_minor) AS BIGINT)"),
-            "credits",
-        )
+        .expr_as(Expr::cust(debits_high), "debits_high")
+        .expr_as(Expr::cust(debits_low), "debits_low")
+        .expr_as(Expr::cust(credits_high), "credits_high")
+        .expr_as(Expr::cust(credits_low), "credits_low")
         .join(
             sea_orm::JoinType::InnerJoin,
             journal_line::Entity::belongs_to(account::Entity)
@@ -173,7 +176,8 @@ pub async fn profit_and_loss<C: ConnectionTrait>(
         .await?;
     let mut cells: std::collections::BTreeMap<(Option<Uuid>, Option<String>), PnlCell> =
         Default::default();
-    for (center, month, kind, debits, credits) in rows {
+    for (center, month, kind, dh, dl, ch, cl) in rows {
+        let (debits, credits) = (join(dh, dl), join(ch, cl));
         let key = (
             center.filter(|_| by_department),
             Some(month).filter(|_| by_month),
@@ -197,12 +201,12 @@ pub struct LedgerLine {
     pub line: journal_line::Model,
     pub memo: String,
     /// The account's balance after this line, in its natural direction.
-    pub balance: i64,
+    pub balance: i128,
 }
 
 pub struct LedgerPage {
     pub account: account::Model,
-    pub opening: i64,
+    pub opening: i128,
     pub lines: Vec<LedgerLine>,
     pub total: u64,
 }
@@ -228,25 +232,25 @@ pub async fn account_ledger<C: ConnectionTrait>(
                 format!("no account with code {account_code:?}"),
             )
         })?;
-    let kind = account_type(&account);
+    let kind = account_type(&account)?;
     let opening = match from {
         Some(from) => {
-            let sums: Option<(i64, i64)> = journal_line::Entity::find()
+            let [debits_high, debits_low] = wide_sum("debit_minor", "");
+            let [credits_high, credits_low] = wide_sum("credit_minor", "");
+            let sums: Option<(i64, i64, i64, i64)> = journal_line::Entity::find()
                 .select_only()
-                .expr_as(
-                    Expr::cust("CAST(COALESCE(SUM(debit_minor), 0) AS BIGINT)"),
-                    "debits",
-                )
-                .expr_as(
-                    Expr::cust("CAST(COALESCE(SUM(credit_minor), 0) AS BIGINT)"),
-                    "credits",
-                )
+                .expr_as(Expr::cust(debits_high), "debits_high")
+                .expr_as(Expr::cust(debits_low), "debits_low")
+                .expr_as(Expr::cust(credits_high), "credits_high")
+                .expr_as(Expr::cust(credits_low), "credits_low")
                 .filter(journal_line::Column::AccountId.eq(account.id))
                 .filter(journal_line::Column::PostingDate.lt(from))
                 .into_tuple()
                 .one(db)
                 .await?;
-            sums.map_or(0, |(d, c)| kind.natural(d, c))
+            sums.map_or(0, |(dh, dl, ch, cl)| {
+                kind.natural(join(dh, dl), join(ch, cl))
+            })
         }
         None => 0,
     };
@@ -264,18 +268,27 @@ pub async fn account_ledger<C: ConnectionTrait>(
         "credit_minor - debit_minor"
     };
     let mut inner = sea_orm::QueryTrait::into_query(inner);
+    let [running_high, running_low] = wide_sum(
+        direction,
+        " OVER (ORDER BY posting_date, entry_id, line_no ROWS UNBOUNDED PRECEDING)",
+    );
     inner
         .expr_as(
-            Expr::cust(format!(
-                "CAST(SUM({direction}) OVER (ORDER BY posting_date, entry_id, line_no ROWS UNBOUNDED PRECEDING) AS BIGINT)"
-            )),
-            sea_orm::sea_query::Alias::new("running"),
+            Expr::cust(running_high),
+            sea_orm::sea_query::Alias::new("running_high"),
+        )
+        .expr_as(
+            Expr::cust(running_low),
+            sea_orm::sea_query::Alias::new("running_low"),
         )
         .expr_as(
             Expr::cust("ROW_NUMBER() OVER (ORDER BY posting_date, entry_id, line_no)"),
             sea_orm::sea_query::Alias::new("row_number"),
         )
-        .expr_as(Expr::cust("COUNT(*) OVER ()"), sea_orm::sea_query::Alias::new("total_count"));
+        .expr_as(
+            Expr::cust("COUNT(*) OVER ()"),
+            sea_orm::sea_query::Alias::new("total_count"),
+        );
     let outer = sea_orm::sea_query::Query::select()
         .column(sea_orm::sea_query::Asterisk)
         .from_subquery(inner, sea_orm::sea_query::Alias::new("numbered"))
@@ -295,7 +308,10 @@ pub async fn account_ledger<C: ConnectionTrait>(
     for row in &rows {
         use sea_orm::FromQueryResult;
         let line = journal_line::Model::from_query_result(row, "")?;
-        let running: i64 = row.try_get("", "running")?;
+        let running = join(
+            row.try_get("", "running_high")?,
+            row.try_get("", "running_low")?,
+        );
         total = row.try_get::<i64>("", "total_count")? as u64;
         lines.push((line, running));
     }

@@ -385,18 +385,32 @@ impl Task {
             offset,
         ))
     }
-    /// Every change to the task, newest first.
-    async fn activity(&self, ctx: &Context<'_>) -> Result<Vec<TaskActivityEntry>> {
-        Ok(ctx
+    /// Changes to the task, newest first, a page at a time.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, TaskActivityEntry, TotalCount, EmptyFields>> {
+        let first = page_size(first)?;
+        let offset = decode_cursor(after.as_deref())?;
+        let page = ctx
             .loaders::<TaskLoaders>()?
             .activity
-            .load_one(self.links.id)
+            .load_one(PageKey {
+                parent: self.links.id,
+                first,
+                offset,
+            })
             .await
-            .map_err(loader_error)?
-            .unwrap_or_default()
-            .into_iter()
-            .map(TaskActivityEntry::from)
-            .collect())
+            .map_err(loader_error)?;
+        let (items, total) = page.map_or((Vec::new(), 0), |p| (p.items, p.total));
+        Ok(connection(
+            items.into_iter().map(TaskActivityEntry::from).collect(),
+            total,
+            offset,
+        ))
     }
     async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<TaskAttachment>> {
         Ok(ctx

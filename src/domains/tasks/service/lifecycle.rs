@@ -365,7 +365,12 @@ pub async fn submit_task(work: &Work, viewer: &Viewer, id: TaskId) -> AppResult<
                 numbers: [
                     (
                         "cashOutputValue",
-                        money_text(current.cash_output_minor, &current.currency),
+                        // A task without cash output spends nothing: zero, a known fact.
+                        if current.has_cash_output {
+                            money_text(current.cash_output_minor, &current.currency)
+                        } else {
+                            Some("0".to_owned())
+                        },
                     ),
                     ("meritPoints", Some(current.merit_points.to_string())),
                     ("priority", Some(current.priority.to_string())),

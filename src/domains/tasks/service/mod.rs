@@ -36,7 +36,9 @@ use crate::domains::identity::service as identity;
 use crate::error::{AppError, AppResult};
 use crate::platform::work::Work;
 
-/// Writes one activity entry: who did what to which field, from what to what.
+/// Writes one activity entry: who did what to which field, from what to what. Values are kept
+/// as excerpts (`activity_excerpt`), so no edit, of a long comment say, copies whole texts
+/// into the log.
 pub(crate) async fn record<C: ConnectionTrait>(
     db: &C,
     task_id: Uuid,
@@ -52,8 +54,8 @@ pub(crate) async fn record<C: ConnectionTrait>(
         actor_id: Set(actor),
         action: Set(action.to_owned()),
         field: Set(field.map(str::to_owned)),
-        old_value: Set(old),
-        new_value: Set(new),
+        old_value: Set(old.as_deref().map(super::model::activity_excerpt)),
+        new_value: Set(new.as_deref().map(super::model::activity_excerpt)),
         at: Set(Utc::now()),
     }
     .insert(db)

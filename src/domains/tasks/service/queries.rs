@@ -412,6 +412,7 @@ async fn comment_pages_lateral<C: ConnectionTrait>(
 enum ChildKind {
     Subtasks,
     Comments,
+    Activity,
 }
 
 /// A parent with no row in its window (no children, or a page past the end) still needs its
@@ -459,6 +460,17 @@ async fn fill_totals<C: ConnectionTrait, M>(
                 .await?
                 .into_iter()
                 .collect(),
+            ChildKind::Activity => task_activity::Entity::find()
+                .select_only()
+                .column(task_activity::Column::TaskId)
+                .column_as(task_activity::Column::Id.count(), "n")
+                .filter(task_activity::Column::TaskId.is_in(missing.clone()))
+                .group_by(task_activity::Column::TaskId)
+                .into_tuple::<(Uuid, i64)>()
+                .all(db)
+                .await?
+                .into_iter()
+                .collect(),
         }
     };
     for parent in missing {
@@ -494,22 +506,29 @@ pub async fn executors_by_task<C: ConnectionTrait>(
     Ok(by_task)
 }
 
-/// Every activity entry of each task, newest first.
-pub async fn activity_by_task<C: ConnectionTrait>(
+/// One page of each task's activity, newest first (ids are time-ordered).
+pub async fn activity_pages<C: ConnectionTrait>(
     db: &C,
     task_ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<task_activity::Model>>> {
-    let rows = task_activity::Entity::find()
+    first: u64,
+    offset: u64,
+) -> AppResult<HashMap<Uuid, ChildPage<task_activity::Model>>> {
+    let inner = task_activity::Entity::find()
         .filter(task_activity::Column::TaskId.is_in(task_ids.iter().copied()))
-        .order_by_asc(task_activity::Column::TaskId)
-        .order_by_desc(task_activity::Column::Id)
-        .all(db)
-        .await?;
-    let mut by_task: HashMap<Uuid, Vec<task_activity::Model>> = HashMap::new();
-    for row in rows {
-        by_task.entry(row.task_id).or_default().push(row);
+        .into_query()
+        .to_owned();
+    let rows: Vec<(task_activity::Model, i64)> =
+        child_pages(db, inner, "task_id", "id DESC", first, offset).await?;
+    let mut pages: HashMap<Uuid, ChildPage<task_activity::Model>> = HashMap::new();
+    for (entry, total) in rows {
+        let page = pages.entry(entry.task_id).or_insert(ChildPage {
+            items: Vec::new(),
+            total: total as u64,
+        });
+        page.items.push(entry);
     }
-    Ok(by_task)
+    fill_totals(db, task_ids, &mut pages, first, offset, ChildKind::Activity).await?;
+    Ok(pages)
 }
 
 pub async fn merit_of_task<C: ConnectionTrait>(
