@@ -14,6 +14,7 @@ mod jobs;
 mod migrations;
 mod scheduler;
 mod schema;
+mod signin;
 mod tasks;
 mod two_nodes;
 mod websocket;
