@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::auth::jwt::{JwtKeys, KeySource};
+use crate::auth::password::Passwords;
 use crate::config::Config;
 use crate::domains::approvals::service::ApprovalSubjects;
 use crate::domains::business::service::TransactionApprovals;
@@ -19,6 +20,7 @@ use crate::platform::events::relay::Relay;
 use crate::platform::events::{EventBus, InProcessBus, RedisBus};
 use crate::platform::files::FileStore;
 use crate::platform::metrics::Metrics;
+use crate::platform::rate_limit::{Bucket, Budget, Limiters};
 use crate::platform::redis::{RedisLink, RedisTarget};
 use crate::platform::response_cache::ResponseCache;
 use crate::platform::scheduler::{NodeSettings, Scheduler};
@@ -35,6 +37,10 @@ pub struct AppInner {
     pub redis: Option<RedisLink>,
     pub jwt: JwtKeys,
     pub metrics: Metrics,
+    /// Hashes and verifies passwords, counted on `metrics`.
+    pub passwords: Passwords,
+    /// Per-client budgets (see `platform::rate_limit`), shared through Redis when configured.
+    pub limiters: Limiters,
     pub files: FileStore,
     /// The domains whose records go through approval, for the engine to call back.
     pub approval_subjects: ApprovalSubjects,
@@ -79,6 +85,26 @@ fn node_settings(config: &Config) -> NodeSettings {
     }
 }
 
+fn limiters(config: &Config, redis: Option<&RedisLink>) -> Limiters {
+    let limits = &config.limits;
+    let shared = redis.map(|link| (link, config.redis_prefix.as_str()));
+    let requests = std::num::NonZeroU32::new(limits.rate_limit_per_second).map(|rate| {
+        let burst =
+            std::num::NonZeroU32::new(limits.rate_limit_burst).unwrap_or(std::num::NonZeroU32::MIN);
+        Bucket::new("requests", Budget::per_second(rate, burst), shared)
+    });
+    let attempts = std::num::NonZeroU32::new(limits.login_attempts_per_client)
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    Limiters {
+        requests,
+        sign_in: Bucket::new(
+            "sign-in",
+            Budget::per_window(attempts, limits.login_attempt_window),
+            shared,
+        ),
+    }
+}
+
 impl AppState {
     /// Opens storage, runs migrations (unless switched off), connects Redis when configured
     /// and creates the first administrator when there is no user yet.
@@ -114,13 +140,15 @@ impl AppState {
             config.admin_email.as_deref(),
             config.admin_password.as_ref().map(|s| s.expose()),
         );
+        let metrics = Metrics::new()?;
+        let passwords = Passwords::new(metrics.password_hashes.clone());
         let first_admin = work::write(&db, async |work| {
-            identity::ensure_first_admin(work, email, password).await
+            identity::ensure_first_admin(work, &passwords, email, password).await
         })
         .await
         .map_err(|e| anyhow::anyhow!("creating the first administrator: {e:?}"))
         .context("first start")?;
-        let metrics = Metrics::new()?;
+        let limiters = limiters(&config, redis.as_ref());
         let files = FileStore::from_config(&config)?;
         let currency = config.currency.clone();
         let shared_cache = redis.is_some().then(|| cache.clone());
@@ -151,6 +179,8 @@ impl AppState {
                 redis,
                 jwt,
                 metrics,
+                passwords,
+                limiters,
                 files,
                 approval_subjects: ApprovalSubjects::new(vec![
                     Arc::new(TaskApprovals),

@@ -75,6 +75,9 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Whole query responses are cached, keyed by a data version every change bumps.
     pub response_cache: bool,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies); for anyone
+    /// else the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The scheduler on this node, and the timing of the built-in jobs.
@@ -127,6 +130,14 @@ pub struct Limits {
     pub login_failure_window: Duration,
     /// Largest attachment accepted; multipart requests may be this large (plus their form).
     pub max_upload_bytes: usize,
+    /// GraphQL operations per second per client (user, or address when anonymous); 0 is off.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Sign-in attempts per client (address), whatever the account, refilled over the window.
+    pub login_attempts_per_client: u32,
+    pub login_attempt_window: Duration,
+    /// Wrong current passwords per user in `changePassword`, per `login_failure_window`.
+    pub password_change_failures_per_window: i64,
 }
 
 /// The TOML file: every key optional, named like the variable without `INTERLINK_`, lower-cased.
@@ -163,6 +174,12 @@ struct FileSettings {
     ws_init_timeout_ms: Option<u64>,
     login_failures_per_window: Option<i64>,
     login_failure_window_secs: Option<u64>,
+    login_attempts_per_client: Option<u32>,
+    login_attempt_window_secs: Option<u64>,
+    password_change_failures_per_window: Option<i64>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    trusted_proxies: Option<String>,
     log_format: Option<LogFormat>,
     currency: Option<String>,
     s3_bucket: Option<String>,
@@ -387,6 +404,38 @@ impl Config {
                     .or(file.login_failure_window_secs)
                     .unwrap_or(15 * 60),
                 ),
+                login_attempts_per_client: parsed(
+                    "INTERLINK_LOGIN_ATTEMPTS_PER_CLIENT",
+                    var("INTERLINK_LOGIN_ATTEMPTS_PER_CLIENT"),
+                )?
+                .or(file.login_attempts_per_client)
+                .unwrap_or(30),
+                login_attempt_window: Duration::from_secs(
+                    parsed(
+                        "INTERLINK_LOGIN_ATTEMPT_WINDOW_SECS",
+                        var("INTERLINK_LOGIN_ATTEMPT_WINDOW_SECS"),
+                    )?
+                    .or(file.login_attempt_window_secs)
+                    .unwrap_or(5 * 60),
+                ),
+                password_change_failures_per_window: parsed(
+                    "INTERLINK_PASSWORD_CHANGE_FAILURES_PER_WINDOW",
+                    var("INTERLINK_PASSWORD_CHANGE_FAILURES_PER_WINDOW"),
+                )?
+                .or(file.password_change_failures_per_window)
+                .unwrap_or(5),
+                rate_limit_per_second: parsed(
+                    "INTERLINK_RATE_LIMIT_PER_SECOND",
+                    var("INTERLINK_RATE_LIMIT_PER_SECOND"),
+                )?
+                .or(file.rate_limit_per_second)
+                .unwrap_or(50),
+                rate_limit_burst: parsed(
+                    "INTERLINK_RATE_LIMIT_BURST",
+                    var("INTERLINK_RATE_LIMIT_BURST"),
+                )?
+                .or(file.rate_limit_burst)
+                .unwrap_or(500),
             },
             log_format,
             currency: var("INTERLINK_CURRENCY")
@@ -397,6 +446,12 @@ impl Config {
             response_cache: parsed("INTERLINK_RESPONSE_CACHE", var("INTERLINK_RESPONSE_CACHE"))?
                 .or(file.response_cache)
                 .unwrap_or(false),
+            trusted_proxies: parse_trusted_proxies(
+                var("INTERLINK_TRUSTED_PROXIES")
+                    .or(file.trusted_proxies)
+                    .as_deref()
+                    .unwrap_or_default(),
+            )?,
             jobs: JobsConfig {
                 enabled: parsed("INTERLINK_SCHEDULER", var("INTERLINK_SCHEDULER"))?
                     .or(file.scheduler)
@@ -516,6 +571,19 @@ impl Config {
         if self.jobs.retention > Duration::from_secs(10 * 366 * 24 * 3600) {
             bail!("INTERLINK_JOB_RETENTION_HOURS must be at most ten years");
         }
+        let limits = &self.limits;
+        if limits.rate_limit_per_second > 0 && limits.rate_limit_burst == 0 {
+            bail!("INTERLINK_RATE_LIMIT_BURST must be positive while the rate limit is on");
+        }
+        if limits.login_attempts_per_client == 0 || limits.login_attempt_window.is_zero() {
+            bail!("INTERLINK_LOGIN_ATTEMPTS_PER_CLIENT and INTERLINK_LOGIN_ATTEMPT_WINDOW_SECS must be positive");
+        }
+        if limits.login_failures_per_window < 1
+            || limits.password_change_failures_per_window < 1
+            || limits.login_failure_window.is_zero()
+        {
+            bail!("INTERLINK_LOGIN_FAILURES_PER_WINDOW, INTERLINK_PASSWORD_CHANGE_FAILURES_PER_WINDOW and INTERLINK_LOGIN_FAILURE_WINDOW_SECS must be positive");
+        }
         crate::platform::scheduler::parse_cron(&self.jobs.scan_cron)
             .context("INTERLINK_SCAN_CRON")?;
         Ok(())
@@ -529,6 +597,23 @@ impl Config {
     pub fn dev_tools_enabled(&self) -> bool {
         !self.is_production()
     }
+}
+
+/// `INTERLINK_TRUSTED_PROXIES`: comma-separated addresses (`10.0.0.7`) and networks (`10.0.0.0/8`).
+fn parse_trusted_proxies(raw: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "INTERLINK_TRUSTED_PROXIES: {p:?} is not an address or a network"
+                    )
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -576,6 +661,22 @@ mod tests {
         assert!(config(&[("INTERLINK_JOB_RETENTION_HOURS", "18446744073709551615")]).is_err());
         assert!(config(&[("INTERLINK_NODE_TAGS", "gpu, eu-west ,")])
             .is_ok_and(|c| c.jobs.node_tags == ["gpu", "eu-west"]));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_networks() -> anyhow::Result<()> {
+        let c = config(&[("INTERLINK_TRUSTED_PROXIES", "10.0.0.7, 192.168.0.0/16,::1")])?;
+        let listed: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(listed, ["10.0.0.7/32", "192.168.0.0/16", "::1/128"]);
+        assert!(config(&[])?.trusted_proxies.is_empty());
+        assert!(config(&[("INTERLINK_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local")]).is_err());
+        assert!(config(&[("INTERLINK_RATE_LIMIT_BURST", "0")]).is_err());
+        assert!(config(&[
+            ("INTERLINK_RATE_LIMIT_PER_SECOND", "0"),
+            ("INTERLINK_RATE_LIMIT_BURST", "0")
+        ])
+        .is_ok());
+        Ok(())
     }
 
     #[test]

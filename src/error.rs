@@ -23,8 +23,12 @@ pub enum AppError {
     },
     /// `CONFLICT`: a uniqueness rule, a stale version or a state that no longer allows the change.
     Conflict(String),
-    /// `RATE_LIMITED`: too many attempts; try again later.
-    RateLimited(String),
+    /// `RATE_LIMITED`: too many attempts; try again later. With `retry_after`, the client also
+    /// sees `extensions.retryAfter`: whole seconds, rounded up, until a retry can succeed.
+    RateLimited {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// `CURSOR_EXPIRED`: the events after this cursor were pruned; resync, then follow from a
     /// newer cursor.
     CursorExpired(String),
@@ -33,6 +37,13 @@ pub enum AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// `Retry-After` and `extensions.retryAfter` are whole seconds: rounded up, at least 1.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
+        .max(1)
+}
 
 impl AppError {
     pub fn bad_input(message: impl Into<String>) -> Self {
@@ -46,6 +57,27 @@ impl AppError {
         Self::BadUserInput {
             message: message.into(),
             field: Some(field.to_owned()),
+        }
+    }
+
+    pub fn rate_limited(
+        message: impl Into<String>,
+        retry_after: Option<std::time::Duration>,
+    ) -> Self {
+        Self::RateLimited {
+            message: message.into(),
+            retry_after,
+        }
+    }
+
+    /// Whole seconds until a retry can succeed, rounded up (never 0: "now" would invite a spin).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited {
+                retry_after: Some(wait),
+                ..
+            } => Some(retry_after_secs(*wait)),
+            _ => None,
         }
     }
 
@@ -64,7 +96,7 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
-            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::CursorExpired(_) => "CURSOR_EXPIRED",
             Self::Internal(_) => "INTERNAL",
         }
@@ -78,7 +110,7 @@ impl AppError {
             | Self::NotFound(m)
             | Self::BadUserInput { message: m, .. }
             | Self::Conflict(m)
-            | Self::RateLimited(m)
+            | Self::RateLimited { message: m, .. }
             | Self::CursorExpired(m) => m,
             Self::Internal(_) => "internal error",
         }
@@ -122,6 +154,9 @@ impl From<AppError> for async_graphql::Error {
             {
                 ext.set("field", field.as_str());
             }
+            if let Some(secs) = err.retry_after_secs() {
+                ext.set("retryAfter", secs);
+            }
         })
     }
 }
@@ -129,6 +164,27 @@ impl From<AppError> for async_graphql::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limits_tell_whole_seconds_rounded_up() {
+        use std::time::Duration;
+        let retry = |wait: Duration| {
+            let err: async_graphql::Error = AppError::rate_limited("slow down", Some(wait)).into();
+            err.extensions
+                .as_ref()
+                .and_then(|e| e.get("retryAfter"))
+                .cloned()
+        };
+        assert_eq!(retry(Duration::from_millis(1500)), Some(2u64.into()));
+        assert_eq!(retry(Duration::from_secs(7)), Some(7u64.into()));
+        assert_eq!(retry(Duration::from_millis(1)), Some(1u64.into()));
+        let bare: async_graphql::Error = AppError::rate_limited("busy", None).into();
+        assert!(bare
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("retryAfter"))
+            .is_none());
+    }
 
     #[test]
     fn internal_errors_hide_their_cause() {
@@ -147,7 +203,7 @@ mod tests {
             (AppError::not_found("x"), "NOT_FOUND"),
             (AppError::bad_field("email", "x"), "BAD_USER_INPUT"),
             (AppError::Conflict("x".into()), "CONFLICT"),
-            (AppError::RateLimited("x".into()), "RATE_LIMITED"),
+            (AppError::rate_limited("x", None), "RATE_LIMITED"),
         ];
         for (err, code) in cases {
             let gql: async_graphql::Error = err.into();

@@ -151,10 +151,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving");
+    // With the peer's address, for per-client budgets (see `http::client`).
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving");
     if let Some(jobs) = jobs {
         jobs.stop(std::time::Duration::from_secs(10)).await;
     }
@@ -195,7 +199,15 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
             admin,
         } => {
             let user = work::write(&state.db, async |work| {
-                identity::create_user_from_shell(work, &email, &name, &password, admin).await
+                identity::create_user_from_shell(
+                    work,
+                    &state.passwords,
+                    &email,
+                    &name,
+                    &password,
+                    admin,
+                )
+                .await
             })
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.public_message()))?;

@@ -9,6 +9,7 @@ use sea_orm::DbErr;
 use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::error::AppError;
+use crate::platform::rate_limit::ClientAddr;
 
 /// What a resolver works with: this node, and who is asking.
 #[derive(Clone, Copy)]
@@ -37,6 +38,8 @@ pub trait ContextExt {
     fn caller(&self) -> Result<Caller<'_>, AppError>;
     fn app(&self) -> Result<&AppState, AppError>;
     fn viewer(&self) -> Result<&Viewer, AppError>;
+    /// The address the request came from (a trusted proxy's client, else the peer).
+    fn client(&self) -> Result<ClientAddr, AppError>;
     fn loaders<T: Any + Send + Sync>(&self) -> Result<&T, AppError>;
 }
 
@@ -58,6 +61,12 @@ impl ContextExt for Context<'_> {
 
     fn viewer(&self) -> Result<&Viewer, AppError> {
         self.data::<Viewer>().map_err(|_| missing("Viewer"))
+    }
+
+    fn client(&self) -> Result<ClientAddr, AppError> {
+        self.data::<ClientAddr>()
+            .copied()
+            .map_err(|_| missing("ClientAddr"))
     }
 
     fn loaders<T: Any + Send + Sync>(&self) -> Result<&T, AppError> {

@@ -10,12 +10,15 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use tracing::Instrument;
 
+use super::client::{client_addr, Client};
 use super::errors::error_response;
-use super::operation::selected_operation;
+use super::operation::{password_fields, selected_operation};
+use super::rate_limit::{charge, client_key, too_many_requests};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
 use crate::error::AppError;
+use crate::platform::rate_limit::ClientAddr;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Headers a browser cannot send cross-site without a CORS preflight; a multipart request
@@ -257,7 +260,12 @@ async fn viewer(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, Box<Re
         })
 }
 
-pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post(
+    State(state): State<HttpState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let format = match negotiate(&headers) {
         Ok(format) => format,
         Err(response) => return *response,
@@ -279,16 +287,39 @@ pub async fn post(State(state): State<HttpState>, headers: HeaderMap, body: Body
             "subscriptions run over the websocket (graphql-transport-ws), not POST",
         );
     }
+    let hashing_fields = match &mut batch {
+        BatchRequest::Single(r) => vec![password_fields(r)],
+        BatchRequest::Batch(rs) => rs.iter_mut().map(password_fields).collect(),
+    };
+    if hashing_fields.iter().any(|n| *n > 1) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "an operation may sign in, or set or change a password, once at most",
+        );
+    }
     let viewer = match viewer(&state, &headers).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    execute(&state, viewer, batch, format).await
+    let operations = match &batch {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(rs) => rs.len(),
+    };
+    if let Err(wait) = charge(&state, &client_key(&viewer, client), operations).await {
+        return too_many_requests(wait);
+    }
+    execute(&state, viewer, client, batch, format).await
 }
 
 /// `GET /graphql` without a websocket upgrade: queries only.
 pub async fn get(state: HttpState, request: Request) -> Response {
     let headers = request.headers().clone();
+    let client = client_addr(
+        request.extensions(),
+        &headers,
+        &state.app.config.trusted_proxies,
+    );
     let format = match negotiate(&headers) {
         Ok(format) => format,
         Err(response) => return *response,
@@ -321,12 +352,17 @@ pub async fn get(state: HttpState, request: Request) -> Response {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    execute(&state, viewer, BatchRequest::Single(gql_request), format).await
+    if let Err(wait) = charge(&state, &client_key(&viewer, client), 1).await {
+        return too_many_requests(wait);
+    }
+    let batch = BatchRequest::Single(gql_request);
+    execute(&state, viewer, client, batch, format).await
 }
 
 async fn execute(
     state: &HttpState,
     viewer: Viewer,
+    client: ClientAddr,
     batch: BatchRequest,
     format: ResponseFormat,
 ) -> Response {
@@ -367,6 +403,7 @@ async fn execute(
         let mut all_rejected_before_execution = true;
         for mut request in requests {
             insert_request_data(&mut request.data, &app, viewer.clone(), Lifetime::Request);
+            request.data.insert(client);
             let response = schema.execute(request).await;
             all_rejected_before_execution &= !reached_execution(&response);
             responses.push(response);

@@ -1,10 +1,12 @@
 //! The HTTP edge: routes, body and time limits, request ids, tracing and metrics.
 
+mod client;
 mod errors;
 mod files;
 mod graphql;
 mod health;
 mod operation;
+mod rate_limit;
 mod ws;
 
 use std::time::Instant;

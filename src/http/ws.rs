@@ -17,14 +17,17 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::client::client_addr;
 use super::errors::error_response;
 use super::operation::selected_operation;
+use super::rate_limit::{charge, client_key, refused_subscription};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
 use crate::domains::identity::model::IdentityEvent;
 use crate::error::AppError;
 use crate::platform::events::follow::follow;
+use crate::platform::rate_limit::ClientAddr;
 
 const PROTOCOL: &str = "graphql-transport-ws";
 /// Client messages waiting for async-graphql; a client that outruns it is cut off, never buffered.
@@ -52,6 +55,11 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
         );
     }
     let max_message = state.app.config.limits.max_body_bytes;
+    let client = client_addr(
+        &parts.extensions,
+        &parts.headers,
+        &state.app.config.trusted_proxies,
+    );
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         // tungstenite's defaults hold 128 KiB of read and 128 KiB of write buffer per socket
         // and let the write buffer grow without bound: small buffers keep ten thousand idle
@@ -64,7 +72,7 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
             .read_buffer_size(WS_READ_BUFFER)
             .write_buffer_size(0)
             .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
-            .on_upgrade(move |socket| serve(state, socket)),
+            .on_upgrade(move |socket| serve(state, client, socket)),
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -88,6 +96,9 @@ struct Guard {
     session: Arc<Mutex<Option<async_graphql::Data>>>,
     user_id: Option<uuid::Uuid>,
     expires_at: Option<i64>,
+    client: ClientAddr,
+    /// The bucket this connection's subscriptions draw on: its user's, or its address's.
+    rate_key: String,
 }
 
 fn is_object_or_null(message: &serde_json::Map<String, Value>, key: &str) -> bool {
@@ -132,8 +143,10 @@ impl Guard {
                 if let Viewer::User(user) = &viewer {
                     self.user_id = Some(user.id);
                 }
+                self.rate_key = client_key(&viewer, self.client);
                 let mut data = async_graphql::Data::default();
                 insert_request_data(&mut data, &self.state.app, viewer, Lifetime::Connection);
+                data.insert(self.client);
                 *self.session.lock() = Some(data);
                 Verdict::Forward(json!({ "type": "connection_init" }).to_string())
             }
@@ -143,7 +156,22 @@ impl Guard {
                 }
                 Verdict::Forward(text.to_owned())
             }
-            "subscribe" => self.on_subscribe(&message, text),
+            "subscribe" => match self.on_subscribe(&message, text) {
+                Verdict::Forward(forward) => {
+                    let id = message
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    match charge(&self.state, &self.rate_key, 1).await {
+                        Ok(()) => Verdict::Forward(forward),
+                        Err(wait) => {
+                            self.active.remove(id);
+                            Verdict::Reply(refused_subscription(id, wait))
+                        }
+                    }
+                }
+                other => other,
+            },
             "complete" => match message.get("id").and_then(Value::as_str) {
                 // The id stays taken until async-graphql confirms with its own `complete`.
                 Some(id) if self.active.contains(id) => Verdict::Forward(text.to_owned()),
@@ -268,7 +296,7 @@ fn close_message(code: u16, reason: String) -> Message {
     }))
 }
 
-async fn serve(state: HttpState, mut socket: WebSocket) {
+async fn serve(state: HttpState, client: ClientAddr, mut socket: WebSocket) {
     let gauge = state.app.metrics.websocket_connections.clone();
     gauge.inc();
     let limits = state.app.config.limits.clone();
@@ -309,6 +337,8 @@ async fn serve(state: HttpState, mut socket: WebSocket) {
         session,
         user_id: None,
         expires_at: None,
+        client,
+        rate_key: client.key(),
     };
     let init_deadline = tokio::time::sleep(limits.ws_init_timeout);
     tokio::pin!(init_deadline);

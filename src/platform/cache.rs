@@ -17,6 +17,9 @@ pub trait Cache: Send + Sync {
     /// Counters are stored as decimal text, as Redis `INCR` keeps them.
     async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64>;
 
+    /// How long `key` has left to live; `None` when it is absent or never expires.
+    async fn ttl(&self, key: &str) -> anyhow::Result<Option<Duration>>;
+
     /// The current value of a counter; zero when absent or expired.
     async fn counter(&self, key: &str) -> anyhow::Result<i64> {
         Ok(self
@@ -85,6 +88,15 @@ impl Cache for InProcessCache {
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
         self.entries.lock().remove(key);
         Ok(())
+    }
+
+    async fn ttl(&self, key: &str) -> anyhow::Result<Option<Duration>> {
+        let now = Instant::now();
+        Ok(self
+            .entries
+            .lock()
+            .get(key)
+            .and_then(|(_, expires)| expires.checked_duration_since(now)))
     }
 
     async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
@@ -159,6 +171,15 @@ impl Cache for RedisCache {
         Ok(())
     }
 
+    async fn ttl(&self, key: &str) -> anyhow::Result<Option<Duration>> {
+        let millis: i64 = self
+            .link
+            .query(redis::cmd("PTTL").arg(self.key(key)))
+            .await?;
+        // -2: no such key; -1: no expiry.
+        Ok(u64::try_from(millis).ok().map(Duration::from_millis))
+    }
+
     async fn increment(&self, key: &str, window: Duration) -> anyhow::Result<i64> {
         let key = self.key(key);
         let millis = window.as_millis().max(1) as u64;
@@ -197,6 +218,12 @@ mod tests {
         assert_eq!(cache.increment("c", Duration::from_secs(60)).await?, 1);
         assert_eq!(cache.increment("c", Duration::from_secs(60)).await?, 2);
         assert_eq!(cache.counter("c").await?, 2);
+        let left = cache.ttl("c").await?;
+        assert!(
+            left.is_some_and(|t| t <= Duration::from_secs(60)),
+            "{left:?}"
+        );
+        assert_eq!(cache.ttl("absent").await?, None);
         assert_eq!(cache.counter("absent").await?, 0);
         Ok(())
     }

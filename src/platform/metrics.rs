@@ -1,8 +1,8 @@
 //! Prometheus metrics for the node: HTTP traffic, GraphQL errors, websockets, pool, bus and jobs.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -15,6 +15,10 @@ pub struct Metrics {
     pub db_pool_idle: IntGauge,
     pub db_statements: IntGauge,
     pub event_subscribers: IntGauge,
+    /// argon2 hashes and verifications run by this node: what sign-in floods cost.
+    pub password_hashes: IntCounter,
+    /// Requests and sign-in attempts refused by a rate limit, by budget.
+    pub rate_limited: IntCounterVec,
     pub scheduler: SchedulerMetrics,
 }
 
@@ -46,6 +50,16 @@ impl Metrics {
         let db_statements = IntGauge::new("db_statements", "SQL statements run since start")?;
         let event_subscribers =
             IntGauge::new("event_subscribers", "Local subscribers of the event bus")?;
+        let password_hashes = IntCounter::new(
+            "password_hashes_total",
+            "Password hashes and verifications run on this node",
+        )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Refusals by a rate limit, by budget"),
+            &["budget"],
+        )?;
+        registry.register(Box::new(password_hashes.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(graphql_errors.clone()))?;
@@ -66,6 +80,8 @@ impl Metrics {
             db_pool_idle,
             db_statements,
             event_subscribers,
+            password_hashes,
+            rate_limited,
             scheduler,
         })
     }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod files;
 pub mod metrics;
 pub mod money;
+pub mod rate_limit;
 pub mod redis;
 pub mod response_cache;
 pub mod scheduler;

@@ -105,6 +105,18 @@ impl RedisLink {
         }
     }
 
+    /// Runs a script by its digest (EVALSHA), loading it first where the server lacks it. On a
+    /// cluster the invocation's key picks the node, so a script must touch one key (or slot).
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Self::Single(conn) => invocation.invoke_async(&mut conn.clone()).await,
+            Self::Cluster(conn) => invocation.invoke_async(&mut conn.clone()).await,
+        }
+    }
+
     pub async fn ping(&self) -> anyhow::Result<()> {
         let reply: String = self.query(&redis::cmd("PING")).await?;
         if reply != "PONG" {

@@ -28,12 +28,16 @@ fn err(e: crate::error::AppError) -> anyhow::Error {
 /// One unit of work: a demo is made whole or not at all.
 pub async fn seed_demo(state: &AppState) -> anyhow::Result<Vec<String>> {
     work::write(&state.db, async |work| {
-        seed_demo_in(work, &state.config.currency).await
+        seed_demo_in(work, &state.passwords, &state.config.currency).await
     })
     .await
 }
 
-async fn seed_demo_in(work: &Work, currency: &str) -> anyhow::Result<Vec<String>> {
+async fn seed_demo_in(
+    work: &Work,
+    passwords: &crate::auth::password::Passwords,
+    currency: &str,
+) -> anyhow::Result<Vec<String>> {
     if department::Entity::find()
         .filter(department::Column::Name.eq("Demo Company"))
         .one(work)
@@ -104,6 +108,7 @@ async fn seed_demo_in(work: &Work, currency: &str) -> anyhow::Result<Vec<String>
     for (name, email, department) in &people {
         let user = identity::create_user(
             work,
+            passwords,
             &admin,
             NewUser {
                 email: Email::parse(email).map_err(err)?,

@@ -406,7 +406,11 @@ impl Deployment {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
         let jobs = if startup.state.config.jobs.enabled {
             Some(startup.state.scheduler.start().await?)

@@ -15,6 +15,7 @@ mod migrations;
 mod rules;
 mod scheduler;
 mod schema;
+mod signin;
 mod tasks;
 mod two_nodes;
 mod websocket;

@@ -14,7 +14,8 @@ async fn password_hash() -> anyhow::Result<&'static str> {
     static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let hash = HASH
         .get_or_try_init(|| async {
-            interlink::auth::password::hash(PASSWORD.to_owned())
+            interlink::auth::password::Passwords::unmetered()
+                .hash(PASSWORD.to_owned())
                 .await
                 .map_err(|e| anyhow::anyhow!("hashing the fixture password: {e:?}"))
         })

@@ -9,12 +9,13 @@ use async_graphql::{Context, Object, Result, Subscription, ID};
 use futures_util::{Stream, StreamExt};
 pub use types::*;
 
+use crate::app::AppState;
 use crate::auth::Permission;
 use crate::domains::identity::model::{
     self, DepartmentChanges, DepartmentId, IdentityEvent, NewDepartment, NewPassword, NewRole,
     NewUser, RoleGrantId, RoleId, UserChanges, UserId,
 };
-use crate::domains::identity::service::{self, LoginPolicy, UserFilter, UserPage};
+use crate::domains::identity::service::{self, Credentials, LoginPolicy, UserFilter, UserPage};
 use crate::graphql::context::ContextExt;
 use crate::graphql::found;
 use crate::graphql::ids::optional_id;
@@ -23,6 +24,15 @@ use crate::graphql::pagination::{page_size, TotalCount};
 use crate::platform::events::Envelope;
 
 // ---------------------------------------------------------------- roots
+
+fn credentials(app: &AppState) -> Credentials<'_> {
+    Credentials {
+        passwords: &app.passwords,
+        cache: app.cache.as_ref(),
+        attempts: &app.limiters.sign_in,
+        policy: LoginPolicy::from(&app.config),
+    }
+}
 
 fn user_connection(
     page: UserPage,
@@ -118,12 +128,13 @@ impl IdentityMutation {
         password: String,
     ) -> Result<AuthPayload> {
         let app = ctx.app()?;
-        let policy = LoginPolicy::from(&app.config);
+        let credentials = credentials(app);
+        let client = ctx.client()?;
         let verified =
-            service::verify_login(&app.db.conn, app.cache.as_ref(), &policy, &email, &password)
-                .await?;
+            service::verify_login(&app.db.conn, &credentials, client, &email, &password).await?;
+        let ttl = credentials.policy.refresh_ttl;
         let session = app
-            .write(async |work| service::login(work, &app.jwt, policy.refresh_ttl, verified).await)
+            .write(async |work| service::login(work, &app.jwt, ttl, verified).await)
             .await?;
         Ok(session.into())
     }
@@ -159,10 +170,11 @@ impl IdentityMutation {
         new_password: String,
     ) -> Result<bool> {
         let caller = ctx.caller()?;
+        let credentials = credentials(caller.app);
         caller
             .write(async |work| {
                 let (current, new) = (&current_password, &new_password);
-                service::change_own_password(work, caller.viewer, current, new).await
+                service::change_own_password(work, &credentials, caller.viewer, current, new).await
             })
             .await?;
         Ok(true)
@@ -178,9 +190,11 @@ impl IdentityMutation {
         let caller = ctx.caller()?;
         let user_id = UserId::parse("userId", &user_id)?;
         let password = NewPassword::parse(&password)?;
+        let credentials = credentials(caller.app);
         caller
             .write(async |work| {
-                service::change_password(work, caller.viewer, user_id, None, password).await
+                let viewer = caller.viewer;
+                service::change_password(work, &credentials, viewer, user_id, None, password).await
             })
             .await?;
         Ok(true)
@@ -239,7 +253,9 @@ impl IdentityMutation {
         let caller = ctx.caller()?;
         let input = NewUser::try_from(input)?;
         let created = caller
-            .write(async |work| service::create_user(work, caller.viewer, input).await)
+            .write(async |work| {
+                service::create_user(work, &caller.app.passwords, caller.viewer, input).await
+            })
             .await?;
         Ok(created.into())
     }

@@ -11,12 +11,14 @@ use uuid::Uuid;
 
 use super::*;
 use crate::auth::jwt::{Claims, JwtKeys};
+use crate::auth::password::Passwords;
 use crate::auth::viewer::{Scope, ScopedPermission};
-use crate::auth::{password, tokens, Permission, Viewer, ViewerUser};
+use crate::auth::{tokens, Permission, Viewer, ViewerUser};
 use crate::domains::identity::model::{Email, IdentityEvent, IdentityEventKind, NewPassword};
 use crate::error::{AppError, AppResult};
 use crate::platform::cache::Cache;
 use crate::platform::db::lock_in_transaction;
+use crate::platform::rate_limit::{Bucket, ClientAddr};
 use crate::platform::work::Work;
 
 /// What a successful login or refresh hands back.
@@ -28,7 +30,11 @@ pub struct Session {
 }
 
 pub struct LoginPolicy {
+    /// Failed sign-ins per (account, client) in `window`: a stranger's guesses never lock
+    /// the account for anyone else.
     pub failures_per_window: i64,
+    /// Wrong current passwords per user in `changePassword` in `window`.
+    pub password_change_failures_per_window: i64,
     pub window: std::time::Duration,
     pub refresh_ttl: std::time::Duration,
 }
@@ -37,10 +43,43 @@ impl From<&crate::config::Config> for LoginPolicy {
     fn from(config: &crate::config::Config) -> Self {
         Self {
             failures_per_window: config.limits.login_failures_per_window,
+            password_change_failures_per_window: config.limits.password_change_failures_per_window,
             window: config.limits.login_failure_window,
             refresh_ttl: config.jwt.refresh_ttl,
         }
     }
+}
+
+/// What checking a password stands on: this node's hasher, the shared failure counters, the
+/// per-client attempt budget and the limits.
+pub struct Credentials<'a> {
+    pub passwords: &'a Passwords,
+    pub cache: &'a dyn Cache,
+    pub attempts: &'a Bucket,
+    pub policy: LoginPolicy,
+}
+
+/// Counts one attempt against a failure budget (before checking, so concurrent guesses cannot
+/// all slip under it); past the budget, `RATE_LIMITED` with the time until the window ends.
+pub(crate) async fn count_failure(
+    cache: &dyn Cache,
+    key: &str,
+    limit: i64,
+    window: std::time::Duration,
+    message: &str,
+) -> AppResult<()> {
+    let attempts = cache
+        .increment(key, window)
+        .await
+        .map_err(AppError::internal)?;
+    if attempts > limit {
+        let left = cache.ttl(key).await.map_err(AppError::internal)?;
+        return Err(AppError::rate_limited(
+            message,
+            Some(left.unwrap_or(window)),
+        ));
+    }
+    Ok(())
 }
 
 /// The administrator made on first start, with the password when it was generated here.
@@ -52,6 +91,7 @@ pub struct FirstAdmin {
 /// Creates the Administrator role and a user holding it when there is no user at all.
 pub async fn ensure_first_admin(
     work: &Work,
+    passwords: &Passwords,
     email: Option<&str>,
     password_text: Option<&str>,
 ) -> AppResult<Option<FirstAdmin>> {
@@ -66,7 +106,9 @@ pub async fn ensure_first_admin(
             (p.clone(), Some(p))
         }
     };
-    let hash = password::hash(NewPassword::parse(&password_text)?.into_inner()).await?;
+    let hash = passwords
+        .hash(NewPassword::parse(&password_text)?.into_inner())
+        .await?;
     let now = Utc::now();
     // Nodes starting together take turns; whoever comes second sees the first one's admin.
     lock_in_transaction(work, "first-admin").await?;
@@ -129,30 +171,41 @@ pub struct Verified(user::Model);
 /// Checks a sign-in, read-only. It runs before the unit of work that starts the session, not
 /// inside it: argon2 takes tens of milliseconds (longer when sign-ins queue for it), and an
 /// open transaction would hold a connection, on SQLite the only one, all that time.
+///
+/// Every attempt first draws on the client's sign-in budget (whatever the account: credential
+/// stuffing), then on the budget of failures of this account from this client. Both come before
+/// any hash, so a refused attempt costs no argon2 at all.
 pub async fn verify_login<C: ConnectionTrait>(
     db: &C,
-    cache: &dyn Cache,
-    policy: &LoginPolicy,
+    credentials: &Credentials<'_>,
+    client: ClientAddr,
     email: &str,
     password_text: &str,
 ) -> AppResult<Verified> {
     let rejected = || AppError::Unauthenticated("wrong email or password".into());
+    let client_key = client.key();
+    if let Err(wait) = credentials.attempts.take(&client_key, 1).await {
+        return Err(AppError::rate_limited(
+            "too many sign-in attempts from this address; try again later",
+            Some(wait),
+        ));
+    }
     // A malformed email is treated as unknown so the answer never tells which part failed.
     let normalized = Email::parse(email)
         .map(|e| e.normalized)
         .unwrap_or_default();
-    let limiter_key = format!("login-attempts:{normalized}");
-    // Counted before checking, so concurrent guesses cannot all slip under the limit; a
-    // successful sign-in clears the count.
-    let attempts = cache
-        .increment(&limiter_key, policy.window)
-        .await
-        .map_err(AppError::internal)?;
-    if attempts > policy.failures_per_window {
-        return Err(AppError::RateLimited(
-            "too many failed sign-ins for this account; try again later".into(),
-        ));
-    }
+    let policy = &credentials.policy;
+    let cache = credentials.cache;
+    // Per (account, client): a successful sign-in clears it, and nobody else's guesses count.
+    let limiter_key = format!("login-failures:{client_key}:{normalized}");
+    count_failure(
+        cache,
+        &limiter_key,
+        policy.failures_per_window,
+        policy.window,
+        "too many failed sign-ins for this account from this address; try again later",
+    )
+    .await?;
 
     let found = if normalized.is_empty() {
         None
@@ -163,7 +216,10 @@ pub async fn verify_login<C: ConnectionTrait>(
             .await?
     };
     let stored_hash = found.as_ref().map(|u| u.password_hash.clone());
-    let password_ok = password::verify(password_text.to_owned(), stored_hash).await?;
+    let password_ok = credentials
+        .passwords
+        .verify(password_text.to_owned(), stored_hash)
+        .await?;
     let user = match found {
         Some(user) if password_ok && user.is_active => user,
         _ => return Err(rejected()),

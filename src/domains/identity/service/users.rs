@@ -7,14 +7,20 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::*;
-use crate::auth::{password, Permission, Viewer};
+use crate::auth::password::Passwords;
+use crate::auth::{Permission, Viewer};
 use crate::domains::identity::model::{
     Email, IdentityEvent, IdentityEventKind, NewPassword, NewUser, UserChanges, UserId,
 };
 use crate::error::{AppError, AppResult};
 use crate::platform::work::Work;
 
-pub async fn create_user(work: &Work, viewer: &Viewer, input: NewUser) -> AppResult<user::Model> {
+pub async fn create_user(
+    work: &Work,
+    passwords: &Passwords,
+    viewer: &Viewer,
+    input: NewUser,
+) -> AppResult<user::Model> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
     if let Some(department) = input.department_id {
@@ -23,7 +29,7 @@ pub async fn create_user(work: &Work, viewer: &Viewer, input: NewUser) -> AppRes
             .await?
             .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
     }
-    let hash = password::hash(input.password.into_inner()).await?;
+    let hash = passwords.hash(input.password.into_inner()).await?;
     let now = Utc::now();
     let created = user::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -132,18 +138,31 @@ pub async fn set_user_active(
 /// The signed-in user changes their own password, proving the current one.
 pub async fn change_own_password(
     work: &Work,
+    credentials: &Credentials<'_>,
     viewer: &Viewer,
     current_password: &str,
     new_password: &str,
 ) -> AppResult<user::Model> {
     let me = UserId(viewer.user()?.id);
     let new_password = NewPassword::parse(new_password)?;
-    change_password(work, viewer, me, Some(current_password), new_password).await
+    change_password(
+        work,
+        credentials,
+        viewer,
+        me,
+        Some(current_password),
+        new_password,
+    )
+    .await
 }
 
 /// A password change ends every other session of the user.
+///
+/// Proving the current password draws on the user's own failure budget before any hash: a
+/// stolen access token buys a handful of guesses per window, not unlimited ones.
 pub async fn change_password(
     work: &Work,
+    credentials: &Credentials<'_>,
     viewer: &Viewer,
     target: UserId,
     current_password: Option<&str>,
@@ -161,14 +180,37 @@ pub async fn change_password(
         let current = current_password.ok_or_else(|| {
             AppError::bad_field("currentPassword", "give your current password to change it")
         })?;
-        if !password::verify(current.to_owned(), Some(user.password_hash.clone())).await? {
+        let budget_key = format!("password-change-failures:{}", user.id);
+        let policy = &credentials.policy;
+        count_failure(
+            credentials.cache,
+            &budget_key,
+            policy.password_change_failures_per_window,
+            policy.window,
+            "too many wrong current passwords; try again later",
+        )
+        .await?;
+        let stored = Some(user.password_hash.clone());
+        if !credentials
+            .passwords
+            .verify(current.to_owned(), stored)
+            .await?
+        {
             return Err(AppError::bad_field(
                 "currentPassword",
                 "the current password is wrong",
             ));
         }
+        credentials
+            .cache
+            .delete(&budget_key)
+            .await
+            .map_err(AppError::internal)?;
     }
-    let hash = password::hash(new_password.into_inner()).await?;
+    let hash = credentials
+        .passwords
+        .hash(new_password.into_inner())
+        .await?;
     let mut active: user::ActiveModel = user.clone().into();
     active.password_hash = Set(hash);
     active.token_version = Set(user.token_version + 1);
@@ -192,6 +234,7 @@ pub async fn change_password(
 /// server, so there is no Viewer; the same parsing and rules apply otherwise.
 pub async fn create_user_from_shell(
     work: &Work,
+    passwords: &Passwords,
     email: &str,
     name: &str,
     password_text: &str,
@@ -203,7 +246,7 @@ pub async fn create_user_from_shell(
         password: NewPassword::parse(password_text)?,
         department_id: None,
     };
-    let hash = password::hash(input.password.into_inner()).await?;
+    let hash = passwords.hash(input.password.into_inner()).await?;
     let now = Utc::now();
     let created = user::ActiveModel {
         id: Set(Uuid::now_v7()),
