@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::errors::error_response;
-use super::operation::selected_operation;
+use super::operation::{screen_document, selected_operation};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
@@ -199,6 +199,9 @@ impl Guard {
             Some(name) => request.operation_name(name),
             None => request,
         };
+        if let Err(error) = screen_document(&mut request, &self.state.app.config.limits) {
+            return refuse(error.message, "BAD_USER_INPUT");
+        }
         if let Some(OperationType::Query | OperationType::Mutation) =
             selected_operation(&mut request)
         {
