@@ -124,6 +124,12 @@ pub struct Limits {
     pub max_complexity: usize,
     pub max_recursive_depth: usize,
     pub max_directives: usize,
+    /// Directives anywhere in one document: operations, variables, fragments, spreads, fields.
+    pub max_document_directives: usize,
+    /// Fields nested inside one `__schema`/`__type` subtree, which `max_depth` does not count.
+    pub max_introspection_depth: usize,
+    /// Lexical tokens in one document, counted before it is parsed.
+    pub max_tokens: usize,
     pub ws_max_subscriptions: usize,
     pub ws_init_timeout: Duration,
     pub login_failures_per_window: i64,
@@ -170,6 +176,9 @@ struct FileSettings {
     max_complexity: Option<usize>,
     max_recursive_depth: Option<usize>,
     max_directives: Option<usize>,
+    max_document_directives: Option<usize>,
+    max_introspection_depth: Option<usize>,
+    max_tokens: Option<usize>,
     ws_max_subscriptions: Option<usize>,
     ws_init_timeout_ms: Option<u64>,
     login_failures_per_window: Option<i64>,
@@ -370,6 +379,22 @@ impl Config {
                 )?
                 .or(file.max_directives)
                 .unwrap_or(8),
+                max_document_directives: parsed(
+                    "INTERLINK_MAX_DOCUMENT_DIRECTIVES",
+                    var("INTERLINK_MAX_DOCUMENT_DIRECTIVES"),
+                )?
+                .or(file.max_document_directives)
+                .unwrap_or(50),
+                // graphql-js's getIntrospectionQuery() nests 15 deep (its ofType chain).
+                max_introspection_depth: parsed(
+                    "INTERLINK_MAX_INTROSPECTION_DEPTH",
+                    var("INTERLINK_MAX_INTROSPECTION_DEPTH"),
+                )?
+                .or(file.max_introspection_depth)
+                .unwrap_or(20),
+                max_tokens: parsed("INTERLINK_MAX_TOKENS", var("INTERLINK_MAX_TOKENS"))?
+                    .or(file.max_tokens)
+                    .unwrap_or(10_000),
                 ws_max_subscriptions: parsed(
                     "INTERLINK_WS_MAX_SUBSCRIPTIONS",
                     var("INTERLINK_WS_MAX_SUBSCRIPTIONS"),

@@ -137,6 +137,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         String::new()
     };
+    let (mode, exposes) = if startup.state.config.dev_tools_enabled() {
+        (
+            "development",
+            "GraphiQL, introspection and field suggestions are on; set INTERLINK_ENV=production to turn them off",
+        )
+    } else {
+        (
+            "production",
+            "GraphiQL, introspection and field suggestions are off",
+        )
+    };
+    tracing::info!(mode, "running in {mode} mode: {exposes}");
+    println!("Mode: {mode} ({exposes})");
     tracing::info!("Interlink serving GraphQL at http://{bind}/graphql{graphiql}");
     println!("Interlink is listening on http://{bind}/graphql{graphiql}");
     let jobs = if startup.state.config.jobs.enabled {

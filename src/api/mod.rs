@@ -68,7 +68,10 @@ pub fn schema_builder(
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
-    .limit_depth(limits.max_depth)
+    // `max_depth` bounds data fields and `max_introspection_depth` the introspection subtrees,
+    // both checked before this (graphql::limits); async-graphql's own count takes both
+    // together, so it keeps the larger as a backstop.
+    .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
     .limit_directives(limits.max_directives);

@@ -2,7 +2,7 @@
 
 use async_graphql::http::{receive_batch_body, MultipartOptions};
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse};
+use async_graphql::BatchRequest;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,8 +12,8 @@ use tracing::Instrument;
 
 use super::client::{client_addr, Client};
 use super::errors::error_response;
-use super::operation::{password_fields, selected_operation};
 use super::rate_limit::{charge, client_key, too_many_requests};
+use super::operation::{password_fields, screen_document, selected_operation};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
@@ -274,6 +274,9 @@ pub async fn post(
         Ok(batch) => batch,
         Err(response) => return *response,
     };
+    if let Err(response) = screen(&state, &mut batch, format) {
+        return *response;
+    }
     let has_subscription = match &mut batch {
         BatchRequest::Single(r) => selected_operation(r) == Some(OperationType::Subscription),
         BatchRequest::Batch(rs) => rs
@@ -335,6 +338,9 @@ pub async fn get(state: HttpState, request: Request) -> Response {
             )
         }
     };
+    if let Err(error) = screen_document(&mut gql_request, &state.app.config.limits) {
+        return refused(&state, format, error);
+    }
     if let Some(OperationType::Mutation | OperationType::Subscription) =
         selected_operation(&mut gql_request)
     {
@@ -400,20 +406,19 @@ async fn execute(
     let (schema, app) = (state.schema.clone(), state.app.clone());
     let run = async move {
         let mut responses = Vec::with_capacity(requests.len());
-        let mut all_rejected_before_execution = true;
         for mut request in requests {
             insert_request_data(&mut request.data, &app, viewer.clone(), Lifetime::Request);
             request.data.insert(client);
             let response = schema.execute(request).await;
-            all_rejected_before_execution &= !reached_execution(&response);
-            responses.push(response);
+            let executed = reached_execution(&response);
+            responses.push(Shaped { response, executed });
         }
-        (responses, all_rejected_before_execution)
+        responses
     };
     // A write runs to its end in its own task: a client hanging up (or the request timeout)
     // must not cut a mutation between its commit and the wake-ups and cache bump after it.
     // (So a timed-out write may still commit, as it always could once its commit was sent.)
-    let (mut responses, all_rejected_before_execution) = if writes {
+    let mut responses = if writes {
         match tokio::spawn(run.in_current_span()).await {
             Ok(done) => done,
             Err(err) => {
@@ -428,20 +433,20 @@ async fn execute(
     } else {
         run.await
     };
-    for response in &mut responses {
-        label_errors(state, &mut response.errors);
+    for shaped in &mut responses {
+        label_errors(state, &mut shaped.response.errors);
     }
-    let clean = responses.iter().all(|r| r.errors.is_empty());
+    let clean = responses.iter().all(|r| r.response.errors.is_empty());
     let status = if format == ResponseFormat::GraphqlResponseJson
         && !is_batch
-        && all_rejected_before_execution
+        && responses.iter().all(|r| !r.executed)
     {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
     let body = if is_batch {
-        serde_json::to_vec(&BatchResponse::Batch(responses))
+        serde_json::to_vec(&responses)
     } else {
         serde_json::to_vec(&responses.pop())
     };
@@ -457,6 +462,92 @@ async fn execute(
             .into_response(),
         Err(err) => {
             tracing::error!(error = %err, "serialising GraphQL response");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+            )
+        }
+    }
+}
+
+/// One operation's answer as GraphQL over HTTP shapes it: a request that failed before
+/// execution (parsing, validation, limits) has no `data` entry at all, where async-graphql's
+/// `Response` would always write `"data": null`.
+struct Shaped {
+    response: async_graphql::Response,
+    executed: bool,
+}
+
+impl serde::Serialize for Shaped {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Refused<'a> {
+            errors: &'a [async_graphql::ServerError],
+        }
+        if self.executed {
+            self.response.serialize(serializer)
+        } else {
+            Refused {
+                errors: &self.response.errors,
+            }
+            .serialize(serializer)
+        }
+    }
+}
+
+/// Applies the document bounds to every operation, before anything parses one. A refused
+/// lone operation is answered like any request that fails before execution; a refused batch
+/// entry refuses the whole batch, as a malformed batch is.
+fn screen(
+    state: &HttpState,
+    batch: &mut BatchRequest,
+    format: ResponseFormat,
+) -> Result<(), Box<Response>> {
+    let limits = &state.app.config.limits;
+    match batch {
+        BatchRequest::Single(request) => screen_document(request, limits)
+            .map_err(|error| Box::new(refused(state, format, error))),
+        BatchRequest::Batch(requests) => {
+            for (index, request) in requests.iter_mut().enumerate() {
+                if let Err(error) = screen_document(request, limits) {
+                    return Err(Box::new(error_response(
+                        StatusCode::BAD_REQUEST,
+                        "BAD_USER_INPUT",
+                        &format!("operation {index} of the batch: {}", error.message),
+                    )));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The answer to a lone operation refused before execution: 400 where the client reads
+/// `application/graphql-response+json`, 200 for legacy `application/json` clients.
+fn refused(
+    state: &HttpState,
+    format: ResponseFormat,
+    error: async_graphql::ServerError,
+) -> Response {
+    let mut response = async_graphql::Response::from_errors(vec![error]);
+    label_errors(state, &mut response.errors);
+    let status = match format {
+        ResponseFormat::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+        ResponseFormat::Json => StatusCode::OK,
+    };
+    match serde_json::to_vec(&Shaped {
+        response,
+        executed: false,
+    }) {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, format.content_type())],
+            body,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "serialising a GraphQL error");
             error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",

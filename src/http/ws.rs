@@ -19,8 +19,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::client::client_addr;
 use super::errors::error_response;
-use super::operation::selected_operation;
 use super::rate_limit::{charge, client_key, refused_subscription};
+use super::operation::{screen_document, selected_operation};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
@@ -227,6 +227,9 @@ impl Guard {
             Some(name) => request.operation_name(name),
             None => request,
         };
+        if let Err(error) = screen_document(&mut request, &self.state.app.config.limits) {
+            return refuse(error.message, "BAD_USER_INPUT");
+        }
         if let Some(OperationType::Query | OperationType::Mutation) =
             selected_operation(&mut request)
         {

@@ -11,6 +11,7 @@ mod events;
 mod finance;
 mod identity;
 mod jobs;
+mod limits;
 mod migrations;
 mod rules;
 mod scheduler;

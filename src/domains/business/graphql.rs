@@ -271,7 +271,7 @@ impl BusinessQuery {
         Ok(row.map(BusinessTransaction::try_from).transpose()?)
     }
 
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn transactions(
         &self,
         ctx: &Context<'_>,

@@ -114,7 +114,7 @@ impl EventsQuery {
     /// to what the viewer may see. A page may hold fewer than `first` events (even none) and
     /// still have a next page: keep going from `endCursor`. `CURSOR_EXPIRED` when `after` is
     /// older than the retention.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,

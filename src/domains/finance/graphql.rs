@@ -487,6 +487,7 @@ impl FinanceQuery {
     }
 
     /// One account's lines with the running balance. Needs `finance.read`.
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn account_ledger(
         &self,
         ctx: &Context<'_>,

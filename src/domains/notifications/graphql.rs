@@ -100,7 +100,7 @@ pub struct NotificationsQuery;
 #[Object]
 impl NotificationsQuery {
     /// The signed-in user's inbox, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,

@@ -326,7 +326,7 @@ impl SchedulingQuery {
     }
 
     /// Newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn jobs(
         &self,
         ctx: &Context<'_>,

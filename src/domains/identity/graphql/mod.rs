@@ -71,7 +71,7 @@ impl IdentityQuery {
     }
 
     /// Administrators only.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

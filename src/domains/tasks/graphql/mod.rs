@@ -143,7 +143,7 @@ impl TasksQuery {
     }
 
     /// The viewer's visible tasks, filtered and ordered (ties broken by id).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,

@@ -337,7 +337,7 @@ impl Task {
                 .collect(),
         )
     }
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn subtasks(
         &self,
         ctx: &Context<'_>,
@@ -359,7 +359,7 @@ impl Task {
         let (items, total) = page.map_or((Vec::new(), 0), |p| (p.items, p.total));
         Ok(connection(all(items)?, total, offset))
     }
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
