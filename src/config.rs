@@ -144,6 +144,13 @@ pub struct Limits {
     pub login_attempt_window: Duration,
     /// Wrong current passwords per user in `changePassword`, per `login_failure_window`.
     pub password_change_failures_per_window: i64,
+    /// How long one websocket send may wait for a client that stopped reading.
+    pub ws_send_timeout: Duration,
+    pub ws_max_connections: usize,
+    pub ws_max_connections_per_user: usize,
+    /// HTTP requests (websockets aside) running at once; the rest wait up to `queue_timeout`.
+    pub max_concurrent_requests: usize,
+    pub queue_timeout: Duration,
 }
 
 /// The TOML file: every key optional, named like the variable without `INTERLINK_`, lower-cased.
@@ -194,6 +201,11 @@ struct FileSettings {
     s3_bucket: Option<String>,
     s3_endpoint: Option<String>,
     max_upload_bytes: Option<usize>,
+    ws_send_timeout_ms: Option<u64>,
+    ws_max_connections: Option<usize>,
+    ws_max_connections_per_user: Option<usize>,
+    max_concurrent_requests: Option<usize>,
+    queue_timeout_ms: Option<u64>,
     scheduler: Option<bool>,
     response_cache: Option<bool>,
     node_id: Option<String>,
@@ -280,6 +292,12 @@ impl Config {
             None => file.log_format.unwrap_or(LogFormat::Text),
         };
 
+        let db_max_connections = parsed(
+            "INTERLINK_DB_MAX_CONNECTIONS",
+            var("INTERLINK_DB_MAX_CONNECTIONS"),
+        )?
+        .or(file.db_max_connections)
+        .unwrap_or(16);
         let config = Config {
             env,
             bind: parsed("INTERLINK_BIND", var("INTERLINK_BIND"))?
@@ -290,12 +308,7 @@ impl Config {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./data")),
             database_url: var("DATABASE_URL").map(Secret).or(file.database_url),
-            db_max_connections: parsed(
-                "INTERLINK_DB_MAX_CONNECTIONS",
-                var("INTERLINK_DB_MAX_CONNECTIONS"),
-            )?
-            .or(file.db_max_connections)
-            .unwrap_or(16),
+            db_max_connections,
             redis_url: var("REDIS_URL").map(Secret).or(file.redis_url),
             redis_prefix: var("INTERLINK_REDIS_PREFIX")
                 .or(file.redis_prefix)
@@ -421,6 +434,44 @@ impl Config {
                 )?
                 .or(file.max_upload_bytes)
                 .unwrap_or(10 * 1024 * 1024),
+                ws_send_timeout: Duration::from_millis(
+                    parsed(
+                        "INTERLINK_WS_SEND_TIMEOUT_MS",
+                        var("INTERLINK_WS_SEND_TIMEOUT_MS"),
+                    )?
+                    .or(file.ws_send_timeout_ms)
+                    .unwrap_or(5_000),
+                ),
+                ws_max_connections: parsed(
+                    "INTERLINK_WS_MAX_CONNECTIONS",
+                    var("INTERLINK_WS_MAX_CONNECTIONS"),
+                )?
+                .or(file.ws_max_connections)
+                .unwrap_or(10_000),
+                ws_max_connections_per_user: parsed(
+                    "INTERLINK_WS_MAX_CONNECTIONS_PER_USER",
+                    var("INTERLINK_WS_MAX_CONNECTIONS_PER_USER"),
+                )?
+                .or(file.ws_max_connections_per_user)
+                .unwrap_or(16),
+                // A request holds a pooled connection for only part of its life (parsing,
+                // authentication, serialising, the gaps between its statements), so four per
+                // connection keep the pool busy; more would only queue inside the pool, where
+                // no one is told to come back later.
+                max_concurrent_requests: parsed(
+                    "INTERLINK_MAX_CONCURRENT_REQUESTS",
+                    var("INTERLINK_MAX_CONCURRENT_REQUESTS"),
+                )?
+                .or(file.max_concurrent_requests)
+                .unwrap_or(4 * db_max_connections.max(2) as usize),
+                queue_timeout: Duration::from_millis(
+                    parsed(
+                        "INTERLINK_QUEUE_TIMEOUT_MS",
+                        var("INTERLINK_QUEUE_TIMEOUT_MS"),
+                    )?
+                    .or(file.queue_timeout_ms)
+                    .unwrap_or(250),
+                ),
                 login_failure_window: Duration::from_secs(
                     parsed(
                         "INTERLINK_LOGIN_FAILURE_WINDOW_SECS",
@@ -577,6 +628,15 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 {
             bail!("INTERLINK_MAX_BODY_BYTES must be positive");
+        }
+        if self.limits.max_concurrent_requests == 0
+            || self.limits.ws_max_connections == 0
+            || self.limits.ws_max_connections_per_user == 0
+        {
+            bail!("INTERLINK_MAX_CONCURRENT_REQUESTS, INTERLINK_WS_MAX_CONNECTIONS and INTERLINK_WS_MAX_CONNECTIONS_PER_USER must be positive");
+        }
+        if self.limits.ws_send_timeout.is_zero() {
+            bail!("INTERLINK_WS_SEND_TIMEOUT_MS must be positive");
         }
         if self.jobs.capacity == 0 || self.jobs.lease < Duration::from_millis(300) {
             bail!(

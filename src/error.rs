@@ -141,12 +141,70 @@ impl From<AppError> for crate::platform::scheduler::JobError {
     }
 }
 
+/// Marks an `INTERNAL` error whose cause is that the database cannot be reached (pool timeout,
+/// connection refused or cut, the server shutting down or starting up). The body still says
+/// `INTERNAL`; the HTTP edge answers 503 with `Retry-After` when every error of a request is one.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnavailable;
+
+impl AppError {
+    /// Whether this is an internal error caused by the database being out of reach.
+    pub fn is_database_unavailable(&self) -> bool {
+        match self {
+            Self::Internal(cause) => unavailable_cause(cause),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an internal error's cause is the database being out of reach.
+pub fn unavailable_cause(cause: &anyhow::Error) -> bool {
+    cause.chain().any(unavailable_link)
+}
+
+fn unavailable_link(err: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(err) = err.downcast_ref::<DbErr>() {
+        return match err {
+            DbErr::ConnectionAcquire(_) => true,
+            DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e))
+            | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+            | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => sqlx_unavailable(e),
+            _ => false,
+        };
+    }
+    err.downcast_ref::<sqlx::Error>()
+        .is_some_and(sqlx_unavailable)
+}
+
+fn sqlx_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down, starting up).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
+}
+
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
+        let unavailable = err.is_database_unavailable();
         if let AppError::Internal(cause) = &err {
-            tracing::error!(error = ?cause, "internal error");
+            if unavailable {
+                tracing::warn!(error = ?cause, "database unavailable");
+            } else {
+                tracing::error!(error = ?cause, "internal error");
+            }
         }
-        async_graphql::Error::new(err.public_message()).extend_with(|_, ext| {
+        let mut error = async_graphql::Error::new(err.public_message());
+        if unavailable {
+            error.source = Some(std::sync::Arc::new(DatabaseUnavailable));
+        }
+        error.extend_with(|_, ext| {
             ext.set("code", err.code());
             if let AppError::BadUserInput {
                 field: Some(field), ..
@@ -193,6 +251,42 @@ mod tests {
         assert_eq!(err.message, "internal error");
         let code = err.extensions.as_ref().and_then(|e| e.get("code")).cloned();
         assert_eq!(code, Some(async_graphql::Value::from("INTERNAL")));
+    }
+
+    #[test]
+    fn unreachable_databases_are_marked_and_stay_internal() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let cases = [
+            (
+                AppError::from(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
+                    sqlx::Error::Io(refused),
+                ))),
+                true,
+            ),
+            (
+                AppError::from(DbErr::ConnectionAcquire(
+                    sea_orm::error::ConnAcquireErr::Timeout,
+                )),
+                true,
+            ),
+            (
+                AppError::internal(anyhow::Error::from(sqlx::Error::PoolTimedOut).context("x")),
+                true,
+            ),
+            (AppError::from(DbErr::RecordNotFound("x".into())), false),
+            (AppError::internal(anyhow::anyhow!("a bug")), false),
+            (AppError::Conflict("x".into()), false),
+        ];
+        for (err, unavailable) in cases {
+            assert_eq!(err.is_database_unavailable(), unavailable, "{err:?}");
+            let code = err.code();
+            let gql: async_graphql::Error = err.into();
+            assert_eq!(gql.source.is_some(), unavailable);
+            if unavailable {
+                assert_eq!(code, "INTERNAL");
+                assert_eq!(gql.message, "internal error");
+            }
+        }
     }
 
     #[test]

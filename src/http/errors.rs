@@ -20,6 +20,23 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
     response
 }
 
+/// What a client that is told to come back later waits, in seconds.
+pub const RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
+
+/// The database is out of reach: 503 with `Retry-After`; the code stays `INTERNAL` (the client
+/// did nothing wrong, and there is nothing for it to fix).
+pub fn unavailable_response() -> Response {
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "INTERNAL",
+        "internal error",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, RETRY_AFTER);
+    response
+}
+
 /// Layers (body limit, timeout, routing) answer with bare statuses; clients get the same
 /// JSON error shape from them as from everything else.
 pub async fn json_for_bare_statuses<B>(response: axum::http::Response<B>) -> Response

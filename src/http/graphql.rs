@@ -1,23 +1,22 @@
 //! GraphQL over HTTP: content negotiation, CSRF-safe content types, batching caps and status codes.
 
-use async_graphql::http::{receive_batch_body, MultipartOptions};
 use async_graphql::parser::types::OperationType;
 use async_graphql::BatchRequest;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
 use tracing::Instrument;
 
 use super::client::{client_addr, Client};
-use super::errors::error_response;
-use super::rate_limit::{charge, client_key, too_many_requests};
+use super::errors::{error_response, unavailable_response};
+use super::multipart;
 use super::operation::{password_fields, screen_document, selected_operation};
+use super::rate_limit::{charge, client_key, too_many_requests};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
-use crate::error::AppError;
+use crate::error::{unavailable_cause, AppError, DatabaseUnavailable};
 use crate::platform::rate_limit::ClientAddr;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -144,7 +143,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, Box<Resp
     Ok(collected.freeze())
 }
 
-fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if e.is::<http_body_util::LengthLimitError>() {
@@ -153,6 +152,21 @@ fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
         current = e.source();
     }
     false
+}
+
+/// Files one multipart request may carry.
+const MAX_FILES: usize = 16;
+
+/// A JSON body (or a multipart `operations` field) as one request or a batch. Decided by the
+/// first byte rather than serde's untagged guess, which would take `[]` for a single request
+/// with an empty query.
+fn parse_json_batch(bytes: &[u8]) -> Result<BatchRequest, String> {
+    let parsed = if bytes.trim_ascii_start().first() == Some(&b'[') {
+        serde_json::from_slice::<Vec<async_graphql::Request>>(bytes).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice::<async_graphql::Request>(bytes).map(BatchRequest::Single)
+    };
+    parsed.map_err(|err| format!("the body is not a GraphQL request: {err}"))
 }
 
 async fn read_batch(
@@ -164,39 +178,33 @@ async fn read_batch(
     let batch = match body_kind(headers)? {
         BodyKind::Json => {
             let bytes = read_limited(body, limit).await?;
-            // Decided by the first byte rather than serde's untagged guess, which would take
-            // `[]` for a single request with an empty query.
-            let parsed = if bytes.trim_ascii_start().first() == Some(&b'[') {
-                serde_json::from_slice::<Vec<async_graphql::Request>>(&bytes)
-                    .map(BatchRequest::Batch)
-            } else {
-                serde_json::from_slice::<async_graphql::Request>(&bytes).map(BatchRequest::Single)
-            };
-            parsed.map_err(|err| {
+            parse_json_batch(&bytes).map_err(|message| {
                 Box::new(error_response(
                     StatusCode::BAD_REQUEST,
                     "BAD_USER_INPUT",
-                    &format!("the body is not a GraphQL request: {err}"),
+                    &message,
                 ))
             })?
         }
         BodyKind::Multipart(content_type) => {
-            let reader = body
-                .into_data_stream()
-                .map_err(std::io::Error::other)
-                .into_async_read();
-            let options = MultipartOptions::default()
-                .max_file_size(state.app.config.limits.max_upload_bytes)
-                .max_num_files(16);
-            receive_batch_body(Some(content_type), reader, options)
+            let limits = multipart::Limits {
+                form_bytes: limit,
+                file_bytes: state.app.config.limits.max_upload_bytes,
+                max_files: MAX_FILES,
+            };
+            multipart::read(&content_type, body, &limits, parse_json_batch)
                 .await
-                .map_err(|err| match err {
-                    async_graphql::ParseRequestError::PayloadTooLarge => too_large(),
-                    async_graphql::ParseRequestError::Io(io) if is_length_limit(&io) => too_large(),
-                    other => Box::new(error_response(
+                .map_err(|refusal| match refusal {
+                    multipart::Refusal::TooLarge => too_large(),
+                    multipart::Refusal::Malformed(message) => Box::new(error_response(
                         StatusCode::BAD_REQUEST,
                         "BAD_USER_INPUT",
-                        &format!("malformed multipart request: {other}"),
+                        &format!("malformed multipart request: {message}"),
+                    )),
+                    multipart::Refusal::Internal => Box::new(error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "INTERNAL",
+                        "internal error",
                     )),
                 })?
         }
@@ -248,6 +256,10 @@ async fn viewer(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, Box<Re
         .await
         .map(|auth| auth.viewer)
         .map_err(|err| match err {
+            AppError::Internal(cause) if unavailable_cause(&cause) => {
+                tracing::warn!(error = ?cause, "database unavailable while authenticating");
+                Box::new(unavailable_response())
+            }
             AppError::Internal(_) => {
                 let gql: async_graphql::Error = err.into();
                 Box::new(error_response(
@@ -437,7 +449,17 @@ async fn execute(
         label_errors(state, &mut shaped.response.errors);
     }
     let clean = responses.iter().all(|r| r.response.errors.is_empty());
-    let status = if format == ResponseFormat::GraphqlResponseJson
+    // Every error is the database being out of reach: the client should come back, not give up.
+    let unavailable = !clean
+        && responses.iter().all(|r| {
+            r.response
+                .errors
+                .iter()
+                .all(|e| e.source::<DatabaseUnavailable>().is_some())
+        });
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if format == ResponseFormat::GraphqlResponseJson
         && !is_batch
         && responses.iter().all(|r| !r.executed)
     {
@@ -454,12 +476,20 @@ async fn execute(
         cache.put(key, body).await;
     }
     match body {
-        Ok(body) => (
-            status,
-            [(header::CONTENT_TYPE, format.content_type())],
-            body,
-        )
-            .into_response(),
+        Ok(body) => {
+            let mut response = (
+                status,
+                [(header::CONTENT_TYPE, format.content_type())],
+                body,
+            )
+                .into_response();
+            if unavailable {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, super::errors::RETRY_AFTER);
+            }
+            response
+        }
         Err(err) => {
             tracing::error!(error = %err, "serialising GraphQL response");
             error_response(

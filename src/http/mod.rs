@@ -5,10 +5,13 @@ mod errors;
 mod files;
 mod graphql;
 mod health;
+mod multipart;
 mod operation;
 mod rate_limit;
+mod shedding;
 mod ws;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -34,16 +37,20 @@ pub use errors::error_body;
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
+    /// This node's open websockets, under their caps.
+    pub sockets: Arc<ws::Sockets>,
+}
+
+fn is_websocket_upgrade(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// `GET /graphql`: a websocket upgrade goes to graphql-transport-ws, anything else is a query.
 async fn get_or_upgrade(State(state): State<HttpState>, request: Request) -> Response {
-    let is_upgrade = request
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if is_upgrade {
+    if is_websocket_upgrade(request.headers()) {
         ws::upgrade(state, request).await
     } else {
         graphql::get(state, request).await
@@ -58,22 +65,29 @@ pub fn build_router(app: AppState) -> Router {
     let state = HttpState {
         app: app.clone(),
         schema,
+        sockets: Arc::new(ws::Sockets::new(&limits)),
     };
 
-    // Plain HTTP routes get a deadline; the websocket lives as long as its client.
-    let timed = Router::new()
+    // Health and metrics are never shed: an overloaded node must still say how it is.
+    let shed = shedding::Shedder::new(limits.max_concurrent_requests, limits.queue_timeout);
+    let work = Router::new()
         .route("/graphql", get(get_or_upgrade).post(graphql::post))
         .route("/files/{id}", get(files::download))
+        .route("/", get(graphiql))
+        .route_layer(middleware::from_fn_with_state(shed, shedding::shed));
+    // Plain HTTP routes get a deadline; the websocket lives as long as its client.
+    let timed = Router::new()
+        .merge(work)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/", get(graphiql))
         .route_layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::map_response(errors::json_for_bare_statuses))
-                // A multipart upload carries a file and its operations: the sum of both limits.
-                // The JSON path holds plain requests to `max_body_bytes` itself.
+                // A multipart upload carries a file and its form: the sum of both limits. The
+                // JSON path holds plain requests to `max_body_bytes` itself, and the multipart
+                // reader holds the form's fields to it too.
                 .layer(middleware::from_fn_with_state(
                     limits.max_body_bytes + limits.max_upload_bytes,
                     errors::refuse_declared_oversize,

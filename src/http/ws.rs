@@ -1,7 +1,7 @@
 //! GraphQL over websocket (`graphql-transport-ws`): async-graphql runs the protocol, and a guard
 //! in front of it enforces what its defaults do not, with the spec's exact close codes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +11,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::client::client_addr;
@@ -24,6 +25,7 @@ use super::operation::{screen_document, selected_operation};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
+use crate::config::Limits;
 use crate::domains::identity::model::IdentityEvent;
 use crate::error::AppError;
 use crate::platform::events::follow::follow;
@@ -37,6 +39,56 @@ const INBOX: usize = 32;
 const WS_READ_BUFFER: usize = 4 * 1024;
 /// Unsent bytes one socket may hold before writes to it fail.
 const WS_MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
+
+/// This node's websockets: a slot per connection under the node's cap, and a count per user
+/// under the user's.
+pub struct Sockets {
+    node: Arc<Semaphore>,
+    per_user: Mutex<HashMap<uuid::Uuid, usize>>,
+    max_per_user: usize,
+}
+
+impl Sockets {
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            node: Arc::new(Semaphore::new(limits.ws_max_connections)),
+            per_user: Mutex::new(HashMap::new()),
+            max_per_user: limits.ws_max_connections_per_user,
+        }
+    }
+
+    /// One more socket of `user`, or `None` when the user already has as many as allowed.
+    fn admit_user(self: &Arc<Self>, user: uuid::Uuid) -> Option<UserSlot> {
+        let mut counts = self.per_user.lock();
+        let count = counts.entry(user).or_insert(0);
+        if *count >= self.max_per_user {
+            return None;
+        }
+        *count += 1;
+        Some(UserSlot {
+            sockets: self.clone(),
+            user,
+        })
+    }
+}
+
+/// Held while a user's socket is open; freed however the socket ends.
+struct UserSlot {
+    sockets: Arc<Sockets>,
+    user: uuid::Uuid,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut counts = self.sockets.per_user.lock();
+        if let Some(count) = counts.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
+}
 
 pub async fn upgrade(state: HttpState, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
@@ -54,6 +106,19 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
             "websocket clients must speak the graphql-transport-ws subprotocol",
         );
     }
+    // The node's cap is checked before the upgrade, so a refused client gets a plain HTTP answer
+    // it can retry on; the slot is held until the socket closes (or the upgrade fails).
+    let Ok(node_slot) = state.sockets.node.clone().try_acquire_owned() else {
+        let mut response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "this node holds as many websockets as it allows; try again shortly",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, super::errors::RETRY_AFTER);
+        return response;
+    };
     let max_message = state.app.config.limits.max_body_bytes;
     let client = client_addr(
         &parts.extensions,
@@ -72,7 +137,10 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
             .read_buffer_size(WS_READ_BUFFER)
             .write_buffer_size(0)
             .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
-            .on_upgrade(move |socket| serve(state, client, socket)),
+            .on_upgrade(move |socket| async move {
+                serve(state, client, socket).await;
+                drop(node_slot);
+            }),
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -95,6 +163,8 @@ struct Guard {
     /// Handed to async-graphql's `on_connection_init`, which runs after the guard checked the token.
     session: Arc<Mutex<Option<async_graphql::Data>>>,
     user_id: Option<uuid::Uuid>,
+    /// This socket's place under its user's cap, once the user is known.
+    user_slot: Option<UserSlot>,
     expires_at: Option<i64>,
     client: ClientAddr,
     /// The bucket this connection's subscriptions draw on: its user's, or its address's.
@@ -141,6 +211,11 @@ impl Guard {
                     },
                 };
                 if let Viewer::User(user) = &viewer {
+                    // Known only now: the token comes in `connection_init`, not the upgrade.
+                    let Some(slot) = self.state.sockets.admit_user(user.id) else {
+                        return Verdict::Close(4429, "Too many connections for this user".into());
+                    };
+                    self.user_slot = Some(slot);
                     self.user_id = Some(user.id);
                 }
                 self.rate_key = client_key(&viewer, self.client);
@@ -299,6 +374,36 @@ fn close_message(code: u16, reason: String) -> Message {
     }))
 }
 
+enum Sent {
+    Done,
+    Gone,
+    /// The client has not taken the message within the send timeout: it stopped reading.
+    Stalled,
+}
+
+/// A send with a bound: a client that stops reading fills its TCP window and then every send to
+/// it waits, holding its subscriptions (and what they would send) with it.
+async fn send_within(
+    sink: &mut SplitSink<WebSocket, Message>,
+    message: Message,
+    wait: Duration,
+) -> Sent {
+    match tokio::time::timeout(wait, sink.send(message)).await {
+        Ok(Ok(())) => Sent::Done,
+        Ok(Err(_)) => Sent::Gone,
+        Err(_) => Sent::Stalled,
+    }
+}
+
+/// 1013 "try again later": the client may reconnect and resume from its last cursor.
+fn stalled_close() -> Message {
+    tracing::info!("closing a websocket whose client stopped reading");
+    close_message(
+        1013,
+        "Try again later: messages were not read in time".into(),
+    )
+}
+
 async fn serve(state: HttpState, client: ClientAddr, mut socket: WebSocket) {
     let gauge = state.app.metrics.websocket_connections.clone();
     gauge.inc();
@@ -309,9 +414,11 @@ async fn serve(state: HttpState, client: ClientAddr, mut socket: WebSocket) {
         Ok(entries) => entries.filter_map(|entry| async move { entry.decode::<IdentityEvent>() }),
         Err(err) => {
             tracing::error!(error = %err, "following identity events for a websocket failed");
-            let _ = socket
-                .send(close_message(1011, "Internal error".into()))
-                .await;
+            let _ = tokio::time::timeout(
+                limits.ws_send_timeout,
+                socket.send(close_message(1011, "Internal error".into())),
+            )
+            .await;
             gauge.dec();
             return;
         }
@@ -339,10 +446,12 @@ async fn serve(state: HttpState, client: ClientAddr, mut socket: WebSocket) {
         max_subscriptions: limits.ws_max_subscriptions,
         session,
         user_id: None,
+        user_slot: None,
         expires_at: None,
         client,
         rate_key: client.key(),
     };
+    let send_timeout = limits.ws_send_timeout;
     let init_deadline = tokio::time::sleep(limits.ws_init_timeout);
     tokio::pin!(init_deadline);
 
@@ -370,10 +479,11 @@ async fn serve(state: HttpState, client: ClientAddr, mut socket: WebSocket) {
                         Err(mpsc::error::TrySendError::Closed(_)) => break,
                     },
                     Verdict::Reply(message) => {
-                        if sink.send(Message::Text(message.into())).await.is_err() {
-                            break;
+                        match send_within(&mut sink, Message::Text(message.into()), send_timeout).await {
+                            Sent::Done => None,
+                            Sent::Gone => break,
+                            Sent::Stalled => Some(stalled_close()),
                         }
-                        None
                     }
                     Verdict::Close(code, reason) => Some(close_message(code, reason)),
                     Verdict::Ignore => None,
@@ -385,20 +495,22 @@ async fn serve(state: HttpState, client: ClientAddr, mut socket: WebSocket) {
             outgoing = graphql.next() => match outgoing {
                 Some(WsMessage::Text(text)) => {
                     guard.on_server_message(&text);
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
+                    match send_within(&mut sink, Message::Text(text.into()), send_timeout).await {
+                        Sent::Done => None,
+                        Sent::Gone => break,
+                        Sent::Stalled => Some(stalled_close()),
                     }
-                    None
                 }
                 Some(WsMessage::Close(code, reason)) => Some(close_message(code, reason)),
                 None => break,
             },
         };
         if let Some(close) = outcome {
-            let _ = sink.send(close).await;
+            // A client that stopped reading may never take the close frame either.
+            let _ = send_within(&mut sink, close, send_timeout).await;
             break;
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(send_timeout, sink.close()).await;
     gauge.dec();
 }

@@ -15,6 +15,9 @@ use sea_orm::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+/// How long a request waits for a PostgreSQL connection (or for the server to accept one).
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -61,7 +64,11 @@ impl Db {
                 let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections.max(2))
-                    .acquire_timeout(Duration::from_secs(10))
+                    // Short: while PostgreSQL is down, a request should fail (503) in a few
+                    // seconds, not hold its slot for long; a healthy pool hands out a
+                    // connection in milliseconds, as the edge admits only a few requests per
+                    // connection (INTERLINK_MAX_CONCURRENT_REQUESTS).
+                    .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .context("connecting to PostgreSQL")?;
