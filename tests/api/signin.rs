@@ -121,13 +121,13 @@ async fn aliased_logins_hash_nothing_and_others_still_sign_in(
     }
     // Hidden in fragments, they are counted all the same; one login in a fragment is fine.
     let hidden = json!({ "query": "mutation { ...A ...B } \
-        fragment A on Mutation { a: login(email: \"x@example.com\", password: \"p\") { accessToken } } \
-        fragment B on Mutation { ... on Mutation { b: login(email: \"y@example.com\", password: \"p\") { accessToken } } }" });
+        fragment A on MutationRoot { a: login(email: \"x@example.com\", password: \"p\") { accessToken } } \
+        fragment B on MutationRoot { ... on MutationRoot { b: login(email: \"y@example.com\", password: \"p\") { accessToken } } }" });
     let refused = post(&app, &attacker, None, &hidden, &[]).await?;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     let one = json!({
         "query": "mutation($e: String!, $p: String!) { ...A } \
-            fragment A on Mutation { login(email: $e, password: $p) { accessToken } }",
+            fragment A on MutationRoot { login(email: $e, password: $p) { accessToken } }",
         "variables": { "e": ADMIN_EMAIL, "p": ADMIN_PASSWORD }
     });
     let fragment_login = post(&app, &user, None, &one, &[]).await?;
@@ -423,7 +423,38 @@ async fn trusted_proxies_name_the_client(backend: Backend) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Subscriptions draw on the same per-client budget as HTTP operations (lowered here: a socket
+/// holds at most 32 subscriptions, far fewer than the default burst).
+async fn websocket_subscriptions_draw_on_the_budget(backend: Backend) -> anyhow::Result<()> {
+    use crate::websocket::{connect, init, next, send};
+    let app = spawn_or_skip!(
+        backend,
+        &[
+            ("INTERLINK_RATE_LIMIT_PER_SECOND", "1"),
+            ("INTERLINK_RATE_LIMIT_BURST", "2")
+        ]
+    );
+    let admin = app.admin().await?;
+    let mut socket = connect(&app).await?;
+    init(&mut socket, Some(&admin.access)).await?;
+    let query = "subscription { identityEvents { kind } }";
+    // Sent at once: well within the one unit a second brings back.
+    for id in ["a", "b", "c", "d"] {
+        let subscribe = json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
+        send(&mut socket, subscribe).await?;
+    }
+    let refused = next(&mut socket, std::time::Duration::from_secs(5)).await?;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(
+        retry_after_of(&refused["payload"][0]).is_some_and(|s| s >= 1),
+        "{refused}"
+    );
+    Ok(())
+}
+
 on_both_backends!(
+    websocket_subscriptions_draw_on_the_budget,
     aliased_logins_hash_nothing_and_others_still_sign_in,
     a_batch_of_logins_draws_on_the_client_budget,
     strangers_cannot_lock_an_account,
@@ -431,3 +462,84 @@ on_both_backends!(
     the_request_budget_answers_429_with_retry_after,
     trusted_proxies_name_the_client,
 );
+
+/// A private Redis for a fault test, killed when dropped (also when the test fails).
+struct PrivateRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl PrivateRedis {
+    fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Two nodes draw on one bucket through Redis; when Redis dies each keeps limiting on its own
+/// instead of failing requests or letting everything through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_are_shared_through_redis_and_survive_its_loss() -> anyhow::Result<()> {
+    use interlink::platform::rate_limit::{Bucket, Budget};
+    use interlink::platform::redis::{RedisLink, RedisTarget};
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    if crate::helpers::redis_url()?.is_none() {
+        return Ok(());
+    }
+    let mut redis = match PrivateRedis::start() {
+        Ok(redis) => redis,
+        Err(err) if std::env::var("INTERLINK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
+            return Err(err.context("starting redis-server"))
+        }
+        Err(_) => return Ok(()),
+    };
+    let target = RedisTarget::parse(&redis.url)?;
+    poll_until(Duration::from_secs(10), "the private Redis", || async {
+        Ok(RedisLink::connect(&target).await.is_ok())
+    })
+    .await?;
+    let link = RedisLink::connect(&target).await?;
+    let three = NonZeroU32::new(3).ok_or_else(|| anyhow::anyhow!("3 is not zero"))?;
+    let budget = Budget::per_window(three, Duration::from_secs(600));
+    let (a, b) = (
+        Bucket::new("t", budget, Some((&link, "shared-test"))),
+        Bucket::new("t", budget, Some((&link, "shared-test"))),
+    );
+    assert_eq!(a.take("client", 2).await, Ok(()));
+    assert_eq!(b.take("client", 1).await, Ok(()));
+    let wait = b.take("client", 1).await.err();
+    assert!(
+        wait.is_some_and(|w| w > Duration::from_secs(100)),
+        "the second node saw the first one's spending: {wait:?}"
+    );
+    redis.kill();
+    // Redis is gone: node A answers from its own bucket, which is fresh, then runs dry.
+    for _ in 0..3 {
+        assert_eq!(a.take("client", 1).await, Ok(()));
+    }
+    assert!(a.take("client", 1).await.is_err());
+    Ok(())
+}
