@@ -179,10 +179,17 @@ async fn redis_killed_and_restarted_mid_run_loses_no_job_and_no_live_event() -> 
         })
     };
 
-    let jobs: Vec<NewJob> = (0..JOBS)
-        .map(|_| NewJob::new("bulk", "test.effect", json!({})))
-        .collect();
-    assert_eq!(enqueue_many(&db, &jobs).await?, JOBS as u64);
+    let jobs = |n: usize| -> Vec<NewJob> {
+        (0..n)
+            .map(|_| NewJob::new("bulk", "test.effect", json!({})))
+            .collect()
+    };
+    // The last ones are enqueued after the restart, so some work is sure to follow the outage.
+    const LATE: usize = JOBS / 5;
+    assert_eq!(
+        enqueue_many(&db, &jobs(JOBS - LATE)).await?,
+        (JOBS - LATE) as u64
+    );
     let (runs, duplicates) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut schedulers = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -228,6 +235,7 @@ async fn redis_killed_and_restarted_mid_run_loses_no_job_and_no_live_event() -> 
     .await?;
     redis.spawn().await?;
     let at_restart = count(&db, COMPLETED).await?;
+    assert_eq!(enqueue_many(&db, &jobs(LATE)).await?, LATE as u64);
     poll_until(limit, "every job to complete", || async {
         Ok(count(&db, COMPLETED).await? == JOBS as i64)
     })
@@ -434,11 +442,11 @@ async fn cron_on_three_nodes_fires_every_slot_once_when_one_is_killed() -> anyho
 
 // ------------------------------------------------------------------ a node's subscription lost
 
-async fn redis_command(url: &str, cmd: &redis::Cmd) -> anyhow::Result<String> {
-    let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let reply: redis::Value = cmd.query_async(&mut conn).await?;
+async fn redis_command(
+    conn: &mut redis::aio::MultiplexedConnection,
+    cmd: &redis::Cmd,
+) -> anyhow::Result<String> {
+    let reply: redis::Value = cmd.query_async(conn).await?;
     Ok(format!("{reply:?}"))
 }
 
@@ -486,8 +494,12 @@ async fn a_node_cut_off_from_redis_pubsub_catches_up_when_it_reattaches() -> any
     until_created(&mut socket, &first).await?;
 
     // New connections refused, then the node's subscription dropped: it cannot come back yet,
-    // while the relay keeps publishing on its command connection.
-    let info = redis_command(&url, redis::cmd("INFO").arg("clients")).await?;
+    // while the relay keeps publishing on its command connection. This test's own connection
+    // is made first, so it can lift the limit again.
+    let mut control = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info = redis_command(&mut control, redis::cmd("INFO").arg("clients")).await?;
     let connected: u32 = info
         .split("connected_clients:")
         .nth(1)
@@ -495,7 +507,7 @@ async fn a_node_cut_off_from_redis_pubsub_catches_up_when_it_reattaches() -> any
         .and_then(|n| n.parse().ok())
         .with_context(|| format!("connected_clients in {info}"))?;
     redis_command(
-        &url,
+        &mut control,
         redis::cmd("CONFIG")
             .arg("SET")
             .arg("maxclients")
@@ -503,7 +515,7 @@ async fn a_node_cut_off_from_redis_pubsub_catches_up_when_it_reattaches() -> any
     )
     .await?;
     redis_command(
-        &url,
+        &mut control,
         redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"),
     )
     .await?;
@@ -527,7 +539,7 @@ async fn a_node_cut_off_from_redis_pubsub_catches_up_when_it_reattaches() -> any
     let page = app
         .gql_ok(
             Some(&admin.access),
-            "query($after: String) { events(after: $after, first: 500, topics: [IDENTITY]) { edges { node { kind subjectId cursor } } } }",
+            "query($after: String) { events(after: $after, first: 100, topics: [IDENTITY]) { edges { node { kind subjectId cursor } } } }",
             json!({ "after": BEFORE_EVERYTHING }),
         )
         .await?;
@@ -547,7 +559,7 @@ async fn a_node_cut_off_from_redis_pubsub_catches_up_when_it_reattaches() -> any
     })
     .await?;
     redis_command(
-        &url,
+        &mut control,
         redis::cmd("CONFIG")
             .arg("SET")
             .arg("maxclients")
