@@ -401,6 +401,11 @@ impl Doc<'_> {
         name: &str,
         ty: &async_graphql::parser::types::Type,
     ) -> String {
+        // Page sizes multiply through nested lists: the extremes are where the arithmetic is.
+        if matches!(name, "first" | "last") && tape.chance(50) {
+            let size = tape.one(&["0", "1", "100", "101", "2147483647", "-2147483648", "-1"]);
+            return format!("{name}: {size}");
+        }
         if tape.chance(15) {
             let var = format!("v{}", self.variables.len());
             let value = self.variable_value(tape, ty);
