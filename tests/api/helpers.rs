@@ -578,3 +578,122 @@ macro_rules! spawn_or_skip {
         }
     };
 }
+
+/// A loopback port nobody listens on right now, for a child process that binds it itself.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The real binary serving as a node of its own, for tests that kill a node (SIGKILL: nothing
+/// of it runs after) or measure its memory apart from the test process. Killed on drop. Its
+/// stderr is kept, so a test can look for panics in what it logged.
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    pub child: tokio::process::Child,
+    pub stderr: Arc<Mutex<Stderr>>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// What a node process wrote to stderr: every line that reports a panic, and the latest others.
+#[derive(Default)]
+pub struct Stderr {
+    pub panics: Vec<String>,
+    pub recent: std::collections::VecDeque<String>,
+}
+
+impl ServerProcess {
+    /// `interlink serve` with exactly the deployment's settings plus `extra`; returns once it
+    /// answers `/healthz`.
+    pub async fn start(deployment: &Deployment, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let data_dir = tempfile::tempdir()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_interlink"));
+        command
+            .arg("serve")
+            .env_clear()
+            .envs(&deployment.vars)
+            .env("INTERLINK_BIND", addr.to_string())
+            .env("INTERLINK_DATA_DIR", data_dir.path())
+            .env("RUST_LOG", "warn")
+            .envs(extra.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn()?;
+        let stderr: Arc<Mutex<Stderr>> = Arc::default();
+        if let Some(pipe) = child.stderr.take() {
+            let kept = stderr.clone();
+            // Drained to the end, or a chatty child would block on a full pipe.
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut kept = kept.lock();
+                    if line.contains("panicked") {
+                        kept.panics.push(line);
+                    } else {
+                        if kept.recent.len() == 200 {
+                            kept.recent.pop_front();
+                        }
+                        kept.recent.push_back(line);
+                    }
+                }
+            });
+        }
+        let mut server = Self {
+            addr,
+            child,
+            stderr,
+            _data_dir: data_dir,
+        };
+        let http = reqwest::Client::new();
+        let healthz = format!("http://{addr}/healthz");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "the node exited with {status}: {:?}",
+                    server.stderr.lock().recent
+                );
+            }
+            let up = http
+                .get(&healthz)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the node at {addr} never served");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the node has exited")
+    }
+
+    /// Resident memory of the node process, in KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS")
+    }
+
+    /// SIGKILL: no shutdown code runs, leases and connections are left as a crash leaves them.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}

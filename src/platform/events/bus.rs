@@ -28,6 +28,10 @@ pub(crate) const LOCAL_BUFFER: usize = 1024;
 pub enum Message {
     Event(Arc<Envelope>),
     Signal(Signal),
+    /// Never published: this node's Redis subscription was lost and is attached again. What was
+    /// published in between never reached it, and no later entry may come to reveal the gap,
+    /// so followers read the log now.
+    Reattached,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -180,8 +184,13 @@ async fn run_subscriber(
             Ok(mut pubsub) => {
                 subscribed.store(true, Ordering::SeqCst);
                 backoff = Duration::from_millis(100);
-                if let Some(tx) = first_attach.take() {
-                    let _ = tx.send(());
+                match first_attach.take() {
+                    Some(tx) => {
+                        let _ = tx.send(());
+                    }
+                    None => {
+                        let _ = local.send(Arc::new(Message::Reattached));
+                    }
                 }
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {

@@ -5,7 +5,8 @@
 //! lost; live entries at or before the last cursor delivered are dropped. Each live entry
 //! names the one the relay published before it: when that is newer than what this subscriber
 //! has seen (Redis dropped a message, or this subscriber fell behind its buffer), the gap is
-//! read from the log instead of being reported as lost. Memory stays bounded by the bus buffer
+//! read from the log instead of being reported as lost; so is everything after the last entry
+//! seen when the node's Redis subscription comes back after a loss. Memory stays bounded by the bus buffer
 //! and one page of the log.
 
 use std::collections::VecDeque;
@@ -104,8 +105,13 @@ async fn next(mut state: State) -> Option<(Arc<Envelope>, State)> {
         }
         match state.live.recv().await {
             Ok(message) => {
-                let Message::Event(entry) = message.as_ref() else {
-                    continue;
+                let entry = match message.as_ref() {
+                    Message::Event(entry) => entry,
+                    Message::Reattached => {
+                        state.catching_up = Some(None);
+                        continue;
+                    }
+                    Message::Signal(_) => continue,
                 };
                 if entry.cursor <= state.seen {
                     continue;
