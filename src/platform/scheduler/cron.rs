@@ -77,6 +77,13 @@ pub fn due_slot(
     if last.is_some_and(|last| latest <= last) {
         return None;
     }
+    // Slots still within grace fire oldest first, one per tick: a tick that came late (a busy
+    // node, or the one that fired last just died) must not pass over a slot that is still due.
+    if let Some(next) = last.and_then(|last| cron.find_next_occurrence(&last, false).ok()) {
+        if next <= now && (now - next).to_std().unwrap_or_default() <= grace {
+            return Some(next);
+        }
+    }
     let late = (now - latest).to_std().unwrap_or_default() > grace;
     match (missed, last) {
         // A schedule seen for the first time does not fire its history.
@@ -196,6 +203,25 @@ mod tests {
                 grace
             ),
             Some(at(10, 10, 0))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn slots_within_grace_fire_oldest_first() -> anyhow::Result<()> {
+        let every_second = parse_cron("* * * * * *")?;
+        let grace = Duration::from_secs(5);
+        // The tick came three seconds late: 10:05:04 and :05 are still due, before :06.
+        let now = at(10, 5, 6) + chrono::Duration::milliseconds(200);
+        let mut last = at(10, 5, 3);
+        for expected in [at(10, 5, 4), at(10, 5, 5), at(10, 5, 6)] {
+            let slot = due_slot(&every_second, Some(last), now, MissedSlots::Skip, grace);
+            assert_eq!(slot, Some(expected));
+            last = expected;
+        }
+        assert_eq!(
+            due_slot(&every_second, Some(last), now, MissedSlots::Skip, grace),
+            None
         );
         Ok(())
     }
