@@ -677,11 +677,12 @@ async fn a_killed_node_loses_no_committed_event(backend: Backend) -> anyhow::Res
         .app
         .gql_ok(
             Some(&admin.access),
-            "query($id: ID!) { task(id: $id) { activity { action } } }",
+            // One page holds the whole log: the task's creation and at most BURST comments.
+            "query($id: ID!) { task(id: $id) { activity(first: 100) { nodes { action } } } }",
             json!({ "id": task }),
         )
         .await?;
-    let committed = activity["task"]["activity"]
+    let committed = activity["task"]["activity"]["nodes"]
         .as_array()
         .into_iter()
         .flatten()
