@@ -20,8 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::client::client_addr;
 use super::errors::error_response;
-use super::rate_limit::{charge, client_key, refused_subscription};
 use super::operation::{screen_document, selected_operation};
+use super::rate_limit::{charge, client_key, refused_subscription};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;

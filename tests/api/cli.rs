@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{repo_file, Backend, Deployment};
+use crate::helpers::{free_port, repo_file, Backend, Deployment};
 
 fn interlink() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_interlink"));
@@ -22,8 +22,13 @@ fn interlink() -> Command {
 }
 
 /// Starts `serve`, collects stdout until the listening line, then stops it.
-fn first_lines(data_dir: &std::path::Path, port: u16) -> anyhow::Result<Vec<String>> {
+fn first_lines(
+    data_dir: &std::path::Path,
+    port: u16,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Vec<String>> {
     let mut child = interlink()
+        .envs(env.iter().copied())
         .env("INTERLINK_DATA_DIR", data_dir)
         .env("INTERLINK_BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
@@ -48,16 +53,10 @@ fn first_lines(data_dir: &std::path::Path, port: u16) -> anyhow::Result<Vec<Stri
     Ok(lines)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 #[test]
 fn first_start_prints_an_admin_login_once_and_keeps_the_secret_private() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let lines = first_lines(dir.path(), free_port()?)?;
+    let lines = first_lines(dir.path(), free_port()?, &[])?;
     let text = lines.join("\n");
     assert!(text.contains("email:    admin@interlink.local"), "{text}");
     let password_line = lines
@@ -78,7 +77,7 @@ fn first_start_prints_an_admin_login_once_and_keeps_the_secret_private() -> anyh
     }
     assert!(dir.path().join("interlink.db").exists());
 
-    let again = first_lines(dir.path(), free_port()?)?.join("\n");
+    let again = first_lines(dir.path(), free_port()?, &[])?.join("\n");
     assert!(!again.contains("password:"), "printed twice: {again}");
     Ok(())
 }
@@ -258,6 +257,33 @@ async fn seed_loads_a_demo_company_and_the_bench_dataset() -> anyhow::Result<()>
             .as_u64()
             .map(|n| n == 15 || n == 0),
         Some(true)
+    );
+    Ok(())
+}
+
+#[test]
+fn serve_prints_its_mode_and_what_it_exposes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let development = first_lines(dir.path(), free_port()?, &[])?;
+    assert!(
+        development.iter().any(|l| l.starts_with(
+            "Mode: development (GraphiQL, introspection and field suggestions are on"
+        ) && l.contains("INTERLINK_ENV=production")),
+        "{development:?}"
+    );
+    let production = first_lines(
+        dir.path(),
+        free_port()?,
+        &[
+            ("INTERLINK_ENV", "production"),
+            ("INTERLINK_JWT_SECRET", crate::helpers::JWT_SECRET),
+        ],
+    )?;
+    assert!(
+        production.iter().any(
+            |l| l == "Mode: production (GraphiQL, introspection and field suggestions are off)"
+        ),
+        "{production:?}"
     );
     Ok(())
 }

@@ -1,10 +1,8 @@
 //! Document limits under the default settings: standard tools introspect, while depth, tokens,
 //! directives, fragment fan-out and complexity arithmetic stay bounded with one short error;
-//! GraphQL over HTTP's response shape (and its official audit); the mode printed at start.
+//! GraphQL over HTTP's response shape (and its official audit).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
@@ -333,71 +331,5 @@ async fn graphql_over_http_audit_passes() -> anyhow::Result<()> {
     let must_ok = musts.iter().filter(|l| l.starts_with("ok ")).count();
     let must = musts.len();
     assert!(must > 0 && must_ok == must, "{stdout}");
-    Ok(())
-}
-
-/// `interlink serve`'s lines up to the listening one.
-fn serve_lines(env: &[(&str, &str)]) -> anyhow::Result<Vec<String>> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_interlink"));
-    for var in [
-        "DATABASE_URL",
-        "REDIS_URL",
-        "INTERLINK_ENV",
-        "INTERLINK_JWT_SECRET",
-        "INTERLINK_ADMIN_EMAIL",
-        "INTERLINK_ADMIN_PASSWORD",
-    ] {
-        command.env_remove(var);
-    }
-    let mut child = command
-        .envs(env.iter().copied())
-        .env("INTERLINK_DATA_DIR", dir.path())
-        .env("INTERLINK_BIND", format!("127.0.0.1:{port}"))
-        .env("INTERLINK_SCHEDULER", "false")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        let done = line.contains("listening");
-        lines.push(line);
-        if done || Instant::now() > deadline {
-            break;
-        }
-    }
-    child.kill()?;
-    child.wait()?;
-    Ok(lines)
-}
-
-#[test]
-fn serve_prints_its_mode_and_what_it_exposes() -> anyhow::Result<()> {
-    let development = serve_lines(&[])?;
-    assert!(
-        development.iter().any(|l| l.starts_with(
-            "Mode: development (GraphiQL, introspection and field suggestions are on"
-        ) && l.contains("INTERLINK_ENV=production")),
-        "{development:?}"
-    );
-    let production = serve_lines(&[
-        ("INTERLINK_ENV", "production"),
-        ("INTERLINK_JWT_SECRET", crate::helpers::JWT_SECRET),
-    ])?;
-    assert!(
-        production.iter().any(
-            |l| l == "Mode: production (GraphiQL, introspection and field suggestions are off)"
-        ),
-        "{production:?}"
-    );
     Ok(())
 }
