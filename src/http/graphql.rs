@@ -175,7 +175,14 @@ async fn read_batch(
     body: Body,
 ) -> Result<BatchRequest, Box<Response>> {
     let limit = state.app.config.limits.max_body_bytes;
-    let batch = match body_kind(headers)? {
+    let kind = match body_kind(headers) {
+        Ok(kind) => kind,
+        Err(response) => {
+            super::errors::drain(body).await;
+            return Err(response);
+        }
+    };
+    let batch = match kind {
         BodyKind::Json => {
             let bytes = read_limited(body, limit).await?;
             parse_json_batch(&bytes).map_err(|message| {
@@ -280,7 +287,12 @@ pub async fn post(
 ) -> Response {
     let format = match negotiate(&headers) {
         Ok(format) => format,
-        Err(response) => return *response,
+        Err(response) => {
+            // Refused before the body is read: take in what the client is still sending (within
+            // a cap), so it hears the answer instead of a connection reset mid-upload.
+            super::errors::drain(body).await;
+            return *response;
+        }
     };
     let mut batch = match read_batch(&state, &headers, body).await {
         Ok(batch) => batch,
