@@ -8,7 +8,7 @@ pub struct Model {
     pub type_id: Uuid,
     pub payload: Json,
     pub payload_hash: String,
-    /// Who submitted: `user:<id>` (later `app:<id>`); keys are unique per source.
+    /// Who submitted: `user:<id>` or `app:<id>`; keys are unique per source.
     pub source_key: String,
     pub source_user_id: Option<Uuid>,
     pub idempotency_key: String,
@@ -20,6 +20,8 @@ pub struct Model {
     pub approval_instance_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The partner app that submitted it, when one did.
+    pub source_app_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

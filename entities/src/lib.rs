@@ -1,6 +1,8 @@
 //! SeaORM entities: the tables, their columns and relations. No rules live here.
 
 pub mod account;
+pub mod api_key;
+pub mod app;
 pub mod approval_assignment;
 pub mod approval_decision;
 pub mod approval_delegation;

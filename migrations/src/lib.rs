@@ -14,6 +14,7 @@ mod m20261127_000009_maintain_main_task_count;
 mod m20261127_000010_index_live_comments_in_order;
 mod m20261201_000011_create_event_log;
 mod m20261201_000012_realign_edited_migrations;
+mod m20261202_000013_create_apps_and_api_keys;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_index_live_comments_in_order::Migration),
             Box::new(m20261201_000011_create_event_log::Migration),
             Box::new(m20261201_000012_realign_edited_migrations::Migration),
+            Box::new(m20261202_000013_create_apps_and_api_keys::Migration),
         ]
     }
 }
