@@ -48,8 +48,12 @@ pub struct AppInner {
     pub scheduler: Scheduler,
     /// Whole query responses, keyed by the data version (see `platform::response_cache`).
     pub responses: Arc<ResponseCache>,
+    /// Every outgoing HTTP request goes through it (see `platform::outbound`).
+    pub outbound: crate::platform::outbound::Outbound,
     /// Publishes the event log to the bus while this node leads (see `platform::events::relay`).
     _relay: Relay,
+    /// Fans the event log out into webhook deliveries, on nodes that run jobs.
+    _webhooks: Option<crate::domains::integrations::jobs::Dispatcher>,
 }
 
 impl Deref for AppState {
@@ -154,6 +158,7 @@ impl AppState {
         let shared_cache = redis.is_some().then(|| cache.clone());
         let responses = Arc::new(ResponseCache::new(shared_cache, config.response_cache));
         responses.follow(bus.as_ref());
+        let outbound = crate::platform::outbound::Outbound::new_placeholder()?;
         let registry = builtin::registry(JobDeps {
             db: db.clone(),
             currency: currency.clone(),
@@ -161,7 +166,17 @@ impl AppState {
             http: crate::platform::delivery::client()?,
             scan_cron: config.jobs.scan_cron.clone(),
             event_retention: config.jobs.event_retention,
+            outbound: outbound.clone(),
+            webhooks: config.webhooks.clone(),
         })?;
+        let webhooks = config.jobs.enabled.then(|| {
+            crate::domains::integrations::jobs::Dispatcher::start(
+                db.clone(),
+                bus.clone(),
+                config.webhooks.clone(),
+                config.jobs.poll_interval,
+            )
+        });
         let relay = Relay::start(db.clone(), bus.clone());
         let scheduler = Scheduler::new(
             db.clone(),
@@ -190,7 +205,9 @@ impl AppState {
                 ]),
                 scheduler,
                 responses,
+                outbound,
                 _relay: relay,
+                _webhooks: webhooks,
             })),
             first_admin,
             jwt_key_source,

@@ -78,6 +78,19 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies); for anyone
     /// else the peer address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub webhooks: WebhooksConfig,
+}
+
+/// How webhooks are retried, rotated and given up on.
+#[derive(Clone, Debug)]
+pub struct WebhooksConfig {
+    /// The delays before each attempt of a delivery (`INTERLINK_WEBHOOK_RETRY_SCHEDULE`).
+    pub retry_schedule: crate::domains::integrations::model::webhooks::RetrySchedule,
+    /// How long a rotated-out secret still signs (`INTERLINK_WEBHOOK_SECRET_OVERLAP_SECS`).
+    pub secret_overlap: Duration,
+    /// An endpoint failing this long without a success is disabled
+    /// (`INTERLINK_WEBHOOK_DISABLE_AFTER_SECS`).
+    pub disable_after: Duration,
 }
 
 /// The scheduler on this node, and the timing of the built-in jobs.
@@ -219,6 +232,9 @@ struct FileSettings {
     event_retention_days: Option<u64>,
     scan_cron: Option<String>,
     deadline_reminder_minutes: Option<u64>,
+    webhook_retry_schedule: Option<String>,
+    webhook_secret_overlap_secs: Option<u64>,
+    webhook_disable_after_secs: Option<u64>,
 }
 
 /// Where the settings come from: variables win over the file, the file over defaults.
@@ -528,6 +544,34 @@ impl Config {
                     .as_deref()
                     .unwrap_or_default(),
             )?,
+            webhooks: WebhooksConfig {
+                retry_schedule:
+                    crate::domains::integrations::model::webhooks::RetrySchedule::parse(
+                        &var("INTERLINK_WEBHOOK_RETRY_SCHEDULE")
+                            .or(file.webhook_retry_schedule)
+                            .unwrap_or_else(|| {
+                                crate::domains::integrations::model::webhooks::RetrySchedule::DEFAULT
+                                    .to_owned()
+                            }),
+                    )
+                    .map_err(|e| anyhow::anyhow!("INTERLINK_WEBHOOK_RETRY_SCHEDULE: {e}"))?,
+                secret_overlap: Duration::from_secs(
+                    parsed(
+                        "INTERLINK_WEBHOOK_SECRET_OVERLAP_SECS",
+                        var("INTERLINK_WEBHOOK_SECRET_OVERLAP_SECS"),
+                    )?
+                    .or(file.webhook_secret_overlap_secs)
+                    .unwrap_or(86_400),
+                ),
+                disable_after: Duration::from_secs(
+                    parsed(
+                        "INTERLINK_WEBHOOK_DISABLE_AFTER_SECS",
+                        var("INTERLINK_WEBHOOK_DISABLE_AFTER_SECS"),
+                    )?
+                    .or(file.webhook_disable_after_secs)
+                    .unwrap_or(432_000),
+                ),
+            },
             jobs: JobsConfig {
                 enabled: parsed("INTERLINK_SCHEDULER", var("INTERLINK_SCHEDULER"))?
                     .or(file.scheduler)

@@ -37,3 +37,6 @@ pub mod task_executor;
 pub mod task_reminder;
 pub mod transaction_type;
 pub mod user;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

@@ -15,6 +15,7 @@ mod m20261127_000010_index_live_comments_in_order;
 mod m20261201_000011_create_event_log;
 mod m20261201_000012_realign_edited_migrations;
 mod m20261202_000013_create_apps_and_api_keys;
+mod m20261202_000014_create_webhooks;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_create_event_log::Migration),
             Box::new(m20261201_000012_realign_edited_migrations::Migration),
             Box::new(m20261202_000013_create_apps_and_api_keys::Migration),
+            Box::new(m20261202_000014_create_webhooks::Migration),
         ]
     }
 }

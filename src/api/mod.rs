@@ -11,6 +11,7 @@ use crate::domains::business::graphql::{BusinessMutation, BusinessQuery, Busines
 use crate::domains::events::graphql::{EventsQuery, EventsSubscription};
 use crate::domains::finance::graphql::{FinanceMutation, FinanceQuery};
 use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::domains::integrations::graphql::webhooks::{WebhooksMutation, WebhooksQuery};
 use crate::domains::notifications::graphql::{
     NotificationsMutation, NotificationsQuery, NotificationsSubscription,
 };
@@ -32,6 +33,7 @@ pub struct QueryRoot(
     BusinessQuery,
     SchedulingQuery,
     EventsQuery,
+    WebhooksQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +46,7 @@ pub struct MutationRoot(
     FinanceMutation,
     BusinessMutation,
     SchedulingMutation,
+    WebhooksMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -23,4 +23,5 @@ mod schema;
 mod signin;
 mod tasks;
 mod two_nodes;
+mod webhooks;
 mod websocket;

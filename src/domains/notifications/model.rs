@@ -19,10 +19,12 @@ pub enum NotificationKind {
     DeadlineApproaching,
     Overdue,
     ApprovalEscalated,
+    /// A webhook endpoint of an app one owns was disabled after failing for days.
+    WebhookDisabled,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 9] = [
+    pub const ALL: [NotificationKind; 10] = [
         Self::Assigned,
         Self::ReviewRequested,
         Self::ReviewDecided,
@@ -32,6 +34,7 @@ impl NotificationKind {
         Self::DeadlineApproaching,
         Self::Overdue,
         Self::ApprovalEscalated,
+        Self::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl NotificationKind {
             Self::DeadlineApproaching => "DEADLINE_APPROACHING",
             Self::Overdue => "OVERDUE",
             Self::ApprovalEscalated => "APPROVAL_ESCALATED",
+            Self::WebhookDisabled => "WEBHOOK_DISABLED",
         }
     }
 

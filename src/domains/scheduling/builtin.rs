@@ -6,6 +6,8 @@ use super::jobs::{WebhookArgs, WebhookDelivery};
 use crate::domains::approvals::jobs::{SlaEscalation, SlaEscalationJob};
 use crate::domains::business::jobs::{ForwardTransaction, ProcessTransaction};
 use crate::domains::business::service::{ForwardJob, ProcessJob, DELIVERY_QUEUE, PROCESSING_QUEUE};
+use crate::domains::integrations::jobs::SendWebhookHandler;
+use crate::domains::integrations::service::delivery::{SendWebhook, WEBHOOK_QUEUE};
 use crate::domains::tasks::jobs::{
     DeadlineReminders, DeadlineRemindersJob, OverdueEscalation, OverdueEscalationJob,
     RecurringTasks, RecurringTasksJob,
@@ -25,6 +27,8 @@ pub struct JobDeps {
     /// When the periodic scans run.
     pub scan_cron: String,
     pub event_retention: Duration,
+    pub outbound: crate::platform::outbound::Outbound,
+    pub webhooks: crate::config::WebhooksConfig,
 }
 
 pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
@@ -32,6 +36,7 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         .queue(QueueSpec::any(MAINTENANCE_QUEUE, 2))
         .queue(QueueSpec::any(DELIVERY_QUEUE, 8))
         .queue(QueueSpec::any(PROCESSING_QUEUE, 4))
+        .queue(QueueSpec::any(WEBHOOK_QUEUE, 16))
         .job::<DeadlineRemindersJob>(DeadlineReminders {
             db: deps.db.clone(),
             lead: deps.reminder_lead,
@@ -54,6 +59,11 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             db: deps.db.clone(),
         })
         .job::<WebhookArgs>(WebhookDelivery { http: deps.http })
+        .job::<SendWebhook>(SendWebhookHandler {
+            db: deps.db.clone(),
+            outbound: deps.outbound.clone(),
+            settings: deps.webhooks.clone(),
+        })
         .job::<PruneEventLogJob>(PruneEventLog {
             db: deps.db.clone(),
             retention: deps.event_retention,

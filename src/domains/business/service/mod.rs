@@ -315,6 +315,7 @@ async fn submit_in(
         payload_hash: Set(hash),
         source_key: Set(source.to_owned()),
         source_user_id: Set(source_user),
+        source_app_id: Set(None),
         idempotency_key: Set(key.to_owned()),
         status: Set(Status::Validated.as_str().to_owned()),
         history: Set(history),

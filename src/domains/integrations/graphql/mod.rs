@@ -1,0 +1,3 @@
+//! Apps over GraphQL. (Placeholder until the apps half lands.)
+
+pub mod webhooks;

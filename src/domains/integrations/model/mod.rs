@@ -1,0 +1,3 @@
+//! Apps, pure. (Placeholder until the apps half lands.)
+
+pub mod webhooks;

@@ -1,0 +1,646 @@
+//! Webhook delivery: the fan-out from the event log into delivery rows, and each attempt's
+//! outcome, recorded in the unit of work that completes the attempt's job.
+//!
+//! **Fan-out exactly once.** One dispatch cursor (`webhook_dispatch_state`) says how far the
+//! log has been turned into deliveries. A round reads the log after it (below the commit
+//! horizon), then locks the cursor row (`FOR UPDATE` on PostgreSQL; SQLite has one writer) and
+//! goes on only if nobody moved it meanwhile; it creates the round's deliveries with their
+//! first attempt jobs and moves the cursor in the same transaction. So any number of nodes may
+//! run rounds: each entry is fanned out by exactly one committed round, and the unique
+//! (endpoint, message id) index is the backstop.
+//!
+//! **Attempts at least once.** An attempt is a scheduler job (lease, fencing). The HTTP call
+//! runs outside any transaction; its record, the delivery's new state, the next attempt's job
+//! and the job's completion then commit together, so a node that dies mid-attempt leaves the
+//! job to be rescued and sent again with the same `webhook-id`, never lost.
+
+use chrono::{DateTime, Utc};
+use entities::{app, webhook_attempt, webhook_delivery, webhook_endpoint};
+use sea_orm::prelude::Expr;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use super::app_viewer;
+use crate::auth::ViewerUser;
+use crate::config::WebhooksConfig;
+use crate::domains::events::model::visible_to;
+use crate::domains::integrations::model::webhooks::{
+    event_body, event_type, message_id, outcome_of, short_error, status_error, AttemptArgs,
+    DeliveryStatus, Filters, Outcome,
+};
+use crate::domains::notifications::model::{NotificationKind, Subject};
+use crate::domains::notifications::service::{notify, Notice};
+use crate::error::{AppError, AppResult};
+use crate::platform::db::sql;
+use crate::platform::events::{log, Cursor, Envelope};
+use crate::platform::outbound::{OutboundError, OutboundResponse};
+use crate::platform::scheduler::{enqueue_many, EnqueueError, JobKind, NewJob};
+use crate::platform::webhook_signature::SigningSecret;
+use crate::platform::work::Work;
+
+/// Log entries one fan-out round reads.
+pub const DISPATCH_BATCH: u64 = 500;
+
+/// One attempt of one delivery.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SendWebhook(pub AttemptArgs);
+
+impl JobKind for SendWebhook {
+    const KIND: &'static str = "webhook.send";
+    const QUEUE: &'static str = WEBHOOK_QUEUE;
+    /// Attempts of the job itself: a crash or a lost lease. The receiver's failures are the
+    /// retry schedule's business (each is a job of its own).
+    const MAX_ATTEMPTS: i32 = 5;
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+    const BACKOFF_BASE: std::time::Duration = std::time::Duration::from_secs(1);
+    const DESCRIPTION: &'static str = "Sends one signed attempt of a webhook delivery";
+}
+
+pub const WEBHOOK_QUEUE: &str = "webhooks";
+
+/// An endpoint ready to match entries: its filters and its app's Viewer.
+pub struct Target {
+    pub endpoint: webhook_endpoint::Model,
+    filters: Filters,
+    viewer: ViewerUser,
+}
+
+impl Target {
+    /// `None` when the endpoint's app is inactive or gone.
+    pub async fn of(
+        db: &impl ConnectionTrait,
+        endpoint: &webhook_endpoint::Model,
+    ) -> AppResult<Option<Self>> {
+        let Some(viewer) = app_viewer(db, endpoint.app_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            filters: Filters::stored(
+                &endpoint.topics,
+                &endpoint.kinds,
+                &endpoint.transaction_types,
+            ),
+            endpoint: endpoint.clone(),
+            viewer,
+        }))
+    }
+
+    /// Whether the endpoint asked for this entry and its app may see it.
+    pub fn takes(&self, entry: &Envelope) -> bool {
+        // Job changes are the scheduler's own chatter, and every delivery is a job: sending
+        // them would feed itself.
+        entry.topic != crate::domains::events::model::Topic::Jobs.as_str()
+            && self.filters.wants(&entry.topic, &entry.kind)
+            && visible_to(entry, &self.viewer)
+    }
+
+    fn start(&self) -> Cursor {
+        Cursor::new(self.endpoint.start_tx, self.endpoint.start_position)
+    }
+}
+
+fn enqueue_error(err: EnqueueError) -> AppError {
+    match err {
+        EnqueueError::Db(db) => AppError::from(db),
+        other => AppError::internal(anyhow::anyhow!("{other}")),
+    }
+}
+
+fn after(delay: std::time::Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::zero())
+}
+
+fn jitter() -> f64 {
+    rand::random::<f64>() * 2.0 - 1.0
+}
+
+fn attempt_job(args: AttemptArgs, run_at: DateTime<Utc>) -> AppResult<NewJob> {
+    Ok(NewJob::of(&SendWebhook(args))
+        .map_err(enqueue_error)?
+        .run_at(run_at))
+}
+
+async fn enqueue_jobs(work: &Work, jobs: &[NewJob]) -> AppResult<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    enqueue_many(work, jobs).await.map_err(enqueue_error)?;
+    work.jobs_enqueued();
+    Ok(())
+}
+
+/// A new delivery row and its first attempt.
+pub struct NewDelivery {
+    pub message_id: String,
+    pub event_type: String,
+    pub cursor: Option<String>,
+    pub transaction_id: Option<Uuid>,
+    pub body: String,
+}
+
+/// Creates the deliveries of `items` that `endpoint` does not have yet, each with its first
+/// attempt queued; returns how many were created.
+pub async fn create(
+    work: &Work,
+    settings: &WebhooksConfig,
+    endpoint_id: Uuid,
+    items: Vec<NewDelivery>,
+) -> AppResult<usize> {
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let mut existing = std::collections::HashSet::new();
+    for chunk in items.chunks(500) {
+        let rows = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
+            .filter(
+                webhook_delivery::Column::MessageId
+                    .is_in(chunk.iter().map(|i| i.message_id.clone())),
+            )
+            .all(work)
+            .await?;
+        existing.extend(rows.into_iter().map(|r| r.message_id));
+    }
+    let now = Utc::now();
+    let first = settings
+        .retry_schedule
+        .delay(0, jitter())
+        .unwrap_or_default();
+    let run_at = after(first);
+    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
+    for item in items {
+        if !existing.insert(item.message_id.clone()) {
+            continue;
+        }
+        let id = Uuid::now_v7();
+        let chain = Uuid::now_v7();
+        rows.push(webhook_delivery::ActiveModel {
+            id: Set(id),
+            endpoint_id: Set(endpoint_id),
+            message_id: Set(item.message_id),
+            event_type: Set(item.event_type),
+            cursor: Set(item.cursor),
+            transaction_id: Set(item.transaction_id),
+            body: Set(item.body),
+            status: Set(DeliveryStatus::Pending.as_str().to_owned()),
+            attempt_count: Set(0),
+            chain: Set(chain),
+            next_attempt_at: Set(Some(run_at)),
+            delivered_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        jobs.push(attempt_job(
+            AttemptArgs {
+                delivery_id: id,
+                chain,
+                step: 0,
+            },
+            run_at,
+        )?);
+    }
+    let created = rows.len();
+    for chunk in rows.chunks(200) {
+        webhook_delivery::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    webhook_delivery::Column::EndpointId,
+                    webhook_delivery::Column::MessageId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .do_nothing()
+            .exec(work)
+            .await?;
+    }
+    enqueue_jobs(work, &jobs).await?;
+    Ok(created)
+}
+
+/// The deliveries of log entries for `endpoint` (already matched), created where missing.
+pub async fn create_for_events(
+    work: &Work,
+    settings: &WebhooksConfig,
+    endpoint: &webhook_endpoint::Model,
+    entries: &[Envelope],
+) -> AppResult<usize> {
+    let items = entries
+        .iter()
+        .map(|entry| NewDelivery {
+            message_id: message_id(entry.cursor),
+            event_type: event_type(entry),
+            cursor: Some(entry.cursor.to_string()),
+            transaction_id: None,
+            body: event_body(entry),
+        })
+        .collect();
+    create(work, settings, endpoint.id, items).await
+}
+
+/// Starts a new attempt chain for each delivery: PENDING again, first attempt queued; a chain
+/// still running or waiting stops at its next step.
+pub async fn requeue(work: &Work, settings: &WebhooksConfig, ids: &[Uuid]) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let chain = Uuid::now_v7();
+    let first = settings
+        .retry_schedule
+        .delay(0, jitter())
+        .unwrap_or_default();
+    let run_at = after(first);
+    for chunk in ids.chunks(500) {
+        webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::Chain, Expr::value(chain))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Pending.as_str()),
+            )
+            .col_expr(
+                webhook_delivery::Column::NextAttemptAt,
+                Expr::value(Some(run_at)),
+            )
+            .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(webhook_delivery::Column::Id.is_in(chunk.iter().copied()))
+            .exec(work)
+            .await?;
+    }
+    let jobs = ids
+        .iter()
+        .map(|id| {
+            attempt_job(
+                AttemptArgs {
+                    delivery_id: *id,
+                    chain,
+                    step: 0,
+                },
+                run_at,
+            )
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    enqueue_jobs(work, &jobs).await
+}
+
+async fn dispatch_cursor(work: &Work, lock: bool) -> AppResult<Cursor> {
+    let backend = work.get_database_backend();
+    let text = match (backend, lock) {
+        (DbBackend::Postgres, true) => {
+            "SELECT tx, position FROM webhook_dispatch_state WHERE id = 1 FOR UPDATE"
+        }
+        _ => "SELECT tx, position FROM webhook_dispatch_state WHERE id = 1",
+    };
+    let row = work
+        .query_one(sql(backend, text, []))
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("webhook_dispatch_state has no row")))?;
+    Ok(Cursor::new(
+        row.try_get("", "tx")?,
+        row.try_get("", "position")?,
+    ))
+}
+
+/// What one fan-out round did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Round {
+    /// It read this many entries (fewer than a batch: caught up for now).
+    Read(usize),
+    /// Another node advanced the cursor first: go again.
+    Raced,
+}
+
+/// One fan-out round (see the module comment), in `work`.
+pub async fn dispatch(work: &Work, settings: &WebhooksConfig) -> AppResult<Round> {
+    let seen = dispatch_cursor(work, false).await?;
+    // Read before taking the lock: the lock gives this transaction an id, which would hold
+    // back the commit horizon for what it reads.
+    let batch = log::read_after(work, seen, DISPATCH_BATCH).await?;
+    let Some(last) = batch.entries.last().map(|e| e.cursor) else {
+        return Ok(Round::Read(0));
+    };
+    if dispatch_cursor(work, true).await? != seen {
+        return Ok(Round::Raced);
+    }
+    let endpoints = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Active.eq(true))
+        .all(work)
+        .await?;
+    for endpoint in endpoints {
+        // Entries before the endpoint existed are not its news.
+        if Cursor::new(endpoint.start_tx, endpoint.start_position) >= last {
+            continue;
+        }
+        let Some(target) = Target::of(work, &endpoint).await? else {
+            continue;
+        };
+        let start = target.start();
+        let taken: Vec<Envelope> = batch
+            .entries
+            .iter()
+            .filter(|e| e.cursor > start && target.takes(e))
+            .cloned()
+            .collect();
+        create_for_events(work, settings, &endpoint, &taken).await?;
+    }
+    let backend = work.get_database_backend();
+    work.execute(sql(
+        backend,
+        "UPDATE webhook_dispatch_state SET tx = $1, position = $2 WHERE id = 1",
+        [last.tx.into(), last.position.into()],
+    ))
+    .await?;
+    Ok(Round::Read(batch.entries.len()))
+}
+
+/// What an attempt needs, read before the HTTP call.
+pub struct Prepared {
+    pub delivery: webhook_delivery::Model,
+    pub endpoint: webhook_endpoint::Model,
+    pub secrets: Vec<SigningSecret>,
+}
+
+pub enum Step {
+    Send(Box<Prepared>),
+    /// Nothing to send: superseded by a newer chain, already settled, or gone.
+    Nothing,
+    /// The endpoint or its app is disabled: the delivery stops here.
+    Disabled(Uuid),
+}
+
+pub async fn prepare(db: &impl ConnectionTrait, args: &AttemptArgs) -> AppResult<Step> {
+    let Some(delivery) = webhook_delivery::Entity::find_by_id(args.delivery_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(Step::Nothing);
+    };
+    if delivery.chain != args.chain
+        || DeliveryStatus::parse(&delivery.status) != Some(DeliveryStatus::Pending)
+    {
+        return Ok(Step::Nothing);
+    }
+    let Some(endpoint) = webhook_endpoint::Entity::find_by_id(delivery.endpoint_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(Step::Nothing);
+    };
+    let app_active = app::Entity::find_by_id(endpoint.app_id)
+        .one(db)
+        .await?
+        .is_some_and(|a| a.active);
+    if !endpoint.active || !app_active {
+        return Ok(Step::Disabled(delivery.id));
+    }
+    let mut secrets = vec![SigningSecret::parse(&endpoint.secret)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("stored signing secret: {e}")))?];
+    if let (Some(previous), Some(until)) =
+        (&endpoint.previous_secret, endpoint.previous_secret_until)
+    {
+        if until > Utc::now() {
+            if let Ok(previous) = SigningSecret::parse(previous) {
+                secrets.push(previous);
+            }
+        }
+    }
+    Ok(Step::Send(Box::new(Prepared {
+        delivery,
+        endpoint,
+        secrets,
+    })))
+}
+
+/// The headers of one attempt, signed at `timestamp`.
+pub fn headers(prepared: &Prepared, timestamp: i64) -> Vec<(&'static str, String)> {
+    let secrets: Vec<&SigningSecret> = prepared.secrets.iter().collect();
+    let signature = crate::platform::webhook_signature::signature_header(
+        &secrets,
+        &prepared.delivery.message_id,
+        timestamp,
+        prepared.delivery.body.as_bytes(),
+    );
+    vec![
+        ("content-type", "application/json".to_owned()),
+        ("webhook-id", prepared.delivery.message_id.clone()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ]
+}
+
+/// How an attempt went, as it is recorded.
+pub struct Attempted {
+    pub at: DateTime<Utc>,
+    pub status: Option<u16>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+impl Attempted {
+    pub fn of(
+        at: DateTime<Utc>,
+        measured: std::time::Duration,
+        result: &Result<OutboundResponse, OutboundError>,
+    ) -> Self {
+        match result {
+            Ok(response) => Self {
+                at,
+                status: Some(response.status),
+                duration_ms: i64::try_from(response.elapsed.as_millis()).unwrap_or(i64::MAX),
+                error: status_error(response.status),
+            },
+            Err(err) => Self {
+                at,
+                status: None,
+                duration_ms: i64::try_from(measured.as_millis()).unwrap_or(i64::MAX),
+                error: Some(short_error(&err.public_reason())),
+            },
+        }
+    }
+}
+
+/// What became of the delivery, for the caller's after-steps (a forwarded transaction).
+pub enum Settled {
+    Delivered,
+    Retrying,
+    GaveUp,
+}
+
+/// Records an attempt and what follows from it, in the work that completes the attempt's job:
+/// the delivery's state, the next attempt's job, the endpoint's failure streak (disabling it
+/// on 410 or after `disable_after` of failures, telling the app's owner).
+pub async fn record(
+    work: &Work,
+    settings: &WebhooksConfig,
+    prepared: &Prepared,
+    args: &AttemptArgs,
+    attempted: Attempted,
+) -> AppResult<Settled> {
+    let now = Utc::now();
+    webhook_attempt::Entity::insert(webhook_attempt::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        delivery_id: Set(prepared.delivery.id),
+        at: Set(attempted.at),
+        status_code: Set(attempted.status.map(i32::from)),
+        duration_ms: Set(attempted.duration_ms),
+        error: Set(attempted.error.clone()),
+    })
+    .exec(work)
+    .await?;
+    let outcome = outcome_of(attempted.status);
+    let next = match outcome {
+        Outcome::Failed => settings
+            .retry_schedule
+            .delay(args.step + 1, jitter())
+            .map(after),
+        _ => None,
+    };
+    let (status, settled) = match (&outcome, next) {
+        (Outcome::Delivered, _) => (DeliveryStatus::Delivered, Settled::Delivered),
+        (Outcome::Failed, Some(_)) => (DeliveryStatus::Pending, Settled::Retrying),
+        _ => (DeliveryStatus::Failed, Settled::GaveUp),
+    };
+    let changed = webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::value(status.as_str()),
+        )
+        .col_expr(
+            webhook_delivery::Column::AttemptCount,
+            Expr::col(webhook_delivery::Column::AttemptCount).add(1),
+        )
+        .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
+        .col_expr(
+            webhook_delivery::Column::DeliveredAt,
+            Expr::value((status == DeliveryStatus::Delivered).then_some(now)),
+        )
+        .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(webhook_delivery::Column::Id.eq(prepared.delivery.id))
+        .filter(webhook_delivery::Column::Chain.eq(args.chain))
+        .exec(work)
+        .await?;
+    if changed.rows_affected == 0 {
+        // A redelivery superseded this chain while it was sending: only the attempt stays.
+        return Ok(Settled::Retrying);
+    }
+    if let Some(run_at) = next {
+        let job = attempt_job(
+            AttemptArgs {
+                delivery_id: args.delivery_id,
+                chain: args.chain,
+                step: args.step + 1,
+            },
+            run_at,
+        )?;
+        enqueue_jobs(work, &[job]).await?;
+    }
+    streak(work, settings, &prepared.endpoint, &outcome, now).await?;
+    Ok(settled)
+}
+
+/// The endpoint's failure streak: cleared by a success; a 410, or failures for longer than
+/// `disable_after`, disable it.
+async fn streak(
+    work: &Work,
+    settings: &WebhooksConfig,
+    endpoint: &webhook_endpoint::Model,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let update = webhook_endpoint::Entity::update_many()
+        .filter(webhook_endpoint::Column::Id.eq(endpoint.id));
+    match outcome {
+        Outcome::Delivered => {
+            update
+                .col_expr(
+                    webhook_endpoint::Column::FailingSince,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(webhook_endpoint::Column::FailingSince.is_not_null())
+                .exec(work)
+                .await?;
+        }
+        Outcome::Gone => {
+            disable(work, endpoint, "the receiver answered 410 Gone", now).await?;
+        }
+        Outcome::Failed => {
+            let current = webhook_endpoint::Entity::find_by_id(endpoint.id)
+                .one(work)
+                .await?;
+            let Some(current) = current else {
+                return Ok(());
+            };
+            match current.failing_since {
+                None => {
+                    update
+                        .col_expr(
+                            webhook_endpoint::Column::FailingSince,
+                            Expr::value(Some(now)),
+                        )
+                        .exec(work)
+                        .await?;
+                }
+                Some(since)
+                    if current.active
+                        && (now - since).to_std().unwrap_or_default() >= settings.disable_after =>
+                {
+                    let reason = format!(
+                        "every delivery failed since {}",
+                        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                    disable(work, &current, &reason, now).await?;
+                    let owner = app::Entity::find_by_id(current.app_id)
+                        .one(work)
+                        .await?
+                        .map(|a| a.owner_id);
+                    if let Some(owner) = owner {
+                        let body = format!(
+                            "Webhook endpoint {} was disabled: {reason}. Fix the receiver, enable \
+                             the endpoint again, and replay what it missed.",
+                            current.url
+                        );
+                        notify(
+                            work,
+                            &[owner],
+                            None,
+                            Notice {
+                                kind: NotificationKind::WebhookDisabled,
+                                title: "A webhook endpoint was disabled",
+                                body: &body,
+                                subject: Some(Subject {
+                                    kind: "webhook_endpoint",
+                                    id: current.id,
+                                }),
+                            },
+                        )
+                        .await?;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn disable(
+    work: &Work,
+    endpoint: &webhook_endpoint::Model,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    webhook_endpoint::Entity::update_many()
+        .col_expr(webhook_endpoint::Column::Active, Expr::value(false))
+        .col_expr(
+            webhook_endpoint::Column::DisabledReason,
+            Expr::value(Some(reason.to_owned())),
+        )
+        .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
+        .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+        .filter(webhook_endpoint::Column::Active.eq(true))
+        .exec(work)
+        .await?;
+    Ok(())
+}
