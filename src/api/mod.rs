@@ -1,6 +1,7 @@
 //! The GraphQL API assembled from the domains' roots, with its limits, and what each request
 //! carries (the viewer, fresh loaders). It sits above the domains; `graphql` sits below them.
 
+pub mod app_scopes;
 pub mod request;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
@@ -11,6 +12,7 @@ use crate::domains::business::graphql::{BusinessMutation, BusinessQuery, Busines
 use crate::domains::events::graphql::{EventsQuery, EventsSubscription};
 use crate::domains::finance::graphql::{FinanceMutation, FinanceQuery};
 use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::domains::integrations::graphql::{AppsMutation, AppsQuery};
 use crate::domains::notifications::graphql::{
     NotificationsMutation, NotificationsQuery, NotificationsSubscription,
 };
@@ -32,6 +34,7 @@ pub struct QueryRoot(
     BusinessQuery,
     SchedulingQuery,
     EventsQuery,
+    AppsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +47,7 @@ pub struct MutationRoot(
     FinanceMutation,
     BusinessMutation,
     SchedulingMutation,
+    AppsMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -74,7 +78,8 @@ pub fn schema_builder(
     .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
-    .limit_directives(limits.max_directives);
+    .limit_directives(limits.max_directives)
+    .extension(app_scopes::AppScopes);
     if dev_tools {
         builder
     } else {

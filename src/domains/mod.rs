@@ -58,6 +58,7 @@ pub mod business;
 pub mod events;
 pub mod finance;
 pub mod identity;
+pub mod integrations;
 pub mod notifications;
 pub mod scheduling;
 pub mod tasks;
