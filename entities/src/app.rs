@@ -8,6 +8,9 @@ pub struct Model {
     pub id: Uuid,
     pub name: String,
     pub owner_id: Uuid,
+    /// The user that stands for the app in the records it writes.
+    #[sea_orm(unique)]
+    pub service_user_id: Uuid,
     pub active: bool,
     /// The `AppScope` names it holds, as a JSON array of strings.
     pub scopes: Json,

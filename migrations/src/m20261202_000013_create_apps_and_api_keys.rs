@@ -10,6 +10,7 @@ enum Apps {
     Id,
     Name,
     OwnerId,
+    ServiceUserId,
     Active,
     Scopes,
     DepartmentId,
@@ -60,6 +61,9 @@ impl MigrationTrait for Migration {
                     .col(uuid(Apps::Id).primary_key())
                     .col(string_len(Apps::Name, 200))
                     .col(uuid(Apps::OwnerId))
+                    // The user that stands for the app in what it writes (initiator, author,
+                    // submitter), so every record names a user; nobody can sign in as it.
+                    .col(uuid_uniq(Apps::ServiceUserId))
                     .col(boolean(Apps::Active))
                     .col(json(Apps::Scopes))
                     .col(uuid_null(Apps::DepartmentId))
@@ -68,6 +72,11 @@ impl MigrationTrait for Migration {
                     .foreign_key(
                         ForeignKey::create()
                             .from(Apps::Table, Apps::OwnerId)
+                            .to(Users::Table, Users::Id),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Apps::Table, Apps::ServiceUserId)
                             .to(Users::Table, Users::Id),
                     )
                     .foreign_key(

@@ -1,6 +1,7 @@
 //! The GraphQL API assembled from the domains' roots, with its limits, and what each request
 //! carries (the viewer, fresh loaders). It sits above the domains; `graphql` sits below them.
 
+pub mod app_scopes;
 pub mod request;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
@@ -12,6 +13,7 @@ use crate::domains::events::graphql::{EventsQuery, EventsSubscription};
 use crate::domains::finance::graphql::{FinanceMutation, FinanceQuery};
 use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
 use crate::domains::integrations::graphql::webhooks::{WebhooksMutation, WebhooksQuery};
+use crate::domains::integrations::graphql::{AppsMutation, AppsQuery};
 use crate::domains::notifications::graphql::{
     NotificationsMutation, NotificationsQuery, NotificationsSubscription,
 };
@@ -33,6 +35,7 @@ pub struct QueryRoot(
     BusinessQuery,
     SchedulingQuery,
     EventsQuery,
+    AppsQuery,
     WebhooksQuery,
 );
 
@@ -46,6 +49,7 @@ pub struct MutationRoot(
     FinanceMutation,
     BusinessMutation,
     SchedulingMutation,
+    AppsMutation,
     WebhooksMutation,
 );
 
@@ -77,7 +81,8 @@ pub fn schema_builder(
     .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
-    .limit_directives(limits.max_directives);
+    .limit_directives(limits.max_directives)
+    .extension(app_scopes::AppScopes);
     if dev_tools {
         builder
     } else {

@@ -8,6 +8,7 @@ use crate::domains::approvals::loaders::ApprovalLoaders;
 use crate::domains::finance::loaders::FinanceLoaders;
 use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::service as identity;
+use crate::domains::integrations;
 use crate::domains::tasks::loaders::TaskLoaders;
 use crate::error::AppError;
 
@@ -17,7 +18,16 @@ pub struct Authenticated {
     pub expires_at: i64,
 }
 
+/// An access token, or a partner app's API key (told apart by the key's prefix).
 pub async fn authenticate(app: &AppState, token: &str) -> Result<Authenticated, AppError> {
+    if token.starts_with(integrations::model::KEY_PREFIX) {
+        let (viewer, expires_at) =
+            integrations::service::authenticate_key(&app.db.conn, token).await?;
+        return Ok(Authenticated {
+            viewer: Viewer::User(Arc::new(viewer)),
+            expires_at: expires_at.map_or(i64::MAX, |at| at.timestamp()),
+        });
+    }
     let claims = app.jwt.verify(token)?;
     let user = identity::viewer_from_claims(&app.db.conn, &claims).await?;
     Ok(Authenticated {

@@ -16,10 +16,16 @@ pub enum Permission {
     /// Submitting business transactions; a department-scoped grant covers payloads that name
     /// a department (`departmentId`/`costCenterId`) in its subtree.
     BusinessSubmit,
+    /// Reading every task (global) or every task of a subtree, without being on it.
+    TaskRead,
+    /// Reading every business transaction, not only one's own.
+    BusinessRead,
+    /// Managing partner apps: their keys and webhook endpoints.
+    IntegrationsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 11] = [
         Permission::Admin,
         Permission::TaskCreateMain,
         Permission::TaskReview,
@@ -28,6 +34,9 @@ impl Permission {
         Permission::FinancePost,
         Permission::SchedulerManage,
         Permission::BusinessSubmit,
+        Permission::TaskRead,
+        Permission::BusinessRead,
+        Permission::IntegrationsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +49,9 @@ impl Permission {
             Permission::FinancePost => "finance.post",
             Permission::SchedulerManage => "scheduler.manage",
             Permission::BusinessSubmit => "business.submit",
+            Permission::TaskRead => "task.read",
+            Permission::BusinessRead => "business.read",
+            Permission::IntegrationsManage => "integrations.manage",
         }
     }
 }

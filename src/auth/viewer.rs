@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::Permission;
+use super::{AppScope, Permission};
 use crate::error::{AppError, AppResult};
 
 #[derive(Clone, Debug)]
@@ -14,11 +14,21 @@ pub enum Viewer {
     User(Arc<ViewerUser>),
 }
 
+/// A person, or a partner app acting through its service account. An app's `grants` come from
+/// its scopes alone (over its department's subtree when it has one), and `app` says so.
 #[derive(Debug)]
 pub struct ViewerUser {
     pub id: Uuid,
     pub department_id: Option<Uuid>,
     pub grants: Vec<ScopedPermission>,
+    pub app: Option<AppAccess>,
+}
+
+/// What a partner app may touch: its categories of data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppAccess {
+    pub app_id: Uuid,
+    pub scopes: BTreeSet<AppScope>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +68,25 @@ impl ViewerUser {
                 .into_iter()
                 .map(|(permission, scope)| ScopedPermission { permission, scope })
                 .collect(),
+            app: None,
+        }
+    }
+
+    /// People may use every category (their grants decide the rows); an app only its scopes.
+    pub fn allows(&self, scope: AppScope) -> bool {
+        self.app
+            .as_ref()
+            .is_none_or(|app| app.scopes.contains(&scope))
+    }
+
+    /// `FORBIDDEN` for an app without `scope`.
+    pub fn require_scope(&self, scope: AppScope) -> AppResult<()> {
+        if self.allows(scope) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "this app's scopes do not include {scope}"
+            )))
         }
     }
 
@@ -114,7 +143,21 @@ mod tests {
             id: Uuid::now_v7(),
             department_id: None,
             grants,
+            app: None,
         }
+    }
+
+    #[test]
+    fn apps_are_held_to_their_scopes_and_people_are_not() {
+        let person = viewer(Vec::new());
+        assert!(person.allows(AppScope::FinanceRead));
+        let mut app = viewer(Vec::new());
+        app.app = Some(AppAccess {
+            app_id: Uuid::now_v7(),
+            scopes: BTreeSet::from([AppScope::TasksRead]),
+        });
+        assert!(app.allows(AppScope::TasksRead));
+        assert!(app.require_scope(AppScope::FinanceRead).is_err());
     }
 
     #[test]

@@ -11,10 +11,14 @@ use crate::error::{AppError, AppResult};
 use crate::platform::events::follow::{self, FollowError};
 use crate::platform::events::{Cursor, Envelope};
 
-/// Subscriptions are for signed-in users: an anonymous one would see nothing, ever.
+/// Subscriptions are for signed-in users (an anonymous one would see nothing, ever), and for
+/// apps with `EVENTS_SUBSCRIBE`.
 pub fn subscriber(viewer: &Viewer) -> AppResult<Arc<ViewerUser>> {
     match viewer {
-        Viewer::User(user) => Ok(user.clone()),
+        Viewer::User(user) => {
+            user.require_scope(crate::auth::AppScope::EventsSubscribe)?;
+            Ok(user.clone())
+        }
         Viewer::Anonymous => Err(AppError::Unauthenticated("sign in to subscribe".into())),
     }
 }

@@ -231,6 +231,9 @@ async fn read_batch(
     Ok(batch)
 }
 
+/// A partner app's key may come in this header instead of `Authorization: Bearer`.
+const API_KEY_HEADER: &str = "x-api-key";
+
 /// A bad token fails the whole request with 401 rather than quietly running it anonymously.
 async fn viewer(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, Box<Response>> {
     let unauthorized = |err: AppError| {
@@ -242,23 +245,37 @@ async fn viewer(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, Box<Re
         );
         Box::new(response)
     };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Viewer::Anonymous);
+    let api_key = headers.get(API_KEY_HEADER);
+    let token = match (headers.get(header::AUTHORIZATION), api_key) {
+        (None, None) => return Ok(Viewer::Anonymous),
+        (Some(_), Some(_)) => {
+            return Err(unauthorized(AppError::Unauthenticated(
+                "send one credential: Authorization or X-Api-Key, not both".into(),
+            )))
+        }
+        (None, Some(key)) => key
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthorized(AppError::Unauthenticated("use X-Api-Key: <key>".into()))
+            })?,
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthorized(AppError::Unauthenticated(
+                    "use Authorization: Bearer <token>".into(),
+                ))
+            })?,
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            unauthorized(AppError::Unauthenticated(
-                "use Authorization: Bearer <token>".into(),
-            ))
-        })?;
     authenticate(&state.app, token)
         .await
         .map(|auth| auth.viewer)
@@ -409,7 +426,10 @@ async fn execute(
     };
     let cache_key = match (&viewer, requests.as_slice()) {
         (Viewer::User(user), [request]) if lone_query && cache.enabled() => {
-            let asker = format!("{}|{:?}|{:?}", user.id, user.department_id, user.grants);
+            let asker = format!(
+                "{}|{:?}|{:?}|{:?}",
+                user.id, user.department_id, user.grants, user.app
+            );
             cache.key(asker.as_bytes(), request).await
         }
         _ => None,

@@ -108,6 +108,7 @@ pub fn build_router(app: AppState) -> Router {
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,
                 header::COOKIE,
+                header::HeaderName::from_static("x-api-key"),
             ]))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(

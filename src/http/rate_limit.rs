@@ -12,10 +12,14 @@ use crate::auth::Viewer;
 use crate::error::retry_after_secs;
 use crate::platform::rate_limit::ClientAddr;
 
-/// The signed-in user wherever they connect from; an anonymous caller by address.
+/// The signed-in user wherever they connect from, a partner app across all its keys; an
+/// anonymous caller by address.
 pub(super) fn client_key(viewer: &Viewer, client: ClientAddr) -> String {
     match viewer {
-        Viewer::User(user) => format!("user:{}", user.id),
+        Viewer::User(user) => match &user.app {
+            Some(app) => format!("app:{}", app.app_id),
+            None => format!("user:{}", user.id),
+        },
         Viewer::Anonymous => client.key(),
     }
 }

@@ -360,11 +360,17 @@ impl Guard {
 
 /// The token may come as `Authorization: Bearer …`, `authorization`, or `token`.
 fn bearer_token(payload: &Value) -> Option<String> {
-    ["Authorization", "authorization", "token", "accessToken"]
-        .iter()
-        .find_map(|key| payload.get(*key).and_then(Value::as_str))
-        .map(|raw| raw.strip_prefix("Bearer ").unwrap_or(raw).trim().to_owned())
-        .filter(|t| !t.is_empty())
+    [
+        "Authorization",
+        "authorization",
+        "apiKey",
+        "token",
+        "accessToken",
+    ]
+    .iter()
+    .find_map(|key| payload.get(*key).and_then(Value::as_str))
+    .map(|raw| raw.strip_prefix("Bearer ").unwrap_or(raw).trim().to_owned())
+    .filter(|t| !t.is_empty())
 }
 
 fn close_message(code: u16, reason: String) -> Message {

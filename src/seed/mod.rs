@@ -23,6 +23,7 @@ fn installation_viewer(user_id: Uuid) -> Viewer {
             permission: Permission::Admin,
             scope: Scope::Global,
         }],
+        app: None,
     }))
 }
 

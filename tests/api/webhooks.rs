@@ -129,28 +129,16 @@ impl Receiver {
     }
 }
 
-/// A partner app owned by `owner`, able to read tasks. (Inserted directly: apps have their
-/// own tests.)
-async fn partner_app(node: &TestApp, owner: &str) -> anyhow::Result<String> {
-    let id = uuid::Uuid::now_v7();
-    let backend = node.state.db.conn.get_database_backend();
-    node.state
-        .db
-        .conn
-        .execute(interlink::platform::db::sql(
-            backend,
-            "INSERT INTO apps (id, name, owner_id, active, scopes, department_id, created_at, \
-             updated_at) VALUES ($1, $2, $3, TRUE, $4, NULL, $5, $5)",
-            [
-                id.into(),
-                "Partner".into(),
-                uuid::Uuid::parse_str(owner)?.into(),
-                sea_orm::Value::Json(Some(Box::new(json!(["TASKS_READ", "EVENTS_SUBSCRIBE"])))),
-                chrono::Utc::now().into(),
-            ],
-        ))
+/// A partner app created by `admin`, able to read tasks and subscribe to events.
+async fn partner_app(node: &TestApp, admin: &Session) -> anyhow::Result<String> {
+    let data = node
+        .gql_ok(
+            Some(&admin.access),
+            "mutation($i: CreateAppInput!) { createApp(input: $i) { id } }",
+            json!({ "i": { "name": "Partner", "scopes": ["TASKS_READ", "EVENTS_SUBSCRIBE"] } }),
+        )
         .await?;
-    Ok(id.to_string())
+    str_at(&data, "/createApp/id")
 }
 
 /// An endpoint of `app` for task comments; returns its id and signing secret.
@@ -224,7 +212,7 @@ async fn signed_deliveries_verify_and_failures_retry_with_the_same_id(
     let company = Company::new(node).await?;
     let node = &company.app;
     let receiver = Receiver::start(&[500, 500], 200).await?;
-    let app = partner_app(node, &company.admin.user_id).await?;
+    let app = partner_app(node, &company.admin).await?;
     let (id, secret) = endpoint(node, &company.admin, &app, &receiver.url()).await?;
     let task = open_task(&company).await?;
     comment(&company, &task, "first").await?;
@@ -341,7 +329,7 @@ async fn a_410_disables_the_endpoint(backend: Backend) -> anyhow::Result<()> {
     let company = Company::new(node).await?;
     let node = &company.app;
     let receiver = Receiver::start(&[], 410).await?;
-    let app = partner_app(node, &company.admin.user_id).await?;
+    let app = partner_app(node, &company.admin).await?;
     let (id, _) = endpoint(node, &company.admin, &app, &receiver.url()).await?;
     let task = open_task(&company).await?;
     comment(&company, &task, "gone").await?;
@@ -437,7 +425,7 @@ async fn replay_resends_exactly_the_missing_messages(backend: Backend) -> anyhow
     let company = Company::new(node).await?;
     let node = &company.app;
     let receiver = Receiver::start(&[], 200).await?;
-    let app = partner_app(node, &company.admin.user_id).await?;
+    let app = partner_app(node, &company.admin).await?;
     let (id, _) = endpoint(node, &company.admin, &app, &receiver.url()).await?;
     let task = open_task(&company).await?;
     comment(&company, &task, "a").await?;
@@ -519,7 +507,7 @@ async fn replay_resends_exactly_the_missing_messages(backend: Backend) -> anyhow
 async fn urls_to_private_addresses_are_refused_when_saved(backend: Backend) -> anyhow::Result<()> {
     let node = spawn_or_skip!(backend, &[("INTERLINK_OUTBOUND_ALLOW", "")]);
     let admin = node.admin().await?;
-    let app = partner_app(&node, &admin.user_id).await?;
+    let app = partner_app(&node, &admin).await?;
     let receiver = Receiver::start(&[], 200).await?;
     let port = receiver.addr.map_or(9, |a| a.port());
     for url in [
@@ -585,7 +573,7 @@ async fn addresses_are_vetted_again_when_sent_and_redirects_are_not_followed() -
     let company = Company::new(saving.node().await?).await?;
     let node = &company.app;
     let receiver = Receiver::start(&[], 200).await?;
-    let app = partner_app(node, &company.admin.user_id).await?;
+    let app = partner_app(node, &company.admin).await?;
     let (refused, _) = endpoint(node, &company.admin, &app, &receiver.url()).await?;
     let task = open_task(&company).await?;
     let sender = sending.node().await?;
@@ -673,7 +661,7 @@ async fn three_nodes_deliver_each_message_once() -> anyhow::Result<()> {
         Receiver::start(&[], 200).await?,
         Receiver::start(&[], 200).await?,
     ];
-    let app = partner_app(node, &company.admin.user_id).await?;
+    let app = partner_app(node, &company.admin).await?;
     let mut endpoints = Vec::new();
     for receiver in &receivers {
         endpoints.push(
@@ -754,7 +742,7 @@ async fn a_killed_node_is_followed_by_another_with_the_same_id() -> anyhow::Resu
     let node = &company.app;
     let receiver = Receiver::start(&[], 200).await?;
     receiver.hold.store(true, Ordering::SeqCst);
-    let app = partner_app(node, &company.admin.user_id).await?;
+    let app = partner_app(node, &company.admin).await?;
     let (id, secret) = endpoint(node, &company.admin, &app, &receiver.url()).await?;
     let task = open_task(&company).await?;
     let delivering = [

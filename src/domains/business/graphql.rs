@@ -130,7 +130,40 @@ pub struct BusinessTransaction {
     /// delivery or processing outcome.
     result: Option<Json>,
     error: Option<String>,
+    /// Who submitted it: a person, a partner app (through one of its keys), or the hub itself.
+    source: TransactionSource,
     created_at: DateTime<Utc>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum TransactionSourceKind {
+    User,
+    App,
+    /// Built in: a completed task's cash output.
+    System,
+}
+
+#[derive(SimpleObject)]
+pub struct TransactionSource {
+    kind: TransactionSourceKind,
+    /// The person, or the app's service account.
+    user_id: Option<ID>,
+    app_id: Option<ID>,
+}
+
+impl TransactionSource {
+    fn of(row: &business_transaction::Model) -> Self {
+        let kind = match (row.source_app_id, row.source_user_id) {
+            (Some(_), _) => TransactionSourceKind::App,
+            (None, Some(_)) => TransactionSourceKind::User,
+            (None, None) => TransactionSourceKind::System,
+        };
+        Self {
+            kind,
+            user_id: row.source_user_id.map(|id| ID(id.to_string())),
+            app_id: row.source_app_id.map(|id| ID(id.to_string())),
+        }
+    }
 }
 
 impl TryFrom<business_transaction::Model> for BusinessTransaction {
@@ -139,7 +172,9 @@ impl TryFrom<business_transaction::Model> for BusinessTransaction {
     fn try_from(row: business_transaction::Model) -> AppResult<Self> {
         let status = Status::parse(&row.status)
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("bad status")))?;
+        let source = TransactionSource::of(&row);
         Ok(Self {
+            source,
             type_id: row.type_id,
             approval_instance_id: row.approval_instance_id,
             id: ID(row.id.to_string()),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::auth::{Permission, ViewerUser};
+use crate::auth::{AppScope, Permission, ViewerUser};
 use crate::error::{AppError, AppResult};
 use crate::platform::events::{Envelope, Event, EventHead};
 use crate::platform::money::Decimal;
@@ -105,8 +105,9 @@ pub fn parse_idempotency_key(raw: &str) -> AppResult<String> {
     Ok(key.to_owned())
 }
 
-/// Who may read a transaction: its submitting user, and holders of a global `finance.read`
-/// (the same rule for reads and for its events).
+/// Who may read a transaction: its submitter (a person, or an app's service account), and
+/// holders of a global `finance.read` or `business.read` (the same rule for reads and for its
+/// events). An app reads transactions only with a business scope.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionAudience {
@@ -116,8 +117,17 @@ pub struct TransactionAudience {
 
 impl TransactionAudience {
     pub fn admits(&self, viewer: &ViewerUser) -> bool {
-        self.submitter == Some(viewer.id) || viewer.has_global(Permission::FinanceRead)
+        sees_transactions(viewer)
+            && (self.submitter == Some(viewer.id) || reads_every_transaction(viewer))
     }
+}
+
+pub fn sees_transactions(viewer: &ViewerUser) -> bool {
+    viewer.allows(AppScope::BusinessRead) || viewer.allows(AppScope::BusinessSubmit)
+}
+
+pub fn reads_every_transaction(viewer: &ViewerUser) -> bool {
+    viewer.has_global(Permission::FinanceRead) || viewer.has_global(Permission::BusinessRead)
 }
 
 /// The status a transaction entered; each status it enters is one event.

@@ -1,6 +1,6 @@
 //! Topics, and which domain decides who may see an event of each.
 
-use crate::auth::ViewerUser;
+use crate::auth::{AppScope, ViewerUser};
 use crate::domains::{approvals, business, finance, identity, notifications, scheduling, tasks};
 use crate::platform::events::Envelope;
 
@@ -47,6 +47,9 @@ impl Topic {
 /// Whether `viewer` may see `envelope`: each topic's own domain decides, by the same rule as
 /// its reads. An entry of an unknown topic is seen by nobody.
 pub fn visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
+    if !topic_open_to(Topic::parse(&envelope.topic), viewer) {
+        return false;
+    }
     match Topic::parse(&envelope.topic) {
         Some(Topic::Tasks) => tasks::model::event_visible_to(envelope, viewer),
         Some(Topic::Approvals) => approvals::model::event_visible_to(envelope, viewer),
@@ -56,6 +59,21 @@ pub fn visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
         Some(Topic::Jobs) => scheduling::model::event_visible_to(envelope, viewer),
         Some(Topic::Notifications) => notifications::model::event_visible_to(envelope, viewer),
         None => false,
+    }
+}
+
+/// People may see every topic (each domain then decides per event); an app only the topics of
+/// its scopes, never identity, notifications or jobs.
+fn topic_open_to(topic: Option<Topic>, viewer: &ViewerUser) -> bool {
+    if viewer.app.is_none() {
+        return true;
+    }
+    match topic {
+        Some(Topic::Tasks) => tasks::model::sees_tasks(viewer),
+        Some(Topic::Approvals) => viewer.allows(AppScope::ApprovalsRead),
+        Some(Topic::Business) => business::model::sees_transactions(viewer),
+        Some(Topic::Finance) => viewer.allows(AppScope::FinanceRead),
+        Some(Topic::Identity | Topic::Jobs | Topic::Notifications) | None => false,
     }
 }
 

@@ -299,7 +299,8 @@ impl crate::platform::events::Event for IdentityEvent {
 /// what happened to their own account, and the department tree.
 pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
     use crate::platform::events::Event;
-    if envelope.topic != IdentityEvent::TOPIC {
+    // Partner apps read no identity changes: people's data is not a category they are given.
+    if envelope.topic != IdentityEvent::TOPIC || viewer.app.is_some() {
         return false;
     }
     if viewer.is_admin() {
@@ -389,6 +390,7 @@ mod tests {
                     scope: crate::auth::viewer::Scope::Global,
                 })
                 .collect(),
+            app: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Partner apps: their API keys and scopes, and the signed webhooks they receive.
-//! (Placeholder until the apps half lands; only the webhooks half lives here for now.)
+//! Partner apps: apps with scopes and an optional department, their API keys, the viewer a key
+//! stands for, and (in `webhooks`) signed deliveries of the event log to their endpoints.
 
 pub mod graphql;
 pub mod jobs;

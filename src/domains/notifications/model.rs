@@ -100,6 +100,7 @@ impl crate::platform::events::Event for NotificationEvent {
 /// An inbox is private: only the recipient sees its events, administrators included.
 pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
     envelope.topic == <NotificationEvent as crate::platform::events::Event>::TOPIC
+        && viewer.app.is_none()
         && envelope
             .audience::<NotificationAudience>()
             .is_some_and(|audience| audience.user == viewer.id)

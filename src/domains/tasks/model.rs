@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::viewer::Scope;
-use crate::auth::{Permission, ViewerUser};
+use crate::auth::{AppScope, Permission, ViewerUser};
 use crate::error::{AppError, AppResult};
 use crate::platform::events::{Envelope, Event, EventHead};
 use crate::platform::money::{currency_exponent, Decimal};
@@ -289,20 +289,45 @@ pub struct Audience {
 }
 
 impl Audience {
-    /// Administrators, the people on the task (initiator, executors, confirmer, approvers), and
-    /// holders of any role scoped to a subtree containing the task's department.
+    /// Administrators and global `task.read` holders, the people on the task (initiator,
+    /// executors, confirmer, approvers), and holders of any role scoped to a subtree containing
+    /// the task's department. An app sees tasks only with a tasks scope.
     pub fn admits(&self, viewer: &ViewerUser) -> bool {
-        if viewer.has_global(Permission::Admin) || self.people.contains(&viewer.id) {
+        if !sees_tasks(viewer) {
+            return false;
+        }
+        if viewer.has_global(Permission::TaskRead) || self.people.contains(&viewer.id) {
             return true;
         }
-        let in_scope = self.department_path.as_deref().is_some_and(|path| {
-            viewer.grants.iter().any(|g| match &g.scope {
-                Scope::Subtree { path: scope } => path.starts_with(scope.as_str()),
-                Scope::Global => false,
-            })
-        });
+        let in_scope = self
+            .department_path
+            .as_deref()
+            .is_some_and(|path| task_subtrees(viewer).any(|scope| path.starts_with(scope)));
         in_scope || self.parent.as_ref().is_some_and(|p| p.admits(viewer))
     }
+}
+
+/// Whether the viewer may see any task at all: people may; apps with a tasks scope.
+pub fn sees_tasks(viewer: &ViewerUser) -> bool {
+    viewer.allows(AppScope::TasksRead) || viewer.allows(AppScope::TasksWrite)
+}
+
+/// The department subtrees whose tasks the viewer sees without being on them: any role scoped
+/// there, for a person; for an app, its tasks scopes over its department.
+pub fn task_subtrees(viewer: &ViewerUser) -> impl Iterator<Item = &str> {
+    let app = viewer.app.is_some();
+    viewer.grants.iter().filter_map(move |g| match &g.scope {
+        Scope::Subtree { path }
+            if !app
+                || matches!(
+                    g.permission,
+                    Permission::TaskRead | Permission::TaskCreateMain
+                ) =>
+        {
+            Some(path.as_str())
+        }
+        _ => None,
+    })
 }
 
 string_enum!(TaskEventKind {
@@ -514,6 +539,7 @@ mod tests {
             id: Uuid::now_v7(),
             department_id: None,
             grants: vec![],
+            app: None,
         };
         let person = Uuid::now_v7();
         let audience = Audience {
@@ -529,6 +555,7 @@ mod tests {
                 permission: Permission::TaskReview,
                 scope: Scope::Subtree { path: "/a/".into() },
             }],
+            app: None,
         };
         assert!(audience.admits(&scoped));
         let elsewhere = ViewerUser {
@@ -543,6 +570,7 @@ mod tests {
             id: person,
             department_id: None,
             grants: vec![],
+            app: None,
         };
         let sub = Audience {
             people: vec![],

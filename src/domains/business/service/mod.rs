@@ -243,8 +243,16 @@ pub async fn submit(
     if Route::parse(&kind.route) == Some(Route::FinancePosting) {
         posting_for(&kind, &payload, &key, currency)?;
     }
-    let source = format!("user:{}", me.id);
-    submit_in(work, &kind, &source, Some(me.id), &key, payload, currency).await
+    // An app's keys are its own, whichever of its API keys sent them.
+    let submitter = Submitter {
+        key: match &me.app {
+            Some(app) => format!("app:{}", app.app_id),
+            None => format!("user:{}", me.id),
+        },
+        user: Some(me.id),
+        app: me.app.as_ref().map(|app| app.app_id),
+    };
+    submit_in(work, &kind, &submitter, &key, payload, currency).await
 }
 
 /// `business.submit`, globally or over the department the payload names: a sign-in alone
@@ -272,17 +280,25 @@ async fn may_submit<C: ConnectionTrait>(
     )))
 }
 
+/// Who a transaction comes from: idempotency keys are unique per `key`.
+struct Submitter {
+    key: String,
+    user: Option<Uuid>,
+    app: Option<Uuid>,
+}
+
 /// The idempotent core, inside the caller's work (also used for built-in types). A replayed
 /// key changes nothing, so it appends no event.
 async fn submit_in(
     work: &Work,
     kind: &transaction_type::Model,
-    source: &str,
-    source_user: Option<Uuid>,
+    submitter: &Submitter,
     key: &str,
     payload: serde_json::Value,
     currency: &str,
 ) -> AppResult<business_transaction::Model> {
+    let source = submitter.key.as_str();
+    let source_user = submitter.user;
     let hash = payload_hash(&payload);
     if !try_lock_in_transaction(work, &format!("idempotency:{source}:{key}")).await? {
         return Err(AppError::Conflict(
@@ -314,8 +330,8 @@ async fn submit_in(
         payload: Set(payload.clone()),
         payload_hash: Set(hash),
         source_key: Set(source.to_owned()),
-        source_user_id: Set(source_user),
-        source_app_id: Set(None),
+        source_user_id: Set(submitter.user),
+        source_app_id: Set(submitter.app),
         idempotency_key: Set(key.to_owned()),
         status: Set(Status::Validated.as_str().to_owned()),
         history: Set(history),
@@ -562,8 +578,13 @@ pub async fn list<C: ConnectionTrait>(
 ) -> AppResult<(Vec<business_transaction::Model>, u64)> {
     use sea_orm::PaginatorTrait;
     let me = viewer.user()?;
+    if !crate::domains::business::model::sees_transactions(me) {
+        return Err(AppError::Forbidden(
+            "this app's scopes do not include BUSINESS_READ".into(),
+        ));
+    }
     let mut query = business_transaction::Entity::find();
-    if !me.has_global(Permission::FinanceRead) {
+    if !crate::domains::business::model::reads_every_transaction(me) {
         query = query.filter(business_transaction::Column::SourceUserId.eq(me.id));
     }
     if let Some(status) = status {
@@ -670,11 +691,15 @@ pub async fn record_task_output(
     let amount = crate::platform::money::Decimal::from_minor(amount_minor, exponent).to_string();
     let payload =
         serde_json::json!({ "taskId": task_id, "departmentId": department_id, "amount": amount });
+    let system = Submitter {
+        key: "system:tasks".into(),
+        user: None,
+        app: None,
+    };
     submit_in(
         work,
         &kind,
-        "system:tasks",
-        None,
+        &system,
         &format!("task.output:{task_id}"),
         payload,
         currency,

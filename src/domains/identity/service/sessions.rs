@@ -484,6 +484,7 @@ async fn viewer_of<C: ConnectionTrait>(
         id: user_id,
         department_id,
         grants,
+        app: None,
     }))
 }
 

@@ -54,6 +54,38 @@ pub async fn create_user(
     Ok(created)
 }
 
+/// A user that stands for a partner app in the records it writes (initiator, author, submitter),
+/// so that every record still names a user. Its password is random and never shown: nobody can
+/// sign in as it, and its permissions come from the app's scopes, not from roles.
+pub async fn create_service_account(
+    work: &Work,
+    passwords: &Passwords,
+    app_id: Uuid,
+    app_name: &str,
+    department_id: Option<Uuid>,
+) -> AppResult<Uuid> {
+    use rand::distributions::{Alphanumeric, DistString};
+    let unusable = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 48);
+    let hash = passwords.hash(unusable).await?;
+    let email = format!("app-{}@apps.interlink.invalid", app_id.simple());
+    let now = Utc::now();
+    let created = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.clone()),
+        email_normalized: Set(email),
+        name: Set(format!("{app_name} (app)")),
+        department_id: Set(department_id),
+        password_hash: Set(hash),
+        is_active: Set(true),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(work)
+    .await?;
+    Ok(created.id)
+}
+
 pub async fn update_user(
     work: &Work,
     viewer: &Viewer,

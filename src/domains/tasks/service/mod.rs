@@ -29,7 +29,6 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::model::{Audience, TaskEvent, TaskEventKind, SUBJECT_KIND};
-use crate::auth::viewer::Scope;
 use crate::auth::{Permission, ViewerUser};
 use crate::domains::approvals::service as approvals;
 use crate::domains::identity::service as identity;
@@ -124,7 +123,10 @@ pub(crate) async fn ensure_visible<C: ConnectionTrait>(
 
 /// The same rule as `Audience::admits`, as SQL over `tasks`, so lists filter in the database.
 pub fn visible_condition(viewer: &ViewerUser) -> Condition {
-    if viewer.has_global(Permission::Admin) {
+    if !super::model::sees_tasks(viewer) {
+        return Condition::all().add(Expr::cust("1 = 0"));
+    }
+    if viewer.has_global(Permission::TaskRead) {
         return Condition::all();
     }
     let own = own_condition(viewer);
@@ -144,13 +146,8 @@ fn own_condition(viewer: &ViewerUser) -> Condition {
         .from(task_executor::Entity)
         .and_where(Expr::col(task_executor::Column::UserId).eq(viewer.id))
         .to_owned();
-    let scopes: Vec<String> = viewer
-        .grants
-        .iter()
-        .filter_map(|g| match &g.scope {
-            Scope::Subtree { path } => Some(path.clone()),
-            Scope::Global => None,
-        })
+    let scopes: Vec<String> = super::model::task_subtrees(viewer)
+        .map(str::to_owned)
         .collect();
     let mut any = Condition::any()
         .add(task::Column::InitiatorId.eq(viewer.id))
