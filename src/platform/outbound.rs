@@ -412,6 +412,21 @@ impl Outbound {
         timeout: Duration,
     ) -> Result<OutboundResponse, OutboundError> {
         let started = Instant::now();
+        // One deadline for all of it, the pre-check's lookup included; reqwest's own timeout
+        // (which covers the body too) is the same.
+        tokio::time::timeout(timeout, self.exchange(url, headers, body, timeout, started))
+            .await
+            .unwrap_or(Err(OutboundError::Timeout))
+    }
+
+    async fn exchange(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+        started: Instant,
+    ) -> Result<OutboundResponse, OutboundError> {
         // Refuses early with a clear reason; the resolver checks again at connect time.
         let url = self.0.guard.check_url(url).await.map_err(|r| match r {
             Refusal::Refused(m) => OutboundError::Refused(m),
@@ -425,29 +440,22 @@ impl Outbound {
                 .map_err(|_| OutboundError::Refused(format!("the {name} header is not valid")))?;
             request = request.header(name, value);
         }
-        let exchange = async {
-            let mut response = request.send().await.map_err(classify)?;
-            let status = response.status().as_u16();
-            let mut kept = Vec::new();
-            while kept.len() < MAX_RESPONSE_BYTES {
-                let Some(chunk) = response.chunk().await.map_err(classify)? else {
-                    break;
-                };
-                let room = MAX_RESPONSE_BYTES - kept.len();
-                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            // The rest of the body is dropped with the response, unread.
-            Ok(OutboundResponse {
-                status,
-                body: bytes::Bytes::from(kept),
-                elapsed: started.elapsed(),
-            })
-        };
-        // reqwest's timeout covers the body too; this one also bounds the pre-check's lookup.
-        let remaining = timeout.saturating_sub(started.elapsed());
-        tokio::time::timeout(remaining, exchange)
-            .await
-            .unwrap_or(Err(OutboundError::Timeout))
+        let mut response = request.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let mut kept = Vec::new();
+        while kept.len() < MAX_RESPONSE_BYTES {
+            let Some(chunk) = response.chunk().await.map_err(classify)? else {
+                break;
+            };
+            let room = MAX_RESPONSE_BYTES - kept.len();
+            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        // The rest of the body is dropped with the response, unread.
+        Ok(OutboundResponse {
+            status,
+            body: bytes::Bytes::from(kept),
+            elapsed: started.elapsed(),
+        })
     }
 }
 
