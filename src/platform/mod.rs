@@ -1,5 +1,5 @@
-//! What the domains stand on: storage, the unit of work, the event log and bus, the cache and the
-//! Redis link. Knows no domain.
+//! What the domains stand on: storage, the unit of work, the event log and bus, the cache, the
+//! Redis link and outgoing HTTP. Knows no domain.
 
 pub mod cache;
 pub mod db;

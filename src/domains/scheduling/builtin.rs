@@ -14,6 +14,7 @@ use crate::domains::tasks::jobs::{
 };
 use crate::platform::db::Db;
 use crate::platform::events::retention::{PruneEventLog, PruneEventLogJob};
+use crate::platform::outbound::Outbound;
 use crate::platform::scheduler::{CronSchedule, MissedSlots, QueueSpec, Registry};
 
 pub use crate::platform::scheduler::MAINTENANCE_QUEUE;
@@ -23,11 +24,11 @@ pub struct JobDeps {
     pub db: Db,
     pub currency: String,
     pub reminder_lead: Duration,
-    pub http: reqwest::Client,
+    /// Every outgoing request goes through it (see `platform::outbound`).
+    pub outbound: Outbound,
     /// When the periodic scans run.
     pub scan_cron: String,
     pub event_retention: Duration,
-    pub outbound: crate::platform::outbound::Outbound,
     pub webhooks: crate::config::WebhooksConfig,
 }
 
@@ -53,12 +54,14 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         })
         .job::<ForwardJob>(ForwardTransaction {
             db: deps.db.clone(),
-            http: deps.http.clone(),
+            outbound: deps.outbound.clone(),
         })
         .job::<ProcessJob>(ProcessTransaction {
             db: deps.db.clone(),
         })
-        .job::<WebhookArgs>(WebhookDelivery { http: deps.http })
+        .job::<WebhookArgs>(WebhookDelivery {
+            outbound: deps.outbound.clone(),
+        })
         .job::<SendWebhook>(SendWebhookHandler {
             db: deps.db.clone(),
             outbound: deps.outbound.clone(),
