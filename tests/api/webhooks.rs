@@ -535,7 +535,86 @@ async fn urls_to_private_addresses_are_refused_when_saved(backend: Backend) -> a
     Ok(())
 }
 
+/// An APP_FORWARD type without a URL goes to the endpoints that list it, signed, and its
+/// transaction completes once each has answered 2xx.
+async fn app_forward_types_deliver_to_their_endpoints(backend: Backend) -> anyhow::Result<()> {
+    let node = spawn_or_skip!(
+        backend,
+        &[
+            ("INTERLINK_SCHEDULER", "true"),
+            ("INTERLINK_JOB_POLL_MS", "50"),
+            ("INTERLINK_WEBHOOK_RETRY_SCHEDULE", FAST),
+        ]
+    );
+    let admin = node.admin().await?;
+    let token = Some(admin.access.as_str());
+    node.gql_ok(
+        token,
+        "mutation($i: CreateTransactionTypeInput!) { createTransactionType(input: $i) { code } }",
+        json!({ "i": { "code": "ORDER", "name": "Order", "route": "APP_FORWARD", "payloadSchema": { "type": "object" } } }),
+    )
+    .await?;
+    let app = partner_app(&node, &admin).await?;
+    let first = Receiver::start(&[500], 200).await?;
+    let second = Receiver::start(&[], 200).await?;
+    let mut secrets = Vec::new();
+    for receiver in [&first, &second] {
+        let data = node
+            .gql_ok(
+                token,
+                CREATE,
+                json!({ "i": { "appId": app, "url": receiver.url(), "topics": ["FINANCE"], "kinds": ["NONE_OF_THESE"], "transactionTypes": ["ORDER"] } }),
+            )
+            .await?;
+        secrets.push(str_at(&data, "/createWebhookEndpoint/secret")?);
+    }
+    let submitted = node
+        .gql_ok(
+            token,
+            "mutation($i: SubmitTransactionInput!) { submitTransaction(input: $i) { id status } }",
+            json!({ "i": { "type": "ORDER", "idempotencyKey": "order-1", "payload": { "sku": "A-1", "qty": 2 } } }),
+        )
+        .await?;
+    let id = str_at(&submitted, "/submitTransaction/id")?;
+    let status = || async {
+        let data = node
+            .gql_ok(
+                token,
+                "query($id: ID!) { transaction(id: $id) { status result } }",
+                json!({ "id": id }),
+            )
+            .await?;
+        anyhow::Ok(data["transaction"].clone())
+    };
+    poll_until(
+        Duration::from_secs(30),
+        "the transaction completed",
+        || async { Ok(status().await?["status"] == "COMPLETED") },
+    )
+    .await?;
+    assert_eq!(first.received().len(), 2, "a failure, then the retry");
+    assert_eq!(second.received().len(), 1);
+    for (receiver, secret) in [(&first, &secrets[0]), (&second, &secrets[1])] {
+        for got in receiver.received() {
+            verify(secret, &got)?;
+            let body = got.json()?;
+            assert_eq!(body["type"], "business.FORWARDED");
+            assert_eq!(body["data"]["transactionId"], id.as_str());
+            assert_eq!(body["data"]["type"], "ORDER");
+            assert_eq!(body["data"]["payload"]["sku"], "A-1");
+        }
+    }
+    assert_eq!(
+        first.ids()[0],
+        second.ids()[0],
+        "one webhook-id per transaction"
+    );
+    assert_eq!(status().await?["result"]["forwarded"]["endpoints"], 2);
+    Ok(())
+}
+
 on_both_backends!(
+    app_forward_types_deliver_to_their_endpoints,
     signed_deliveries_verify_and_failures_retry_with_the_same_id,
     a_410_disables_the_endpoint,
     replay_resends_exactly_the_missing_messages,

@@ -244,7 +244,8 @@ pub struct CreateTransactionTypeInput {
     approval_flow_id: Option<ID>,
     route: TransactionRoute,
     posting_rule: Option<Json>,
-    /// Required for APP_FORWARD: the http(s) URL each transaction is POSTed to.
+    /// For APP_FORWARD: the http(s) URL each transaction is POSTed to. Without it, transactions
+    /// go, signed, to the webhook endpoints whose `transactionTypes` list the type.
     forward_url: Option<String>,
 }
 

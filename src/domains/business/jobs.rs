@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::service::{self, ForwardJob, ProcessJob, RoutedArgs, RoutedError};
+use crate::domains::integrations::service::delivery as webhook_forward;
 use crate::error::AppError;
 use crate::platform::db::Db;
 use crate::platform::outbound::Outbound;
@@ -21,6 +22,8 @@ fn settle(outcome: Result<(), RoutedError>) -> Result<(), JobError> {
 pub struct ForwardTransaction {
     pub db: Db,
     pub outbound: Outbound,
+    /// The retry schedule of the webhook deliveries a type without a URL goes out as.
+    pub webhooks: crate::config::WebhooksConfig,
 }
 
 /// Records the outcome and completes the job in one unit of work: the transaction is
@@ -48,8 +51,39 @@ impl ForwardTransaction {
         let Some((row, kind)) = service::routed_transaction(&self.db.conn, args).await? else {
             return Ok(());
         };
+        if kind.forward_url.is_none() {
+            return self.to_endpoints(job, row, &kind.code).await;
+        }
         let result = service::forward(&self.outbound, &row, &kind).await?;
         finish_with_job(&self.db, job, row, &kind.code, result).await
+    }
+
+    /// A type without a URL: one signed webhook delivery to every active endpoint that lists
+    /// it, created with the job's completion; the transaction completes once every one of them
+    /// was delivered (and fails when one gives up), see `integrations::service::delivery`.
+    async fn to_endpoints(
+        &self,
+        job: &JobContext,
+        row: entities::business_transaction::Model,
+        type_code: &str,
+    ) -> Result<(), RoutedError> {
+        let created = write(&self.db, async |work| {
+            let created =
+                webhook_forward::forward_transaction(work, &self.webhooks, &row, type_code).await?;
+            if created > 0 {
+                job.complete_in(work)
+                    .await
+                    .map_err(|e| AppError::Conflict(format!("completing the job: {e}")))?;
+            }
+            Ok::<_, AppError>(created)
+        })
+        .await?;
+        if created == 0 {
+            return Err(RoutedError::Permanent(format!(
+                "no active webhook endpoint takes transactions of type {type_code}"
+            )));
+        }
+        Ok(())
     }
 }
 

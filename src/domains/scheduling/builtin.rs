@@ -55,6 +55,7 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         .job::<ForwardJob>(ForwardTransaction {
             db: deps.db.clone(),
             outbound: deps.outbound.clone(),
+            webhooks: deps.webhooks.clone(),
         })
         .job::<ProcessJob>(ProcessTransaction {
             db: deps.db.clone(),

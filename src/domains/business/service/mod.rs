@@ -116,12 +116,8 @@ pub async fn create_type(
                 .map_err(|e| AppError::bad_field("forwardUrl", e))?
                 .to_string(),
         ),
-        (Route::AppForward, None) => {
-            return Err(AppError::bad_field(
-                "forwardUrl",
-                "an APP_FORWARD type needs the URL to deliver to",
-            ))
-        }
+        // Without a URL, its transactions go to the webhook endpoints that list the type.
+        (Route::AppForward, None) => None,
         (_, Some(_)) => {
             return Err(AppError::bad_field(
                 "forwardUrl",

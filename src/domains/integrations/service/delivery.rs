@@ -26,8 +26,8 @@ use crate::auth::ViewerUser;
 use crate::config::WebhooksConfig;
 use crate::domains::events::model::visible_to;
 use crate::domains::integrations::model::webhooks::{
-    event_body, event_type, message_id, outcome_of, short_error, status_error, AttemptArgs,
-    DeliveryStatus, Filters, Outcome,
+    event_body, event_type, forward_body, message_id, outcome_of, short_error, status_error,
+    transaction_message_id, AttemptArgs, DeliveryStatus, Filters, Outcome, FORWARDED_TYPE,
 };
 use crate::domains::notifications::model::{NotificationKind, Subject};
 use crate::domains::notifications::service::{notify, Notice};
@@ -239,6 +239,90 @@ pub async fn create_for_events(
         })
         .collect();
     create(work, settings, endpoint.id, items).await
+}
+
+/// Delivers a business transaction of `type_code` to every active endpoint of an active app
+/// that lists the type; returns how many deliveries were created (the same `webhook-id` on
+/// each endpoint: one per transaction).
+pub async fn forward_transaction(
+    work: &Work,
+    settings: &WebhooksConfig,
+    row: &entities::business_transaction::Model,
+    type_code: &str,
+) -> AppResult<usize> {
+    let endpoints = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Active.eq(true))
+        .all(work)
+        .await?;
+    let body = forward_body(row.id, type_code, &row.payload, &row.source_key, Utc::now());
+    let mut created = 0;
+    for endpoint in endpoints {
+        let filters = Filters::stored(
+            &endpoint.topics,
+            &endpoint.kinds,
+            &endpoint.transaction_types,
+        );
+        if !filters.transaction_types.iter().any(|t| t == type_code) {
+            continue;
+        }
+        if app_viewer(work, endpoint.app_id).await?.is_none() {
+            continue;
+        }
+        let item = NewDelivery {
+            message_id: transaction_message_id(row.id),
+            event_type: FORWARDED_TYPE.to_owned(),
+            cursor: None,
+            transaction_id: Some(row.id),
+            body: body.clone(),
+        };
+        created += create(work, settings, endpoint.id, vec![item]).await?;
+    }
+    Ok(created)
+}
+
+/// A forwarded transaction follows its deliveries: COMPLETED once every one was delivered,
+/// FAILED as soon as one is given up.
+pub async fn settle_transaction(
+    work: &Work,
+    transaction_id: Uuid,
+    settled: &Settled,
+) -> AppResult<()> {
+    use crate::domains::business::service as business;
+    match settled {
+        Settled::Retrying => Ok(()),
+        Settled::GaveUp => {
+            let args = business::RoutedArgs { transaction_id };
+            business::give_up(work, &args, business::DELIVERY_FAILED).await
+        }
+        Settled::Delivered => {
+            let all = webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::TransactionId.eq(transaction_id))
+                .all(work)
+                .await?;
+            let done = all
+                .iter()
+                .all(|d| DeliveryStatus::parse(&d.status) == Some(DeliveryStatus::Delivered));
+            if !done {
+                return Ok(());
+            }
+            let Some(row) = entities::business_transaction::Entity::find_by_id(transaction_id)
+                .one(work)
+                .await?
+            else {
+                return Ok(());
+            };
+            let type_code = business::type_of(work, row.type_id)
+                .await?
+                .map(|kind| kind.code)
+                .unwrap_or_default();
+            let result = serde_json::json!({ "forwarded": {
+                "endpoints": all.len(),
+                "webhookId": transaction_message_id(transaction_id),
+                "at": Utc::now(),
+            } });
+            business::finish(work, row, &type_code, Ok(result)).await
+        }
+    }
 }
 
 /// Starts a new attempt chain for each delivery: PENDING again, first attempt queued; a chain
@@ -537,6 +621,9 @@ pub async fn record(
         enqueue_jobs(work, &[job]).await?;
     }
     streak(work, settings, &prepared.endpoint, &outcome, now).await?;
+    if let Some(transaction) = prepared.delivery.transaction_id {
+        settle_transaction(work, transaction, &settled).await?;
+    }
     Ok(settled)
 }
 

@@ -379,5 +379,11 @@ pub async fn settle_disabled(work: &Work, delivery_id: Uuid) -> AppResult<()> {
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .exec(work)
         .await?;
+    let row = webhook_delivery::Entity::find_by_id(delivery_id)
+        .one(work)
+        .await?;
+    if let Some(transaction) = row.and_then(|r| r.transaction_id) {
+        delivery::settle_transaction(work, transaction, &delivery::Settled::GaveUp).await?;
+    }
     Ok(())
 }
