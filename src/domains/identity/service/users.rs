@@ -86,6 +86,16 @@ pub async fn create_service_account(
     Ok(created.id)
 }
 
+/// Ends the open sockets of a service account: its app's access changed (a key revoked, its
+/// scopes, department or active flag changed), so sockets opened under the old access close.
+pub fn end_service_account_sessions(work: &Work, service_user: Uuid, actor: Uuid) {
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::SessionsRevoked,
+        service_user,
+        Some(actor),
+    ));
+}
+
 pub async fn update_user(
     work: &Work,
     viewer: &Viewer,
