@@ -20,6 +20,7 @@ use crate::platform::events::relay::Relay;
 use crate::platform::events::{EventBus, InProcessBus, RedisBus};
 use crate::platform::files::FileStore;
 use crate::platform::metrics::Metrics;
+use crate::platform::outbound::Outbound;
 use crate::platform::rate_limit::{Bucket, Budget, Limiters};
 use crate::platform::redis::{RedisLink, RedisTarget};
 use crate::platform::response_cache::ResponseCache;
@@ -48,6 +49,9 @@ pub struct AppInner {
     pub scheduler: Scheduler,
     /// Whole query responses, keyed by the data version (see `platform::response_cache`).
     pub responses: Arc<ResponseCache>,
+    /// The one client for requests to other systems: public addresses only, unless allowed
+    /// (see `platform::outbound`).
+    pub outbound: Outbound,
     /// Publishes the event log to the bus while this node leads (see `platform::events::relay`).
     _relay: Relay,
 }
@@ -154,11 +158,12 @@ impl AppState {
         let shared_cache = redis.is_some().then(|| cache.clone());
         let responses = Arc::new(ResponseCache::new(shared_cache, config.response_cache));
         responses.follow(bus.as_ref());
+        let outbound = Outbound::new(config.outbound_allow.clone())?;
         let registry = builtin::registry(JobDeps {
             db: db.clone(),
             currency: currency.clone(),
             reminder_lead: config.jobs.reminder_lead,
-            http: crate::platform::delivery::client()?,
+            outbound: outbound.clone(),
             scan_cron: config.jobs.scan_cron.clone(),
             event_retention: config.jobs.event_retention,
         })?;
@@ -190,6 +195,7 @@ impl AppState {
                 ]),
                 scheduler,
                 responses,
+                outbound,
                 _relay: relay,
             })),
             first_admin,

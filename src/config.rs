@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::platform::outbound::OutboundPolicy;
+
 /// A value that must never reach a log: its `Debug` prints a placeholder.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -78,6 +80,9 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies); for anyone
     /// else the peer address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `INTERLINK_OUTBOUND_ALLOW`: hosts and networks outgoing requests may reach although they
+    /// are private (loopback, RFC 1918, link-local...). Empty: public addresses only.
+    pub outbound_allow: OutboundPolicy,
 }
 
 /// The scheduler on this node, and the timing of the built-in jobs.
@@ -196,6 +201,7 @@ struct FileSettings {
     rate_limit_per_second: Option<u32>,
     rate_limit_burst: Option<u32>,
     trusted_proxies: Option<String>,
+    outbound_allow: Option<String>,
     log_format: Option<LogFormat>,
     currency: Option<String>,
     s3_bucket: Option<String>,
@@ -528,6 +534,13 @@ impl Config {
                     .as_deref()
                     .unwrap_or_default(),
             )?,
+            outbound_allow: OutboundPolicy::parse(
+                var("INTERLINK_OUTBOUND_ALLOW")
+                    .or(file.outbound_allow)
+                    .as_deref()
+                    .unwrap_or_default(),
+            )
+            .map_err(anyhow::Error::msg)?,
             jobs: JobsConfig {
                 enabled: parsed("INTERLINK_SCHEDULER", var("INTERLINK_SCHEDULER"))?
                     .or(file.scheduler)
@@ -761,6 +774,22 @@ mod tests {
             ("INTERLINK_RATE_LIMIT_BURST", "0")
         ])
         .is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn the_outbound_allow_list_is_checked_at_start() -> anyhow::Result<()> {
+        assert_eq!(config(&[])?.outbound_allow, OutboundPolicy::none());
+        let c = config(&[(
+            "INTERLINK_OUTBOUND_ALLOW",
+            "localhost, 127.0.0.1,10.0.0.0/8",
+        )])?;
+        assert_ne!(c.outbound_allow, OutboundPolicy::none());
+        let err = config(&[("INTERLINK_OUTBOUND_ALLOW", "10.0.0.0/99")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("INTERLINK_OUTBOUND_ALLOW"), "{err}");
         Ok(())
     }
 

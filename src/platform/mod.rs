@@ -1,5 +1,5 @@
-//! What the domains stand on: storage, the unit of work, the event log and bus, the cache and the
-//! Redis link. Knows no domain.
+//! What the domains stand on: storage, the unit of work, the event log and bus, the cache, the
+//! Redis link and outgoing HTTP. Knows no domain.
 
 pub mod cache;
 pub mod db;
@@ -8,8 +8,10 @@ pub mod events;
 pub mod files;
 pub mod metrics;
 pub mod money;
+pub mod outbound;
 pub mod rate_limit;
 pub mod redis;
 pub mod response_cache;
 pub mod scheduler;
+pub mod webhook_signature;
 pub mod work;

@@ -52,8 +52,56 @@ async fn entries(app: &TestApp) -> anyhow::Result<usize> {
 on_both_backends!(
     one_key_executes_once_even_under_concurrency,
     bad_payloads_change_nothing,
-    approval_gates_execution
+    approval_gates_execution,
+    a_forward_url_must_be_public_by_default
 );
+
+/// Without `INTERLINK_OUTBOUND_ALLOW` (the helpers allow loopback for their receivers), a type
+/// cannot be aimed at this node's own network: the URL is refused when the type is saved.
+async fn a_forward_url_must_be_public_by_default(backend: Backend) -> anyhow::Result<()> {
+    let Some(app) = TestApp::spawn_with(backend, &[("INTERLINK_OUTBOUND_ALLOW", "")]).await? else {
+        return Ok(());
+    };
+    let admin = app.admin().await?;
+    let create =
+        "mutation($i: CreateTransactionTypeInput!) { createTransactionType(input: $i) { code } }";
+    for (code, url) in [
+        ("LOCAL", "http://127.0.0.1:9/x"),
+        ("MAPPED", "http://[::ffff:127.0.0.1]:9/x"),
+        ("METADATA", "http://169.254.169.254/latest/meta-data/"),
+        ("NAMED", "http://localhost:9/x"),
+    ] {
+        let refused = app
+            .gql(
+                Some(&admin.access),
+                create,
+                json!({ "i": { "code": code, "name": code, "route": "APP_FORWARD", "forwardUrl": url, "payloadSchema": { "type": "object" } } }),
+            )
+            .await?;
+        assert_eq!(
+            error_code(&refused),
+            Some("BAD_USER_INPUT"),
+            "{url}: {refused}"
+        );
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], "forwardUrl",
+            "{refused}"
+        );
+    }
+    let listed = app
+        .gql_ok(
+            Some(&admin.access),
+            "{ transactionTypes { code } }",
+            json!({}),
+        )
+        .await?;
+    let codes = listed["transactionTypes"].to_string();
+    assert!(
+        !codes.contains("LOCAL") && !codes.contains("NAMED"),
+        "{listed}"
+    );
+    Ok(())
+}
 
 async fn one_key_executes_once_even_under_concurrency(backend: Backend) -> anyhow::Result<()> {
     let Some(app) = TestApp::spawn_with(backend, &[]).await? else {

@@ -359,6 +359,13 @@ impl Deployment {
             // Tests that seed or change rows behind the API's back would read cached answers;
             // the cache has its own tests.
             ("INTERLINK_RESPONSE_CACHE".into(), "false".into()),
+            // The receivers tests deliver to listen on loopback, and `partner.internal` stands
+            // for a partner's endpoint (allowed by name, so never resolved when saved). A test
+            // of the default (public addresses only) sets it back to empty.
+            (
+                "INTERLINK_OUTBOUND_ALLOW".into(),
+                "127.0.0.1, partner.internal".into(),
+            ),
         ]);
         if backend == Backend::Postgres {
             let Some(url) = fresh_postgres_url().await? else {

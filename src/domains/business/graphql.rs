@@ -336,7 +336,9 @@ impl BusinessMutation {
     ) -> Result<TransactionType> {
         let (caller, new) = (ctx.caller()?, NewType::try_from(input)?);
         let created = caller
-            .write(async |work| service::create_type(work, caller.viewer, new).await)
+            .write(async |work| {
+                service::create_type(work, caller.viewer, &caller.app.outbound, new).await
+            })
             .await?;
         Ok(created.into())
     }

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::service::{self, ForwardJob, ProcessJob, RoutedArgs, RoutedError};
 use crate::error::AppError;
 use crate::platform::db::Db;
+use crate::platform::outbound::Outbound;
 use crate::platform::scheduler::{JobContext, JobError, JobHandler};
 use crate::platform::work::write;
 
@@ -19,7 +20,7 @@ fn settle(outcome: Result<(), RoutedError>) -> Result<(), JobError> {
 
 pub struct ForwardTransaction {
     pub db: Db,
-    pub http: reqwest::Client,
+    pub outbound: Outbound,
 }
 
 /// Records the outcome and completes the job in one unit of work: the transaction is
@@ -47,7 +48,7 @@ impl ForwardTransaction {
         let Some((row, kind)) = service::routed_transaction(&self.db.conn, args).await? else {
             return Ok(());
         };
-        let result = service::forward(&self.http, &row, &kind).await?;
+        let result = service::forward(&self.outbound, &row, &kind).await?;
         finish_with_job(&self.db, job, row, &kind.code, result).await
     }
 }

@@ -12,6 +12,7 @@ use crate::domains::tasks::jobs::{
 };
 use crate::platform::db::Db;
 use crate::platform::events::retention::{PruneEventLog, PruneEventLogJob};
+use crate::platform::outbound::Outbound;
 use crate::platform::scheduler::{CronSchedule, MissedSlots, QueueSpec, Registry};
 
 pub use crate::platform::scheduler::MAINTENANCE_QUEUE;
@@ -21,7 +22,8 @@ pub struct JobDeps {
     pub db: Db,
     pub currency: String,
     pub reminder_lead: Duration,
-    pub http: reqwest::Client,
+    /// Every outgoing request goes through it (see `platform::outbound`).
+    pub outbound: Outbound,
     /// When the periodic scans run.
     pub scan_cron: String,
     pub event_retention: Duration,
@@ -48,12 +50,14 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         })
         .job::<ForwardJob>(ForwardTransaction {
             db: deps.db.clone(),
-            http: deps.http.clone(),
+            outbound: deps.outbound.clone(),
         })
         .job::<ProcessJob>(ProcessTransaction {
             db: deps.db.clone(),
         })
-        .job::<WebhookArgs>(WebhookDelivery { http: deps.http })
+        .job::<WebhookArgs>(WebhookDelivery {
+            outbound: deps.outbound,
+        })
         .job::<PruneEventLogJob>(PruneEventLog {
             db: deps.db.clone(),
             retention: deps.event_retention,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domains::business::service::DELIVERY_QUEUE;
 use crate::platform::delivery::{post_json, DeliveryError};
+use crate::platform::outbound::Outbound;
 use crate::platform::scheduler::{JobContext, JobError, JobHandler, JobKind};
 
 pub const WEBHOOK_DELIVERY: &str = WebhookArgs::KIND;
@@ -45,7 +46,7 @@ pub fn webhook_args_schema() -> serde_json::Value {
 }
 
 pub struct WebhookDelivery {
-    pub http: reqwest::Client,
+    pub outbound: Outbound,
 }
 
 #[async_trait]
@@ -53,7 +54,7 @@ impl JobHandler for WebhookDelivery {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let args = job.args::<WebhookArgs>()?;
         let key = job.id.to_string();
-        let delivery = post_json(&self.http, &args.url, &args.payload, &key);
+        let delivery = post_json(&self.outbound, &args.url, &args.payload, &key);
         // A cancelled delivery stops waiting on a slow receiver.
         tokio::select! {
             result = delivery => match result {

@@ -24,6 +24,7 @@ use crate::domains::identity::service as identity;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::try_lock_in_transaction;
 use crate::platform::money::currency_exponent;
+use crate::platform::outbound::Outbound;
 use crate::platform::work::Work;
 
 mod routed;
@@ -40,9 +41,12 @@ pub struct NewType {
     pub forward_url: Option<String>,
 }
 
+/// An `APP_FORWARD` type's URL is vetted through `outbound` (public addresses only, unless
+/// allowed), so a type cannot be aimed at this node's own network.
 pub async fn create_type(
     work: &Work,
     viewer: &Viewer,
+    outbound: &Outbound,
     input: NewType,
 ) -> AppResult<transaction_type::Model> {
     viewer.user()?.require_global(Permission::Admin)?;
@@ -106,7 +110,9 @@ pub async fn create_type(
     };
     let forward_url = match (input.route, input.forward_url) {
         (Route::AppForward, Some(url)) => Some(
-            crate::platform::delivery::check_url(&url)
+            outbound
+                .vet(&url)
+                .await
                 .map_err(|e| AppError::bad_field("forwardUrl", e))?
                 .to_string(),
         ),

@@ -15,6 +15,7 @@ use super::{changed, with_status};
 use crate::domains::business::model::{Route, Status, TransactionEventKind};
 use crate::error::{AppError, AppResult};
 use crate::platform::delivery::{post_json, DeliveryError};
+use crate::platform::outbound::Outbound;
 use crate::platform::scheduler::{enqueue_in, EnqueueError, JobKind, NewJob};
 use crate::platform::work::Work;
 
@@ -124,7 +125,7 @@ pub async fn routed_transaction(
 /// The receiver sees the transaction id as the `Idempotency-Key`, so a repeated delivery can be
 /// recognised.
 pub async fn forward(
-    client: &reqwest::Client,
+    outbound: &Outbound,
     row: &business_transaction::Model,
     kind: &transaction_type::Model,
 ) -> Result<serde_json::Value, RoutedError> {
@@ -138,7 +139,7 @@ pub async fn forward(
         "idempotencyKey": row.idempotency_key,
         "payload": row.payload,
     });
-    let status = post_json(client, url, &body, &row.id.to_string())
+    let status = post_json(outbound, url, &body, &row.id.to_string())
         .await
         .map_err(|err| match err {
             DeliveryError::Retryable(m) => RoutedError::Retry(m),
