@@ -698,3 +698,41 @@ async fn revoking_a_key_closes_the_apps_sockets(backend: Backend) -> anyhow::Res
     assert_eq!(close_code(&mut socket).await?, 4403);
     Ok(())
 }
+
+on_both_backends!(approvals_read_covers_the_apps_subtree);
+
+async fn approvals_read_covers_the_apps_subtree(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = crate::tasks::company(backend).await? else {
+        return Ok(());
+    };
+    let admin = c.admin.access.as_str();
+    let far = far_department(&c.app, admin).await?;
+    let task = c.draft(&c.category, json!({})).await?;
+    c.ok_as(
+        &c.initiator,
+        "mutation($id: ID!) { submitTask(id: $id) { id } }",
+        json!({ "id": task }),
+    )
+    .await?;
+    let approval = c.approval_of(&task).await?;
+    let (_, near) = app_with_key(&c.app, admin, &["APPROVALS_READ"], Some(&c.north)).await?;
+    let (_, elsewhere) = app_with_key(&c.app, admin, &["APPROVALS_READ"], Some(&far)).await?;
+    let (_, tasks_only) = app_with_key(&c.app, admin, &["TASKS_READ"], None).await?;
+    let query = "query($id: ID!) { approval(id: $id) { id status } }";
+    let seen = c
+        .app
+        .gql_ok(Some(&near), query, json!({ "id": approval }))
+        .await?;
+    assert_eq!(seen["approval"]["id"], approval.as_str(), "{seen}");
+    let hidden = c
+        .app
+        .gql_ok(Some(&elsewhere), query, json!({ "id": approval }))
+        .await?;
+    assert!(hidden["approval"].is_null(), "{hidden}");
+    let refused = c
+        .app
+        .gql(Some(&tasks_only), query, json!({ "id": approval }))
+        .await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    Ok(())
+}
