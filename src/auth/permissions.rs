@@ -20,12 +20,14 @@ pub enum Permission {
     TaskRead,
     /// Reading every business transaction, not only one's own.
     BusinessRead,
+    /// Reading every approval (global) or the approvals of a subtree's subjects.
+    ApprovalRead,
     /// Managing partner apps: their keys and webhook endpoints.
     IntegrationsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::Admin,
         Permission::TaskCreateMain,
         Permission::TaskReview,
@@ -36,6 +38,7 @@ impl Permission {
         Permission::BusinessSubmit,
         Permission::TaskRead,
         Permission::BusinessRead,
+        Permission::ApprovalRead,
         Permission::IntegrationsManage,
     ];
 
@@ -51,6 +54,7 @@ impl Permission {
             Permission::BusinessSubmit => "business.submit",
             Permission::TaskRead => "task.read",
             Permission::BusinessRead => "business.read",
+            Permission::ApprovalRead => "approval.read",
             Permission::IntegrationsManage => "integrations.manage",
         }
     }

@@ -536,22 +536,34 @@ async fn a_node_cut_off_from_redis_pubsub_catches_up_when_it_reattaches() -> any
             "a good password",
         )
         .await?;
-    let page = app
-        .gql_ok(
-            Some(&admin.access),
-            "query($after: String) { events(after: $after, first: 100, topics: [IDENTITY]) { edges { node { kind subjectId cursor } } } }",
-            json!({ "after": BEFORE_EVERYTHING }),
-        )
-        .await?;
-    let cursor = page["events"]["edges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| &e["node"])
-        .find(|n| n["kind"] == "USER_CREATED" && n["subjectId"] == unheard.as_str())
-        .and_then(|n| n["cursor"].as_str())
-        .context("the unheard user's event in the log")?
-        .to_owned();
+    // Readers see an entry once no older transaction is still running anywhere on the server
+    // (the commit horizon), and other tests share the server: poll for it.
+    let seen = parking_lot::Mutex::new(None::<String>);
+    poll_until(limit, "the unheard user's event in the log", || async {
+        let page = app
+            .gql_ok(
+                Some(&admin.access),
+                "query($after: String) { events(after: $after, first: 100, topics: [IDENTITY]) { edges { node { kind subjectId cursor } } } }",
+                json!({ "after": BEFORE_EVERYTHING }),
+            )
+            .await?;
+        let found = page["events"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| &e["node"])
+            .find(|n| n["kind"] == "USER_CREATED" && n["subjectId"] == unheard.as_str())
+            .and_then(|n| n["cursor"].as_str())
+            .map(str::to_owned);
+        let found_it = found.is_some();
+        *seen.lock() = found;
+        Ok(found_it)
+    })
+    .await?;
+    let cursor = seen
+        .lock()
+        .clone()
+        .context("the unheard user's event in the log")?;
     let db = app.state.db.conn.clone();
     poll_until(limit, "the relay to publish the unheard event", || async {
         let relayed = interlink::platform::events::log::relayed_through(&db).await?;

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod apps;
 mod board;
 mod business;
 mod cache;

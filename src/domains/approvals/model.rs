@@ -237,8 +237,11 @@ impl ApprovalEventKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ApprovalEvent {
     pub kind: ApprovalEventKind,
-    /// Who may see it: the submitter, everyone assigned, and who acted.
+    /// Who may see it: the submitter, everyone assigned, and who acted…
     pub people: Vec<Uuid>,
+    /// …and `approval.read` holders over the subject's department (its materialised path).
+    #[serde(default)]
+    pub department_path: Option<String>,
     pub instance_id: Uuid,
     pub subject_type: String,
     pub subject_id: Uuid,
@@ -260,25 +263,40 @@ impl crate::platform::events::Event for ApprovalEvent {
             },
             subject_id: Some(self.instance_id),
             actor_id: Some(self.decided_by),
-            audience: serde_json::json!({ "people": self.people }),
+            audience: serde_json::json!({
+                "people": self.people,
+                "departmentPath": self.department_path,
+            }),
         }
     }
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ApprovalAudience {
     people: Vec<Uuid>,
+    #[serde(default)]
+    department_path: Option<String>,
 }
 
-/// The people on the approval and administrators, as `approval(id)` admits them.
+/// Whether `approval.read` covers an approval whose subject lies in `department_path` (a
+/// subject of no department needs a global grant).
+pub fn reads_approvals_in(viewer: &crate::auth::ViewerUser, department_path: Option<&str>) -> bool {
+    match department_path {
+        Some(path) => viewer.has_in(crate::auth::Permission::ApprovalRead, path),
+        None => viewer.has_global(crate::auth::Permission::ApprovalRead),
+    }
+}
+
+/// The people on the approval, administrators and `approval.read` holders over its subject's
+/// department, as `approval(id)` admits them.
 pub fn event_visible_to(
     envelope: &crate::platform::events::Envelope,
     viewer: &crate::auth::ViewerUser,
 ) -> bool {
-    viewer.is_admin()
-        || envelope
-            .audience::<ApprovalAudience>()
-            .is_some_and(|a| a.people.contains(&viewer.id))
+    envelope.audience::<ApprovalAudience>().is_some_and(|a| {
+        a.people.contains(&viewer.id) || reads_approvals_in(viewer, a.department_path.as_deref())
+    })
 }
 
 #[cfg(test)]

@@ -275,7 +275,7 @@ impl Company {
     }
 }
 
-async fn company(backend: Backend) -> anyhow::Result<Option<Company>> {
+pub(crate) async fn company(backend: Backend) -> anyhow::Result<Option<Company>> {
     match TestApp::spawn_with(backend, &[]).await? {
         Some(app) => Ok(Some(Company::new(app).await?)),
         None => Ok(None),

@@ -52,6 +52,7 @@ pub async fn delegate(
     work.emit(&ApprovalEvent {
         kind: ApprovalEventKind::Delegated,
         people: vec![me.id, to_user],
+        department_path: None,
         instance_id: delegation.id,
         subject_type: "approval_delegation".to_owned(),
         subject_id: delegation.id,

@@ -236,13 +236,30 @@ pub(super) async fn assignments_of_instance<C: ConnectionTrait>(
         .collect())
 }
 
+/// The materialised path of the department the approval's subject belongs to.
+pub(super) async fn subject_department_path<C: ConnectionTrait>(
+    db: &C,
+    instance: &approval_instance::Model,
+) -> AppResult<Option<String>> {
+    match instance.subject_department_id {
+        Some(department) => {
+            crate::domains::identity::service::department_path_of(db, department).await
+        }
+        None => Ok(None),
+    }
+}
+
 pub(super) async fn can_see<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
     instance: &approval_instance::Model,
 ) -> AppResult<bool> {
     let me = viewer.user()?;
-    if me.is_admin() || instance.initiator_id == me.id {
+    if instance.initiator_id == me.id {
+        return Ok(true);
+    }
+    let path = subject_department_path(db, instance).await?;
+    if crate::domains::approvals::model::reads_approvals_in(me, path.as_deref()) {
         return Ok(true);
     }
     let assigned: HashSet<Uuid> = approval_assignment::Entity::find()
@@ -416,6 +433,7 @@ pub async fn decide(
     people.extend([updated.initiator_id, me.id]);
     people.sort_unstable();
     people.dedup();
+    let department_path = subject_department_path(work, &updated).await?;
     work.emit(&ApprovalEvent {
         kind: if verdict.is_some() {
             ApprovalEventKind::Decided
@@ -423,6 +441,7 @@ pub async fn decide(
             ApprovalEventKind::StepDecided
         },
         people,
+        department_path,
         instance_id: updated.id,
         subject_type: updated.subject_type.clone(),
         subject_id: updated.subject_id,

@@ -158,9 +158,11 @@ pub async fn escalate_step(work: &Work, late: &LateStep, now: DateTime<Utc>) -> 
     people.extend(recipients.iter().copied());
     people.sort_unstable();
     people.dedup();
+    let department_path = super::engine::subject_department_path(work, instance).await?;
     work.emit(&ApprovalEvent {
         kind: ApprovalEventKind::Escalated,
         people,
+        department_path,
         instance_id: instance.id,
         subject_type: instance.subject_type.clone(),
         subject_id: instance.subject_id,

@@ -134,20 +134,9 @@ pub async fn ensure_first_admin(
             .id
         }
     };
-    let admin = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        email: Set(email.display.clone()),
-        email_normalized: Set(email.normalized.clone()),
-        name: Set("Administrator".into()),
-        department_id: Set(None),
-        password_hash: Set(hash),
-        is_active: Set(true),
-        token_version: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(work)
-    .await?;
+    let admin = super::users::new_user_row(&email, "Administrator".into(), None, hash)
+        .insert(work)
+        .await?;
     insert_grant(work, admin.id, role_id, None).await?;
     work.emit(&IdentityEvent::new(
         IdentityEventKind::UserCreated,

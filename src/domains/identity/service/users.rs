@@ -15,6 +15,28 @@ use crate::domains::identity::model::{
 use crate::error::{AppError, AppResult};
 use crate::platform::work::Work;
 
+/// A new active user's row, ready to insert: every way a user comes to be goes through here.
+pub(super) fn new_user_row(
+    email: &Email,
+    name: String,
+    department_id: Option<Uuid>,
+    password_hash: String,
+) -> user::ActiveModel {
+    let now = Utc::now();
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.display.clone()),
+        email_normalized: Set(email.normalized.clone()),
+        name: Set(name),
+        department_id: Set(department_id),
+        password_hash: Set(password_hash),
+        is_active: Set(true),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
 pub async fn create_user(
     work: &Work,
     passwords: &Passwords,
@@ -30,19 +52,12 @@ pub async fn create_user(
             .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))?;
     }
     let hash = passwords.hash(input.password.into_inner()).await?;
-    let now = Utc::now();
-    let created = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        email: Set(input.email.display.clone()),
-        email_normalized: Set(input.email.normalized.clone()),
-        name: Set(input.name),
-        department_id: Set(input.department_id.map(|d| d.0)),
-        password_hash: Set(hash),
-        is_active: Set(true),
-        token_version: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
+    let created = new_user_row(
+        &input.email,
+        input.name,
+        input.department_id.map(|d| d.0),
+        hash,
+    )
     .insert(work)
     .await
     .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
@@ -67,23 +82,21 @@ pub async fn create_service_account(
     use rand::distributions::{Alphanumeric, DistString};
     let unusable = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 48);
     let hash = passwords.hash(unusable).await?;
-    let email = format!("app-{}@apps.interlink.invalid", app_id.simple());
-    let now = Utc::now();
-    let created = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        email: Set(email.clone()),
-        email_normalized: Set(email),
-        name: Set(format!("{app_name} (app)")),
-        department_id: Set(department_id),
-        password_hash: Set(hash),
-        is_active: Set(true),
-        token_version: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(work)
-    .await?;
+    let email = Email::parse(&format!("app-{}@apps.interlink.invalid", app_id.simple()))?;
+    let created = new_user_row(&email, format!("{app_name} (app)"), department_id, hash)
+        .insert(work)
+        .await?;
     Ok(created.id)
+}
+
+/// Ends the open sockets of a service account: its app's access changed (a key revoked, its
+/// scopes, department or active flag changed), so sockets opened under the old access close.
+pub fn end_service_account_sessions(work: &Work, service_user: Uuid, actor: Uuid) {
+    work.emit(&IdentityEvent::new(
+        IdentityEventKind::SessionsRevoked,
+        service_user,
+        Some(actor),
+    ));
 }
 
 pub async fn update_user(
@@ -279,22 +292,10 @@ pub async fn create_user_from_shell(
         department_id: None,
     };
     let hash = passwords.hash(input.password.into_inner()).await?;
-    let now = Utc::now();
-    let created = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        email: Set(input.email.display),
-        email_normalized: Set(input.email.normalized),
-        name: Set(input.name),
-        department_id: Set(None),
-        password_hash: Set(hash),
-        is_active: Set(true),
-        token_version: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(work)
-    .await
-    .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
+    let created = new_user_row(&input.email, input.name, None, hash)
+        .insert(work)
+        .await
+        .map_err(|e| AppError::from_unique_violation(e, "a user with this email already exists"))?;
     work.emit(&IdentityEvent::new(
         IdentityEventKind::UserCreated,
         created.id,

@@ -73,10 +73,8 @@ pub fn grants_for(
             AppScope::BusinessRead => Some(Permission::BusinessRead),
             AppScope::BusinessSubmit => Some(Permission::BusinessSubmit),
             AppScope::FinanceRead => Some(Permission::FinanceRead),
-            AppScope::ApprovalsRead
-            | AppScope::ReportsRead
-            | AppScope::ProfilesRead
-            | AppScope::EventsSubscribe => None,
+            AppScope::ApprovalsRead => Some(Permission::ApprovalRead),
+            AppScope::ReportsRead | AppScope::ProfilesRead | AppScope::EventsSubscribe => None,
         })
         .map(|permission| ScopedPermission {
             permission,

@@ -131,7 +131,10 @@ pub async fn update_app(
         row.owner_id = Set(owner);
     }
     row.updated_at = Set(Utc::now());
-    Ok(row.update(work).await?)
+    let updated = row.update(work).await?;
+    let me = viewer.user()?;
+    identity::end_service_account_sessions(work, updated.service_user_id, me.id);
+    Ok(updated)
 }
 
 /// The viewer an active app is: its service account, holding exactly its scopes over its

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::apps::{managed_app, viewer_of_app};
 use crate::auth::{Viewer, ViewerUser};
+use crate::domains::identity::service as identity;
 use crate::domains::integrations::model::{generate_key, hash_key, key_name, parse_key};
 use crate::error::{AppError, AppResult};
 use crate::platform::work::Work;
@@ -60,10 +61,11 @@ pub async fn revoke_key(work: &Work, viewer: &Viewer, key_id: Uuid) -> AppResult
         .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("API key"))?;
-    managed_app(work, viewer, key.app_id).await?;
+    let app = managed_app(work, viewer, key.app_id).await?;
     if key.revoked_at.is_some() {
         return Ok(key);
     }
+    identity::end_service_account_sessions(work, app.service_user_id, viewer.user()?.id);
     let mut row: api_key::ActiveModel = key.into();
     row.revoked_at = Set(Some(Utc::now()));
     Ok(row.update(work).await?)
