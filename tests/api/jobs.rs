@@ -485,10 +485,14 @@ async fn routed_transactions_are_delivered_and_processed_by_jobs(
     let token = Some(admin.access.as_str());
     let receiver = Receiver::start(false, Duration::ZERO).await?;
     let create = "mutation($i: CreateTransactionTypeInput!) { createTransactionType(input: $i) { code forwardUrl } }";
-    let no_url = app
-        .gql(token, create, json!({ "i": { "code": "NOTE", "name": "Note", "route": "APP_FORWARD", "payloadSchema": { "type": "object" } } }))
+    // A type may omit the URL (its transactions go to the webhook endpoints that list it), but
+    // a URL it gives must be one that can be delivered to.
+    let bad_url = app
+        .gql(token, create, json!({ "i": { "code": "NOTE", "name": "Note", "route": "APP_FORWARD", "forwardUrl": "ftp://partner.example/notes", "payloadSchema": { "type": "object" } } }))
         .await?;
-    assert_eq!(error_code(&no_url), Some("BAD_USER_INPUT"), "{no_url}");
+    assert_eq!(error_code(&bad_url), Some("BAD_USER_INPUT"), "{bad_url}");
+    app.gql_ok(token, create, json!({ "i": { "code": "MEMO", "name": "Memo", "route": "APP_FORWARD", "payloadSchema": { "type": "object" } } }))
+        .await?;
     app.gql_ok(token, create, json!({ "i": { "code": "NOTE", "name": "Note", "route": "APP_FORWARD", "forwardUrl": receiver.url, "payloadSchema": { "type": "object" } } }))
         .await?;
     app.gql_ok(token, create, json!({ "i": { "code": "SCAN", "name": "Scan", "route": "DATA_PROCESS", "payloadSchema": { "type": "object" } } }))

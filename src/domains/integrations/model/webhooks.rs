@@ -80,19 +80,16 @@ impl Filters {
                 .unwrap_or_default()
         };
         let raw_topics = strings(topics);
-        let mut parsed: Vec<Topic> = raw_topics.iter().filter_map(|t| Topic::parse(t)).collect();
-        if parsed.is_empty() && !raw_topics.is_empty() {
-            // Nothing known is left: match nothing rather than everything.
-            parsed = Vec::new();
-            return Self {
-                topics: parsed,
-                kinds: vec![String::new()],
-                transaction_types: strings(types),
-            };
-        }
+        let parsed: Vec<Topic> = raw_topics.iter().filter_map(|t| Topic::parse(t)).collect();
+        // Nothing known is left: an impossible kind makes it match nothing rather than all.
+        let kinds = if parsed.is_empty() && !raw_topics.is_empty() {
+            vec![String::new()]
+        } else {
+            strings(kinds)
+        };
         Self {
             topics: parsed,
-            kinds: strings(kinds),
+            kinds,
             transaction_types: strings(types),
         }
     }
