@@ -1,7 +1,6 @@
 //! The GraphQL API assembled from the domains' roots, with its limits, and what each request
 //! carries (the viewer, fresh loaders). It sits above the domains; `graphql` sits below them.
 
-pub mod app_scopes;
 pub mod request;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
@@ -82,7 +81,7 @@ pub fn schema_builder(
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
     .limit_directives(limits.max_directives)
-    .extension(app_scopes::AppScopes);
+    .extension(crate::graphql::app_scopes::AppScopes);
     if dev_tools {
         builder
     } else {

@@ -1,6 +1,7 @@
 //! What every domain's GraphQL layer stands on: typed context access, ids, scalars, pagination,
 //! document limits and following the event log. The schema itself is assembled above the domains, in `api`.
 
+pub mod app_scopes;
 pub mod context;
 pub mod ids;
 pub mod limits;

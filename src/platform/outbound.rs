@@ -26,6 +26,10 @@ use reqwest::Url;
 
 /// How much of an answer is kept; the rest is never read.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The longest URL saved or called (the endpoints' column holds 2,048).
+pub const MAX_URL_BYTES: usize = 2048;
+/// How long checking a URL may take when it is saved.
+const VET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The setting that exempts hosts and networks from the private-address rule.
 const SETTING: &str = "INTERLINK_OUTBOUND_ALLOW";
@@ -399,7 +403,18 @@ impl Outbound {
     /// address the host resolves to must be public (or allowed). Err is a short sentence for
     /// BAD_USER_INPUT.
     pub async fn vet(&self, raw: &str) -> Result<reqwest::Url, String> {
-        self.0.guard.check_url(raw).await.map_err(Refusal::message)
+        if raw.len() > MAX_URL_BYTES {
+            return Err(format!("a URL has at most {MAX_URL_BYTES} characters"));
+        }
+        // Callers vet inside a write: a resolver that never answers must not hold it open.
+        tokio::time::timeout(VET_TIMEOUT, self.0.guard.check_url(raw))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Refusal::Unresolved(
+                    "looking up the host took too long".into(),
+                ))
+            })
+            .map_err(Refusal::message)
     }
 
     /// One POST. Re-vets at send time (DNS may have changed), connects only to the vetted

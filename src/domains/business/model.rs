@@ -126,8 +126,11 @@ pub fn sees_transactions(viewer: &ViewerUser) -> bool {
     viewer.allows(AppScope::BusinessRead) || viewer.allows(AppScope::BusinessSubmit)
 }
 
+/// People with a global `finance.read` or `business.read`; an app only with `BUSINESS_READ`
+/// everywhere (its finance scope reads the ledger, not the transactions behind it).
 pub fn reads_every_transaction(viewer: &ViewerUser) -> bool {
-    viewer.has_global(Permission::FinanceRead) || viewer.has_global(Permission::BusinessRead)
+    viewer.has_global(Permission::BusinessRead)
+        || (viewer.app.is_none() && viewer.has_global(Permission::FinanceRead))
 }
 
 /// The status a transaction entered; each status it enters is one event.

@@ -9,7 +9,8 @@ use chrono::Utc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::model::webhooks::ATTEMPT_TIMEOUT;
-use super::service::delivery::{self, Attempted, Round, SendWebhook, Step, DISPATCH_BATCH};
+use super::service::attempts::{self, Attempted, Step};
+use super::service::delivery::{self, Round, SendWebhook, DISPATCH_BATCH};
 use super::service::webhooks;
 use crate::config::WebhooksConfig;
 use crate::platform::db::Db;
@@ -29,7 +30,7 @@ pub struct SendWebhookHandler {
 impl JobHandler for SendWebhookHandler {
     async fn run(&self, job: &JobContext) -> Result<(), JobError> {
         let SendWebhook(args) = job.args::<SendWebhook>()?;
-        let prepared = match delivery::prepare(&self.db.conn, &args).await? {
+        let prepared = match attempts::prepare(&self.db.conn, &args).await? {
             Step::Nothing => return Ok(()),
             Step::Disabled(id) => {
                 return write(&self.db, async |work| {
@@ -42,7 +43,7 @@ impl JobHandler for SendWebhookHandler {
             Step::Send(prepared) => prepared,
         };
         let at = Utc::now();
-        let headers = delivery::headers(&prepared, at.timestamp());
+        let headers = attempts::headers(&prepared, at.timestamp());
         let body = prepared.delivery.body.clone().into_bytes();
         let started = Instant::now();
         let post = self
@@ -56,7 +57,7 @@ impl JobHandler for SendWebhookHandler {
         let attempted = Attempted::of(at, started.elapsed(), &result);
         write(&self.db, async |work| {
             job.complete_in(work).await?;
-            delivery::record(work, &self.settings, &prepared, &args, attempted).await?;
+            attempts::record(work, &self.settings, &prepared, &args, attempted).await?;
             Ok::<_, JobError>(())
         })
         .await

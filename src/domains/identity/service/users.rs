@@ -77,13 +77,13 @@ pub async fn create_service_account(
     passwords: &Passwords,
     app_id: Uuid,
     app_name: &str,
-    department_id: Option<Uuid>,
 ) -> AppResult<Uuid> {
     use rand::distributions::{Alphanumeric, DistString};
     let unusable = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 48);
     let hash = passwords.hash(unusable).await?;
     let email = Email::parse(&format!("app-{}@apps.interlink.invalid", app_id.simple()))?;
-    let created = new_user_row(&email, format!("{app_name} (app)"), department_id, hash)
+    // In no department: it must never be picked as a department's member (task assignment).
+    let created = new_user_row(&email, format!("{app_name} (app)"), None, hash)
         .insert(work)
         .await?;
     Ok(created.id)

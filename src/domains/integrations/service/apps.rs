@@ -63,11 +63,49 @@ pub async fn apps<C: ConnectionTrait>(db: &C, viewer: &Viewer) -> AppResult<Vec<
         .await?)
 }
 
-async fn check_department<C: ConnectionTrait>(db: &C, department: Uuid) -> AppResult<()> {
+async fn department_path<C: ConnectionTrait>(db: &C, department: Uuid) -> AppResult<String> {
     identity::department_path_of(db, department)
         .await?
-        .map(|_| ())
         .ok_or_else(|| AppError::bad_field("departmentId", "no such department"))
+}
+
+/// A manager gives an app no more than they could read themselves: each scope's permission over
+/// the app's department (everywhere, for an app without one). People's profiles and reports have
+/// no permission a manager could hold, so only administrators give those; an app's reach must
+/// never be a way around one's own grants.
+fn check_grantable(
+    me: &ViewerUser,
+    scopes: &BTreeSet<AppScope>,
+    department_path: Option<&str>,
+) -> AppResult<()> {
+    if me.is_admin() {
+        return Ok(());
+    }
+    for scope in scopes {
+        if matches!(scope, AppScope::ProfilesRead | AppScope::ReportsRead) {
+            return Err(AppError::Forbidden(format!(
+                "only administrators give apps the {scope} scope"
+            )));
+        }
+    }
+    for grant in grants_for(scopes, department_path) {
+        let held = match &grant.scope {
+            crate::auth::viewer::Scope::Global => me.has_global(grant.permission),
+            crate::auth::viewer::Scope::Subtree { path } => me.has_in(grant.permission, path),
+        };
+        if !held {
+            return Err(AppError::Forbidden(format!(
+                "giving an app these scopes{} needs {} there yourself",
+                if department_path.is_some() {
+                    " over its department"
+                } else {
+                    " everywhere"
+                },
+                grant.permission
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub async fn create_app(
@@ -78,12 +116,13 @@ pub async fn create_app(
 ) -> AppResult<app::Model> {
     let me = may_manage(viewer)?;
     let name = app_name(&input.name)?;
-    if let Some(department) = input.department_id {
-        check_department(work, department).await?;
-    }
+    let path = match input.department_id {
+        Some(department) => Some(department_path(work, department).await?),
+        None => None,
+    };
+    check_grantable(me, &input.scopes, path.as_deref())?;
     let id = Uuid::now_v7();
-    let service_user =
-        identity::create_service_account(work, passwords, id, &name, input.department_id).await?;
+    let service_user = identity::create_service_account(work, passwords, id, &name).await?;
     let now = Utc::now();
     Ok(app::ActiveModel {
         id: Set(id),
@@ -107,6 +146,17 @@ pub async fn update_app(
     changes: AppChanges,
 ) -> AppResult<app::Model> {
     let current = managed_app(work, viewer, id).await?;
+    let me = viewer.user()?;
+    let scopes = changes
+        .scopes
+        .clone()
+        .unwrap_or_else(|| scopes_of(&current.scopes));
+    let department = changes.department_id.unwrap_or(current.department_id);
+    let path = match department {
+        Some(department) => Some(department_path(work, department).await?),
+        None => None,
+    };
+    check_grantable(me, &scopes, path.as_deref())?;
     let mut row: app::ActiveModel = current.into();
     if let Some(name) = changes.name {
         row.name = Set(app_name(&name)?);
@@ -115,9 +165,6 @@ pub async fn update_app(
         row.scopes = Set(scopes_json(&scopes));
     }
     if let Some(department) = changes.department_id {
-        if let Some(department) = department {
-            check_department(work, department).await?;
-        }
         row.department_id = Set(department);
     }
     if let Some(active) = changes.active {
@@ -132,7 +179,6 @@ pub async fn update_app(
     }
     row.updated_at = Set(Utc::now());
     let updated = row.update(work).await?;
-    let me = viewer.user()?;
     identity::end_service_account_sessions(work, updated.service_user_id, me.id);
     Ok(updated)
 }

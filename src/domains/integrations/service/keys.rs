@@ -108,7 +108,10 @@ pub async fn authenticate_key<C: ConnectionTrait>(
     {
         return Err(refused());
     }
-    touch(db, &key, now).await?;
+    // Best effort: a busy database must not turn a good key into an error.
+    if let Err(err) = touch(db, &key, now).await {
+        tracing::warn!(error = ?err, key = %key.id, "recording a key's last use failed");
+    }
     Ok((viewer_of_app(db, &app).await?, key.expires_at))
 }
 

@@ -1,6 +1,7 @@
 //! The rules for apps and keys, over a unit of work for writes and any connection for reads.
 
 mod apps;
+pub mod attempts;
 pub mod delivery;
 mod keys;
 pub mod webhooks;
