@@ -1,7 +1,7 @@
 use sea_orm::entity::prelude::*;
 
 /// Where one partner app wants events delivered, signed, and which ones.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_endpoints")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -35,3 +35,16 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Written by hand so that the signing secrets never reach a log line or an error.
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("webhook_endpoint::Model")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("url", &self.url)
+            .field("active", &self.active)
+            .field("secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
