@@ -61,9 +61,9 @@ pub fn insert_request_data(
         tasks.comments.enable_all_cache(false);
         tasks.executors.enable_all_cache(false);
     }
+    data.insert(FinanceLoaders::new(&app.db.conn, &viewer));
     data.insert(viewer);
     data.insert(identity);
     data.insert(tasks);
     data.insert(ApprovalLoaders::new(&app.db.conn));
-    data.insert(FinanceLoaders::new(&app.db.conn));
 }

@@ -44,6 +44,7 @@ const OPEN_TO_APPS: &[(&str, &[AppScope])] = &[
     ("submitTransaction", &[BusinessSubmit]),
     ("accounts", &[FinanceRead]),
     ("journalEntry", &[FinanceRead]),
+    ("journalEntries", &[FinanceRead]),
     ("trialBalance", &[FinanceRead]),
     ("profitAndLoss", &[FinanceRead]),
     ("accountLedger", &[FinanceRead]),
@@ -124,7 +125,10 @@ const TYPES: &[(&[&str], &[AppScope])] = &[
         ],
         FINANCE,
     ),
-    (&["User"], PROFILES),
+    (
+        &["User", "UserProfile", "CycleTimeHours", "DecisionHours"],
+        PROFILES,
+    ),
     (&["Department"], ORGANISATION),
     // Reached only through fields closed to apps; closed here too, should one ever lead there.
     (

@@ -287,6 +287,29 @@ pub fn sql(
     Statement::from_sql_and_values(backend, text, values)
 }
 
+/// Whole seconds from `earlier` to `later` (two SQL timestamp expressions), the same number on
+/// both backends: PostgreSQL subtracts timestamps, SQLite their Julian days; both round to the
+/// nearest second.
+pub fn seconds_between(backend: sea_orm::DbBackend, later: &str, earlier: &str) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => {
+            format!("CAST(ROUND(EXTRACT(EPOCH FROM ({later}) - ({earlier}))) AS BIGINT)")
+        }
+        _ => {
+            format!("CAST(ROUND((julianday({later}) - julianday({earlier})) * 86400.0) AS INTEGER)")
+        }
+    }
+}
+
+/// The smaller of two SQL integer expressions (`LEAST` is PostgreSQL's; SQLite's scalar `MIN`
+/// takes two arguments).
+pub fn least(backend: sea_orm::DbBackend, a: &str, b: &str) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => format!("LEAST({a}, {b})"),
+        _ => format!("MIN({a}, {b})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -469,3 +469,344 @@ async fn the_ledger_balances_under_concurrent_posting(backend: Backend) -> anyho
     }
     Ok(())
 }
+
+on_both_backends!(
+    department_finance_readers_see_their_subtree_only,
+    journal_entries_filter_and_page
+);
+
+const ENTRIES: &str = "query($f: JournalEntryFilter, $n: Int, $a: String) { journalEntries(filter: $f, first: $n, after: $a) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id memo postingDate source lines { debit credit costCenter { id } } } } } }";
+
+async fn child_of(b: &Books, name: &str, parent: Option<&str>) -> anyhow::Result<String> {
+    let created = b
+        .app
+        .gql_ok(
+            Some(&b.admin.access),
+            "mutation($i: CreateDepartmentInput!) { createDepartment(input: $i) { id } }",
+            json!({ "i": { "name": name, "parentId": parent } }),
+        )
+        .await?;
+    str_at(&created, "/createDepartment/id")
+}
+
+async fn finance_reader(b: &Books, department: &str) -> anyhow::Result<Session> {
+    let email = unique_email("controller");
+    let id = b
+        .app
+        .create_user(&b.admin.access, &email, "a good password")
+        .await?;
+    let role = b
+        .app
+        .gql_ok(
+            Some(&b.admin.access),
+            "mutation($i: CreateRoleInput!) { createRole(input: $i) { id } }",
+            json!({ "i": { "name": format!("Controller {}", uuid::Uuid::now_v7()), "permissions": ["finance.read"] } }),
+        )
+        .await?;
+    b.app
+        .gql_ok(
+            Some(&b.admin.access),
+            "mutation($u: ID!, $r: ID!, $d: ID) { grantRole(userId: $u, roleId: $r, departmentId: $d) { id } }",
+            json!({ "u": id, "r": str_at(&role, "/createRole/id")?, "d": department }),
+        )
+        .await?;
+    b.app.login(&email, "a good password").await
+}
+
+async fn as_key(app: &TestApp, key: &str, query: &str) -> anyhow::Result<Value> {
+    Ok(app
+        .http
+        .post(app.url("/graphql"))
+        .header("x-api-key", key)
+        .json(&json!({ "query": query }))
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+async fn department_finance_readers_see_their_subtree_only(backend: Backend) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    // Ops (b.department) has a child East; Sales is elsewhere.
+    let east = child_of(&b, "East", Some(&b.department)).await?;
+    let sales = child_of(&b, "Sales", None).await?;
+    let ops_entry = b
+        .app
+        .gql_ok(token, POST, spend("10.00", &b.department))
+        .await?;
+    let east_entry = b.app.gql_ok(token, POST, spend("5.00", &east)).await?;
+    let sales_entry = b.app.gql_ok(token, POST, spend("20.00", &sales)).await?;
+    let sales_id = str_at(&sales_entry, "/postJournalEntry/id")?;
+
+    let reader = finance_reader(&b, &b.department).await?;
+    let mine = Some(reader.access.as_str());
+    let listed = b.app.gql_ok(mine, ENTRIES, json!({})).await?;
+    assert_eq!(listed["journalEntries"]["totalCount"], 2, "{listed}");
+    let ids: Vec<&str> = listed["journalEntries"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["node"]["id"].as_str())
+        .collect();
+    assert!(ids.contains(&str_at(&ops_entry, "/postJournalEntry/id")?.as_str()));
+    assert!(ids.contains(&str_at(&east_entry, "/postJournalEntry/id")?.as_str()));
+    // Only the cost-centre line of each entry: the asset line has no cost centre.
+    for edge in listed["journalEntries"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(
+            edge["node"]["lines"].as_array().map(Vec::len),
+            Some(1),
+            "{edge}"
+        );
+    }
+    let trial = b.app.gql_ok(mine, TRIAL, json!({})).await?;
+    assert_eq!(trial["trialBalance"]["totalDebit"], "15.00", "{trial}");
+    assert_eq!(trial["trialBalance"]["totalCredit"], "0.00", "{trial}");
+    let ledger = "{ accountLedger(accountCode: \"6000\") { totalCount lines { balance } } }";
+    let scoped_ledger = b.app.gql_ok(mine, ledger, json!({})).await?;
+    assert_eq!(
+        scoped_ledger["accountLedger"]["totalCount"], 2,
+        "{scoped_ledger}"
+    );
+    assert_eq!(
+        scoped_ledger["accountLedger"]["lines"][1]["balance"],
+        "15.00"
+    );
+    let pnl = b
+        .app
+        .gql_ok(
+            mine,
+            "{ profitAndLoss(from: \"2026-01-01\", to: \"2026-12-31\") { expense } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(pnl["profitAndLoss"][0]["expense"], "15.00", "{pnl}");
+    let hidden = b
+        .app
+        .gql(
+            mine,
+            "query($id: ID!) { journalEntry(id: $id) { id } }",
+            json!({ "id": sales_id }),
+        )
+        .await?;
+    assert_eq!(error_code(&hidden), Some("NOT_FOUND"), "{hidden}");
+
+    // Budgets of visible cost centres only.
+    let budget = "mutation($i: CreateBudgetInput!) { createBudget(input: $i) { id } }";
+    for center in [&east, &sales] {
+        b.app
+            .gql_ok(token, budget, json!({ "i": { "costCenterId": center, "accountCode": "6000", "period": "2026-11", "amount": "100.00", "policy": "WARN" } }))
+            .await?;
+    }
+    let usage = "{ budgetUsage { actual costCenter { id } } }";
+    let scoped_usage = b.app.gql_ok(mine, usage, json!({})).await?;
+    assert_eq!(
+        scoped_usage["budgetUsage"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(scoped_usage["budgetUsage"][0]["actual"], "5.00");
+    let all_usage = b.app.gql_ok(token, usage, json!({})).await?;
+    assert_eq!(all_usage["budgetUsage"].as_array().map(Vec::len), Some(2));
+
+    // The admin sees everything.
+    let all = b.app.gql_ok(token, ENTRIES, json!({})).await?;
+    assert_eq!(all["journalEntries"]["totalCount"], 3, "{all}");
+    let full = b.app.gql_ok(token, TRIAL, json!({})).await?;
+    assert_eq!(full["trialBalance"]["totalDebit"], "35.00");
+    let sales_read = b
+        .app
+        .gql_ok(
+            token,
+            "query($id: ID!) { journalEntry(id: $id) { lines { debit } } }",
+            json!({ "id": sales_id }),
+        )
+        .await?;
+    assert_eq!(
+        sales_read["journalEntry"]["lines"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // No finance.read anywhere: still FORBIDDEN.
+    let email = unique_email("nobody");
+    b.app
+        .create_user(&b.admin.access, &email, "a good password")
+        .await?;
+    let nobody = b.app.login(&email, "a good password").await?;
+    let refused = b.app.gql(Some(&nobody.access), ENTRIES, json!({})).await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+
+    // Apps: FINANCE_READ over East sees East's entry only; without a department, all three;
+    // without FINANCE_READ, refused.
+    let count = "{ journalEntries { totalCount } trialBalance { totalDebit } }";
+    let (_, east_key) =
+        crate::apps::app_with_key(&b.app, &b.admin.access, &["FINANCE_READ"], Some(&east)).await?;
+    let east_view = as_key(&b.app, &east_key, count).await?;
+    assert_eq!(
+        east_view["data"]["journalEntries"]["totalCount"], 1,
+        "{east_view}"
+    );
+    assert_eq!(
+        east_view["data"]["trialBalance"]["totalDebit"], "5.00",
+        "{east_view}"
+    );
+    let (_, global_key) =
+        crate::apps::app_with_key(&b.app, &b.admin.access, &["FINANCE_READ"], None).await?;
+    let global_view = as_key(&b.app, &global_key, count).await?;
+    assert_eq!(
+        global_view["data"]["journalEntries"]["totalCount"], 3,
+        "{global_view}"
+    );
+    let (_, tasks_key) =
+        crate::apps::app_with_key(&b.app, &b.admin.access, &["TASKS_READ"], None).await?;
+    let tasks_view = as_key(&b.app, &tasks_key, count).await?;
+    assert_eq!(error_code(&tasks_view), Some("FORBIDDEN"), "{tasks_view}");
+    Ok(())
+}
+
+async fn journal_entries_filter_and_page(backend: Backend) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    let other = child_of(&b, "Other", None).await?;
+    let dated = |date: &str, center: &str| {
+        json!({ "i": { "memo": date, "postingDate": date, "lines": [
+            { "accountCode": "6000", "debit": "1.00", "costCenterId": center },
+            { "accountCode": "1000", "credit": "1.00" }
+        ] } })
+    };
+    let mut ids = Vec::new();
+    for date in ["2026-10-05", "2026-11-15", "2026-11-20", "2026-12-01"] {
+        let posted = b
+            .app
+            .gql_ok(token, POST, dated(date, &b.department))
+            .await?;
+        ids.push(str_at(&posted, "/postJournalEntry/id")?);
+    }
+    b.app
+        .gql_ok(token, POST, dated("2026-11-16", &other))
+        .await?;
+    let sale = json!({ "i": { "memo": "sale", "postingDate": "2026-11-17", "lines": [
+        { "accountCode": "1000", "debit": "3.00" },
+        { "accountCode": "4000", "credit": "3.00" }
+    ] } });
+    b.app.gql_ok(token, POST, sale).await?;
+    let reversal = b
+        .app
+        .gql_ok(
+            token,
+            "mutation($id: ID!) { reverseJournalEntry(id: $id) { id } }",
+            json!({ "id": ids[0] }),
+        )
+        .await?;
+    let reversal_id = str_at(&reversal, "/reverseJournalEntry/id")?;
+    let total = |body: &Value| body["journalEntries"]["totalCount"].clone();
+
+    let november = b
+        .app
+        .gql_ok(
+            token,
+            ENTRIES,
+            json!({ "f": { "from": "2026-11-01", "to": "2026-11-30" } }),
+        )
+        .await?;
+    assert_eq!(total(&november), 4, "{november}");
+    let dates: Vec<&str> = november["journalEntries"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["node"]["postingDate"].as_str())
+        .collect();
+    assert_eq!(
+        dates,
+        ["2026-11-15", "2026-11-16", "2026-11-17", "2026-11-20"]
+    );
+    let revenue = b
+        .app
+        .gql_ok(token, ENTRIES, json!({ "f": { "accountCode": "4000" } }))
+        .await?;
+    assert_eq!(total(&revenue), 1, "{revenue}");
+    let ops = b
+        .app
+        .gql_ok(
+            token,
+            ENTRIES,
+            json!({ "f": { "costCenterId": b.department } }),
+        )
+        .await?;
+    // Four postings, and the reversal of the first (its lines keep the cost centre).
+    assert_eq!(total(&ops), 5, "{ops}");
+    let reversals = b
+        .app
+        .gql_ok(token, ENTRIES, json!({ "f": { "source": "REVERSAL" } }))
+        .await?;
+    assert_eq!(total(&reversals), 1);
+    assert_eq!(
+        reversals["journalEntries"]["edges"][0]["node"]["id"],
+        reversal_id.as_str()
+    );
+    assert_eq!(
+        reversals["journalEntries"]["edges"][0]["node"]["source"],
+        "REVERSAL"
+    );
+    let manual = b
+        .app
+        .gql_ok(token, ENTRIES, json!({ "f": { "source": "MANUAL" } }))
+        .await?;
+    assert_eq!(total(&manual), 6, "{manual}");
+    for source in ["TRANSACTION", "TASK"] {
+        let none = b
+            .app
+            .gql_ok(token, ENTRIES, json!({ "f": { "source": source } }))
+            .await?;
+        assert_eq!(total(&none), 0, "{source}: {none}");
+    }
+
+    // Pages of two over all seven, in order, without repeats.
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = b
+            .app
+            .gql_ok(token, ENTRIES, json!({ "n": 2, "a": after }))
+            .await?;
+        assert_eq!(total(&page), 7);
+        for edge in page["journalEntries"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            seen.push(
+                edge["node"]["postingDate"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        if page["journalEntries"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["journalEntries"]["pageInfo"]["endCursor"].clone();
+        assert!(seen.len() < 10, "paging does not end");
+    }
+    assert_eq!(seen.len(), 7);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+
+    for bad in [
+        json!({ "f": { "accountCode": "9999" } }),
+        json!({ "f": { "from": "2026-12-01", "to": "2026-11-01" } }),
+        json!({ "n": 101 }),
+    ] {
+        let body = b.app.gql(token, ENTRIES, bad.clone()).await?;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{bad}: {body}");
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Finance over GraphQL: accounts, journal entries and their reversal, budgets, the trial
 //! balance. Money is the exact `Money` scalar in the base currency.
 
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entities::{account, journal_entry, journal_line};
@@ -16,7 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::context::{loader_error, Caller, ContextExt};
 use crate::graphql::found;
 use crate::graphql::ids::optional_id;
-use crate::graphql::pagination::{decode_cursor, encode_cursor, page_size};
+use crate::graphql::pagination::{connection, decode_cursor, encode_cursor, page_size, TotalCount};
 use crate::graphql::scalars::{Date, Money};
 use crate::platform::money::{currency_exponent, Decimal};
 
@@ -28,6 +29,20 @@ pub enum AccountType {
     Equity,
     Revenue,
     Expense,
+}
+
+/// What posted an entry, from facts recorded with it (see `JournalSource::derive`).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domains::finance::model::JournalSource")]
+pub enum JournalSource {
+    /// Posted with `postJournalEntry` (its lines may still name a task).
+    Manual,
+    /// A `reverseJournalEntry` correction.
+    Reversal,
+    /// Posted by a business transaction whose lines name no task.
+    Transaction,
+    /// Posted by a business transaction whose lines name a task: a task's cash output.
+    Task,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -119,6 +134,8 @@ impl JournalLine {
 pub struct JournalEntry {
     #[graphql(skip)]
     entry_id: Uuid,
+    #[graphql(skip)]
+    reversal: bool,
     id: ID,
     memo: String,
     posting_date: Date,
@@ -133,6 +150,7 @@ impl From<journal_entry::Model> for JournalEntry {
     fn from(entry: journal_entry::Model) -> Self {
         Self {
             entry_id: entry.id,
+            reversal: entry.reversal_of.is_some(),
             id: ID(entry.id.to_string()),
             memo: entry.memo,
             posting_date: Date(entry.posting_date),
@@ -145,6 +163,20 @@ impl From<journal_entry::Model> for JournalEntry {
 
 #[ComplexObject]
 impl JournalEntry {
+    async fn source(&self, ctx: &Context<'_>) -> Result<JournalSource> {
+        let (from_transaction, names_task) = ctx
+            .loaders::<FinanceLoaders>()?
+            .posting_facts
+            .load_one(self.entry_id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default();
+        Ok(model::JournalSource::derive(self.reversal, from_transaction, names_task).into())
+    }
+
+    /// The lines the viewer may read: all for a global `finance.read`, else those whose cost
+    /// centre is in the viewer's subtrees (the entry's other lines are left out, so a scoped
+    /// reader's view of an entry need not balance).
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<JournalLine>> {
         Ok(ctx
             .loaders::<FinanceLoaders>()?
@@ -337,6 +369,41 @@ impl CreateBudgetInput {
     }
 }
 
+/// Dates are inclusive. An entry matches `accountCode`/`costCenterId` when one of its visible
+/// lines does; an unknown `accountCode` is `BAD_USER_INPUT`.
+#[derive(InputObject, Default)]
+pub struct JournalEntryFilter {
+    from: Option<Date>,
+    to: Option<Date>,
+    account_code: Option<String>,
+    cost_center_id: Option<ID>,
+    source: Option<JournalSource>,
+}
+
+impl TryFrom<JournalEntryFilter> for model::JournalLineFilter {
+    type Error = AppError;
+
+    fn try_from(input: JournalEntryFilter) -> AppResult<Self> {
+        let filter = Self {
+            from: input.from.map(|d| d.0),
+            to: input.to.map(|d| d.0),
+            account_code: input
+                .account_code
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty()),
+            cost_center_id: optional_id(
+                "costCenterId",
+                input.cost_center_id.as_ref(),
+                DepartmentId::parse,
+            )?
+            .map(|d| d.0),
+            source: input.source.map(Into::into),
+        };
+        filter.validate()?;
+        Ok(filter)
+    }
+}
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum PnlGroup {
     Department,
@@ -454,6 +521,26 @@ impl FinanceQuery {
         let id = EntryId::parse("id", &id)?;
         let entry = found(service::find_entry(caller.db(), caller.viewer, id).await)?;
         Ok(entry.map(JournalEntry::from))
+    }
+
+    /// Entries with a line the viewer may read, ordered by posting date then id. Needs
+    /// `finance.read`; a department-scoped grant reads its cost centres' lines.
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
+    async fn journal_entries(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<JournalEntryFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, JournalEntry, TotalCount, EmptyFields>> {
+        let caller = ctx.caller()?;
+        let (first, offset) = (page_size(first)?, decode_cursor(after.as_deref())?);
+        let filter = model::JournalLineFilter::try_from(filter.unwrap_or_default())?;
+        let page =
+            service::journal_entries(caller.db(), caller.viewer.user()?, &filter, offset, first)
+                .await?;
+        let entries = page.entries.into_iter().map(JournalEntry::from).collect();
+        Ok(connection(entries, page.total, offset))
     }
 
     /// Debits and credits per account up to `asOf` (inclusive). Needs `finance.read`.

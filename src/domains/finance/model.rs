@@ -4,6 +4,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::viewer::Scope;
 use crate::auth::{Permission, ViewerUser};
 use crate::error::{AppError, AppResult};
 use crate::platform::events::{Envelope, Event, EventHead};
@@ -279,11 +280,154 @@ pub fn event_visible_to(envelope: &Envelope, viewer: &ViewerUser) -> bool {
             .is_some_and(|audience| audience.admits(viewer))
 }
 
+/// How much of the ledger a viewer reads: everything (a global `finance.read`), or the lines
+/// whose cost centre lies in one of the department subtrees where they hold it. A line with no
+/// cost centre belongs to no department, so only `All` reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerScope {
+    All,
+    /// Materialised department paths (`/a/b/`); a cost centre is inside when its path starts
+    /// with one of them.
+    Subtrees(Vec<String>),
+}
+
+impl LedgerScope {
+    /// `None` when the viewer holds `finance.read` nowhere. An app's grants already carry its
+    /// department (see `integrations::model::grants_for`), so apps need nothing of their own.
+    pub fn of(viewer: &ViewerUser) -> Option<Self> {
+        if viewer.has_global(Permission::FinanceRead) {
+            return Some(Self::All);
+        }
+        let mut paths: Vec<String> = viewer
+            .grants
+            .iter()
+            .filter(|g| matches!(g.permission, Permission::FinanceRead | Permission::Admin))
+            .filter_map(|g| match &g.scope {
+                Scope::Subtree { path } => Some(path.clone()),
+                Scope::Global => None,
+            })
+            .collect();
+        paths.sort();
+        paths.dedup();
+        (!paths.is_empty()).then_some(Self::Subtrees(paths))
+    }
+
+    /// Whether a line of cost centre `path` (`None`: no cost centre) is inside.
+    pub fn covers(&self, cost_center_path: Option<&str>) -> bool {
+        match (self, cost_center_path) {
+            (Self::All, _) => true,
+            (Self::Subtrees(_), None) => false,
+            (Self::Subtrees(paths), Some(path)) => paths.iter().any(|p| path.starts_with(p)),
+        }
+    }
+}
+
+string_enum!(JournalSource {
+    Manual => "MANUAL",
+    Reversal => "REVERSAL",
+    Transaction => "TRANSACTION",
+    Task => "TASK",
+});
+
+impl JournalSource {
+    /// What posted an entry, from facts stored with it: `reversal_of` on the entry, and
+    /// `transaction_id`/`task_id` on its lines. A reversal is one whatever it reverses; an
+    /// entry a business transaction posted is `TASK` when its lines name a task (the built-in
+    /// task cash output posts that way) and `TRANSACTION` otherwise; everything else came
+    /// through `postJournalEntry` and is `MANUAL`, even when its lines name a task.
+    pub fn derive(reversal: bool, from_transaction: bool, names_task: bool) -> Self {
+        match (reversal, from_transaction, names_task) {
+            (true, _, _) => Self::Reversal,
+            (false, true, true) => Self::Task,
+            (false, true, false) => Self::Transaction,
+            (false, false, _) => Self::Manual,
+        }
+    }
+}
+
+/// The filter shared by `journalEntries` and the journal-lines export. Dates are inclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalLineFilter {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub account_code: Option<String>,
+    pub cost_center_id: Option<Uuid>,
+    pub source: Option<JournalSource>,
+}
+
+impl JournalLineFilter {
+    pub fn validate(&self) -> AppResult<()> {
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if to < from {
+                return Err(AppError::bad_field(
+                    "to",
+                    "the period ends before it starts",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::viewer::Scope;
     use crate::platform::events::test_envelope;
+
+    #[test]
+    fn ledger_scope_follows_finance_grants() {
+        let global = ViewerUser::with_grants(vec![(Permission::FinanceRead, Scope::Global)]);
+        assert_eq!(LedgerScope::of(&global), Some(LedgerScope::All));
+        let admin = ViewerUser::with_grants(vec![(Permission::Admin, Scope::Global)]);
+        assert_eq!(LedgerScope::of(&admin), Some(LedgerScope::All));
+        let scoped = ViewerUser::with_grants(vec![
+            (
+                Permission::FinanceRead,
+                Scope::Subtree { path: "/a/".into() },
+            ),
+            (Permission::TaskRead, Scope::Subtree { path: "/b/".into() }),
+            (
+                Permission::FinanceRead,
+                Scope::Subtree { path: "/a/".into() },
+            ),
+        ]);
+        let scope = LedgerScope::of(&scoped).unwrap_or(LedgerScope::All);
+        assert_eq!(scope, LedgerScope::Subtrees(vec!["/a/".into()]));
+        assert!(scope.covers(Some("/a/x/")));
+        assert!(!scope.covers(Some("/b/")));
+        assert!(!scope.covers(None));
+        assert!(LedgerScope::All.covers(None));
+        let none = ViewerUser::with_grants(vec![(Permission::TaskRead, Scope::Global)]);
+        assert_eq!(LedgerScope::of(&none), None);
+    }
+
+    #[test]
+    fn journal_sources_come_from_recorded_facts() {
+        assert_eq!(
+            JournalSource::derive(true, true, true),
+            JournalSource::Reversal
+        );
+        assert_eq!(
+            JournalSource::derive(false, true, true),
+            JournalSource::Task
+        );
+        assert_eq!(
+            JournalSource::derive(false, true, false),
+            JournalSource::Transaction
+        );
+        assert_eq!(
+            JournalSource::derive(false, false, true),
+            JournalSource::Manual
+        );
+        let backwards = JournalLineFilter {
+            from: NaiveDate::from_ymd_opt(2026, 2, 1),
+            to: NaiveDate::from_ymd_opt(2026, 1, 1),
+            ..Default::default()
+        };
+        assert!(backwards.validate().is_err());
+        assert!(JournalLineFilter::default().validate().is_ok());
+    }
 
     #[test]
     fn ledger_events_are_seen_by_global_finance_readers_only() {

@@ -4,12 +4,14 @@
 mod delegation;
 mod engine;
 mod escalation;
+mod figures;
 mod flows;
 mod reading;
 
 pub use delegation::*;
 pub use engine::*;
 pub use escalation::*;
+pub use figures::*;
 pub use flows::*;
 pub use reading::*;
 

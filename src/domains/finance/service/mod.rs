@@ -1,7 +1,9 @@
 //! Ledger rules over storage: accounts, posting and reversing entries under budgets.
 
+mod journal;
 mod reports;
 
+pub use journal::*;
 pub use reports::*;
 
 use std::collections::HashMap;
@@ -102,7 +104,8 @@ pub async fn list_accounts<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
 ) -> AppResult<Vec<account::Model>> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
+    // The chart of accounts is the same for every cost centre: any finance reader reads it.
+    ledger_scope(viewer.user()?)?;
     Ok(account::Entity::find()
         .order_by_asc(account::Column::Code)
         .all(db)
@@ -437,21 +440,40 @@ pub async fn lines_of<C: ConnectionTrait>(
     db: &C,
     entry_ids: &[Uuid],
 ) -> AppResult<Vec<journal_line::Model>> {
+    lines_of_where(db, entry_ids, sea_orm::Condition::all()).await
+}
+
+/// The lines of `entry_ids` that also meet `condition` (see `lines_shown_condition`).
+pub async fn lines_of_where<C: ConnectionTrait>(
+    db: &C,
+    entry_ids: &[Uuid],
+    condition: sea_orm::Condition,
+) -> AppResult<Vec<journal_line::Model>> {
     Ok(journal_line::Entity::find()
         .filter(journal_line::Column::EntryId.is_in(entry_ids.iter().copied()))
+        .filter(condition)
         .order_by_asc(journal_line::Column::EntryId)
         .order_by_asc(journal_line::Column::LineNo)
         .all(db)
         .await?)
 }
 
+/// An entry is visible when one of its lines is (`NOT_FOUND` otherwise, as for a missing one);
+/// its `lines` then show the visible lines only (`lines_shown_condition`).
 pub async fn find_entry<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
     id: EntryId,
 ) -> AppResult<journal_entry::Model> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
+    let visible = visible_lines_condition(viewer.user()?)?;
+    let with_visible_line = sea_orm::sea_query::Query::select()
+        .column(journal_line::Column::EntryId)
+        .from(journal_line::Entity)
+        .cond_where(visible)
+        .and_where(journal_line::Column::EntryId.eq(id.0))
+        .to_owned();
     journal_entry::Entity::find_by_id(id.0)
+        .filter(journal_entry::Column::Id.in_subquery(with_visible_line))
         .one(db)
         .await?
         .ok_or_else(|| AppError::not_found("journal entry"))

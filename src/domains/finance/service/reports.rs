@@ -8,7 +8,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::auth::{Permission, Viewer};
+use crate::auth::Viewer;
 use crate::domains::finance::model::AccountType;
 use crate::error::{AppError, AppResult};
 
@@ -26,7 +26,7 @@ pub async fn trial_balance<C: ConnectionTrait>(
     viewer: &Viewer,
     as_of: Option<NaiveDate>,
 ) -> AppResult<Vec<BalanceRow>> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
+    let visible = visible_lines_condition(viewer.user()?)?;
     let [debits_high, debits_low] = wide_sum("debit_minor", "");
     let [credits_high, credits_low] = wide_sum("credit_minor", "");
     let mut query = journal_line::Entity::find()
@@ -36,6 +36,7 @@ pub async fn trial_balance<C: ConnectionTrait>(
         .expr_as(Expr::cust(debits_low), "debits_low")
         .expr_as(Expr::cust(credits_high), "credits_high")
         .expr_as(Expr::cust(credits_low), "credits_low")
+        .filter(visible)
         .group_by(journal_line::Column::AccountId);
     if let Some(as_of) = as_of {
         query = query.filter(journal_line::Column::PostingDate.lte(as_of));
@@ -72,8 +73,13 @@ pub async fn budget_usage<C: ConnectionTrait>(
     viewer: &Viewer,
     cost_center: Option<Uuid>,
 ) -> AppResult<Vec<Usage>> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
-    let mut query = budget::Entity::find().order_by_asc(budget::Column::PeriodStart);
+    // A budget belongs to its cost centre: visible when that centre is, and then all of its
+    // lines are visible too, so `actual` is the same for every reader who sees the budget.
+    let scope = ledger_scope(viewer.user()?)?;
+    let mut query = budget::Entity::find()
+        .filter(within(&scope, budget::Column::CostCenterId))
+        .order_by_asc(budget::Column::PeriodStart)
+        .order_by_asc(budget::Column::Id);
     if let Some(center) = cost_center {
         query = query.filter(budget::Column::CostCenterId.eq(center));
     }
@@ -132,7 +138,7 @@ pub async fn profit_and_loss<C: ConnectionTrait>(
     by_department: bool,
     by_month: bool,
 ) -> AppResult<Vec<PnlCell>> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
+    let visible = visible_lines_condition(viewer.user()?)?;
     if to < from {
         return Err(AppError::bad_field(
             "to",
@@ -168,6 +174,7 @@ pub async fn profit_and_loss<C: ConnectionTrait>(
         )
         .filter(journal_line::Column::PostingDate.gte(from))
         .filter(journal_line::Column::PostingDate.lte(to))
+        .filter(visible)
         .group_by(journal_line::Column::CostCenterId)
         .group_by(Expr::cust(month))
         .group_by(account::Column::AccountType)
@@ -222,7 +229,9 @@ pub async fn account_ledger<C: ConnectionTrait>(
     offset: u64,
     first: u64,
 ) -> AppResult<LedgerPage> {
-    viewer.user()?.require_global(Permission::FinanceRead)?;
+    // The opening balance, the running balance and the count are all over visible lines: a
+    // scoped reader's ledger is the ledger of their cost centres, not a window on the whole.
+    let visible = visible_lines_condition(viewer.user()?)?;
     let account = accounts_by_code(db, vec![account_code.to_owned()])
         .await?
         .remove(account_code)
@@ -245,6 +254,7 @@ pub async fn account_ledger<C: ConnectionTrait>(
                 .expr_as(Expr::cust(credits_low), "credits_low")
                 .filter(journal_line::Column::AccountId.eq(account.id))
                 .filter(journal_line::Column::PostingDate.lt(from))
+                .filter(visible.clone())
                 .into_tuple()
                 .one(db)
                 .await?;
@@ -254,8 +264,9 @@ pub async fn account_ledger<C: ConnectionTrait>(
         }
         None => 0,
     };
-    let mut inner =
-        journal_line::Entity::find().filter(journal_line::Column::AccountId.eq(account.id));
+    let mut inner = journal_line::Entity::find()
+        .filter(journal_line::Column::AccountId.eq(account.id))
+        .filter(visible.clone());
     if let Some(from) = from {
         inner = inner.filter(journal_line::Column::PostingDate.gte(from));
     }
@@ -317,8 +328,9 @@ pub async fn account_ledger<C: ConnectionTrait>(
     }
     if rows.is_empty() {
         use sea_orm::PaginatorTrait;
-        let mut count =
-            journal_line::Entity::find().filter(journal_line::Column::AccountId.eq(account.id));
+        let mut count = journal_line::Entity::find()
+            .filter(journal_line::Column::AccountId.eq(account.id))
+            .filter(visible);
         if let Some(from) = from {
             count = count.filter(journal_line::Column::PostingDate.gte(from));
         }

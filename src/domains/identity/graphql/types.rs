@@ -107,6 +107,19 @@ impl User {
         let grants = visible_grants(ctx, self.user_id).await?;
         Ok(service::permission_names(&grants))
     }
+    /// Their portrait over `[from, to)` (default: the 90 days up to now; at most five years),
+    /// for the user themself, holders of a role scoped to a department subtree containing
+    /// theirs, and administrators; `NOT_FOUND` for anyone else.
+    async fn profile(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Option<crate::domains::profiles::graphql::UserProfile>> {
+        crate::domains::profiles::graphql::profile_field(ctx, self.user_id, from, to)
+            .await
+            .map(Some)
+    }
 }
 
 #[derive(SimpleObject)]

@@ -334,6 +334,24 @@ pub fn departments_within(paths: &[String]) -> sea_orm::sea_query::SelectStateme
         .to_owned()
 }
 
+/// A sub-select of the ids of every department in the subtree of `department_id` (itself
+/// included), for callers that hold the department's id but not its path.
+pub fn departments_under(department_id: Uuid) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, Expr, JoinType, Query};
+    let root = Alias::new("root");
+    Query::select()
+        .column((department::Entity, department::Column::Id))
+        .from(department::Entity)
+        .join_as(
+            JoinType::InnerJoin,
+            department::Entity,
+            root.clone(),
+            Expr::cust("SUBSTR(departments.path, 1, LENGTH(root.path)) = root.path"),
+        )
+        .and_where(Expr::col((root, department::Column::Id)).eq(department_id))
+        .to_owned()
+}
+
 /// Active users whose department is `department_id` itself.
 pub async fn active_members_of<C: ConnectionTrait>(
     db: &C,
