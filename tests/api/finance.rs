@@ -595,7 +595,17 @@ async fn department_finance_readers_see_their_subtree_only(backend: Backend) -> 
             json!({ "id": sales_id }),
         )
         .await?;
-    assert_eq!(error_code(&hidden), Some("NOT_FOUND"), "{hidden}");
+    // Out of the subtree reads exactly as a missing entry: `null`, like any lookup by id.
+    let missing = b
+        .app
+        .gql(
+            mine,
+            "query($id: ID!) { journalEntry(id: $id) { id } }",
+            json!({ "id": uuid::Uuid::now_v7().to_string() }),
+        )
+        .await?;
+    assert_eq!(hidden, missing);
+    assert_eq!(hidden["data"]["journalEntry"], Value::Null, "{hidden}");
 
     // Budgets of visible cost centres only.
     let budget = "mutation($i: CreateBudgetInput!) { createBudget(input: $i) { id } }";

@@ -71,7 +71,7 @@ async fn task(
     category: Uuid,
     executor: Uuid,
     t: Done<'_>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Uuid> {
     let id = Uuid::now_v7();
     let created = at(t.created)?;
     entities::task::ActiveModel {
@@ -127,13 +127,19 @@ async fn task(
         .insert(db)
         .await?;
     }
-    Ok(())
+    Ok(id)
 }
 
-async fn merit(db: &DatabaseConnection, user: Uuid, points: i32, when: &str) -> anyhow::Result<()> {
+async fn merit(
+    db: &DatabaseConnection,
+    task: Uuid,
+    user: Uuid,
+    points: i32,
+    when: &str,
+) -> anyhow::Result<()> {
     entities::merit_record::ActiveModel {
         id: Set(Uuid::now_v7()),
-        task_id: Set(Uuid::now_v7()),
+        task_id: Set(task),
         user_id: Set(user),
         points: Set(points),
         created_at: Set(at(when)?),
@@ -214,7 +220,7 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
     let sibling = department(&app, &admin.access, "Sibling", Some(&parent)).await?;
     let subject = person(&app, &child).await?;
     let me = Uuid::parse_str(&subject.user_id)?;
-    let other = Uuid::now_v7();
+    let other = Uuid::parse_str(&admin.user_id)?;
     let now = Utc::now();
 
     let category = Uuid::now_v7();
@@ -243,6 +249,7 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
         cash_minor: cash,
     };
     // Four done in the window: cycle 10h, 20h, 30h, 40h; three with deadlines, two on time.
+    let mut tasks = Vec::new();
     for t in [
         done(
             "2026-01-02T00:00:00Z",
@@ -281,7 +288,7 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
             Some(99_999),
         ),
     ] {
-        task(db, category, me, t).await?;
+        tasks.push(task(db, category, me, t).await?);
     }
     for (created, status) in [
         ("2026-01-03T00:00:00Z", "OPEN"),
@@ -302,12 +309,13 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
         )
         .await?;
     }
-    for (points, when) in [
-        (5, "2026-01-05T10:00:00Z"),
-        (7, "2026-02-02T06:00:00Z"),
-        (3, "2025-12-01T00:00:00Z"),
+    // Merit is written at completion: 5 and 7 in the window, 3 before it.
+    for (task, points, when) in [
+        (tasks[0], 5, "2026-01-05T10:00:00Z"),
+        (tasks[2], 7, "2026-02-02T06:00:00Z"),
+        (tasks[4], 3, "2025-12-01T00:00:00Z"),
     ] {
-        merit(db, me, points, when).await?;
+        merit(db, task, me, points, when).await?;
     }
     let flow = Uuid::now_v7();
     entities::approval_flow::ActiveModel {
