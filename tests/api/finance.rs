@@ -654,8 +654,32 @@ async fn department_finance_readers_see_their_subtree_only(backend: Backend) -> 
     // Apps: FINANCE_READ over East sees East's entry only; without a department, all three;
     // without FINANCE_READ, refused.
     let count = "{ journalEntries { totalCount } trialBalance { totalDebit } }";
-    let (_, east_key) =
+    let (east_app, east_key) =
         crate::apps::app_with_key(&b.app, &b.admin.access, &["FINANCE_READ"], Some(&east)).await?;
+    // The export's query: the same rows, the visible lines only.
+    {
+        use interlink::domains::finance::{model::JournalLineFilter, service};
+        use sea_orm::EntityTrait;
+        let db = &b.app.state.db.conn;
+        let viewer = interlink::domains::integrations::service::app_viewer(
+            db,
+            uuid::Uuid::parse_str(&east_app)?,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .ok_or_else(|| anyhow::anyhow!("the app has no viewer"))?;
+        let lines = service::journal_lines_query(&viewer, &JournalLineFilter::default())
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .all(db)
+            .await?;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            lines[0].cost_center_id.map(|c| c.to_string()),
+            Some(east.clone())
+        );
+        let everything = entities::journal_line::Entity::find().all(db).await?.len();
+        assert_eq!(everything, 6);
+    }
     let east_view = as_key(&b.app, &east_key, count).await?;
     assert_eq!(
         east_view["data"]["journalEntries"]["totalCount"], 1,
@@ -707,6 +731,27 @@ async fn journal_entries_filter_and_page(backend: Backend) -> anyhow::Result<()>
         { "accountCode": "4000", "credit": "3.00" }
     ] } });
     b.app.gql_ok(token, POST, sale).await?;
+    b.app
+        .gql_ok(
+            token,
+            "mutation($i: CreateTransactionTypeInput!) { createTransactionType(input: $i) { code } }",
+            json!({ "i": {
+                "code": "SALE", "name": "Sale", "route": "FINANCE_POSTING",
+                "payloadSchema": { "type": "object", "required": ["amount"], "properties": { "amount": { "type": "string" } } },
+                "postingRule": { "lines": [
+                    { "account": "1000", "side": "DEBIT", "amountField": "amount" },
+                    { "account": "4000", "side": "CREDIT", "amountField": "amount" }
+                ] }
+            } }),
+        )
+        .await?;
+    b.app
+        .gql_ok(
+            token,
+            "mutation($i: SubmitTransactionInput!) { submitTransaction(input: $i) { id } }",
+            json!({ "i": { "type": "SALE", "idempotencyKey": "sale-1", "payload": { "amount": "7.00" } } }),
+        )
+        .await?;
     let reversal = b
         .app
         .gql_ok(
@@ -741,7 +786,7 @@ async fn journal_entries_filter_and_page(backend: Backend) -> anyhow::Result<()>
         .app
         .gql_ok(token, ENTRIES, json!({ "f": { "accountCode": "4000" } }))
         .await?;
-    assert_eq!(total(&revenue), 1, "{revenue}");
+    assert_eq!(total(&revenue), 2, "{revenue}");
     let ops = b
         .app
         .gql_ok(
@@ -770,15 +815,23 @@ async fn journal_entries_filter_and_page(backend: Backend) -> anyhow::Result<()>
         .gql_ok(token, ENTRIES, json!({ "f": { "source": "MANUAL" } }))
         .await?;
     assert_eq!(total(&manual), 6, "{manual}");
-    for source in ["TRANSACTION", "TASK"] {
-        let none = b
-            .app
-            .gql_ok(token, ENTRIES, json!({ "f": { "source": source } }))
-            .await?;
-        assert_eq!(total(&none), 0, "{source}: {none}");
-    }
+    let posted = b
+        .app
+        .gql_ok(token, ENTRIES, json!({ "f": { "source": "TRANSACTION" } }))
+        .await?;
+    assert_eq!(total(&posted), 1, "{posted}");
+    assert_eq!(
+        posted["journalEntries"]["edges"][0]["node"]["source"],
+        "TRANSACTION"
+    );
+    // No task's cash output was posted here.
+    let none = b
+        .app
+        .gql_ok(token, ENTRIES, json!({ "f": { "source": "TASK" } }))
+        .await?;
+    assert_eq!(total(&none), 0, "{none}");
 
-    // Pages of two over all seven, in order, without repeats.
+    // Pages of two over all eight, in order, without repeats.
     let mut seen = Vec::new();
     let mut after = Value::Null;
     loop {
@@ -786,7 +839,7 @@ async fn journal_entries_filter_and_page(backend: Backend) -> anyhow::Result<()>
             .app
             .gql_ok(token, ENTRIES, json!({ "n": 2, "a": after }))
             .await?;
-        assert_eq!(total(&page), 7);
+        assert_eq!(total(&page), 8);
         for edge in page["journalEntries"]["edges"]
             .as_array()
             .into_iter()
@@ -805,7 +858,7 @@ async fn journal_entries_filter_and_page(backend: Backend) -> anyhow::Result<()>
         after = page["journalEntries"]["pageInfo"]["endCursor"].clone();
         assert!(seen.len() < 10, "paging does not end");
     }
-    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.len(), 8);
     let mut sorted = seen.clone();
     sorted.sort();
     assert_eq!(seen, sorted);

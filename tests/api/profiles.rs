@@ -474,7 +474,35 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
         ),
         (vec!["PROFILES_READ"], None, None),
     ] {
-        let (_, key) = crate::apps::app_with_key(&app, &admin.access, &scopes, department).await?;
+        let (app_id, key) =
+            crate::apps::app_with_key(&app, &admin.access, &scopes, department).await?;
+        // The export's list of people agrees with the field.
+        if scopes == ["PROFILES_READ"] {
+            use sea_orm::EntityTrait;
+            let viewer = interlink::domains::integrations::service::app_viewer(
+                db,
+                Uuid::parse_str(&app_id)?,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("the app has no viewer"))?;
+            let viewer = interlink::auth::Viewer::User(std::sync::Arc::new(viewer));
+            let people = interlink::domains::profiles::service::visible_people_query(&viewer)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .all(db)
+                .await?;
+            let listed = people.iter().any(|p| p.id == me);
+            assert_eq!(listed, expected.is_none(), "{department:?}");
+            let everyone = entities::user::Entity::find().all(db).await?.len();
+            assert_eq!(
+                people.len() == everyone,
+                department.is_none(),
+                "{department:?}"
+            );
+            let mut sorted = people.clone();
+            sorted.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+            assert_eq!(people, sorted);
+        }
         let body: Value = app
             .http
             .post(app.url("/graphql"))
