@@ -60,5 +60,6 @@ pub mod finance;
 pub mod identity;
 pub mod integrations;
 pub mod notifications;
+pub mod reports;
 pub mod scheduling;
 pub mod tasks;
