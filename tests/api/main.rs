@@ -18,6 +18,7 @@ mod identity;
 mod jobs;
 mod limits;
 mod migrations;
+mod reports;
 mod rules;
 mod scheduler;
 mod schema;

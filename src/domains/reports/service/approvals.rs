@@ -167,10 +167,11 @@ fn grouped_statement(
     let mut units = Query::select();
     units
         .from_subquery(assignments(backend, visible), Alias::new("a"))
-        .columns(
-            ["k_flow", "k_step", "k_approver", "k_subject_kind"].map(Alias::new),
+        .columns(["k_flow", "k_step", "k_approver", "k_subject_kind"].map(Alias::new))
+        .expr_as(
+            Expr::cust(month(backend, "step_start")),
+            Alias::new("k_month"),
         )
-        .expr_as(Expr::cust(month(backend, "step_start")), Alias::new("k_month"))
         .columns(["approved", "rejected", "pending"].map(Alias::new))
         .expr_as(
             Expr::cust(format!(
@@ -179,13 +180,11 @@ fn grouped_statement(
             Alias::new("dec_s"),
         )
         .expr_as(
-            Expr::cust_with_values(
-                format!(
-                    "CASE WHEN sla_s IS NOT NULL AND ((decided = 1 AND {decided} - {start} > sla_s) \
-                     OR (pending = 1 AND $1 - {start} > sla_s)) THEN 1 ELSE 0 END"
-                ),
-                [now_secs],
-            ),
+            // `now_secs` is the server's clock, an integer: nothing of the caller's is spliced.
+            Expr::cust(format!(
+                "CASE WHEN sla_s IS NOT NULL AND ((decided = 1 AND {decided} - {start} > sla_s) \
+                 OR (pending = 1 AND {now_secs} - {start} > sla_s)) THEN 1 ELSE 0 END"
+            )),
             Alias::new("breach"),
         )
         .and_where(Expr::col(Alias::new("step_start")).is_not_null());

@@ -11,7 +11,7 @@ use crate::domains::reports::model::{
     TaskDimension, TaskKey, TaskStats, TaskStatsQuery, TaskStatsRow, Window, MAX_GROUPS,
 };
 use crate::domains::tasks::model::{ReviewStatus, WorkStatus};
-use crate::domains::tasks::service::{filter_condition, open_statuses};
+use crate::domains::tasks::service::{filter_condition, overdue_condition};
 use crate::error::{AppError, AppResult};
 
 /// The counts and sums of `TaskStatsRow` that add up across days (everything but `overdue`,
@@ -120,7 +120,6 @@ pub(super) fn measured_tasks(
     let by_executor = dimensions.contains(&TaskDimension::Executor);
     let done = WorkStatus::Done.as_str();
     let finished = format!("tasks.status = '{done}' AND tasks.completed_at IS NOT NULL");
-    let [open, in_progress] = open_statuses();
     let merit_of_executor = if by_executor {
         " AND merit_records.user_id = task_executors.user_id"
     } else {
@@ -189,13 +188,7 @@ pub(super) fn measured_tasks(
         select.expr_as(Expr::cust(expr), Alias::new(alias));
     }
     select.expr_as(
-        Expr::cust_with_values(
-            format!(
-                "CASE WHEN tasks.deadline < $1 AND tasks.status IN ('{open}', '{in_progress}') \
-                 THEN 1 ELSE 0 END"
-            ),
-            [now],
-        ),
+        Expr::case(overdue_condition(now), 1).finally(0),
         Alias::new("overdue"),
     );
     select.cond_where(condition);
