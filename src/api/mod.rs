@@ -16,6 +16,7 @@ use crate::domains::integrations::graphql::{AppsMutation, AppsQuery};
 use crate::domains::notifications::graphql::{
     NotificationsMutation, NotificationsQuery, NotificationsSubscription,
 };
+use crate::domains::reports::graphql::ReportsQuery;
 use crate::domains::scheduling::graphql::{
     SchedulingMutation, SchedulingQuery, SchedulingSubscription,
 };
@@ -36,6 +37,7 @@ pub struct QueryRoot(
     EventsQuery,
     AppsQuery,
     WebhooksQuery,
+    ReportsQuery,
 );
 
 #[derive(MergedObject, Default)]

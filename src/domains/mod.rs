@@ -61,5 +61,6 @@ pub mod identity;
 pub mod integrations;
 pub mod notifications;
 pub mod profiles;
+pub mod reports;
 pub mod scheduling;
 pub mod tasks;

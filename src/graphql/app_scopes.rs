@@ -54,6 +54,8 @@ const OPEN_TO_APPS: &[(&str, &[AppScope])] = &[
     ("departments", &[ProfilesRead, TasksRead, FinanceRead]),
     ("department", &[ProfilesRead, TasksRead, FinanceRead]),
     ("events", &[EventsSubscribe]),
+    ("taskStats", &[ReportsRead]),
+    ("approvalStats", &[ReportsRead]),
 ];
 
 /// Subscriptions, checked when they start (`live::subscriber`).
@@ -68,6 +70,7 @@ const APPROVALS: &[AppScope] = &[ApprovalsRead];
 const BUSINESS: &[AppScope] = &[BusinessRead, BusinessSubmit];
 const FINANCE: &[AppScope] = &[FinanceRead];
 const PROFILES: &[AppScope] = &[ProfilesRead];
+const REPORTS: &[AppScope] = &[ReportsRead];
 const ORGANISATION: &[AppScope] = &[ProfilesRead, TasksRead, TasksWrite, FinanceRead];
 
 /// The domains' types, by the category their fields belong to. A type not listed here (pages,
@@ -128,6 +131,17 @@ const TYPES: &[(&[&str], &[AppScope])] = &[
     (
         &["User", "UserProfile", "CycleTimeHours", "DecisionHours"],
         PROFILES,
+    ),
+    (
+        &[
+            "TaskStats",
+            "TaskStatsRow",
+            "Percentiles",
+            "ApprovalStats",
+            "ApprovalStatsRow",
+            "DecisionTime",
+        ],
+        REPORTS,
     ),
     (&["Department"], ORGANISATION),
     // Reached only through fields closed to apps; closed here too, should one ever lead there.

@@ -19,6 +19,7 @@ mod jobs;
 mod limits;
 mod migrations;
 mod profiles;
+mod reports;
 mod rules;
 mod scheduler;
 mod schema;

@@ -288,6 +288,21 @@ pub fn reads_approvals_in(viewer: &crate::auth::ViewerUser, department_path: Opt
     }
 }
 
+/// The department subtrees over which `approval.read` (or admin) covers approvals: the SQL
+/// form of `reads_approvals_in` for subtree grants.
+pub fn approval_subtrees(viewer: &crate::auth::ViewerUser) -> impl Iterator<Item = &str> {
+    use crate::auth::viewer::Scope;
+    use crate::auth::Permission;
+    viewer.grants.iter().filter_map(|g| match &g.scope {
+        Scope::Subtree { path }
+            if matches!(g.permission, Permission::ApprovalRead | Permission::Admin) =>
+        {
+            Some(path.as_str())
+        }
+        _ => None,
+    })
+}
+
 /// The people on the approval, administrators and `approval.read` holders over its subject's
 /// department, as `approval(id)` admits them.
 pub fn event_visible_to(

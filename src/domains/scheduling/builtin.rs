@@ -8,6 +8,7 @@ use crate::domains::business::jobs::{ForwardTransaction, ProcessTransaction};
 use crate::domains::business::service::{ForwardJob, ProcessJob, DELIVERY_QUEUE, PROCESSING_QUEUE};
 use crate::domains::integrations::jobs::SendWebhookHandler;
 use crate::domains::integrations::service::delivery::{SendWebhook, WEBHOOK_QUEUE};
+use crate::domains::reports::jobs::{ReconcileReportsJob, RefreshReports, RefreshReportsJob};
 use crate::domains::tasks::jobs::{
     DeadlineReminders, DeadlineRemindersJob, OverdueEscalation, OverdueEscalationJob,
     RecurringTasks, RecurringTasksJob,
@@ -72,9 +73,28 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             db: deps.db.clone(),
             retention: deps.event_retention,
         })
+        .job::<RefreshReportsJob>(RefreshReports {
+            db: deps.db.clone(),
+            full: false,
+        })
+        .job::<ReconcileReportsJob>(RefreshReports {
+            db: deps.db.clone(),
+            full: true,
+        })
         .schedule(CronSchedule::of(
             "0 17 * * * *",
             &PruneEventLogJob {},
+            MissedSlots::FireOnce,
+        )?)
+        // Every five minutes; a refresh catches up on everything since its watermark.
+        .schedule(CronSchedule::of(
+            "0 */5 * * * *",
+            &RefreshReportsJob {},
+            MissedSlots::FireOnce,
+        )?)
+        .schedule(CronSchedule::of(
+            "0 40 3 * * *",
+            &ReconcileReportsJob {},
             MissedSlots::FireOnce,
         )?);
     // The scans catch up on everything at once, so one run after an outage suffices.

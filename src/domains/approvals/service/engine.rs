@@ -249,31 +249,39 @@ pub(super) async fn subject_department_path<C: ConnectionTrait>(
     }
 }
 
-pub(super) async fn can_see<C: ConnectionTrait>(
+/// Who may read an approval, as SQL over `approval_instances`: its initiator, whoever was ever
+/// assigned to it (or is now an active delegate of an assignee), and `approval.read` holders
+/// over its subject's department (`reads_approvals_in`; a subject of no department needs a
+/// global grant). `approval(id)`, deciding, and the statistics all filter through it.
+pub async fn visible_instances<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
-    instance: &approval_instance::Model,
-) -> AppResult<bool> {
+) -> AppResult<sea_orm::Condition> {
+    use sea_orm::sea_query::Query;
     let me = viewer.user()?;
-    if instance.initiator_id == me.id {
-        return Ok(true);
+    if me.has_global(crate::auth::Permission::ApprovalRead) {
+        return Ok(sea_orm::Condition::all());
     }
-    let path = subject_department_path(db, instance).await?;
-    if crate::domains::approvals::model::reads_approvals_in(me, path.as_deref()) {
-        return Ok(true);
-    }
-    let assigned: HashSet<Uuid> = approval_assignment::Entity::find()
-        .filter(approval_assignment::Column::InstanceId.eq(instance.id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|a| a.user_id)
+    let mut people = vec![me.id];
+    people.extend(delegators_of(db, me.id, Utc::now()).await?);
+    let assigned = Query::select()
+        .column(approval_assignment::Column::InstanceId)
+        .from(approval_assignment::Entity)
+        .and_where(Expr::col(approval_assignment::Column::UserId).is_in(people))
+        .to_owned();
+    let subtrees: Vec<String> = crate::domains::approvals::model::approval_subtrees(me)
+        .map(str::to_owned)
         .collect();
-    if assigned.contains(&me.id) {
-        return Ok(true);
+    let mut any = sea_orm::Condition::any()
+        .add(approval_instance::Column::InitiatorId.eq(me.id))
+        .add(approval_instance::Column::Id.in_subquery(assigned));
+    if !subtrees.is_empty() {
+        any = any.add(
+            approval_instance::Column::SubjectDepartmentId
+                .in_subquery(identity::departments_within(&subtrees)),
+        );
     }
-    let delegators = delegators_of(db, me.id, Utc::now()).await?;
-    Ok(delegators.iter().any(|d| assigned.contains(d)))
+    Ok(any)
 }
 
 pub async fn find_instance<C: ConnectionTrait>(
@@ -281,14 +289,11 @@ pub async fn find_instance<C: ConnectionTrait>(
     viewer: &Viewer,
     id: InstanceId,
 ) -> AppResult<approval_instance::Model> {
-    let instance = approval_instance::Entity::find_by_id(id.0)
+    approval_instance::Entity::find_by_id(id.0)
+        .filter(visible_instances(db, viewer).await?)
         .one(db)
         .await?
-        .ok_or_else(|| AppError::not_found("approval"))?;
-    if !can_see(db, viewer, &instance).await? {
-        return Err(AppError::not_found("approval"));
-    }
-    Ok(instance)
+        .ok_or_else(|| AppError::not_found("approval"))
 }
 
 pub struct Decided {
@@ -311,12 +316,10 @@ pub async fn decide(
     let comment = parse_decision_comment(approve, comment)?;
     lock_in_transaction(work, &format!("approval:{}", id.0)).await?;
     let instance = approval_instance::Entity::find_by_id(id.0)
+        .filter(visible_instances(work, viewer).await?)
         .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("approval"))?;
-    if !can_see(work, viewer, &instance).await? {
-        return Err(AppError::not_found("approval"));
-    }
     if InstanceStatus::parse(&instance.status) != Some(InstanceStatus::Pending) {
         return Err(AppError::Conflict(
             "this approval is already decided".into(),

@@ -3,19 +3,19 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entities::{merit_record, task, task_activity, task_comment, task_executor, user};
 use sea_orm::sea_query::{
     Alias, Asterisk, Expr, Func, NullOrdering, Order, Query, SelectStatement,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
 use super::visible_condition;
-use crate::auth::Viewer;
+use crate::auth::{Viewer, ViewerUser};
 use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus, MAX_TASK_ORDERS};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::contains_pattern;
@@ -48,7 +48,7 @@ pub async fn find_visible_task<C: ConnectionTrait>(
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TaskFilter {
     pub category_id: Option<Uuid>,
     pub review_status: Option<ReviewStatus>,
@@ -138,8 +138,72 @@ pub struct TaskPage {
     pub has_next: bool,
 }
 
+/// The viewer's visibility and `filter` as one condition over `tasks`: the list and the
+/// statistics (`reports`) select the same rows through it, so their numbers cannot drift apart.
+/// `now` decides what is overdue.
+pub fn filter_condition(me: &ViewerUser, filter: &TaskFilter, now: DateTime<Utc>) -> Condition {
+    let mut all = Condition::all().add(visible_condition(me));
+    if let Some(id) = filter.category_id {
+        all = all.add(task::Column::CategoryId.eq(id));
+    }
+    if let Some(status) = filter.review_status {
+        all = all.add(task::Column::ReviewStatus.eq(status.as_str()));
+    }
+    if let Some(status) = filter.status {
+        all = all.add(task::Column::Status.eq(status.as_str()));
+    }
+    if let Some(executor) = filter.executor_id {
+        let executing = Query::select()
+            .column(task_executor::Column::TaskId)
+            .from(task_executor::Entity)
+            .and_where(Expr::col(task_executor::Column::UserId).eq(executor))
+            .to_owned();
+        all = all.add(task::Column::Id.in_subquery(executing));
+    }
+    if let Some(initiator) = filter.initiator_id {
+        all = all.add(task::Column::InitiatorId.eq(initiator));
+    }
+    if let Some(department) = filter.department_id {
+        all = all.add(task::Column::DepartmentId.eq(department));
+    }
+    if let Some(parent) = filter.parent_id {
+        all = all.add(task::Column::ParentId.eq(parent));
+    } else if filter.main_only {
+        all = all.add(task::Column::ParentId.is_null());
+    }
+    if let Some(from) = filter.deadline_from {
+        all = all.add(task::Column::Deadline.gte(from));
+    }
+    if let Some(to) = filter.deadline_to {
+        all = all.add(task::Column::Deadline.lte(to));
+    }
+    if let Some(overdue) = filter.overdue {
+        let late = overdue_condition(now);
+        all = all.add(if overdue { late } else { late.not() });
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        all = all.add(
+            Expr::expr(Func::lower(Expr::col((task::Entity, task::Column::Title))))
+                .like(contains_pattern(&search.to_lowercase())),
+        );
+    }
+    all
+}
+
+/// Overdue, as the list counts it: a deadline already past on a task not yet finished.
+pub fn overdue_condition(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(task::Column::Deadline.lt(now))
+        .add(task::Column::Status.is_in(open_statuses()))
+}
+
 /// Work statuses of a task not yet finished.
-pub(super) fn open_statuses() -> [&'static str; 2] {
+pub fn open_statuses() -> [&'static str; 2] {
     [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
 }
 
@@ -155,58 +219,7 @@ pub async fn list_tasks<C: ConnectionTrait>(
 ) -> AppResult<TaskPage> {
     let me = viewer.user()?;
     let counted = me.is_admin() && filter.is_every_main_task();
-    let mut query = task::Entity::find().filter(visible_condition(me));
-    if let Some(id) = filter.category_id {
-        query = query.filter(task::Column::CategoryId.eq(id));
-    }
-    if let Some(status) = filter.review_status {
-        query = query.filter(task::Column::ReviewStatus.eq(status.as_str()));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(task::Column::Status.eq(status.as_str()));
-    }
-    if let Some(executor) = filter.executor_id {
-        let executing = Query::select()
-            .column(task_executor::Column::TaskId)
-            .from(task_executor::Entity)
-            .and_where(Expr::col(task_executor::Column::UserId).eq(executor))
-            .to_owned();
-        query = query.filter(task::Column::Id.in_subquery(executing));
-    }
-    if let Some(initiator) = filter.initiator_id {
-        query = query.filter(task::Column::InitiatorId.eq(initiator));
-    }
-    if let Some(department) = filter.department_id {
-        query = query.filter(task::Column::DepartmentId.eq(department));
-    }
-    if let Some(parent) = filter.parent_id {
-        query = query.filter(task::Column::ParentId.eq(parent));
-    } else if filter.main_only {
-        query = query.filter(task::Column::ParentId.is_null());
-    }
-    if let Some(from) = filter.deadline_from {
-        query = query.filter(task::Column::Deadline.gte(from));
-    }
-    if let Some(to) = filter.deadline_to {
-        query = query.filter(task::Column::Deadline.lte(to));
-    }
-    if let Some(overdue) = filter.overdue {
-        let late = sea_orm::Condition::all()
-            .add(task::Column::Deadline.lt(Utc::now()))
-            .add(task::Column::Status.is_in(open_statuses()));
-        query = query.filter(if overdue { late } else { late.not() });
-    }
-    if let Some(search) = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        query = query.filter(
-            Expr::expr(Func::lower(Expr::col((task::Entity, task::Column::Title))))
-                .like(contains_pattern(&search.to_lowercase())),
-        );
-    }
+    let mut query = task::Entity::find().filter(filter_condition(me, &filter, Utc::now()));
     let filtered = query.clone();
     for order in orders.iter().take(MAX_TASK_ORDERS) {
         let direction = if order.descending {

@@ -1,0 +1,457 @@
+//! Grouped statistics: equal to what the lists show each viewer, known approval decision
+//! times, rollups equal to base rows, and refused input.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, str_at, Backend};
+use crate::on_both_backends;
+use crate::tasks::{company, person, Company};
+
+on_both_backends!(
+    task_stats_match_the_list_for_each_viewer,
+    approval_stats_give_known_decision_times,
+    rollups_equal_base_rows,
+    bad_input_is_refused,
+);
+
+const SUBMIT: &str = "mutation($id: ID!) { submitTask(id: $id) { id } }";
+const REPORT: &str =
+    "mutation($id: ID!, $p: Int!) { reportTaskProgress(taskId: $id, progress: $p) { id } }";
+const CONFIRM: &str = "mutation($id: ID!) { confirmTaskProgress(taskId: $id) { status } }";
+
+/// North tasks by the company's initiator (one done, one in progress, one overdue, one with
+/// cash output) and two open tasks of a department the observer cannot see.
+async fn seed(c: &Company) -> anyhow::Result<()> {
+    let quick = c.quick_category.clone();
+    let done = c
+        .draft(&quick, json!({ "deadline": "2027-01-15T12:00:00Z" }))
+        .await?;
+    let working = c
+        .draft(&quick, json!({ "deadline": "2027-02-10T12:00:00Z" }))
+        .await?;
+    let late = c
+        .draft(&quick, json!({ "deadline": "2027-01-20T12:00:00Z" }))
+        .await?;
+    let cash = c
+        .draft(
+            &quick,
+            json!({ "hasCashOutput": true, "cashOutputValue": "120.50" }),
+        )
+        .await?;
+    for id in [&done, &working, &late, &cash] {
+        c.ok_as(&c.initiator, SUBMIT, json!({ "id": id })).await?;
+    }
+    c.ok_as(&c.executor, REPORT, json!({ "id": done, "p": 100 }))
+        .await?;
+    c.ok_as(&c.confirmer, CONFIRM, json!({ "id": done }))
+        .await?;
+    c.ok_as(&c.executor, REPORT, json!({ "id": working, "p": 40 }))
+        .await?;
+    c.ok_as(&c.confirmer, CONFIRM, json!({ "id": working }))
+        .await?;
+    // A deadline already past: the API refuses to set one, so the row is moved.
+    entities::task::Entity::update_many()
+        .col_expr(
+            entities::task::Column::Deadline,
+            Expr::value(Utc::now() - Duration::days(3)),
+        )
+        .filter(entities::task::Column::Id.eq(uuid::Uuid::parse_str(&late)?))
+        .exec(&c.app.state.db.conn)
+        .await?;
+
+    let admin = Some(c.admin.access.as_str());
+    let east = str_at(
+        &c.app
+            .gql_ok(
+                admin,
+                "mutation { createDepartment(input: { name: \"East\" }) { id } }",
+                json!({}),
+            )
+            .await?,
+        "/createDepartment/id",
+    )?;
+    let creator = person(&c.app, &east).await?;
+    let role = str_at(
+        &c.app
+            .gql_ok(
+                admin,
+                "mutation { createRole(input: { name: \"East creator\", permissions: [\"task.create_main\"] }) { id } }",
+                json!({}),
+            )
+            .await?,
+        "/createRole/id",
+    )?;
+    c.app
+        .gql_ok(
+            admin,
+            "mutation($u: ID!, $r: ID!, $d: ID) { grantRole(userId: $u, roleId: $r, departmentId: $d) { id } }",
+            json!({ "u": creator.user_id, "r": role, "d": east }),
+        )
+        .await?;
+    for deadline in ["2027-01-05T00:00:00Z", "2027-03-01T00:00:00Z"] {
+        c.ok_as(
+            &creator,
+            "mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }",
+            json!({ "i": { "categoryId": quick, "title": "East work", "executorIds": [creator.user_id],
+                "deadline": deadline, "meritPoints": 5 } }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+type Measures = BTreeMap<(Option<String>, Option<String>), [i64; 5]>;
+
+/// (count, done, overdue, merit, cash in cents) per (department, deadline month), from the list.
+async fn from_list(c: &Company, who: &crate::helpers::Session) -> anyhow::Result<Measures> {
+    let list = c
+        .ok_as(
+            who,
+            "{ tasks(filter: { mainOnly: true }, first: 100) { totalCount edges { node {
+                department { id } deadline status cashOutputValue meritAwards { points } } } } }",
+            json!({}),
+        )
+        .await?;
+    let mut out = Measures::new();
+    for edge in list["tasks"]["edges"].as_array().into_iter().flatten() {
+        let node = &edge["node"];
+        let department = node["department"]["id"].as_str().map(str::to_owned);
+        let deadline = node["deadline"].as_str();
+        let month = deadline.map(|d| d[..7].to_owned());
+        let status = node["status"].as_str().unwrap_or_default();
+        let overdue = deadline
+            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+            .is_some_and(|d| d < Utc::now() && (status == "OPEN" || status == "IN_PROGRESS"));
+        let merit: i64 = node["meritAwards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["points"].as_i64())
+            .sum();
+        let cash = node["cashOutputValue"]
+            .as_str()
+            .map(|m| m.replace('.', "").parse::<i64>())
+            .transpose()?
+            .unwrap_or(0);
+        let row = out.entry((department, month)).or_default();
+        row[0] += 1;
+        row[1] += i64::from(status == "DONE");
+        row[2] += i64::from(overdue);
+        row[3] += merit;
+        row[4] += cash;
+    }
+    Ok(out)
+}
+
+const STATS: &str = "query($g: [TaskDimension!]!) { taskStats(filter: { mainOnly: true }, groupBy: $g) {
+    rows { department { id } deadlineMonth count done overdue meritTotal cashOutputTotal avgProgress }
+    total { count done overdue meritTotal cashOutputTotal }
+    asOf } }";
+
+fn cents(money: &Value) -> anyhow::Result<i64> {
+    Ok(money.as_str().unwrap_or("0").replace('.', "").parse()?)
+}
+
+async fn from_stats(c: &Company, who: &crate::helpers::Session) -> anyhow::Result<Measures> {
+    let stats = c
+        .ok_as(who, STATS, json!({ "g": ["DEPARTMENT", "DEADLINE_MONTH"] }))
+        .await?;
+    let mut out = Measures::new();
+    for row in stats["taskStats"]["rows"].as_array().into_iter().flatten() {
+        let key = (
+            row["department"]["id"].as_str().map(str::to_owned),
+            row["deadlineMonth"].as_str().map(str::to_owned),
+        );
+        let measures = [
+            row["count"].as_i64().unwrap_or(-1),
+            row["done"].as_i64().unwrap_or(-1),
+            row["overdue"].as_i64().unwrap_or(-1),
+            row["meritTotal"].as_i64().unwrap_or(-1),
+            cents(&row["cashOutputTotal"])?,
+        ];
+        assert!(out.insert(key, measures).is_none(), "a group listed twice");
+    }
+    let total = &stats["taskStats"]["total"];
+    let summed: i64 = out.values().map(|m| m[0]).sum();
+    assert_eq!(total["count"].as_i64(), Some(summed));
+    Ok(out)
+}
+
+async fn task_stats_match_the_list_for_each_viewer(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    seed(&c).await?;
+    let mut seen = Vec::new();
+    for who in [&c.admin, &c.observer] {
+        let listed = from_list(&c, who).await?;
+        let stats = from_stats(&c, who).await?;
+        assert_eq!(stats, listed, "taskStats against the list");
+        seen.push(listed);
+    }
+    assert_ne!(seen[0], seen[1], "the two viewers see different numbers");
+    let admin_total: i64 = seen[0].values().map(|m| m[0]).sum();
+    assert_eq!(admin_total, 6);
+    let overdue: i64 = seen[1].values().map(|m| m[2]).sum();
+    assert_eq!(overdue, 1);
+    Ok(())
+}
+
+async fn bad_input_is_refused(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let admin = &c.admin;
+    let twice = c
+        .as_(admin, STATS, json!({ "g": ["STATUS", "STATUS"] }))
+        .await?;
+    assert_eq!(error_code(&twice), Some("BAD_USER_INPUT"));
+    assert_eq!(twice["errors"][0]["extensions"]["field"], "groupBy");
+    let five = c
+        .as_(
+            admin,
+            STATS,
+            json!({ "g": ["STATUS", "PRIORITY", "CATEGORY", "DEPARTMENT", "EXECUTOR"] }),
+        )
+        .await?;
+    assert_eq!(error_code(&five), Some("BAD_USER_INPUT"));
+    let backwards = c
+        .as_(
+            admin,
+            "{ approvalStats(groupBy: [FLOW], from: \"2026-02-01T00:00:00Z\", to: \"2026-01-01T00:00:00Z\") { asOf } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(error_code(&backwards), Some("BAD_USER_INPUT"));
+    // An app with the tasks scope but not REPORTS_READ is refused the statistics.
+    let (_, key) = crate::apps::app_with_key(&c.app, &admin.access, &["TASKS_READ"], None).await?;
+    let refused = c
+        .app
+        .http
+        .post(c.app.url("/graphql"))
+        .header("x-api-key", key)
+        .json(&json!({ "query": "{ taskStats(groupBy: [STATUS]) { total { count } } }" }))
+        .send()
+        .await?
+        .json::<Value>()
+        .await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"));
+    Ok(())
+}
+
+/// Sets an approval's history: its start, its current step's start, and when each decision
+/// (in decision order) was taken, as hours after `start`.
+async fn script(
+    c: &Company,
+    task: &str,
+    start: chrono::DateTime<Utc>,
+    decided_hours: &[i64],
+) -> anyhow::Result<()> {
+    use entities::{approval_decision as decision, approval_instance as instance};
+    use sea_orm::QueryOrder;
+    let db = &c.app.state.db.conn;
+    let id = uuid::Uuid::parse_str(&c.approval_of(task).await?)?;
+    let decisions = decision::Entity::find()
+        .filter(decision::Column::InstanceId.eq(id))
+        .order_by_asc(decision::Column::StepIndex)
+        .all(db)
+        .await?;
+    assert_eq!(decisions.len(), decided_hours.len());
+    let one = instance::Entity::find_by_id(id).one(db).await?;
+    let current = one.map(|i| i.current_index).unwrap_or_default();
+    // The current step started with the last decision of the steps before it.
+    let mut current_start = start;
+    for (d, hours) in decisions.iter().zip(decided_hours) {
+        let at = start + Duration::hours(*hours);
+        if d.step_index < current {
+            current_start = current_start.max(at);
+        }
+        decision::Entity::update_many()
+            .col_expr(decision::Column::DecidedAt, Expr::value(at))
+            .filter(decision::Column::Id.eq(d.id))
+            .exec(db)
+            .await?;
+    }
+    instance::Entity::update_many()
+        .col_expr(instance::Column::StartedAt, Expr::value(start))
+        .col_expr(instance::Column::StepStartedAt, Expr::value(current_start))
+        .filter(instance::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn approval_stats_give_known_decision_times(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let long_ago = Utc::now() - Duration::hours(100);
+    // A: approved 2h then 10h. B: 4h, then rejected after 50h (over the head's 48h SLA).
+    // C: 30h (over the reviewer's 24h), the head pending for 70h. D: the reviewer pending 1h.
+    let a = c.approved(json!({})).await?;
+    let b = c.draft(&c.category, json!({})).await?;
+    let cc = c.draft(&c.category, json!({})).await?;
+    let d = c.draft(&c.category, json!({})).await?;
+    for id in [&b, &cc, &d] {
+        c.ok_as(&c.initiator, SUBMIT, json!({ "id": id })).await?;
+    }
+    for id in [&b, &cc] {
+        let approval = c.approval_of(id).await?;
+        c.decide(&c.reviewer, &approval, true, None).await?;
+    }
+    let approval = c.approval_of(&b).await?;
+    c.decide(&c.head, &approval, false, Some("no budget"))
+        .await?;
+    script(&c, &a, long_ago, &[2, 12]).await?;
+    script(&c, &b, long_ago, &[4, 54]).await?;
+    script(&c, &cc, long_ago, &[30]).await?;
+    script(&c, &d, Utc::now() - Duration::hours(1), &[]).await?;
+
+    let stats = c
+        .ok_as(
+            &c.admin,
+            "{ approvalStats(groupBy: [FLOW, STEP]) { rows { flow { name } step count approved rejected pending slaBreaches decisionHours { avg p50 p85 } } total { count pending } } }",
+            json!({}),
+        )
+        .await?;
+    let rows = stats["approvalStats"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let step = |name: &str| {
+        rows.iter()
+            .find(|r| r["step"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let close = |v: &Value, want: f64| v.as_f64().is_some_and(|x| (x - want).abs() < 1e-6);
+    let reviewer = step("Reviewer");
+    assert_eq!(reviewer["flow"]["name"], "Two-step review");
+    assert_eq!(
+        [
+            &reviewer["count"],
+            &reviewer["approved"],
+            &reviewer["rejected"],
+            &reviewer["pending"],
+            &reviewer["slaBreaches"]
+        ],
+        [&json!(4), &json!(3), &json!(0), &json!(1), &json!(1)],
+        "{reviewer}"
+    );
+    let hours = &reviewer["decisionHours"];
+    assert!(
+        close(&hours["avg"], 12.0) && close(&hours["p50"], 4.0) && close(&hours["p85"], 22.2),
+        "{hours}"
+    );
+    let head = step("Head");
+    assert_eq!(
+        [
+            &head["count"],
+            &head["approved"],
+            &head["rejected"],
+            &head["pending"],
+            &head["slaBreaches"]
+        ],
+        [&json!(3), &json!(1), &json!(1), &json!(1), &json!(2)],
+        "{head}"
+    );
+    let hours = &head["decisionHours"];
+    assert!(
+        close(&hours["avg"], 30.0) && close(&hours["p50"], 30.0) && close(&hours["p85"], 44.0),
+        "{hours}"
+    );
+    assert_eq!(stats["approvalStats"]["total"]["count"], 7);
+    assert_eq!(stats["approvalStats"]["total"]["pending"], 2);
+
+    // The stranger is on no approval and holds no approval.read: nothing is counted.
+    let none = c
+        .ok_as(
+            &c.stranger,
+            "{ approvalStats(groupBy: []) { total { count } } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(none["approvalStats"]["total"]["count"], 0);
+    Ok(())
+}
+
+async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
+    use interlink::domains::reports::model::{Source, TaskDimension as D, TaskStatsQuery};
+    use interlink::domains::reports::service;
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    seed(&c).await?;
+    let db = &c.app.state.db.conn;
+    // Spread the tasks over past days, so that the rollups hold them.
+    let tasks = entities::task::Entity::find().all(db).await?;
+    for (n, t) in tasks.iter().enumerate() {
+        entities::task::Entity::update_many()
+            .col_expr(
+                entities::task::Column::CreatedAt,
+                Expr::value(Utc::now() - Duration::days(3 + n as i64 * 11)),
+            )
+            .filter(entities::task::Column::Id.eq(t.id))
+            .exec(db)
+            .await?;
+    }
+    interlink::platform::work::write(&c.app.state.db, async |work| {
+        service::refresh(work, Utc::now(), true).await
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let admin = interlink::domains::identity::service::viewer_for_user(
+        db,
+        uuid::Uuid::parse_str(&c.admin.user_id)?,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+    .ok_or_else(|| anyhow::anyhow!("no admin"))?;
+    let viewer = interlink::auth::Viewer::User(std::sync::Arc::new(admin));
+    let groupings: [&[D]; 5] = [
+        &[],
+        &[D::Department, D::DeadlineMonth],
+        &[D::Status, D::Category],
+        &[D::Priority, D::CompletedMonth, D::ReviewStatus],
+        &[D::DeadlineMonth],
+    ];
+    let mut from_rollups = 0;
+    for group_by in groupings {
+        let query = |source| TaskStatsQuery {
+            group_by: group_by.to_vec(),
+            source,
+            ..Default::default()
+        };
+        let rolled = service::task_stats(db, &viewer, query(Source::Auto))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let base = service::task_stats(db, &viewer, query(Source::BaseRows))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        assert_eq!(rolled.rows, base.rows, "{group_by:?}");
+        assert_eq!(rolled.total, base.total, "{group_by:?}");
+        from_rollups += i32::from(rolled.as_of < base.as_of);
+    }
+    assert_eq!(
+        from_rollups, 5,
+        "every grouping was answered from the rollups"
+    );
+    let rolled: i64 = sea_orm::ConnectionTrait::query_one(
+        db,
+        sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(SUM(\"count\") AS BIGINT) AS n FROM task_rollup_days",
+        ),
+    )
+    .await?
+    .map(|r| r.try_get::<i64>("", "n"))
+    .transpose()?
+    .unwrap_or(0);
+    assert_eq!(rolled, tasks.len() as i64);
+    Ok(())
+}
