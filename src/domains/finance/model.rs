@@ -9,6 +9,16 @@ use crate::error::{AppError, AppResult};
 use crate::platform::events::{Envelope, Event, EventHead};
 
 crate::domains::id_type!(EntryId, "journal entry");
+
+/// Which journal lines to read: posted within `[from, to]` (inclusive), on one account, for one
+/// cost centre; each part optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalLineFilter {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub account_code: Option<String>,
+    pub cost_center_id: Option<Uuid>,
+}
 crate::domains::id_type!(BudgetId, "budget");
 
 string_enum!(AccountType {

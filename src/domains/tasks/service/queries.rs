@@ -10,12 +10,12 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
 };
 use uuid::Uuid;
 
 use super::visible_condition;
-use crate::auth::Viewer;
+use crate::auth::{Viewer, ViewerUser};
 use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus, MAX_TASK_ORDERS};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::contains_pattern;
@@ -48,7 +48,7 @@ pub async fn find_visible_task<C: ConnectionTrait>(
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Debug)]
 pub struct TaskFilter {
     pub category_id: Option<Uuid>,
     pub review_status: Option<ReviewStatus>,
@@ -71,6 +71,20 @@ pub enum TaskOrderField {
     CreatedAt,
     Title,
     Progress,
+}
+
+impl TaskOrderField {
+    /// The field by its SDL name (`DEADLINE`, `CREATED_AT`, ...).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "DEADLINE" => Self::Deadline,
+            "PRIORITY" => Self::Priority,
+            "CREATED_AT" => Self::CreatedAt,
+            "TITLE" => Self::Title,
+            "PROGRESS" => Self::Progress,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -143,19 +157,10 @@ pub(super) fn open_statuses() -> [&'static str; 2] {
     [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
 }
 
-/// The viewer's visible tasks matching `filter`, ordered by the first `MAX_TASK_ORDERS` of
-/// `orders` (ties broken by id), with the exact total.
-pub async fn list_tasks<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    filter: TaskFilter,
-    orders: &[TaskOrder],
-    offset: u64,
-    first: u64,
-) -> AppResult<TaskPage> {
-    let me = viewer.user()?;
-    let counted = me.is_admin() && filter.is_every_main_task();
-    let mut query = task::Entity::find().filter(visible_condition(me));
+/// The viewer's visible tasks matching `filter`, unordered: the one place the list's filters
+/// and the visibility rule meet, shared by the list, its export and its count.
+pub fn task_filter_query(viewer: &ViewerUser, filter: &TaskFilter) -> Select<task::Entity> {
+    let mut query = task::Entity::find().filter(visible_condition(viewer));
     if let Some(id) = filter.category_id {
         query = query.filter(task::Column::CategoryId.eq(id));
     }
@@ -207,7 +212,13 @@ pub async fn list_tasks<C: ConnectionTrait>(
                 .like(contains_pattern(&search.to_lowercase())),
         );
     }
-    let filtered = query.clone();
+    query
+}
+
+/// `query` ordered by the first `MAX_TASK_ORDERS` of `orders`, ties broken by id, so the order
+/// is total (pages and exports cut it the same way every time).
+fn ordered(query: Select<task::Entity>, orders: &[TaskOrder]) -> Select<task::Entity> {
+    let mut query = query;
     for order in orders.iter().take(MAX_TASK_ORDERS) {
         let direction = if order.descending {
             Order::Desc
@@ -226,10 +237,35 @@ pub async fn list_tasks<C: ConnectionTrait>(
             TaskOrderField::Progress => query.order_by(task::Column::Progress, direction),
         };
     }
+    query.order_by_asc(task::Column::Id)
+}
+
+/// The viewer's visible tasks matching `filter`, in the list's order: what `tasks` pages
+/// through, and what the CSV export streams.
+pub fn filtered_tasks_query(
+    viewer: &Viewer,
+    filter: &TaskFilter,
+    orders: &[TaskOrder],
+) -> AppResult<Select<task::Entity>> {
+    Ok(ordered(task_filter_query(viewer.user()?, filter), orders))
+}
+
+/// The viewer's visible tasks matching `filter`, ordered by the first `MAX_TASK_ORDERS` of
+/// `orders` (ties broken by id), with the exact total.
+pub async fn list_tasks<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    filter: TaskFilter,
+    orders: &[TaskOrder],
+    offset: u64,
+    first: u64,
+) -> AppResult<TaskPage> {
+    let me = viewer.user()?;
+    let counted = me.is_admin() && filter.is_every_main_task();
+    let filtered = task_filter_query(me, &filter);
     // The page and the exact total are two statements: a window count over the whole filtered
     // set would make every page sort all of it.
-    let mut tasks = query
-        .order_by_asc(task::Column::Id)
+    let mut tasks = ordered(filtered.clone(), orders)
         .offset(offset)
         .limit(first + 1)
         .all(db)
