@@ -169,6 +169,8 @@ impl AppState {
             scan_cron: config.jobs.scan_cron.clone(),
             event_retention: config.jobs.event_retention,
             webhooks: config.webhooks.clone(),
+            files: files.clone(),
+            exports: config.exports.clone(),
         })?;
         let webhooks = config.jobs.enabled.then(|| {
             crate::domains::integrations::jobs::Dispatcher::start(

@@ -84,6 +84,22 @@ pub struct Config {
     /// are private (loopback, RFC 1918, link-local...). Empty: public addresses only.
     pub outbound_allow: OutboundPolicy,
     pub webhooks: WebhooksConfig,
+    pub exports: ExportsConfig,
+}
+
+/// CSV exports (`GET /export/{report}.csv`): when they go to the background, and their bounds.
+#[derive(Clone, Debug)]
+pub struct ExportsConfig {
+    /// More rows than this run as a background job (`INTERLINK_EXPORT_MAX_SYNC_ROWS`).
+    pub max_sync_rows: u64,
+    /// A streamed export (on the wire, or into a file) that runs longer is cut off
+    /// (`INTERLINK_EXPORT_TIMEOUT_SECS`).
+    pub timeout: Duration,
+    /// Exports streaming at once on this node; more are answered 503
+    /// (`INTERLINK_EXPORT_MAX_CONCURRENT`).
+    pub max_concurrent: usize,
+    /// How long a background export's file may be downloaded (`INTERLINK_EXPORT_FILE_TTL_HOURS`).
+    pub file_ttl: Duration,
 }
 
 /// How webhooks are retried, rotated and given up on.
@@ -241,6 +257,10 @@ struct FileSettings {
     webhook_retry_schedule: Option<String>,
     webhook_secret_overlap_secs: Option<u64>,
     webhook_disable_after_secs: Option<u64>,
+    export_max_sync_rows: Option<u64>,
+    export_timeout_secs: Option<u64>,
+    export_max_concurrent: Option<usize>,
+    export_file_ttl_hours: Option<u64>,
 }
 
 /// Where the settings come from: variables win over the file, the file over defaults.
@@ -583,6 +603,37 @@ impl Config {
                     )?
                     .or(file.webhook_disable_after_secs)
                     .unwrap_or(432_000),
+                ),
+            },
+            exports: ExportsConfig {
+                max_sync_rows: parsed(
+                    "INTERLINK_EXPORT_MAX_SYNC_ROWS",
+                    var("INTERLINK_EXPORT_MAX_SYNC_ROWS"),
+                )?
+                .or(file.export_max_sync_rows)
+                .unwrap_or(100_000),
+                timeout: Duration::from_secs(
+                    parsed(
+                        "INTERLINK_EXPORT_TIMEOUT_SECS",
+                        var("INTERLINK_EXPORT_TIMEOUT_SECS"),
+                    )?
+                    .or(file.export_timeout_secs)
+                    .unwrap_or(1800),
+                ),
+                max_concurrent: parsed(
+                    "INTERLINK_EXPORT_MAX_CONCURRENT",
+                    var("INTERLINK_EXPORT_MAX_CONCURRENT"),
+                )?
+                .or(file.export_max_concurrent)
+                .unwrap_or(4)
+                .max(1),
+                file_ttl: Duration::from_secs(
+                    3600 * parsed::<u64>(
+                        "INTERLINK_EXPORT_FILE_TTL_HOURS",
+                        var("INTERLINK_EXPORT_FILE_TTL_HOURS"),
+                    )?
+                    .or(file.export_file_ttl_hours)
+                    .unwrap_or(24),
                 ),
             },
             jobs: JobsConfig {

@@ -56,6 +56,7 @@ macro_rules! string_enum {
 pub mod approvals;
 pub mod business;
 pub mod events;
+pub mod exports;
 pub mod finance;
 pub mod identity;
 pub mod integrations;

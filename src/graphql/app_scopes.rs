@@ -199,6 +199,20 @@ fn refusal(what: &str, scopes: Option<&[AppScope]>) -> AppError {
     })
 }
 
+/// Whether `viewer` may read what root field `field` gives, by another door than GraphQL (the
+/// CSV export): people always; apps when they hold one of the scopes that open the field.
+pub fn may_open_root(viewer: &ViewerUser, field: &str) -> AppResult<()> {
+    if viewer.app.is_none() {
+        return Ok(());
+    }
+    let scopes = scopes_for(field);
+    if scopes.is_some_and(|scopes| scopes.iter().any(|s| viewer.allows(*s))) {
+        Ok(())
+    } else {
+        Err(refusal(&format!("`{field}`"), scopes))
+    }
+}
+
 /// Whether `viewer` may start subscription `field`: people always; apps by the table.
 pub fn may_subscribe(viewer: &ViewerUser, field: &str) -> AppResult<()> {
     if viewer.app.is_none() {

@@ -235,7 +235,10 @@ async fn read_batch(
 const API_KEY_HEADER: &str = "x-api-key";
 
 /// A bad token fails the whole request with 401 rather than quietly running it anonymously.
-async fn viewer(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, Box<Response>> {
+pub(super) async fn viewer(
+    state: &HttpState,
+    headers: &HeaderMap,
+) -> Result<Viewer, Box<Response>> {
     let unauthorized = |err: AppError| {
         let mut response =
             error_response(StatusCode::UNAUTHORIZED, err.code(), err.public_message());

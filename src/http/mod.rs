@@ -2,6 +2,7 @@
 
 mod client;
 mod errors;
+mod export;
 mod files;
 mod graphql;
 mod health;
@@ -39,6 +40,8 @@ pub struct HttpState {
     pub schema: AppSchema,
     /// This node's open websockets, under their caps.
     pub sockets: Arc<ws::Sockets>,
+    /// Exports streaming on this node now, under `INTERLINK_EXPORT_MAX_CONCURRENT`.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 fn is_websocket_upgrade(headers: &header::HeaderMap) -> bool {
@@ -66,6 +69,9 @@ pub fn build_router(app: AppState) -> Router {
         app: app.clone(),
         schema,
         sockets: Arc::new(ws::Sockets::new(&limits)),
+        exports: Arc::new(tokio::sync::Semaphore::new(
+            app.config.exports.max_concurrent,
+        )),
     };
 
     // Health and metrics are never shed: an overloaded node must still say how it is.
@@ -73,6 +79,11 @@ pub fn build_router(app: AppState) -> Router {
     let work = Router::new()
         .route("/graphql", get(get_or_upgrade).post(graphql::post))
         .route("/files/{id}", get(files::download))
+        // Shed and timed like /graphql up to the first byte; the CSV body then streams under
+        // the export's own deadline and concurrency cap (see `export`).
+        .route("/export/{file}", get(export::export))
+        .route("/export/jobs/{id}", get(export::status))
+        .route("/export/jobs/{id}/download", get(export::download))
         .route("/", get(graphiql))
         .route_layer(middleware::from_fn_with_state(shed, shedding::shed));
     // Plain HTTP routes get a deadline; the websocket lives as long as its client.

@@ -58,6 +58,26 @@ impl FileStore {
         found.bytes().await.context("reading a file")
     }
 
+    /// A file written piece by piece (multipart upload on S3), so a large file never sits in
+    /// memory whole. It exists under `key` once `shutdown` returns; an abandoned writer
+    /// leaves nothing there.
+    pub fn writer(&self, key: &str) -> object_store::buffered::BufWriter {
+        object_store::buffered::BufWriter::new(self.store.clone(), StorePath::from(key))
+    }
+
+    /// A file read piece by piece, for streaming it out.
+    pub async fn stream(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+        let found = self
+            .store
+            .get(&StorePath::from(key))
+            .await
+            .context("reading a file")?;
+        Ok(found.into_stream())
+    }
+
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         self.store
             .delete(&StorePath::from(key))

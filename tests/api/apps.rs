@@ -320,7 +320,7 @@ const TASK: &str = "query($id: ID!) { task(id: $id) { id title } }";
 
 /// A main task filed in `department` (main tasks live in their initiator's department), by a
 /// new member of it allowed to start them there.
-async fn task_in(
+pub(crate) async fn task_in(
     app: &TestApp,
     admin: &str,
     category: &str,
@@ -352,7 +352,7 @@ async fn task_in(
     str_at(&created, "/createTask/id")
 }
 
-async fn far_department(app: &TestApp, admin: &str) -> anyhow::Result<String> {
+pub(crate) async fn far_department(app: &TestApp, admin: &str) -> anyhow::Result<String> {
     let far = app
         .gql_ok(
             Some(admin),

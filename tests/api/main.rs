@@ -10,6 +10,7 @@ mod cli;
 mod edge;
 mod edge_limits;
 mod events;
+mod export;
 mod faults;
 mod faults_edge;
 mod finance;

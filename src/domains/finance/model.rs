@@ -10,6 +10,7 @@ use crate::error::{AppError, AppResult};
 use crate::platform::events::{Envelope, Event, EventHead};
 
 crate::domains::id_type!(EntryId, "journal entry");
+
 crate::domains::id_type!(BudgetId, "budget");
 
 string_enum!(AccountType {

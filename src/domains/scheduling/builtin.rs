@@ -6,6 +6,7 @@ use super::jobs::{WebhookArgs, WebhookDelivery};
 use crate::domains::approvals::jobs::{SlaEscalation, SlaEscalationJob};
 use crate::domains::business::jobs::{ForwardTransaction, ProcessTransaction};
 use crate::domains::business::service::{ForwardJob, ProcessJob, DELIVERY_QUEUE, PROCESSING_QUEUE};
+use crate::domains::exports::jobs::{ExportJob, RunExport, EXPORT_QUEUE};
 use crate::domains::integrations::jobs::SendWebhookHandler;
 use crate::domains::integrations::service::delivery::{SendWebhook, WEBHOOK_QUEUE};
 use crate::domains::reports::jobs::{ReconcileReportsJob, RefreshReports, RefreshReportsJob};
@@ -31,6 +32,9 @@ pub struct JobDeps {
     pub scan_cron: String,
     pub event_retention: Duration,
     pub webhooks: crate::config::WebhooksConfig,
+    /// Where background exports write their files.
+    pub files: crate::platform::files::FileStore,
+    pub exports: crate::config::ExportsConfig,
 }
 
 pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
@@ -39,6 +43,14 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         .queue(QueueSpec::any(DELIVERY_QUEUE, 8))
         .queue(QueueSpec::any(PROCESSING_QUEUE, 4))
         .queue(QueueSpec::any(WEBHOOK_QUEUE, 16))
+        // Each export holds a database connection while it streams; two per node at most.
+        .queue(QueueSpec::any(EXPORT_QUEUE, 2))
+        .job::<ExportJob>(RunExport {
+            db: deps.db.clone(),
+            files: deps.files.clone(),
+            currency: deps.currency.clone(),
+            deadline: deps.exports.timeout,
+        })
         .job::<DeadlineRemindersJob>(DeadlineReminders {
             db: deps.db.clone(),
             lead: deps.reminder_lead,

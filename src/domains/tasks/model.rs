@@ -33,6 +33,17 @@ impl WorkStatus {
     }
 }
 
+/// What a reader is told: flagged by the overdue scan, or past its deadline and still open
+/// (between two scans).
+pub fn is_overdue(
+    flagged: bool,
+    deadline: Option<DateTime<Utc>>,
+    status: WorkStatus,
+    now: DateTime<Utc>,
+) -> bool {
+    flagged || (deadline.is_some_and(|d| d < now) && status.is_open())
+}
+
 /// Who a round-robin or least-loaded category assigns among.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AssignmentPool {

@@ -218,6 +218,132 @@ pub struct LedgerPage {
     pub total: u64,
 }
 
+/// The account's balance in its natural direction brought forward from before `from`.
+async fn ledger_opening<C: ConnectionTrait>(
+    db: &C,
+    account: &account::Model,
+    kind: AccountType,
+    from: Option<NaiveDate>,
+    visible: &Condition,
+) -> AppResult<i128> {
+    let Some(from) = from else {
+        return Ok(0);
+    };
+    let [debits_high, debits_low] = wide_sum("debit_minor", "");
+    let [credits_high, credits_low] = wide_sum("credit_minor", "");
+    let sums: Option<(i64, i64, i64, i64)> = journal_line::Entity::find()
+        .select_only()
+        .expr_as(Expr::cust(debits_high), "debits_high")
+        .expr_as(Expr::cust(debits_low), "debits_low")
+        .expr_as(Expr::cust(credits_high), "credits_high")
+        .expr_as(Expr::cust(credits_low), "credits_low")
+        .filter(journal_line::Column::AccountId.eq(account.id))
+        .filter(journal_line::Column::PostingDate.lt(from))
+        .filter(visible.clone())
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(sums.map_or(0, |(dh, dl, ch, cl)| {
+        kind.natural(join(dh, dl), join(ch, cl))
+    }))
+}
+
+/// The account's visible lines over `[from, to]`, unordered.
+fn ledger_lines(
+    account: &account::Model,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    visible: &Condition,
+) -> sea_orm::Select<journal_line::Entity> {
+    let mut lines = journal_line::Entity::find()
+        .filter(journal_line::Column::AccountId.eq(account.id))
+        .filter(visible.clone());
+    if let Some(from) = from {
+        lines = lines.filter(journal_line::Column::PostingDate.gte(from));
+    }
+    if let Some(to) = to {
+        lines = lines.filter(journal_line::Column::PostingDate.lte(to));
+    }
+    lines
+}
+
+/// An account's ledger to be read line by line: the lines in posting order, and the balance
+/// brought forward, to which each line's natural movement is added in turn.
+pub struct LedgerLines {
+    pub account: account::Model,
+    pub kind: AccountType,
+    pub opening: i128,
+    pub lines: sea_orm::Select<journal_line::Entity>,
+}
+
+/// The lines `account_ledger` pages through, whole and in its order, for a reader that streams
+/// them (the CSV export) instead of paging.
+pub async fn ledger_lines_query<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    account_code: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> AppResult<LedgerLines> {
+    let visible = visible_lines_condition(viewer.user()?)?;
+    let account = account_by_code(db, account_code).await?;
+    let kind = account_type(&account)?;
+    let opening = ledger_opening(db, &account, kind, from, &visible).await?;
+    let lines = ledger_lines(&account, from, to, &visible)
+        .order_by_asc(journal_line::Column::PostingDate)
+        .order_by_asc(journal_line::Column::EntryId)
+        .order_by_asc(journal_line::Column::LineNo);
+    Ok(LedgerLines {
+        account,
+        kind,
+        opening,
+        lines,
+    })
+}
+
+async fn account_by_code<C: ConnectionTrait>(
+    db: &C,
+    account_code: &str,
+) -> AppResult<account::Model> {
+    accounts_by_code(db, vec![account_code.to_owned()])
+        .await?
+        .remove(account_code)
+        .ok_or_else(|| {
+            AppError::bad_field(
+                "accountCode",
+                format!("no account with code {account_code:?}"),
+            )
+        })
+}
+
+/// Accounts by id, for naming the accounts of a batch of lines in one query.
+pub async fn accounts_by_id<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, account::Model>> {
+    Ok(account::Entity::find()
+        .filter(account::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect())
+}
+
+/// The memo of each entry, for a batch of lines in one query.
+pub async fn entry_memos<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, String>> {
+    Ok(journal_entry::Entity::find()
+        .filter(journal_entry::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e.memo))
+        .collect())
+}
+
 /// One account's lines over `[from, to]` with the running balance after each, computed in SQL
 /// (`SUM(...) OVER`) on top of the balance brought forward from before `from`.
 pub async fn account_ledger<C: ConnectionTrait>(
@@ -232,47 +358,10 @@ pub async fn account_ledger<C: ConnectionTrait>(
     // The opening balance, the running balance and the count are all over visible lines: a
     // scoped reader's ledger is the ledger of their cost centres, not a window on the whole.
     let visible = visible_lines_condition(viewer.user()?)?;
-    let account = accounts_by_code(db, vec![account_code.to_owned()])
-        .await?
-        .remove(account_code)
-        .ok_or_else(|| {
-            AppError::bad_field(
-                "accountCode",
-                format!("no account with code {account_code:?}"),
-            )
-        })?;
+    let account = account_by_code(db, account_code).await?;
     let kind = account_type(&account)?;
-    let opening = match from {
-        Some(from) => {
-            let [debits_high, debits_low] = wide_sum("debit_minor", "");
-            let [credits_high, credits_low] = wide_sum("credit_minor", "");
-            let sums: Option<(i64, i64, i64, i64)> = journal_line::Entity::find()
-                .select_only()
-                .expr_as(Expr::cust(debits_high), "debits_high")
-                .expr_as(Expr::cust(debits_low), "debits_low")
-                .expr_as(Expr::cust(credits_high), "credits_high")
-                .expr_as(Expr::cust(credits_low), "credits_low")
-                .filter(journal_line::Column::AccountId.eq(account.id))
-                .filter(journal_line::Column::PostingDate.lt(from))
-                .filter(visible.clone())
-                .into_tuple()
-                .one(db)
-                .await?;
-            sums.map_or(0, |(dh, dl, ch, cl)| {
-                kind.natural(join(dh, dl), join(ch, cl))
-            })
-        }
-        None => 0,
-    };
-    let mut inner = journal_line::Entity::find()
-        .filter(journal_line::Column::AccountId.eq(account.id))
-        .filter(visible.clone());
-    if let Some(from) = from {
-        inner = inner.filter(journal_line::Column::PostingDate.gte(from));
-    }
-    if let Some(to) = to {
-        inner = inner.filter(journal_line::Column::PostingDate.lte(to));
-    }
+    let opening = ledger_opening(db, &account, kind, from, &visible).await?;
+    let inner = ledger_lines(&account, from, to, &visible);
     let direction = if kind.grows_by_debit() {
         "debit_minor - credit_minor"
     } else {
@@ -328,24 +417,10 @@ pub async fn account_ledger<C: ConnectionTrait>(
     }
     if rows.is_empty() {
         use sea_orm::PaginatorTrait;
-        let mut count = journal_line::Entity::find()
-            .filter(journal_line::Column::AccountId.eq(account.id))
-            .filter(visible);
-        if let Some(from) = from {
-            count = count.filter(journal_line::Column::PostingDate.gte(from));
-        }
-        if let Some(to) = to {
-            count = count.filter(journal_line::Column::PostingDate.lte(to));
-        }
-        total = count.count(db).await?;
+        total = ledger_lines(&account, from, to, &visible).count(db).await?;
     }
-    let memos: HashMap<Uuid, String> = journal_entry::Entity::find()
-        .filter(journal_entry::Column::Id.is_in(lines.iter().map(|(l, _)| l.entry_id)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e.memo))
-        .collect();
+    let entries: Vec<Uuid> = lines.iter().map(|(l, _)| l.entry_id).collect();
+    let memos = entry_memos(db, &entries).await?;
     Ok(LedgerPage {
         account,
         opening,

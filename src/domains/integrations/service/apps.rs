@@ -215,3 +215,15 @@ pub(super) async fn viewer_of_app<C: ConnectionTrait>(
         }),
     })
 }
+
+/// The viewer an app acts as, looked up again (for work that runs later on its behalf, such as
+/// a background export); `None` once the app is deactivated or gone.
+pub async fn viewer_of_active_app<C: ConnectionTrait>(
+    db: &C,
+    app_id: Uuid,
+) -> AppResult<Option<ViewerUser>> {
+    match app::Entity::find_by_id(app_id).one(db).await? {
+        Some(found) if found.active => Ok(Some(viewer_of_app(db, &found).await?)),
+        _ => Ok(None),
+    }
+}

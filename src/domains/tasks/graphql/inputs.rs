@@ -279,3 +279,24 @@ impl From<TaskOrder> for service::TaskOrder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::resolver_utils::EnumType;
+
+    use super::*;
+
+    /// The CSV export parses `order=` by the SDL names; they must stay the GraphQL enum's.
+    #[test]
+    fn order_fields_parse_by_their_sdl_names() {
+        for item in TaskOrderField::items() {
+            let field: service::TaskOrderField = item.value.into();
+            assert_eq!(
+                service::TaskOrderField::parse(item.name),
+                Some(field),
+                "{}",
+                item.name
+            );
+        }
+    }
+}

@@ -218,7 +218,7 @@ impl TryFrom<task::Model> for Task {
                 confirmer_id: t.confirmer_id,
                 department_id: t.department_id,
             },
-            overdue: t.overdue || (t.deadline.is_some_and(|d| d < Utc::now()) && status.is_open()),
+            overdue: model::is_overdue(t.overdue, t.deadline, status, Utc::now()),
             cash_output_value: money(t.cash_output_minor, &t.currency),
             review_status: review_status.into(),
             status: status.into(),

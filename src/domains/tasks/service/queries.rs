@@ -10,7 +10,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
 };
 use uuid::Uuid;
 
@@ -71,6 +71,20 @@ pub enum TaskOrderField {
     CreatedAt,
     Title,
     Progress,
+}
+
+impl TaskOrderField {
+    /// The field by its SDL name (`DEADLINE`, `CREATED_AT`, ...).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "DEADLINE" => Self::Deadline,
+            "PRIORITY" => Self::Priority,
+            "CREATED_AT" => Self::CreatedAt,
+            "TITLE" => Self::Title,
+            "PROGRESS" => Self::Progress,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -207,20 +221,16 @@ pub fn open_statuses() -> [&'static str; 2] {
     [WorkStatus::Open.as_str(), WorkStatus::InProgress.as_str()]
 }
 
-/// The viewer's visible tasks matching `filter`, ordered by the first `MAX_TASK_ORDERS` of
-/// `orders` (ties broken by id), with the exact total.
-pub async fn list_tasks<C: ConnectionTrait>(
-    db: &C,
-    viewer: &Viewer,
-    filter: TaskFilter,
-    orders: &[TaskOrder],
-    offset: u64,
-    first: u64,
-) -> AppResult<TaskPage> {
-    let me = viewer.user()?;
-    let counted = me.is_admin() && filter.is_every_main_task();
-    let mut query = task::Entity::find().filter(filter_condition(me, &filter, Utc::now()));
-    let filtered = query.clone();
+/// The viewer's visible tasks matching `filter`, unordered: the one place the list's filters
+/// and the visibility rule meet, shared by the list, its export and its count.
+pub fn task_filter_query(viewer: &ViewerUser, filter: &TaskFilter) -> Select<task::Entity> {
+    task::Entity::find().filter(filter_condition(viewer, filter, Utc::now()))
+}
+
+/// `query` ordered by the first `MAX_TASK_ORDERS` of `orders`, ties broken by id, so the order
+/// is total (pages and exports cut it the same way every time).
+fn ordered(query: Select<task::Entity>, orders: &[TaskOrder]) -> Select<task::Entity> {
+    let mut query = query;
     for order in orders.iter().take(MAX_TASK_ORDERS) {
         let direction = if order.descending {
             Order::Desc
@@ -239,10 +249,35 @@ pub async fn list_tasks<C: ConnectionTrait>(
             TaskOrderField::Progress => query.order_by(task::Column::Progress, direction),
         };
     }
+    query.order_by_asc(task::Column::Id)
+}
+
+/// The viewer's visible tasks matching `filter`, in the list's order: what `tasks` pages
+/// through, and what the CSV export streams.
+pub fn filtered_tasks_query(
+    viewer: &Viewer,
+    filter: &TaskFilter,
+    orders: &[TaskOrder],
+) -> AppResult<Select<task::Entity>> {
+    Ok(ordered(task_filter_query(viewer.user()?, filter), orders))
+}
+
+/// The viewer's visible tasks matching `filter`, ordered by the first `MAX_TASK_ORDERS` of
+/// `orders` (ties broken by id), with the exact total.
+pub async fn list_tasks<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    filter: TaskFilter,
+    orders: &[TaskOrder],
+    offset: u64,
+    first: u64,
+) -> AppResult<TaskPage> {
+    let me = viewer.user()?;
+    let counted = me.is_admin() && filter.is_every_main_task();
+    let filtered = task_filter_query(me, &filter);
     // The page and the exact total are two statements: a window count over the whole filtered
     // set would make every page sort all of it.
-    let mut tasks = query
-        .order_by_asc(task::Column::Id)
+    let mut tasks = ordered(filtered.clone(), orders)
         .offset(offset)
         .limit(first + 1)
         .all(db)

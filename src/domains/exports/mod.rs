@@ -1,0 +1,6 @@
+//! CSV exports of the reports (tasks, journal lines, ledger, trial balance, profit and loss):
+//! streamed on the wire, or as a background job into the file store when large.
+
+pub mod jobs;
+pub mod model;
+pub mod service;
