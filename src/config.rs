@@ -84,6 +84,18 @@ pub struct Config {
     /// are private (loopback, RFC 1918, link-local...). Empty: public addresses only.
     pub outbound_allow: OutboundPolicy,
     pub webhooks: WebhooksConfig,
+    /// Where BI tools connect for the SQL door; `None` takes it from `DATABASE_URL`.
+    pub bi: BiConfig,
+}
+
+/// The address `createBiAccess` hands out: the database server as BI tools reach it, which may
+/// differ from how this node reaches it (a proxy, a read replica's address, a public name).
+#[derive(Clone, Debug, Default)]
+pub struct BiConfig {
+    /// `INTERLINK_BI_HOST`
+    pub host: Option<String>,
+    /// `INTERLINK_BI_PORT`
+    pub port: Option<u16>,
 }
 
 /// How webhooks are retried, rotated and given up on.
@@ -241,6 +253,8 @@ struct FileSettings {
     webhook_retry_schedule: Option<String>,
     webhook_secret_overlap_secs: Option<u64>,
     webhook_disable_after_secs: Option<u64>,
+    bi_host: Option<String>,
+    bi_port: Option<u16>,
 }
 
 /// Where the settings come from: variables win over the file, the file over defaults.
@@ -557,6 +571,12 @@ impl Config {
                     .unwrap_or_default(),
             )
             .map_err(anyhow::Error::msg)?,
+            bi: BiConfig {
+                host: var("INTERLINK_BI_HOST")
+                    .or(file.bi_host)
+                    .filter(|h| !h.trim().is_empty()),
+                port: parsed("INTERLINK_BI_PORT", var("INTERLINK_BI_PORT"))?.or(file.bi_port),
+            },
             webhooks: WebhooksConfig {
                 retry_schedule:
                     crate::domains::integrations::model::webhooks::RetrySchedule::parse(

@@ -16,6 +16,7 @@ mod m20261201_000011_create_event_log;
 mod m20261201_000012_realign_edited_migrations;
 mod m20261202_000013_create_apps_and_api_keys;
 mod m20261202_000014_create_webhooks;
+mod m20261202_000016_create_bi_schema;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_realign_edited_migrations::Migration),
             Box::new(m20261202_000013_create_apps_and_api_keys::Migration),
             Box::new(m20261202_000014_create_webhooks::Migration),
+            Box::new(m20261202_000016_create_bi_schema::Migration),
         ]
     }
 }

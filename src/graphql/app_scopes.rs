@@ -143,6 +143,8 @@ const TYPES: &[(&[&str], &[AppScope])] = &[
             "App",
             "ApiKey",
             "ApiKeyCreated",
+            "BiAccess",
+            "BiAccessInfo",
             "WebhookEndpoint",
             "WebhookEndpointCreated",
             "WebhookSecretRotated",
