@@ -816,6 +816,21 @@ mod tests {
     }
 
     #[test]
+    fn the_bi_address_overrides_are_optional_and_checked() -> anyhow::Result<()> {
+        let c = config(&[])?;
+        assert!(c.bi.host.is_none() && c.bi.port.is_none());
+        let c = config(&[
+            ("INTERLINK_BI_HOST", "bi.example.com"),
+            ("INTERLINK_BI_PORT", "6432"),
+        ])?;
+        assert_eq!(c.bi.host.as_deref(), Some("bi.example.com"));
+        assert_eq!(c.bi.port, Some(6432));
+        assert!(config(&[("INTERLINK_BI_PORT", "70000")]).is_err());
+        assert!(config(&[("INTERLINK_BI_HOST", " ")])?.bi.host.is_none());
+        Ok(())
+    }
+
+    #[test]
     fn scheduler_settings_are_checked() {
         assert!(config(&[("INTERLINK_JOB_POLL_MS", "0")]).is_err());
         assert!(config(&[("INTERLINK_JOB_LEASE_MS", "5")]).is_err());

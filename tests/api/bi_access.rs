@@ -97,8 +97,14 @@ async fn ids_over_psql(url: &str, sql: &str) -> anyhow::Result<BTreeSet<String>>
     Ok(run.stdout.lines().map(str::to_owned).collect())
 }
 
-/// Roles outlive the test database: drop the ones a test made, whatever its outcome.
-async fn dropping_roles(app: &TestApp, result: anyhow::Result<()>) -> anyhow::Result<()> {
+/// Roles outlive the test database: drop the ones `body` made, whatever its outcome (a failed
+/// assertion included).
+async fn dropping_roles(
+    app: &TestApp,
+    body: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    use futures_util::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(body).catch_unwind().await;
     let cleanup = app
         .state
         .db
@@ -109,9 +115,14 @@ async fn dropping_roles(app: &TestApp, result: anyhow::Result<()>) -> anyhow::Re
              PERFORM public.bi_drop_role(r.role_name); END LOOP; END $$",
         )
         .await;
-    result?;
-    cleanup?;
-    Ok(())
+    match outcome {
+        Ok(result) => {
+            result?;
+            cleanup?;
+            Ok(())
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 async fn department(app: &TestApp, admin: &str, name: &str) -> anyhow::Result<String> {
@@ -231,8 +242,7 @@ async fn the_bi_role_sees_what_graphql_gives_the_app() -> anyhow::Result<()> {
     let Some(app) = TestApp::spawn_with(Backend::Postgres, &[]).await? else {
         return Ok(());
     };
-    let result = sees_what_graphql_gives(&app).await;
-    dropping_roles(&app, result).await
+    dropping_roles(&app, sees_what_graphql_gives(&app)).await
 }
 
 async fn sees_what_graphql_gives(app: &TestApp) -> anyhow::Result<()> {
@@ -397,8 +407,7 @@ async fn the_bi_role_cannot_write_or_escape() -> anyhow::Result<()> {
     let Some(app) = TestApp::spawn_with(Backend::Postgres, &[]).await? else {
         return Ok(());
     };
-    let result = cannot_write_or_escape(&app).await;
-    dropping_roles(&app, result).await
+    dropping_roles(&app, cannot_write_or_escape(&app)).await
 }
 
 async fn cannot_write_or_escape(app: &TestApp) -> anyhow::Result<()> {
@@ -495,8 +504,7 @@ async fn revoking_ends_the_door() -> anyhow::Result<()> {
     let Some(app) = TestApp::spawn_with(Backend::Postgres, &[]).await? else {
         return Ok(());
     };
-    let result = revoking(&app).await;
-    dropping_roles(&app, result).await
+    dropping_roles(&app, revoking(&app)).await
 }
 
 async fn revoking(app: &TestApp) -> anyhow::Result<()> {
@@ -613,6 +621,26 @@ async fn revoking(app: &TestApp) -> anyhow::Result<()> {
         .gql(Some(token), CREATE_BI, json!({ "a": partner.id }))
         .await?;
     assert_eq!(error_code(&inactive), Some("BAD_USER_INPUT"), "{inactive}");
+
+    // A role dropped behind Interlink's back (the mapping kept) is made again on request.
+    app.gql_ok(
+        Some(token),
+        "mutation($id: ID!, $i: UpdateAppInput!) { updateApp(id: $id, input: $i) { id } }",
+        json!({ "id": partner.id, "i": { "active": true } }),
+    )
+    .await?;
+    app.gql_ok(Some(token), CREATE_BI, json!({ "a": partner.id }))
+        .await?;
+    app.state
+        .db
+        .conn
+        .execute_unprepared(&format!("SELECT public.bi_drop_role('{user}')"))
+        .await?;
+    let answer = app
+        .gql_ok(Some(token), CREATE_BI, json!({ "a": partner.id }))
+        .await?;
+    let run = psql(&bi_url(&answer)?, &["SELECT count(*) FROM bi.departments"]).await?;
+    assert!(run.ok, "{}", run.stderr);
     Ok(())
 }
 
@@ -621,8 +649,7 @@ async fn only_managers_give_bi_access_to_apps_with_reports_read() -> anyhow::Res
     let Some(app) = TestApp::spawn_with(Backend::Postgres, &[]).await? else {
         return Ok(());
     };
-    let result = only_managers(&app).await;
-    dropping_roles(&app, result).await
+    dropping_roles(&app, only_managers(&app)).await
 }
 
 async fn only_managers(app: &TestApp) -> anyhow::Result<()> {

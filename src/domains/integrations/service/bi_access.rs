@@ -91,8 +91,16 @@ pub async fn create_bi_access(
     let existing = bi_access::Entity::find_by_id(role.clone())
         .one(work)
         .await?;
+    let role_exists = work
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM pg_roles WHERE rolname = $1",
+            [role.clone().into()],
+        ))
+        .await?
+        .is_some();
     let access = match existing {
-        Some(access) => {
+        Some(access) if role_exists => {
             call(
                 work,
                 "SELECT public.bi_set_password($1, $2)",
@@ -101,18 +109,20 @@ pub async fn create_bi_access(
             .await?;
             access
         }
+        // Mapped, but the role was dropped outside Interlink: make it again.
+        Some(access) => {
+            call(
+                work,
+                "SELECT public.bi_create_role($1, $2)",
+                vec![role.into(), password.clone().into()],
+            )
+            .await?;
+            access
+        }
         None => {
             // Roles are cluster-wide: one of this name not mapped here belongs to another
             // database (a copy of this one, say), and must not be taken over.
-            let taken = work
-                .query_one(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT 1 FROM pg_roles WHERE rolname = $1",
-                    [role.clone().into()],
-                ))
-                .await?
-                .is_some();
-            if taken {
+            if role_exists {
                 return Err(AppError::Conflict(format!(
                     "a PostgreSQL role named {role} already exists in this cluster but is not \
                      this database's; drop it (or use another cluster) first"
