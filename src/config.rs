@@ -85,6 +85,8 @@ pub struct Config {
     pub outbound_allow: OutboundPolicy,
     pub webhooks: WebhooksConfig,
     pub exports: ExportsConfig,
+    /// Where BI tools connect for the SQL door; `None` takes it from `DATABASE_URL`.
+    pub bi: BiConfig,
 }
 
 /// CSV exports (`GET /export/{report}.csv`): when they go to the background, and their bounds.
@@ -100,6 +102,16 @@ pub struct ExportsConfig {
     pub max_concurrent: usize,
     /// How long a background export's file may be downloaded (`INTERLINK_EXPORT_FILE_TTL_HOURS`).
     pub file_ttl: Duration,
+}
+
+/// The address `createBiAccess` hands out: the database server as BI tools reach it, which may
+/// differ from how this node reaches it (a proxy, a read replica's address, a public name).
+#[derive(Clone, Debug, Default)]
+pub struct BiConfig {
+    /// `INTERLINK_BI_HOST`
+    pub host: Option<String>,
+    /// `INTERLINK_BI_PORT`
+    pub port: Option<u16>,
 }
 
 /// How webhooks are retried, rotated and given up on.
@@ -261,6 +273,8 @@ struct FileSettings {
     export_timeout_secs: Option<u64>,
     export_max_concurrent: Option<usize>,
     export_file_ttl_hours: Option<u64>,
+    bi_host: Option<String>,
+    bi_port: Option<u16>,
 }
 
 /// Where the settings come from: variables win over the file, the file over defaults.
@@ -577,6 +591,12 @@ impl Config {
                     .unwrap_or_default(),
             )
             .map_err(anyhow::Error::msg)?,
+            bi: BiConfig {
+                host: var("INTERLINK_BI_HOST")
+                    .or(file.bi_host)
+                    .filter(|h| !h.trim().is_empty()),
+                port: parsed("INTERLINK_BI_PORT", var("INTERLINK_BI_PORT"))?.or(file.bi_port),
+            },
             webhooks: WebhooksConfig {
                 retry_schedule:
                     crate::domains::integrations::model::webhooks::RetrySchedule::parse(
@@ -844,6 +864,21 @@ mod tests {
             ("INTERLINK_JWT_SECRET", &secret)
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn the_bi_address_overrides_are_optional_and_checked() -> anyhow::Result<()> {
+        let c = config(&[])?;
+        assert!(c.bi.host.is_none() && c.bi.port.is_none());
+        let c = config(&[
+            ("INTERLINK_BI_HOST", "bi.example.com"),
+            ("INTERLINK_BI_PORT", "6432"),
+        ])?;
+        assert_eq!(c.bi.host.as_deref(), Some("bi.example.com"));
+        assert_eq!(c.bi.port, Some(6432));
+        assert!(config(&[("INTERLINK_BI_PORT", "70000")]).is_err());
+        assert!(config(&[("INTERLINK_BI_HOST", " ")])?.bi.host.is_none());
+        Ok(())
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod approval_escalation;
 pub mod approval_flow;
 pub mod approval_instance;
 pub mod approval_step;
+pub mod bi_access;
 pub mod budget;
 pub mod business_transaction;
 pub mod cron_fire;

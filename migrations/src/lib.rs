@@ -17,6 +17,7 @@ mod m20261201_000012_realign_edited_migrations;
 mod m20261202_000013_create_apps_and_api_keys;
 mod m20261202_000014_create_webhooks;
 mod m20261202_000015_create_report_rollups;
+mod m20261202_000016_create_bi_schema;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_create_apps_and_api_keys::Migration),
             Box::new(m20261202_000014_create_webhooks::Migration),
             Box::new(m20261202_000015_create_report_rollups::Migration),
+            Box::new(m20261202_000016_create_bi_schema::Migration),
         ]
     }
 }

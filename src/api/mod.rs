@@ -12,7 +12,7 @@ use crate::domains::events::graphql::{EventsQuery, EventsSubscription};
 use crate::domains::finance::graphql::{FinanceMutation, FinanceQuery};
 use crate::domains::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
 use crate::domains::integrations::graphql::webhooks::{WebhooksMutation, WebhooksQuery};
-use crate::domains::integrations::graphql::{AppsMutation, AppsQuery};
+use crate::domains::integrations::graphql::{AppsMutation, AppsQuery, BiAccessMutation};
 use crate::domains::notifications::graphql::{
     NotificationsMutation, NotificationsQuery, NotificationsSubscription,
 };
@@ -51,6 +51,7 @@ pub struct MutationRoot(
     BusinessMutation,
     SchedulingMutation,
     AppsMutation,
+    BiAccessMutation,
     WebhooksMutation,
 );
 

@@ -161,6 +161,8 @@ const TYPES: &[(&[&str], &[AppScope])] = &[
             "App",
             "ApiKey",
             "ApiKeyCreated",
+            "BiAccess",
+            "BiAccessInfo",
             "WebhookEndpoint",
             "WebhookEndpointCreated",
             "WebhookSecretRotated",

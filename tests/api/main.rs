@@ -3,6 +3,7 @@
 mod helpers;
 
 mod apps;
+mod bi_access;
 mod board;
 mod business;
 mod cache;

@@ -30,7 +30,7 @@ pub enum AppScope {
     EventsSubscribe,
 }
 
-fn parse_id(field: &str, raw: &ID) -> AppResult<Uuid> {
+pub(super) fn parse_id(field: &str, raw: &ID) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::bad_field(field, "not a valid id"))
 }
 
@@ -80,6 +80,13 @@ impl App {
         let caller = ctx.caller()?;
         let rows = service::keys_of(caller.db(), self.uuid).await?;
         Ok(rows.into_iter().map(ApiKey::from).collect())
+    }
+
+    /// The app's PostgreSQL role for BI tools, if it has one (see `createBiAccess`).
+    async fn bi_access(&self, ctx: &Context<'_>) -> Result<Option<super::bi_access::BiAccessInfo>> {
+        let caller = ctx.caller()?;
+        let row = service::bi_access_of(caller.db(), self.uuid).await?;
+        Ok(row.map(Into::into))
     }
 }
 

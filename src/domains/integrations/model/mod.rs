@@ -11,6 +11,7 @@ use crate::auth::viewer::{Scope, ScopedPermission};
 use crate::auth::{AppScope, Permission};
 use crate::error::{AppError, AppResult};
 
+pub mod bi;
 pub mod webhooks;
 
 /// Every key starts with this, so secret scanners can spot one in a leaked file.

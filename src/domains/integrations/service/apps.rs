@@ -179,6 +179,7 @@ pub async fn update_app(
     }
     row.updated_at = Set(Utc::now());
     let updated = row.update(work).await?;
+    super::bi_access::end_bi_access_if_refused(work, &updated).await?;
     identity::end_service_account_sessions(work, updated.service_user_id, me.id);
     Ok(updated)
 }

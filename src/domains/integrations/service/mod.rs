@@ -2,9 +2,11 @@
 
 mod apps;
 pub mod attempts;
+mod bi_access;
 pub mod delivery;
 mod keys;
 pub mod webhooks;
 
 pub use apps::*;
+pub use bi_access::*;
 pub use keys::*;
