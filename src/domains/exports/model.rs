@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::domains::finance::model::JournalLineFilter;
+use crate::domains::finance::model::{JournalLineFilter, JournalSource};
 use crate::domains::identity::model::{DepartmentId, UserId};
 use crate::domains::tasks::model::{CategoryId, ReviewStatus, TaskId, WorkStatus, MAX_TASK_ORDERS};
 use crate::domains::tasks::service::{TaskFilter, TaskOrder, TaskOrderField};
@@ -225,6 +225,7 @@ struct JournalLinesParams {
     to: Option<String>,
     account_code: Option<String>,
     cost_center_id: Option<String>,
+    source: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -381,6 +382,14 @@ impl Params {
                         DepartmentId::parse,
                     )?
                     .map(|d| d.0),
+                    source: optional("source", p.source, |f, v| {
+                        enum_value(
+                            f,
+                            v,
+                            JournalSource::parse,
+                            "MANUAL, REVERSAL, TRANSACTION, TASK",
+                        )
+                    })?,
                 }))
             }
             Report::Ledger => {
