@@ -110,6 +110,8 @@ impl User {
     /// Their portrait over `[from, to)` (default: the 90 days up to now; at most five years),
     /// for the user themself, holders of a role scoped to a department subtree containing
     /// theirs, and administrators; `NOT_FOUND` for anyone else.
+    // Several aggregate queries each: priced so a page of users with portraits stays bounded.
+    #[graphql(complexity = "child_complexity + 20")]
     async fn profile(
         &self,
         ctx: &Context<'_>,
