@@ -406,4 +406,10 @@ BEGIN
     EXECUTE format('DROP ROLE %I', role_name);
 END
 $$;
+
+-- Making and ending roles is the owner's business (the app's role, which runs migrations). The
+-- visibility functions stay executable by everyone: policies call them as the querying role,
+-- and for anyone but a BI session they return nothing.
+REVOKE EXECUTE ON FUNCTION public.bi_grant_reads(text), public.bi_create_role(text, text),
+    public.bi_set_password(text, text), public.bi_drop_role(text) FROM PUBLIC;
 "#;

@@ -435,6 +435,24 @@ async fn cannot_write_or_escape(app: &TestApp) -> anyhow::Result<()> {
     assert!(fine.ok, "{}", fine.stderr);
     assert!(fine.stdout.starts_with("f|"), "{}", fine.stdout);
 
+    // Every view is security_invoker (else it would read as its owner, past every policy).
+    let views = app
+        .state
+        .db
+        .conn
+        .query_one(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FILTER (WHERE reloptions @> ARRAY['security_invoker=true']), \
+             count(*) FROM pg_class WHERE relnamespace = 'bi'::regnamespace AND relkind = 'v'",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    let (invoker, all): (i64, i64) = (views.try_get_by_index(0)?, views.try_get_by_index(1)?);
+    assert!(
+        all >= 9 && invoker == all,
+        "{invoker} of {all} views are security_invoker"
+    );
+
     // Writes are refused by privilege, not only by the read-only default the role starts with.
     let writable = "SET default_transaction_read_only = off";
     let set_role_other = format!("SET ROLE {other_role}");
