@@ -18,6 +18,7 @@ mod m20261202_000013_create_apps_and_api_keys;
 mod m20261202_000014_create_webhooks;
 mod m20261202_000015_create_report_rollups;
 mod m20261202_000016_create_bi_schema;
+mod m20261202_000017_add_bi_rollup_view;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_create_webhooks::Migration),
             Box::new(m20261202_000015_create_report_rollups::Migration),
             Box::new(m20261202_000016_create_bi_schema::Migration),
+            Box::new(m20261202_000017_add_bi_rollup_view::Migration),
         ]
     }
 }
