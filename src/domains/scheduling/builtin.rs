@@ -6,7 +6,9 @@ use super::jobs::{WebhookArgs, WebhookDelivery};
 use crate::domains::approvals::jobs::{SlaEscalation, SlaEscalationJob};
 use crate::domains::business::jobs::{ForwardTransaction, ProcessTransaction};
 use crate::domains::business::service::{ForwardJob, ProcessJob, DELIVERY_QUEUE, PROCESSING_QUEUE};
-use crate::domains::exports::jobs::{ExportJob, RunExport, EXPORT_QUEUE};
+use crate::domains::exports::jobs::{
+    ExportCleanup, ExportCleanupJob, ExportJob, RunExport, EXPORT_QUEUE,
+};
 use crate::domains::integrations::jobs::SendWebhookHandler;
 use crate::domains::integrations::service::delivery::{SendWebhook, WEBHOOK_QUEUE};
 use crate::domains::tasks::jobs::{
@@ -50,6 +52,10 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             currency: deps.currency.clone(),
             deadline: deps.exports.timeout,
         })
+        .job::<ExportCleanupJob>(ExportCleanup {
+            files: deps.files.clone(),
+            file_ttl: deps.exports.file_ttl,
+        })
         .job::<DeadlineRemindersJob>(DeadlineReminders {
             db: deps.db.clone(),
             lead: deps.reminder_lead,
@@ -87,6 +93,11 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         .schedule(CronSchedule::of(
             "0 17 * * * *",
             &PruneEventLogJob {},
+            MissedSlots::FireOnce,
+        )?)
+        .schedule(CronSchedule::of(
+            "0 41 * * * *",
+            &ExportCleanupJob {},
             MissedSlots::FireOnce,
         )?);
     // The scans catch up on everything at once, so one run after an outage suffices.
