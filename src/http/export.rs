@@ -171,7 +171,7 @@ async fn run(
     let Ok(permit) = state.exports.clone().try_acquire_owned() else {
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "RATE_LIMITED",
+            "UNAVAILABLE",
             "too many exports are streaming on this node; try again shortly, or ask with async=1",
         );
         response

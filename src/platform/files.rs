@@ -78,6 +78,28 @@ impl FileStore {
         Ok(found.into_stream())
     }
 
+    /// Deletes the files under `prefix` last written before `before`; how many went.
+    pub async fn delete_older(
+        &self,
+        prefix: &str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<u64> {
+        use futures_util::TryStreamExt;
+        let prefix = StorePath::from(prefix);
+        let mut listed = self.store.list(Some(&prefix));
+        let mut deleted = 0;
+        while let Some(meta) = listed.try_next().await.context("listing files")? {
+            if meta.last_modified < before {
+                self.store
+                    .delete(&meta.location)
+                    .await
+                    .context("deleting a file")?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         self.store
             .delete(&StorePath::from(key))

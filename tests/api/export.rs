@@ -16,6 +16,7 @@ on_both_backends!(
     bad_requests_are_refused_with_their_status,
     finance_reports_match_graphql,
     large_and_async_exports_run_in_the_background,
+    expired_export_files_are_refused_and_cleaned_up,
 );
 
 struct Csv {
@@ -614,5 +615,59 @@ async fn large_and_async_exports_run_in_the_background(backend: Backend) -> anyh
         "{failed}"
     );
 
+    Ok(())
+}
+
+async fn expired_export_files_are_refused_and_cleaned_up(backend: Backend) -> anyhow::Result<()> {
+    let app = spawn_or_skip!(
+        backend,
+        &[
+            ("INTERLINK_SCHEDULER", "true"),
+            ("INTERLINK_JOB_POLL_MS", "50"),
+            ("INTERLINK_EXPORT_FILE_TTL_HOURS", "0"),
+        ]
+    );
+    let admin = app.admin().await?;
+    let token = admin.access.as_str();
+    let queued = get(&app, Some(token), "/export/trial-balance.csv?async=1").await?;
+    let accepted = queued.json()?;
+    let (status, job) = (str_at(&accepted, "/status")?, str_at(&accepted, "/jobId")?);
+    let done = poll_job(&app, token, &status).await?;
+    assert!(done["download"].is_null(), "{done}");
+    let refused = get(&app, Some(token), &format!("{status}/download")).await?;
+    assert_eq!(refused.status, 404);
+    assert!(refused.json()?.to_string().contains("expired"));
+    let key = format!("exports/{job}.csv");
+    assert!(
+        app.state.files.stream(&key).await.is_ok(),
+        "the file was written"
+    );
+    let cleanup = app
+        .gql_ok(
+            Some(token),
+            "mutation { enqueueJob(input: { kind: \"reports.export_cleanup\", args: {} }) { id } }",
+            json!({}),
+        )
+        .await?;
+    let cleanup = str_at(&cleanup, "/enqueueJob/id")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = app
+            .gql_ok(
+                Some(token),
+                "query($id: ID!) { job(id: $id) { state } }",
+                json!({ "id": cleanup }),
+            )
+            .await?;
+        if seen["job"]["state"] == "COMPLETED" {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{seen}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app.state.files.stream(&key).await.is_err(),
+        "the file is gone"
+    );
     Ok(())
 }

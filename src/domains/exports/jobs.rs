@@ -18,7 +18,9 @@ use crate::domains::integrations::service as integrations;
 use crate::error::AppError;
 use crate::platform::db::Db;
 use crate::platform::files::FileStore;
-use crate::platform::scheduler::{JobContext, JobError, JobHandler, JobKind};
+use crate::platform::scheduler::{
+    no_arguments, JobContext, JobError, JobHandler, JobKind, MAINTENANCE_QUEUE,
+};
 
 pub const EXPORT_QUEUE: &str = "exports";
 
@@ -62,9 +64,46 @@ impl JobKind for ExportJob {
     const DESCRIPTION: &'static str = "Writes a CSV export into the file store";
 }
 
+const FILE_PREFIX: &str = "exports";
+
 /// Where a finished export's file lives.
 pub fn file_key(job_id: Uuid) -> String {
-    format!("exports/{job_id}.csv")
+    format!("{FILE_PREFIX}/{job_id}.csv")
+}
+
+/// `reports.export_cleanup`: deletes export files older than their time to live (the download
+/// refuses them already; this frees the store).
+#[derive(Serialize, Deserialize)]
+pub struct ExportCleanupJob {}
+
+impl JobKind for ExportCleanupJob {
+    const KIND: &'static str = "reports.export_cleanup";
+    const QUEUE: &'static str = MAINTENANCE_QUEUE;
+    const MAX_ATTEMPTS: i32 = 3;
+    const TIMEOUT: Duration = Duration::from_secs(600);
+    const DESCRIPTION: &'static str = "Deletes background exports' files once they expire";
+
+    fn operator_schema() -> Option<serde_json::Value> {
+        Some(no_arguments())
+    }
+}
+
+pub struct ExportCleanup {
+    pub files: FileStore,
+    pub file_ttl: Duration,
+}
+
+#[async_trait]
+impl JobHandler for ExportCleanup {
+    async fn run(&self, job: &JobContext) -> Result<(), JobError> {
+        let ttl = chrono::Duration::from_std(self.file_ttl).unwrap_or(chrono::Duration::MAX);
+        let Some(before) = chrono::Utc::now().checked_sub_signed(ttl) else {
+            return Ok(());
+        };
+        let deleted = self.files.delete_older(FILE_PREFIX, before).await?;
+        job.progress(100, &format!("{deleted} expired export files deleted"))
+            .await
+    }
 }
 
 pub struct RunExport {

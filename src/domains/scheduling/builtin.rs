@@ -6,7 +6,9 @@ use super::jobs::{WebhookArgs, WebhookDelivery};
 use crate::domains::approvals::jobs::{SlaEscalation, SlaEscalationJob};
 use crate::domains::business::jobs::{ForwardTransaction, ProcessTransaction};
 use crate::domains::business::service::{ForwardJob, ProcessJob, DELIVERY_QUEUE, PROCESSING_QUEUE};
-use crate::domains::exports::jobs::{ExportJob, RunExport, EXPORT_QUEUE};
+use crate::domains::exports::jobs::{
+    ExportCleanup, ExportCleanupJob, ExportJob, RunExport, EXPORT_QUEUE,
+};
 use crate::domains::integrations::jobs::SendWebhookHandler;
 use crate::domains::integrations::service::delivery::{SendWebhook, WEBHOOK_QUEUE};
 use crate::domains::reports::jobs::{ReconcileReportsJob, RefreshReports, RefreshReportsJob};
@@ -50,6 +52,10 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
             files: deps.files.clone(),
             currency: deps.currency.clone(),
             deadline: deps.exports.timeout,
+        })
+        .job::<ExportCleanupJob>(ExportCleanup {
+            files: deps.files.clone(),
+            file_ttl: deps.exports.file_ttl,
         })
         .job::<DeadlineRemindersJob>(DeadlineReminders {
             db: deps.db.clone(),
@@ -107,6 +113,11 @@ pub fn registry(deps: JobDeps) -> anyhow::Result<Registry> {
         .schedule(CronSchedule::of(
             "0 40 3 * * *",
             &ReconcileReportsJob {},
+            MissedSlots::FireOnce,
+        )?)
+        .schedule(CronSchedule::of(
+            "0 41 * * * *",
+            &ExportCleanupJob {},
             MissedSlots::FireOnce,
         )?);
     // The scans catch up on everything at once, so one run after an outage suffices.
