@@ -12,6 +12,7 @@ mod edge;
 mod edge_limits;
 mod events;
 mod export;
+mod export_summaries;
 mod faults;
 mod faults_edge;
 mod finance;

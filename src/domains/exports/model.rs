@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domains::finance::model::{JournalLineFilter, JournalSource};
 use crate::domains::identity::model::{DepartmentId, UserId};
+use crate::domains::reports::model::{
+    parse_dimensions, ApprovalDimension, ApprovalStatsQuery, Source, TaskDimension, TaskStatsQuery,
+    Window,
+};
 use crate::domains::tasks::model::{CategoryId, ReviewStatus, TaskId, WorkStatus, MAX_TASK_ORDERS};
 use crate::domains::tasks::service::{TaskFilter, TaskOrder, TaskOrderField};
 use crate::error::{AppError, AppResult};
@@ -24,15 +28,21 @@ pub enum Report {
     Ledger,
     TrialBalance,
     ProfitAndLoss,
+    TaskStats,
+    ApprovalStats,
+    Profiles,
 }
 
 impl Report {
-    pub const ALL: [Report; 5] = [
+    pub const ALL: [Report; 8] = [
         Report::Tasks,
         Report::JournalLines,
         Report::Ledger,
         Report::TrialBalance,
         Report::ProfitAndLoss,
+        Report::TaskStats,
+        Report::ApprovalStats,
+        Report::Profiles,
     ];
 
     /// The name in the URL and in the file name.
@@ -43,6 +53,9 @@ impl Report {
             Self::Ledger => "ledger",
             Self::TrialBalance => "trial-balance",
             Self::ProfitAndLoss => "profit-and-loss",
+            Self::TaskStats => "task-stats",
+            Self::ApprovalStats => "approval-stats",
+            Self::Profiles => "profiles",
         }
     }
 
@@ -50,11 +63,14 @@ impl Report {
     pub fn root_field(self) -> &'static str {
         match self {
             Self::Tasks => "tasks",
-            // Until `journalEntries` lands, the journal's own root field stands for it.
-            Self::JournalLines => "journalEntry",
+            Self::JournalLines => "journalEntries",
             Self::Ledger => "accountLedger",
             Self::TrialBalance => "trialBalance",
             Self::ProfitAndLoss => "profitAndLoss",
+            Self::TaskStats => "taskStats",
+            Self::ApprovalStats => "approvalStats",
+            // Portraits are `User.profile`, reached through `user`.
+            Self::Profiles => "user",
         }
     }
 
@@ -216,6 +232,25 @@ struct TasksParams {
     overdue: Option<String>,
     search: Option<String>,
     order: Option<String>,
+    /// `task-stats` only, as `taskStats`' arguments.
+    group_by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ApprovalStatsParams {
+    group_by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProfilesParams {
+    from: Option<String>,
+    to: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +307,82 @@ pub enum Params {
         by_department: bool,
         by_month: bool,
     },
+    TaskStats(TaskStatsQuery),
+    ApprovalStats(ApprovalStatsQuery),
+    Profiles {
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    },
+}
+
+/// A parameter the report does not take although a sibling report does (`order` on
+/// `task-stats`): refused as serde refuses an unknown one.
+fn not_taken(report: Report, field: &str, value: &Option<String>) -> AppResult<()> {
+    match value {
+        Some(_) => Err(AppError::bad_field(
+            field,
+            format!("{}.csv: unknown parameter `{field}`", report.slug()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `DEPARTMENT,DEADLINE_MONTH` → the dimensions, checked as `groupBy` is in GraphQL.
+fn dimensions<D: Copy + Eq + std::fmt::Debug>(
+    raw: Option<String>,
+    parse: fn(&str) -> Option<D>,
+    allowed: &str,
+) -> AppResult<Vec<D>> {
+    let asked = raw
+        .iter()
+        .flat_map(|g| g.split(','))
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| enum_value("groupBy", part, parse, allowed))
+        .collect::<AppResult<Vec<D>>>()?;
+    parse_dimensions(&asked)
+}
+
+impl TasksParams {
+    /// The `TaskFilter` part, parsed as GraphQL parses the input object.
+    fn filter(&mut self) -> AppResult<TaskFilter> {
+        Ok(TaskFilter {
+            category_id: optional("categoryId", self.category_id.take(), CategoryId::parse)?
+                .map(|c| c.0),
+            review_status: optional("reviewStatus", self.review_status.take(), |f, v| {
+                enum_value(
+                    f,
+                    v,
+                    ReviewStatus::parse,
+                    "DRAFT, PENDING, APPROVED, REJECTED",
+                )
+            })?,
+            status: optional("status", self.status.take(), |f, v| {
+                enum_value(
+                    f,
+                    v,
+                    WorkStatus::parse,
+                    "OPEN, IN_PROGRESS, DONE, CANCELLED",
+                )
+            })?,
+            executor_id: optional("executorId", self.executor_id.take(), UserId::parse)?
+                .map(|u| u.0),
+            initiator_id: optional("initiatorId", self.initiator_id.take(), UserId::parse)?
+                .map(|u| u.0),
+            department_id: optional(
+                "departmentId",
+                self.department_id.take(),
+                DepartmentId::parse,
+            )?
+            .map(|d| d.0),
+            parent_id: optional("parentId", self.parent_id.take(), TaskId::parse)?.map(|t| t.0),
+            main_only: optional("mainOnly", self.main_only.take(), flag)?.unwrap_or(false),
+            deadline_from: optional("deadlineFrom", self.deadline_from.take(), instant)?,
+            deadline_to: optional("deadlineTo", self.deadline_to.take(), instant)?,
+            overdue: optional("overdue", self.overdue.take(), flag)?,
+            search: self.search.take(),
+        })
+    }
 }
 
 fn required(field: &str, raw: Option<String>) -> AppResult<String> {
@@ -327,48 +438,74 @@ fn enum_value<T>(
 }
 
 impl Params {
+    pub fn report(&self) -> Report {
+        match self {
+            Self::Tasks { .. } => Report::Tasks,
+            Self::JournalLines(_) => Report::JournalLines,
+            Self::Ledger { .. } => Report::Ledger,
+            Self::TrialBalance { .. } => Report::TrialBalance,
+            Self::ProfitAndLoss { .. } => Report::ProfitAndLoss,
+            Self::TaskStats(_) => Report::TaskStats,
+            Self::ApprovalStats(_) => Report::ApprovalStats,
+            Self::Profiles { .. } => Report::Profiles,
+        }
+    }
+
     /// The report's own parameters (what `split_query` left), parsed as GraphQL would parse
     /// the same arguments: ids into the domains' id types, enums by their SDL names.
     pub fn parse(report: Report, rest: &str) -> AppResult<Self> {
         match report {
             Report::Tasks => {
-                let p: TasksParams = parse_params(report, rest)?;
-                let filter = TaskFilter {
-                    category_id: optional("categoryId", p.category_id, CategoryId::parse)?
-                        .map(|c| c.0),
-                    review_status: optional("reviewStatus", p.review_status, |f, v| {
-                        enum_value(
-                            f,
-                            v,
-                            ReviewStatus::parse,
-                            "DRAFT, PENDING, APPROVED, REJECTED",
-                        )
-                    })?,
-                    status: optional("status", p.status, |f, v| {
-                        enum_value(
-                            f,
-                            v,
-                            WorkStatus::parse,
-                            "OPEN, IN_PROGRESS, DONE, CANCELLED",
-                        )
-                    })?,
-                    executor_id: optional("executorId", p.executor_id, UserId::parse)?.map(|u| u.0),
-                    initiator_id: optional("initiatorId", p.initiator_id, UserId::parse)?
-                        .map(|u| u.0),
-                    department_id: optional("departmentId", p.department_id, DepartmentId::parse)?
-                        .map(|d| d.0),
-                    parent_id: optional("parentId", p.parent_id, TaskId::parse)?.map(|t| t.0),
-                    main_only: optional("mainOnly", p.main_only, flag)?.unwrap_or(false),
-                    deadline_from: optional("deadlineFrom", p.deadline_from, instant)?,
-                    deadline_to: optional("deadlineTo", p.deadline_to, instant)?,
-                    overdue: optional("overdue", p.overdue, flag)?,
-                    search: p.search,
-                };
+                let mut p: TasksParams = parse_params(report, rest)?;
+                not_taken(report, "groupBy", &p.group_by)?;
+                not_taken(report, "from", &p.from)?;
+                not_taken(report, "to", &p.to)?;
+                let filter = p.filter()?;
                 let orders = match p.order {
                     Some(raw) => parse_task_orders(&raw)?,
                     None => Vec::new(),
                 };
                 Ok(Self::Tasks { filter, orders })
+            }
+            Report::TaskStats => {
+                let mut p: TasksParams = parse_params(report, rest)?;
+                not_taken(report, "order", &p.order)?;
+                let filter = p.filter()?;
+                Ok(Self::TaskStats(TaskStatsQuery {
+                    filter,
+                    group_by: dimensions(
+                        p.group_by,
+                        TaskDimension::parse,
+                        "DEPARTMENT, CATEGORY, EXECUTOR, STATUS, REVIEW_STATUS, PRIORITY, \
+                         DEADLINE_MONTH, COMPLETED_MONTH",
+                    )?,
+                    window: Window::parse(
+                        optional("from", p.from, instant)?,
+                        optional("to", p.to, instant)?,
+                    )?,
+                    source: Source::Auto,
+                }))
+            }
+            Report::ApprovalStats => {
+                let p: ApprovalStatsParams = parse_params(report, rest)?;
+                Ok(Self::ApprovalStats(ApprovalStatsQuery {
+                    group_by: dimensions(
+                        p.group_by,
+                        ApprovalDimension::parse,
+                        "FLOW, STEP, APPROVER, SUBJECT_KIND, MONTH",
+                    )?,
+                    window: Window::parse(
+                        optional("from", p.from, instant)?,
+                        optional("to", p.to, instant)?,
+                    )?,
+                }))
+            }
+            Report::Profiles => {
+                let p: ProfilesParams = parse_params(report, rest)?;
+                Ok(Self::Profiles {
+                    from: optional("from", p.from, instant)?,
+                    to: optional("to", p.to, instant)?,
+                })
             }
             Report::JournalLines => {
                 let p: JournalLinesParams = parse_params(report, rest)?;

@@ -22,9 +22,12 @@ use uuid::Uuid;
 
 use super::jobs::{rows_in_message, ExportJob, Requester};
 use super::model::{Cell, Params, Report};
+use super::summaries::{self, ApprovalStatsTable, ProfilesTable, TaskStatsTable};
 use crate::auth::{Viewer, ViewerUser};
 use crate::domains::finance::service::{self as finance, BalanceRow, LedgerLines, PnlCell};
 use crate::domains::identity::service as identity;
+use crate::domains::profiles::model::ProfileWindow;
+use crate::domains::profiles::service as profiles;
 use crate::domains::tasks::model::{is_overdue, WorkStatus};
 use crate::domains::tasks::service as tasks;
 use crate::error::{AppError, AppResult};
@@ -106,12 +109,12 @@ impl CsvOut {
         Ok(())
     }
 
-    async fn header(&mut self, names: &[&str]) -> Result<(), ExportError> {
+    pub(super) async fn header(&mut self, names: &[&str]) -> Result<(), ExportError> {
         let cells: Vec<Cell<'_>> = names.iter().map(|n| Cell::text(*n)).collect();
         self.write(&cells).await
     }
 
-    async fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), ExportError> {
+    pub(super) async fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), ExportError> {
         self.write(cells).await?;
         self.rows.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -146,7 +149,7 @@ impl CsvOut {
 /// which a cursor would hold for the whole export, so there each batch is its own short
 /// statement (`LIMIT`/`OFFSET` over the query's total order): rows written concurrently may
 /// then shift between batches, which an embedded deployment accepts.
-fn batches<'a, E>(
+pub(super) fn batches<'a, E>(
     db: &'a DatabaseConnection,
     query: Select<E>,
 ) -> BoxStream<'a, Result<Vec<E::Model>, DbErr>>
@@ -204,7 +207,7 @@ fn when(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn amount(minor: impl Into<i128>, exponent: u32) -> Cell<'static> {
+pub(super) fn amount(minor: impl Into<i128>, exponent: u32) -> Cell<'static> {
     Cell::Amount(Decimal::from_wide_minor(minor.into(), exponent).to_string())
 }
 
@@ -227,6 +230,9 @@ enum Body {
         cells: Vec<PnlCell>,
         departments: HashMap<Uuid, String>,
     },
+    TaskStats(Box<TaskStatsTable>),
+    ApprovalStats(Box<ApprovalStatsTable>),
+    Profiles(Box<ProfilesTable>),
 }
 
 /// The app scopes of the report's GraphQL field: an app reads through the export exactly
@@ -243,6 +249,8 @@ pub async fn prepare(
     params: Params,
 ) -> AppResult<Prepared> {
     let me = viewer.user()?;
+    // An app's scopes first: nothing is read for an export it may not have.
+    may_export(me, params.report())?;
     let (report, body) = match params {
         Params::Tasks { filter, orders } => (
             Report::Tasks,
@@ -286,8 +294,25 @@ pub async fn prepare(
                 Body::ProfitAndLoss { cells, departments },
             )
         }
+        Params::TaskStats(query) => (
+            Report::TaskStats,
+            Body::TaskStats(Box::new(summaries::task_stats(db, viewer, query).await?)),
+        ),
+        Params::ApprovalStats(query) => (
+            Report::ApprovalStats,
+            Body::ApprovalStats(Box::new(
+                summaries::approval_stats(db, viewer, query).await?,
+            )),
+        ),
+        Params::Profiles { from, to } => (
+            Report::Profiles,
+            Body::Profiles(Box::new(ProfilesTable {
+                viewer: viewer.clone(),
+                people: profiles::visible_people_query(viewer)?,
+                window: ProfileWindow::new(from, to, Utc::now())?,
+            })),
+        ),
     };
-    may_export(me, report)?;
     Ok(Prepared { report, body })
 }
 
@@ -300,6 +325,9 @@ impl Prepared {
             Body::Ledger(ledger) => Ok(count_upto(db, &ledger.lines, cap).await? + 1),
             Body::TrialBalance(rows) => Ok(rows.len() as u64),
             Body::ProfitAndLoss { cells, .. } => Ok(cells.len() as u64),
+            Body::TaskStats(table) => Ok(table.rows()),
+            Body::ApprovalStats(table) => Ok(table.rows()),
+            Body::Profiles(table) => count_upto(db, &table.people, cap).await,
         }
     }
 
@@ -366,6 +394,9 @@ impl Prepared {
                 }
                 Ok(())
             }
+            Body::TaskStats(table) => table.write(currency, exponent, out).await,
+            Body::ApprovalStats(table) => table.write(out).await,
+            Body::Profiles(table) => table.write(db, currency, exponent, out).await,
         }
     }
 }

@@ -337,3 +337,33 @@ impl ReportsQuery {
         Ok(ApprovalStats(stats))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::resolver_utils::EnumType;
+
+    use super::*;
+
+    /// The CSV export parses `groupBy=` by the SDL names; they must stay the GraphQL enums'.
+    #[test]
+    fn dimensions_parse_by_their_sdl_names() {
+        for item in TaskDimension::items() {
+            let dimension: model::TaskDimension = item.value.into();
+            assert_eq!(
+                model::TaskDimension::parse(item.name),
+                Some(dimension),
+                "{}",
+                item.name
+            );
+        }
+        for item in ApprovalDimension::items() {
+            let dimension: model::ApprovalDimension = item.value.into();
+            assert_eq!(
+                model::ApprovalDimension::parse(item.name),
+                Some(dimension),
+                "{}",
+                item.name
+            );
+        }
+    }
+}

@@ -37,6 +37,37 @@ pub enum ApprovalDimension {
     Month,
 }
 
+impl TaskDimension {
+    /// The dimension by its SDL name (`DEADLINE_MONTH`), as the CSV export's `groupBy` gives it.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "DEPARTMENT" => Self::Department,
+            "CATEGORY" => Self::Category,
+            "EXECUTOR" => Self::Executor,
+            "STATUS" => Self::Status,
+            "REVIEW_STATUS" => Self::ReviewStatus,
+            "PRIORITY" => Self::Priority,
+            "DEADLINE_MONTH" => Self::DeadlineMonth,
+            "COMPLETED_MONTH" => Self::CompletedMonth,
+            _ => return None,
+        })
+    }
+}
+
+impl ApprovalDimension {
+    /// The dimension by its SDL name (`SUBJECT_KIND`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "FLOW" => Self::Flow,
+            "STEP" => Self::Step,
+            "APPROVER" => Self::Approver,
+            "SUBJECT_KIND" => Self::SubjectKind,
+            "MONTH" => Self::Month,
+            _ => return None,
+        })
+    }
+}
+
 /// A half-open window `[from, to)`; an absent bound is open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Window {
