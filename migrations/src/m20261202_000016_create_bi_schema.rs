@@ -97,6 +97,7 @@ DROP FUNCTION public.bi_create_role(text, text);
 DROP FUNCTION public.bi_grant_reads(text);
 DROP FUNCTION public.bi_reads_profiles();
 DROP FUNCTION public.bi_reads_organisation();
+DROP FUNCTION public.bi_visible_user_ids();
 DROP FUNCTION public.bi_reads_finance();
 DROP FUNCTION public.bi_finance_cost_centres();
 DROP FUNCTION public.bi_reads_finance_everywhere();
@@ -110,6 +111,9 @@ BEGIN
     EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO PUBLIC', current_database());
 END
 $$;
+GRANT EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),
+    pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lowrite(integer, bytea),
+    pg_catalog.lo_put(oid, bigint, bytea) TO PUBLIC;
 "#;
 
 const POSTGRES_UP: &str = r#"
@@ -124,6 +128,11 @@ BEGIN
 END
 $$;
 
+-- Large objects are the one write the privileges below do not cover; the hub uses none.
+REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),
+    pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lowrite(integer, bytea),
+    pg_catalog.lo_put(oid, bigint, bytea) FROM PUBLIC;
+
 CREATE SCHEMA bi;
 REVOKE ALL ON SCHEMA bi FROM PUBLIC;
 
@@ -131,14 +140,14 @@ REVOKE ALL ON SCHEMA bi FROM PUBLIC;
 -- client cannot change; `current_user` can be moved by SET ROLE and settings by SET). A row
 -- only while the app is active, holds REPORTS_READ, and its department (if any) still exists.
 CREATE FUNCTION public.bi_session_is_bi() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM public.bi_access WHERE role_name = session_user::text)
 $$;
 
 CREATE FUNCTION public.bi_session_app(
     OUT app_id uuid, OUT service_user_id uuid, OUT department_path text, OUT scopes jsonb
 ) RETURNS SETOF record
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT a.id, a.service_user_id, d.path, a.scopes::jsonb
     FROM public.bi_access b
     JOIN public.apps a ON a.id = b.app_id
@@ -157,7 +166,7 @@ $$;
 -- TASKS_WRITE; global task.read sees all; else tasks its service account initiated, confirms,
 -- executes or approves, tasks in its department's subtree, and subtasks of those.
 CREATE FUNCTION public.bi_visible_task_ids() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH seer AS (
         SELECT * FROM public.bi_session_app()
         WHERE scopes ? 'TASKS_READ' OR scopes ? 'TASKS_WRITE'
@@ -184,7 +193,7 @@ $$;
 -- service account initiated it, is (or stands in by delegation for) an assigned approver, or
 -- holds approval.read over the subject's department (everywhere, for a subject without one).
 CREATE FUNCTION public.bi_visible_approval_ids() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH seer AS (
         SELECT * FROM public.bi_session_app() WHERE scopes ? 'APPROVALS_READ'
     ),
@@ -207,34 +216,65 @@ $$;
 -- Journal lines (finance.read): everything with a global grant; with a department grant, the
 -- lines whose cost centre is in the subtree (lines without a cost centre need a global grant).
 CREATE FUNCTION public.bi_reads_finance_everywhere() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM public.bi_session_app()
                    WHERE scopes ? 'FINANCE_READ' AND department_path IS NULL)
 $$;
 
 CREATE FUNCTION public.bi_finance_cost_centres() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT d.id FROM public.departments d, public.bi_session_app() a
     WHERE a.scopes ? 'FINANCE_READ' AND starts_with(d.path, a.department_path)
 $$;
 
 -- The chart of accounts: to anyone who reads some finance.
 CREATE FUNCTION public.bi_reads_finance() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM public.bi_session_app() WHERE scopes ? 'FINANCE_READ')
 $$;
 
 -- Departments and people's names (graphql::app_scopes ORGANISATION): any of PROFILES_READ,
 -- TASKS_READ, TASKS_WRITE, FINANCE_READ.
 CREATE FUNCTION public.bi_reads_organisation() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM public.bi_session_app()
                    WHERE scopes ?| ARRAY['PROFILES_READ', 'TASKS_READ', 'TASKS_WRITE', 'FINANCE_READ'])
 $$;
 
+-- People by name: GraphQL lists people to no app (`users` is for administrators), and names
+-- them where a record the app reads does. So: the people whose portrait a PROFILES_READ app
+-- may see (its department's subtree, or everyone without a department), and the people named
+-- by the tasks and approvals it reads.
+CREATE FUNCTION public.bi_visible_user_ids() RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH app AS (SELECT * FROM public.bi_session_app()),
+    seen_tasks AS (
+        SELECT t.id, t.initiator_id, t.confirmer_id FROM public.tasks t
+        WHERE t.id IN (SELECT public.bi_visible_task_ids())
+    ),
+    seen_approvals AS (
+        SELECT i.id, i.initiator_id FROM public.approval_instances i
+        WHERE i.id IN (SELECT public.bi_visible_approval_ids())
+    )
+    SELECT u.id FROM public.users u, app
+    WHERE app.scopes ? 'PROFILES_READ'
+      AND (app.department_path IS NULL
+           OR u.department_id IN (SELECT d.id FROM public.departments d
+                                  WHERE starts_with(d.path, app.department_path)))
+    UNION SELECT initiator_id FROM seen_tasks
+    UNION SELECT confirmer_id FROM seen_tasks WHERE confirmer_id IS NOT NULL
+    UNION SELECT e.user_id FROM public.task_executors e
+          WHERE e.task_id IN (SELECT id FROM seen_tasks)
+    UNION SELECT initiator_id FROM seen_approvals
+    UNION SELECT d.accountable_user_id FROM public.approval_decisions d
+          WHERE d.instance_id IN (SELECT id FROM seen_approvals)
+    UNION SELECT d.decided_by FROM public.approval_decisions d
+          WHERE d.instance_id IN (SELECT id FROM seen_approvals)
+$$;
+
 -- A person's department is part of their profile (PROFILES_READ), as `User.department` is.
 CREATE FUNCTION public.bi_reads_profiles() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM public.bi_session_app() WHERE scopes ? 'PROFILES_READ')
 $$;
 
@@ -331,14 +371,14 @@ CREATE POLICY bi_visible ON public.departments AS RESTRICTIVE
 ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;
 CREATE POLICY bi_others ON public.users USING (true);
 CREATE POLICY bi_visible ON public.users AS RESTRICTIVE
-    USING ((SELECT NOT public.bi_session_is_bi()) OR (SELECT public.bi_reads_organisation()));
+    USING ((SELECT NOT public.bi_session_is_bi()) OR id IN (SELECT public.bi_visible_user_ids()));
 
 -- What a BI role may read: USAGE on `bi`, SELECT on its views, and SELECT on exactly the
 -- columns of the base tables those views read (security_invoker views check the invoker's
 -- privileges on them), found from the views' recorded dependencies. Run by the app's role
 -- when it creates or rotates a BI role, and by a migration that adds a view.
 CREATE FUNCTION public.bi_grant_reads(role_name text) RETURNS void
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
 BEGIN
@@ -347,6 +387,14 @@ BEGIN
     IF pg_has_role(current_user, (SELECT datdba FROM pg_database
                                   WHERE datname = current_database()), 'USAGE') THEN
         EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    END IF;
+    -- Everything below rests on PUBLIC holding nothing in `public` and no temporary tables;
+    -- a REVOKE by a role that does not own them only warns, so check rather than trust it.
+    IF has_schema_privilege(role_name, 'public', 'USAGE')
+       OR has_schema_privilege(role_name, 'public', 'CREATE')
+       OR has_database_privilege(role_name, current_database(), 'TEMPORARY') THEN
+        RAISE EXCEPTION 'the BI door needs USAGE and CREATE on schema public and TEMPORARY on '
+            'the database revoked from PUBLIC: run the migrations as the owner of both';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA bi TO %I', role_name);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA bi TO %I', role_name);
@@ -373,7 +421,7 @@ $$;
 
 -- A login role for one app: read-only by default, few connections, bounded statements.
 CREATE FUNCTION public.bi_create_role(role_name text, password text) RETURNS void
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     EXECUTE format(
         'CREATE ROLE %I LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT '
@@ -385,7 +433,7 @@ END
 $$;
 
 CREATE FUNCTION public.bi_set_password(role_name text, password text) RETURNS void
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     EXECUTE format('ALTER ROLE %I PASSWORD %L', role_name, password);
     PERFORM public.bi_grant_reads(role_name);
@@ -395,7 +443,7 @@ $$;
 -- Ends a BI role: its sessions, whatever it owns or was granted here, the role. Becoming a
 -- member first lets a CREATEROLE (non-superuser) owner terminate its backends and DROP OWNED.
 CREATE FUNCTION public.bi_drop_role(role_name text) RETURNS void
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
         RETURN;

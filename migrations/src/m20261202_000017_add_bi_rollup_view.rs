@@ -38,13 +38,13 @@ impl MigrationTrait for Migration {
 /// subtree are in `bi.tasks` but, being mixed with others in their department's rows, not here.
 const POSTGRES_UP: &str = r#"
 CREATE FUNCTION public.bi_reads_all_tasks() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM public.bi_session_app()
                    WHERE scopes ? 'TASKS_READ' AND department_path IS NULL)
 $$;
 
 CREATE FUNCTION public.bi_task_departments() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT d.id FROM public.departments d, public.bi_session_app() a
     WHERE (a.scopes ? 'TASKS_READ' OR a.scopes ? 'TASKS_WRITE')
       AND starts_with(d.path, a.department_path)

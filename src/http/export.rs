@@ -152,8 +152,8 @@ async fn run(
     let params = Params::parse(report, rest)?;
     let viewer = Viewer::User(me.clone());
     let prepared = service::prepare(db, &viewer, params).await?;
-    let large = !common.background
-        && prepared.rows(db, Some(settings.max_sync_rows)).await? > settings.max_sync_rows;
+    let limit = prepared.sync_row_limit(settings.max_sync_rows);
+    let large = !common.background && prepared.rows(db, Some(limit)).await? > limit;
     if common.background || large {
         let id = service::start_export(db, &me, report, rest, common.bom).await?;
         app.scheduler.nudge();

@@ -316,7 +316,19 @@ pub async fn prepare(
     Ok(Prepared { report, body })
 }
 
+/// A portrait costs a handful of aggregate statements, not one row of a stream: more people
+/// than this go to the background whatever `INTERLINK_EXPORT_MAX_SYNC_ROWS` says.
+pub const MAX_SYNC_PORTRAITS: u64 = 500;
+
 impl Prepared {
+    /// Past how many rows this report runs in the background, given the configured limit.
+    pub fn sync_row_limit(&self, configured: u64) -> u64 {
+        match self.body {
+            Body::Profiles(_) => configured.min(MAX_SYNC_PORTRAITS),
+            _ => configured,
+        }
+    }
+
     /// The rows the file will have, counted no further than `cap`.
     pub async fn rows(&self, db: &DatabaseConnection, cap: Option<u64>) -> AppResult<u64> {
         match &self.body {

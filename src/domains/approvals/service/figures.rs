@@ -99,9 +99,11 @@ pub fn decision_seconds(
         AND assigned.user_id = approval_decisions.accountable_user_id)";
     let since_step = seconds_between(backend, "approval_decisions.decided_at", step_start);
     let since_assigned = seconds_between(backend, "approval_decisions.decided_at", assigned);
+    // Either may be unknown; PostgreSQL's LEAST skips a NULL where SQLite's MIN returns it, so
+    // each side falls back to the other and both backends agree.
     let secs = least(
         backend,
-        &since_step,
+        &format!("COALESCE({since_step}, {since_assigned})"),
         &format!("COALESCE({since_assigned}, {since_step})"),
     );
     Query::select()
