@@ -61,7 +61,12 @@ impl Db {
     ) -> anyhow::Result<Self> {
         match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
+                // No JIT: the hub's statements are short, and PostgreSQL's cost estimate of a
+                // correlated sub-select (a report's) can cross `jit_above_cost`, when compiling
+                // takes seconds for a query that runs in a hundred milliseconds.
+                let options = PgConnectOptions::from_str(url)
+                    .context("parsing DATABASE_URL")?
+                    .options([("jit", "off")]);
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections.max(2))
                     // Short: while PostgreSQL is down, a request should fail (503) in a few

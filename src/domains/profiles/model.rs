@@ -133,32 +133,8 @@ pub fn hours_from_centiseconds(centiseconds: i64) -> f64 {
     two_decimals(centiseconds as f64 / 360_000.0)
 }
 
-/// The 0-based ranks and weight (in hundredths) the SQL percentile interpolates between, for
-/// `n` sorted values: rank `(n-1)·p/100` split into its whole part and remainder, the linear
-/// interpolation PostgreSQL's `percentile_cont` uses, in integers so both backends agree.
-pub fn percentile_rank(n: i64, percent: i64) -> (i64, i64) {
-    let position = (n - 1) * percent;
-    (position / 100, position % 100)
-}
-
-/// The same percentile over sorted values in Rust, to check the SQL against.
-pub fn percentile_of_sorted(sorted: &[i64], percent: i64) -> Option<f64> {
-    let n = sorted.len() as i64;
-    if n == 0 {
-        return None;
-    }
-    let (rank, weight) = percentile_rank(n, percent);
-    let low = *sorted.get(rank as usize)?;
-    let high = sorted.get(rank as usize + 1).copied().unwrap_or(low);
-    Some((low * (100 - weight) + high * weight) as f64 / 100.0)
-}
-
-/// p50 and p85 of a duration, in hours; `None` with no values.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Percentiles {
-    pub p50: Option<f64>,
-    pub p85: Option<f64>,
-}
+/// p50 and p85 of a duration, in hours, by the one percentile rule the statistics use too.
+pub use crate::domains::reports::model::{percentile_of_sorted, percentile_rank, Percentiles};
 
 /// Average and p50 of decision time, in hours.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
