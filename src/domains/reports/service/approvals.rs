@@ -2,11 +2,11 @@
 
 use chrono::Utc;
 use entities::{approval_assignment, approval_decision, approval_instance, approval_step};
-use sea_orm::sea_query::{Alias, Asterisk, Expr, JoinType, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, JoinType, Query, SelectStatement};
 use sea_orm::{Condition, ConnectionTrait, DbBackend, QueryResult};
 
 use super::tasks::too_many_groups;
-use super::{month, percentile_columns, ranked_columns, read_percentiles, secs, sum};
+use super::{month, percentile_columns, ranked_and_grouped, read_percentiles, secs, sum};
 use crate::auth::{AppScope, Viewer};
 use crate::domains::approvals::model::InstanceStatus;
 use crate::domains::approvals::service::visible_instances;
@@ -198,20 +198,7 @@ fn grouped_statement(
         .iter()
         .map(|d| key_alias(*d).to_owned())
         .collect();
-    let mut ranked = Query::select();
-    ranked
-        .column(Asterisk)
-        .from_subquery(units.to_owned(), Alias::new("u"));
-    for (alias, expr) in ranked_columns("dec_s", &keys) {
-        ranked.expr_as(Expr::cust(expr), Alias::new(alias));
-    }
-    let mut outer = Query::select();
-    outer.from_subquery(ranked.to_owned(), Alias::new("r"));
-    for key in &keys {
-        outer.expr(Expr::col(Alias::new(key.as_str())));
-        outer.group_by_col(Alias::new(key.as_str()));
-    }
-    outer.expr_as(Expr::cust("COUNT(*)"), Alias::new("count"));
+    let mut outer = ranked_and_grouped(units.to_owned(), &["dec_s"], &keys);
     for measure in ["approved", "rejected", "pending"] {
         outer.expr_as(Expr::cust(sum(measure)), Alias::new(measure));
     }

@@ -12,6 +12,7 @@ pub use approvals::*;
 pub use rollups::*;
 pub use tasks::*;
 
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement};
 use sea_orm::{DbBackend, QueryResult};
 
 use super::model::{interpolate, percentile_rank, Percentiles};
@@ -69,6 +70,33 @@ fn ranked_columns(value: &str, partition: &[String]) -> [(String, String); 2] {
             format!("COUNT({value}) OVER ({by_group})"),
         ),
     ]
+}
+
+/// The two levels every statistic shares: `measured` rows with each of `values` ranked in its
+/// group (`ranked_columns`), then grouped by `keys` with the group's `count`; the caller adds
+/// its sums and `percentile_columns`.
+fn ranked_and_grouped(
+    measured: SelectStatement,
+    values: &[&str],
+    keys: &[String],
+) -> SelectStatement {
+    let mut ranked = Query::select();
+    ranked
+        .column(Asterisk)
+        .from_subquery(measured, Alias::new("m"));
+    for value in values {
+        for (alias, expr) in ranked_columns(value, keys) {
+            ranked.expr_as(Expr::cust(expr), Alias::new(alias));
+        }
+    }
+    let mut outer = Query::select();
+    outer.from_subquery(ranked, Alias::new("r"));
+    for key in keys {
+        outer.expr(Expr::col(Alias::new(key.as_str())));
+        outer.group_by_col(Alias::new(key.as_str()));
+    }
+    outer.expr_as(Expr::cust("COUNT(*)"), Alias::new("count"));
+    outer
 }
 
 /// The grouped level's picks: the group's count and, per percent, the values at the two ranks

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use entities::{task, task_executor};
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, QueryResult};
 
-use super::{month, percentile_columns, ranked_columns, read_percentiles, secs, sum};
+use super::{month, percentile_columns, ranked_and_grouped, read_percentiles, secs, sum};
 use crate::auth::Viewer;
 use crate::domains::reports::model::{
     TaskDimension, TaskKey, TaskStats, TaskStatsQuery, TaskStatsRow, Window, MAX_GROUPS,
@@ -206,23 +206,11 @@ pub(super) fn grouped_statement(
         .iter()
         .map(|d| key_alias(*d).to_owned())
         .collect();
-    let mut ranked = Query::select();
-    ranked.column(Asterisk).from_subquery(
+    let mut outer = ranked_and_grouped(
         measured_tasks(backend, condition, dimensions, now),
-        Alias::new("m"),
+        &["lead_s", "cycle_s"],
+        &keys,
     );
-    for value in ["lead_s", "cycle_s"] {
-        for (alias, expr) in ranked_columns(value, &keys) {
-            ranked.expr_as(Expr::cust(expr), Alias::new(alias));
-        }
-    }
-    let mut outer = Query::select();
-    outer.from_subquery(ranked.to_owned(), Alias::new("r"));
-    for key in &keys {
-        outer.expr(Expr::col(Alias::new(key.as_str())));
-        outer.group_by_col(Alias::new(key.as_str()));
-    }
-    outer.expr_as(Expr::cust("COUNT(*)"), Alias::new("count"));
     for measure in [
         "done",
         "on_time",
