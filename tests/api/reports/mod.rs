@@ -289,23 +289,35 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
     };
     seed(&c).await?;
     let db = &c.app.state.db.conn;
-    // Spread the tasks over past days, so that the rollups hold them.
+    // Spread the tasks over past days (several months), last changed then, so that the
+    // rollups hold them; every other one done, for percentiles over several values.
     let tasks = entities::task::Entity::find().all(db).await?;
     for (n, t) in tasks.iter().enumerate() {
-        entities::task::Entity::update_many()
-            .col_expr(
-                entities::task::Column::CreatedAt,
-                Expr::value(Utc::now() - Duration::days(3 + n as i64 * 11)),
-            )
+        let created = Utc::now() - Duration::days(3 + n as i64 * 11);
+        let mut update = entities::task::Entity::update_many()
+            .col_expr(entities::task::Column::CreatedAt, Expr::value(created))
+            .col_expr(entities::task::Column::UpdatedAt, Expr::value(created));
+        if n % 2 == 1 {
+            update = update
+                .col_expr(entities::task::Column::Status, Expr::value("DONE"))
+                .col_expr(
+                    entities::task::Column::CompletedAt,
+                    Expr::value(Utc::now() + Duration::minutes(7 * n as i64)),
+                );
+        }
+        update
             .filter(entities::task::Column::Id.eq(t.id))
             .exec(db)
             .await?;
     }
-    interlink::platform::work::write(&c.app.state.db, async |work| {
-        service::refresh(work, Utc::now(), true).await
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let refresh = async || {
+        interlink::platform::work::write(&c.app.state.db, async |work| {
+            service::refresh(work, Utc::now(), true).await
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+    };
+    refresh().await?;
     let admin = interlink::domains::identity::service::viewer_for_user(
         db,
         uuid::Uuid::parse_str(&c.admin.user_id)?,
@@ -354,5 +366,88 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
     .transpose()?
     .unwrap_or(0);
     assert_eq!(rolled, tasks.len() as i64);
+    let months: i64 = sea_orm::ConnectionTrait::query_one(
+        db,
+        sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(SUM(\"count\") AS BIGINT) AS n FROM task_rollup_months",
+        ),
+    )
+    .await?
+    .map(|r| r.try_get::<i64>("", "n"))
+    .transpose()?
+    .unwrap_or(0);
+    assert_eq!(months, tasks.len() as i64, "every day is in its month");
+
+    let compare = async |query: &dyn Fn(Source) -> TaskStatsQuery| -> anyhow::Result<bool> {
+        let rolled = service::task_stats(db, &viewer, query(Source::Auto))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let base = service::task_stats(db, &viewer, query(Source::BaseRows))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        assert!(rolled.as_of < base.as_of, "answered from the rollups");
+        Ok(rolled.rows == base.rows && rolled.total == base.total)
+    };
+    // Windows that start and end inside months: those months come from the daily rollups.
+    let midnight = |days: i64| -> anyhow::Result<chrono::DateTime<Utc>> {
+        Ok((Utc::now() - Duration::days(days))
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .ok_or_else(|| anyhow::anyhow!("midnight"))?
+            .and_utc())
+    };
+    for (from, to) in [(45, 2), (70, 20), (16, 1)] {
+        for group_by in [vec![], vec![D::Department, D::Status]] {
+            let window = interlink::domains::reports::model::Window {
+                from: Some(midnight(from)?),
+                to: Some(midnight(to)?),
+            };
+            let query = |source| TaskStatsQuery {
+                group_by: group_by.clone(),
+                window,
+                source,
+                ..Default::default()
+            };
+            assert!(compare(&query).await?, "window {from}..{to} {group_by:?}");
+        }
+    }
+    let by_status = |source| TaskStatsQuery {
+        group_by: vec![D::Status, D::Priority],
+        source,
+        ..Default::default()
+    };
+    // A change the refresh sees (it moves `updated_at`) is answered from base rows at once,
+    // though its month is already rolled up.
+    let old = tasks
+        .get(1)
+        .ok_or_else(|| anyhow::anyhow!("the seed has two tasks"))?;
+    entities::task::Entity::update_many()
+        .col_expr(entities::task::Column::Priority, Expr::value(9))
+        .col_expr(entities::task::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(entities::task::Column::Id.eq(old.id))
+        .exec(db)
+        .await?;
+    assert!(compare(&by_status).await?, "a touched day reads base rows");
+    // A change behind the refresh's back (what the nightly reconcile is for) shows that the
+    // rollups, not base rows, answered: until the reconcile, the two differ. 58 days back is
+    // always a whole past month, and never the touched day's.
+    let older = tasks
+        .get(5)
+        .ok_or_else(|| anyhow::anyhow!("the seed has six tasks"))?;
+    entities::task::Entity::update_many()
+        .col_expr(entities::task::Column::Priority, Expr::value(8))
+        .filter(entities::task::Column::Id.eq(older.id))
+        .exec(db)
+        .await?;
+    assert!(
+        !compare(&by_status).await?,
+        "the month came from its rollup"
+    );
+    refresh().await?;
+    assert!(
+        compare(&by_status).await?,
+        "the reconcile caught the change"
+    );
     Ok(())
 }

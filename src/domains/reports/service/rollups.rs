@@ -1,21 +1,24 @@
 //! Daily task rollups: written by `reports.refresh` a day at a time, read for whole past days
 //! that nothing touched since, with the rest of every answer from base rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveTime, Utc};
 use entities::task;
-use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement, UnionType};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, Statement};
 
 use super::day;
-use super::tasks::{grouped, key_alias, measured_tasks, read_row, too_many_groups, ADDITIVE};
+use super::tasks::{
+    grouped, grouped_overdue, grouped_percentiles, key_alias, measured_tasks, read_row,
+    task_durations, too_many_groups, ADDITIVE,
+};
 use crate::auth::{Permission, ViewerUser};
 use crate::domains::reports::model::{
-    Source, TaskDimension, TaskStats, TaskStatsQuery, TaskStatsRow, MAX_GROUPS,
+    Source, TaskDimension, TaskKey, TaskStats, TaskStatsQuery, TaskStatsRow, Window, MAX_GROUPS,
 };
 use crate::domains::tasks::model::{sees_tasks, WorkStatus};
-use crate::domains::tasks::service::{overdue_condition, TaskFilter};
+use crate::domains::tasks::service::TaskFilter;
 use crate::error::{AppError, AppResult};
 
 /// Writes that committed after a refresh read the tasks but carry an earlier `updated_at` are
@@ -33,6 +36,35 @@ const DIMENSIONS: [TaskDimension; 7] = [
     TaskDimension::DeadlineMonth,
     TaskDimension::CompletedMonth,
 ];
+
+const DAYS: &str = "task_rollup_days";
+const MONTHS: &str = "task_rollup_months";
+const DURATIONS: &str = "task_rollup_durations";
+
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+fn month_text(day: NaiveDate) -> String {
+    day.format("%Y-%m").to_string()
+}
+
+fn first_of_month(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+fn next_month(first: NaiveDate) -> NaiveDate {
+    first
+        .checked_add_months(Months::new(1))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// The first day of `month` (`YYYY-MM`) and of the month after.
+fn month_bounds(month: &str) -> AppResult<(NaiveDate, NaiveDate)> {
+    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .map_err(|e| AppError::internal(anyhow::anyhow!("bad rollup month {month}: {e}")))?;
+    Ok((first, next_month(first)))
+}
 
 fn rollup_column(dimension: TaskDimension) -> &'static str {
     match dimension {
@@ -118,23 +150,28 @@ pub async fn refresh<C: ConnectionTrait>(
         watermark.map(|w| w - Duration::minutes(REFRESH_SLACK_MINUTES))
     };
     if since.is_none() {
-        db.execute(Statement::from_string(
-            backend,
-            "DELETE FROM task_rollup_days",
-        ))
-        .await?;
+        for table in [DAYS, MONTHS, DURATIONS] {
+            db.execute(Statement::from_string(
+                backend,
+                format!("DELETE FROM {table}"),
+            ))
+            .await?;
+        }
     }
     let days = days_touched(db, since).await?;
     for day in &days {
-        let text = day.format("%Y-%m-%d").to_string();
-        let delete = Query::delete()
-            .from_table(Alias::new("task_rollup_days"))
-            .and_where(Expr::col(Alias::new("day")).eq(text.clone()))
-            .to_owned();
-        db.execute(backend.build(&delete)).await?;
+        let text = day_text(*day);
+        for (table, column) in [(DAYS, "day"), (DURATIONS, "day")] {
+            let delete = Query::delete()
+                .from_table(Alias::new(table))
+                .and_where(Expr::col(Alias::new(column)).eq(text.clone()))
+                .to_owned();
+            db.execute(backend.build(&delete)).await?;
+        }
         let created = Condition::all()
             .add(task::Column::CreatedAt.gte(start_of(*day)))
             .add(task::Column::CreatedAt.lt(start_of(*day) + Duration::days(1)));
+        write_durations(db, &text, created.clone(), now).await?;
         let mut select = Query::select();
         select.expr(Expr::val(text)).from_subquery(
             measured_tasks(backend, created, &DIMENSIONS, now),
@@ -168,6 +205,10 @@ pub async fn refresh<C: ConnectionTrait>(
             .to_owned();
         db.execute(backend.build(&insert)).await?;
     }
+    let months: BTreeSet<String> = days.iter().map(|d| month_text(*d)).collect();
+    for month in &months {
+        write_month(db, month).await?;
+    }
     let mut update = Query::update();
     update
         .table(Alias::new("report_refresh_state"))
@@ -181,6 +222,78 @@ pub async fn refresh<C: ConnectionTrait>(
         days: days.len(),
         at: now,
     })
+}
+
+/// The done tasks of one day of creation with their lead and cycle times, for the percentiles.
+async fn write_durations<C: ConnectionTrait>(
+    db: &C,
+    day: &str,
+    created: Condition,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let backend = db.get_database_backend();
+    let done = created.add(task::Column::Status.eq(WorkStatus::Done.as_str()));
+    let mut select = Query::select();
+    select.expr(Expr::val(day)).from_subquery(
+        measured_tasks(backend, done, &DIMENSIONS, now),
+        Alias::new("m"),
+    );
+    let mut columns = vec!["day".to_owned()];
+    for dimension in DIMENSIONS {
+        select.column(Alias::new(key_alias(dimension)));
+        columns.push(rollup_column(dimension).to_owned());
+    }
+    for column in ["is_main", "lead_s", "cycle_s"] {
+        select.column(Alias::new(column));
+        columns.push(column.to_owned());
+    }
+    let insert = Query::insert()
+        .into_table(Alias::new(DURATIONS))
+        .columns(columns.iter().map(|c| Alias::new(c.as_str())))
+        .select_from(select)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("durations insert: {e}")))?
+        .to_owned();
+    db.execute(backend.build(&insert)).await?;
+    Ok(())
+}
+
+/// Rewrites one month's rollups as the sum of its days'.
+async fn write_month<C: ConnectionTrait>(db: &C, month: &str) -> AppResult<()> {
+    let backend = db.get_database_backend();
+    let delete = Query::delete()
+        .from_table(Alias::new(MONTHS))
+        .and_where(Expr::col(Alias::new("month")).eq(month))
+        .to_owned();
+    db.execute(backend.build(&delete)).await?;
+    let (first, next) = month_bounds(month)?;
+    let mut select = Query::select();
+    select
+        .expr(Expr::val(month))
+        .from(Alias::new(DAYS))
+        .and_where(Expr::col(Alias::new("day")).gte(day_text(first)))
+        .and_where(Expr::col(Alias::new("day")).lt(day_text(next)));
+    let mut columns = vec!["month".to_owned()];
+    for dimension in DIMENSIONS {
+        let column = rollup_column(dimension);
+        select.column(Alias::new(column));
+        select.group_by_col(Alias::new(column));
+        columns.push(column.to_owned());
+    }
+    select.column(Alias::new("is_main"));
+    select.group_by_col(Alias::new("is_main"));
+    columns.push("is_main".into());
+    for measure in ADDITIVE {
+        select.expr(Expr::cust(super::sum(&format!("\"{measure}\""))));
+        columns.push(measure.to_owned());
+    }
+    let insert = Query::insert()
+        .into_table(Alias::new(MONTHS))
+        .columns(columns.iter().map(|c| Alias::new(c.as_str())))
+        .select_from(select)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("month rollup insert: {e}")))?
+        .to_owned();
+    db.execute(backend.build(&insert)).await?;
+    Ok(())
 }
 
 /// Whether rollups can answer `query` exactly for `viewer`: every task visible (rollups know
@@ -216,10 +329,110 @@ fn expressible(viewer: &ViewerUser, query: &TaskStatsQuery) -> bool {
         && aligned(query.window.to)
 }
 
-/// The answer from rollups where exact, or `None` to read base rows. Whole days before the
-/// last refresh's day that no task change touched since come from the rollups; tasks of
-/// other days from base rows; `overdue` (it moves with the clock) and the percentiles (they do
-/// not add up) from base rows over the done and overdue tasks, through the same condition.
+/// Which source answers which days of a query's window: monthly rollups for whole months
+/// before the refresh's month that no change touched since; daily rollups for the other days
+/// before the refresh's day that nothing touched; base rows for the rest.
+struct Coverage {
+    /// Whole months from this one (inclusive; unbounded when `None`)...
+    months_from: Option<NaiveDate>,
+    /// ...to this one (exclusive), less `touched_months`.
+    months_to: NaiveDate,
+    touched_months: Vec<String>,
+    /// Days before this one, less `touched`, come from rollups.
+    cutoff: NaiveDate,
+    touched: Vec<NaiveDate>,
+}
+
+impl Coverage {
+    fn new(window: Window, cutoff: NaiveDate, touched: Vec<NaiveDate>) -> Self {
+        // Bounds are day-aligned here (`expressible`); a window starting mid-month leaves that
+        // month to the daily rollups.
+        let months_from = window.from.map(|from| {
+            let first = first_of_month(from.date_naive());
+            if first == from.date_naive() {
+                first
+            } else {
+                next_month(first)
+            }
+        });
+        let mut months_to = first_of_month(cutoff);
+        if let Some(to) = window.to {
+            months_to = months_to.min(first_of_month(to.date_naive()));
+        }
+        let touched_months: BTreeSet<String> = touched.iter().map(|d| month_text(*d)).collect();
+        Self {
+            months_from,
+            months_to,
+            touched_months: touched_months.into_iter().collect(),
+            cutoff,
+            touched,
+        }
+    }
+
+    /// Rows of `task_rollup_months` this coverage reads.
+    fn months(&self) -> Condition {
+        let month = || Expr::col(Alias::new("month"));
+        let mut all = Condition::all().add(month().lt(month_text(self.months_to)));
+        if let Some(from) = self.months_from {
+            all = all.add(month().gte(month_text(from)));
+        }
+        if !self.touched_months.is_empty() {
+            all = all.add(month().is_not_in(self.touched_months.clone()));
+        }
+        all
+    }
+
+    /// Days (of `task_rollup_days` and `task_rollup_durations`) the rollups answer, months or
+    /// not.
+    fn rolled_days(&self, window: Window) -> Condition {
+        let day = || Expr::col(Alias::new("day"));
+        let mut all = Condition::all().add(day().lt(day_text(self.cutoff)));
+        if !self.touched.is_empty() {
+            all = all.add(day().is_not_in(self.touched.iter().map(|d| day_text(*d))));
+        }
+        if let Some(from) = window.from {
+            all = all.add(day().gte(day_text(from.date_naive())));
+        }
+        if let Some(to) = window.to {
+            all = all.add(day().lt(day_text(to.date_naive())));
+        }
+        all
+    }
+
+    /// Days of `task_rollup_days` outside the whole months.
+    fn days(&self, window: Window) -> Condition {
+        let day = || Expr::col(Alias::new("day"));
+        let mut outside = Condition::any().add(day().gte(day_text(self.months_to)));
+        if let Some(from) = self.months_from {
+            outside = outside.add(day().lt(day_text(from)));
+        }
+        if !self.touched_months.is_empty() {
+            outside = outside.add(
+                Expr::expr(Expr::cust("substr(day, 1, 7)")).is_in(self.touched_months.clone()),
+            );
+        }
+        self.rolled_days(window).add(outside)
+    }
+
+    /// Tasks read from base rows: created on or after the cutoff, or on a touched day.
+    fn base_rows(&self) -> Condition {
+        let mut any = Condition::any().add(task::Column::CreatedAt.gte(start_of(self.cutoff)));
+        for day in &self.touched {
+            any = any.add(
+                Condition::all()
+                    .add(task::Column::CreatedAt.gte(start_of(*day)))
+                    .add(task::Column::CreatedAt.lt(start_of(*day) + Duration::days(1))),
+            );
+        }
+        any
+    }
+}
+
+/// The answer from rollups where exact, or `None` to read base rows. The additive measures
+/// come from the monthly and daily rollups and base rows (`Coverage`); `overdue` (it moves
+/// with the clock) from base rows; the percentiles (they do not add up) from one ranking over
+/// the rolled-up durations and the base rows' done tasks. The total's additive measures are
+/// the sums of the groups: with no executor grouping each task is in exactly one group.
 pub(super) async fn answer<C: ConnectionTrait>(
     db: &C,
     viewer: &ViewerUser,
@@ -253,91 +466,111 @@ pub(super) async fn answer<C: ConnectionTrait>(
     }
     let cutoff = refreshed_at.date_naive();
     touched.retain(|d| *d < cutoff);
-    let mut from_base = Condition::any().add(task::Column::CreatedAt.gte(start_of(cutoff)));
-    for day in &touched {
-        from_base = from_base.add(
-            Condition::all()
-                .add(task::Column::CreatedAt.gte(start_of(*day)))
-                .add(task::Column::CreatedAt.lt(start_of(*day) + Duration::days(1))),
-        );
+    let coverage = Coverage::new(query.window, cutoff, touched);
+    let dimensions = &query.group_by;
+
+    let recent = condition.clone().add(coverage.base_rows());
+    let done_recent = recent
+        .clone()
+        .add(task::Column::Status.eq(WorkStatus::Done.as_str()));
+    // Independent reads: on a pool they run on several connections at once (a transaction
+    // runs them one after another).
+    let (monthly, daily, base, overdue, percentiles, all_percentiles) = futures_util::try_join!(
+        rolled_up(db, query, dimensions, MONTHS, coverage.months()),
+        rolled_up(db, query, dimensions, DAYS, coverage.days(query.window)),
+        grouped(db, recent, dimensions, now),
+        grouped_overdue(db, condition.clone(), dimensions, now),
+        durations(db, query, dimensions, &coverage, done_recent.clone()),
+        durations(db, query, &[], &coverage, done_recent),
+    )?;
+    let mut rows: BTreeMap<TaskKey, TaskStatsRow> = BTreeMap::new();
+    for row in monthly.into_iter().chain(daily).chain(base) {
+        merge_additive(&mut rows, row);
     }
-    let clocked = Condition::any()
-        .add(task::Column::Status.eq(WorkStatus::Done.as_str()))
-        .add(overdue_condition(now));
-    let mut groupings = Vec::new();
-    for dimensions in [query.group_by.clone(), Vec::new()] {
-        let mut rows: BTreeMap<_, TaskStatsRow> = BTreeMap::new();
-        for row in rolled_up(db, query, &dimensions, cutoff, &touched).await? {
-            merge(&mut rows, row, false);
+    for row in overdue {
+        rows.entry(row.key.clone()).or_insert_with(|| TaskStatsRow {
+            key: row.key.clone(),
+            ..Default::default()
+        });
+        if let Some(into) = rows.get_mut(&row.key) {
+            into.overdue = row.overdue;
         }
-        let recent = condition.clone().add(from_base.clone());
-        for row in grouped(db, recent, &dimensions, now).await? {
-            merge(&mut rows, row, false);
-        }
-        let clock = condition.clone().add(clocked.clone());
-        for row in grouped(db, clock, &dimensions, now).await? {
-            merge(&mut rows, row, true);
-        }
-        too_many_groups(rows.len())?;
-        groupings.push(rows.into_values().collect::<Vec<_>>());
     }
-    let total = groupings.pop().and_then(|t| t.into_iter().next());
+    too_many_groups(rows.len())?;
+    let mut total = TaskStatsRow::default();
+    for row in rows.values() {
+        merge_additive_into(&mut total, row);
+        total.overdue += row.overdue;
+    }
+    for row in percentiles {
+        if let Some(into) = rows.get_mut(&row.key) {
+            into.lead_time_hours = row.lead_time_hours;
+            into.cycle_time_hours = row.cycle_time_hours;
+        }
+    }
+    if let Some(all) = all_percentiles.into_iter().next() {
+        total.lead_time_hours = all.lead_time_hours;
+        total.cycle_time_hours = all.cycle_time_hours;
+    }
     Ok(Some(TaskStats {
-        rows: groupings.pop().unwrap_or_default(),
-        total: total.unwrap_or_default(),
+        rows: rows.into_values().collect(),
+        total,
         as_of: refreshed_at,
     }))
 }
 
-/// Adds `row` into its group: the additive measures, or (`clock`) overdue and percentiles.
-fn merge(
-    rows: &mut BTreeMap<crate::domains::reports::model::TaskKey, TaskStatsRow>,
-    row: TaskStatsRow,
-    clock: bool,
-) {
+fn merge_additive(rows: &mut BTreeMap<TaskKey, TaskStatsRow>, row: TaskStatsRow) {
     let into = rows.entry(row.key.clone()).or_insert_with(|| TaskStatsRow {
         key: row.key.clone(),
         ..Default::default()
     });
-    if clock {
-        into.overdue = row.overdue;
-        into.lead_time_hours = row.lead_time_hours;
-        into.cycle_time_hours = row.cycle_time_hours;
-    } else {
-        into.count += row.count;
-        into.done += row.done;
-        into.on_time += row.on_time;
-        into.completed_with_deadline += row.completed_with_deadline;
-        into.merit_total += row.merit_total;
-        into.cash_output_minor += row.cash_output_minor;
-        into.progress_sum += row.progress_sum;
-    }
+    merge_additive_into(into, &row);
 }
 
-/// The rollups' sums of days before `cutoff` not `touched`, under the query's filter.
-async fn rolled_up<C: ConnectionTrait>(
+fn merge_additive_into(into: &mut TaskStatsRow, row: &TaskStatsRow) {
+    into.count += row.count;
+    into.done += row.done;
+    into.on_time += row.on_time;
+    into.completed_with_deadline += row.completed_with_deadline;
+    into.merit_total += row.merit_total;
+    into.cash_output_minor += row.cash_output_minor;
+    into.progress_sum += row.progress_sum;
+}
+
+/// The percentiles per group of `dimensions`, ranked over the rolled-up durations of the days
+/// `coverage` gives the rollups and the base rows' done tasks (`done_recent`) together.
+async fn durations<C: ConnectionTrait>(
     db: &C,
     query: &TaskStatsQuery,
     dimensions: &[TaskDimension],
-    cutoff: NaiveDate,
-    touched: &[NaiveDate],
+    coverage: &Coverage,
+    done_recent: Condition,
 ) -> AppResult<Vec<TaskStatsRow>> {
     let backend = db.get_database_backend();
-    let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let mut rolled = Query::select();
+    rolled
+        .from(Alias::new(DURATIONS))
+        .cond_where(coverage.rolled_days(query.window));
+    rollup_filter(&mut rolled, query);
+    for dimension in dimensions {
+        rolled.expr_as(
+            Expr::col(Alias::new(rollup_column(*dimension))),
+            Alias::new(key_alias(*dimension)),
+        );
+    }
+    rolled
+        .column(Alias::new("lead_s"))
+        .column(Alias::new("cycle_s"));
+    rolled.union(
+        UnionType::All,
+        task_durations(backend, done_recent, dimensions),
+    );
+    grouped_percentiles(db, rolled, dimensions).await
+}
+
+/// The rollup filters of `query` over a rollup table's columns.
+fn rollup_filter(select: &mut SelectStatement, query: &TaskStatsQuery) {
     let col = |name: &str| Expr::col(Alias::new(name));
-    let mut select = Query::select();
-    select
-        .from(Alias::new("task_rollup_days"))
-        .and_where(col("day").lt(day(cutoff)));
-    if !touched.is_empty() {
-        select.and_where(col("day").is_not_in(touched.iter().map(|d| day(*d))));
-    }
-    if let Some(from) = query.window.from {
-        select.and_where(col("day").gte(day(from.date_naive())));
-    }
-    if let Some(to) = query.window.to {
-        select.and_where(col("day").lt(day(to.date_naive())));
-    }
     let f = &query.filter;
     if let Some(id) = f.category_id {
         select.and_where(col("category_id").eq(id));
@@ -354,6 +587,22 @@ async fn rolled_up<C: ConnectionTrait>(
     if f.main_only {
         select.and_where(col("is_main").eq(1));
     }
+}
+
+/// The sums of `table` (daily or monthly rollups) over the rows `period` picks, under the
+/// query's filter.
+async fn rolled_up<C: ConnectionTrait>(
+    db: &C,
+    query: &TaskStatsQuery,
+    dimensions: &[TaskDimension],
+    table: &str,
+    period: Condition,
+) -> AppResult<Vec<TaskStatsRow>> {
+    let backend = db.get_database_backend();
+    let col = |name: &str| Expr::col(Alias::new(name));
+    let mut select = Query::select();
+    select.from(Alias::new(table)).cond_where(period);
+    rollup_filter(&mut select, query);
     for dimension in dimensions {
         select.expr_as(
             col(rollup_column(*dimension)),

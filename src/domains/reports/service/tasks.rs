@@ -109,6 +109,118 @@ fn approved_at() -> String {
     )
 }
 
+fn finished() -> String {
+    let done = WorkStatus::Done.as_str();
+    format!("tasks.status = '{done}' AND tasks.completed_at IS NOT NULL")
+}
+
+/// Lead time in seconds of a finished task: created to completed (null while unfinished).
+fn lead_secs(backend: DbBackend) -> String {
+    format!(
+        "CASE WHEN {} THEN {} - {} END",
+        finished(),
+        secs(backend, "tasks.completed_at"),
+        secs(backend, "tasks.created_at")
+    )
+}
+
+/// Cycle time in seconds of a finished task: approved to completed (null while unfinished).
+fn cycle_secs(backend: DbBackend) -> String {
+    format!(
+        "CASE WHEN {} THEN {} - {} END",
+        finished(),
+        secs(backend, "tasks.completed_at"),
+        secs(backend, &approved_at())
+    )
+}
+
+/// The rows' keys and their lead and cycle times, nothing else: what the percentiles rank.
+pub(super) fn task_durations(
+    backend: DbBackend,
+    condition: Condition,
+    dimensions: &[TaskDimension],
+) -> SelectStatement {
+    let mut select = Query::select();
+    select.from(task::Entity);
+    for dimension in dimensions {
+        select.expr_as(
+            Expr::cust(key_expr(backend, *dimension)),
+            Alias::new(key_alias(*dimension)),
+        );
+    }
+    select
+        .expr_as(Expr::cust(lead_secs(backend)), Alias::new("lead_s"))
+        .expr_as(Expr::cust(cycle_secs(backend)), Alias::new("cycle_s"))
+        .cond_where(condition);
+    select.to_owned()
+}
+
+/// The lead and cycle time percentiles of `durations` (rows shaped as `task_durations`'),
+/// per group of `dimensions`.
+pub(super) async fn grouped_percentiles<C: ConnectionTrait>(
+    db: &C,
+    durations: SelectStatement,
+    dimensions: &[TaskDimension],
+) -> AppResult<Vec<TaskStatsRow>> {
+    let keys: Vec<String> = dimensions
+        .iter()
+        .map(|d| key_alias(*d).to_owned())
+        .collect();
+    let mut outer = ranked_and_grouped(durations, &["lead_s", "cycle_s"], &keys);
+    for value in ["lead_s", "cycle_s"] {
+        for (alias, expr) in percentile_columns(value) {
+            outer.expr_as(Expr::cust(expr), Alias::new(alias));
+        }
+    }
+    outer.limit(MAX_GROUPS as u64 + 1);
+    let backend = db.get_database_backend();
+    let rows = db.query_all(backend.build(&outer)).await?;
+    too_many_groups(rows.len())?;
+    rows.iter()
+        .map(|row| {
+            Ok(TaskStatsRow {
+                key: read_key(row, dimensions)?,
+                lead_time_hours: read_percentiles(row, "lead_s")?,
+                cycle_time_hours: read_percentiles(row, "cycle_s")?,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// The overdue tasks under `condition`, counted per group of `dimensions` (keys only, none of
+/// the per-task lookups the other measures need).
+pub(super) async fn grouped_overdue<C: ConnectionTrait>(
+    db: &C,
+    condition: Condition,
+    dimensions: &[TaskDimension],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<TaskStatsRow>> {
+    let backend = db.get_database_backend();
+    let mut select = Query::select();
+    select.from(task::Entity);
+    for dimension in dimensions {
+        let key = key_expr(backend, *dimension);
+        select.expr_as(Expr::cust(key.clone()), Alias::new(key_alias(*dimension)));
+        select.add_group_by([Expr::cust(key)]);
+    }
+    select
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("overdue"))
+        .cond_where(condition.add(overdue_condition(now)))
+        .limit(MAX_GROUPS as u64 + 1);
+    let rows = db.query_all(backend.build(&select)).await?;
+    too_many_groups(rows.len())?;
+    rows.iter()
+        .map(|row| {
+            Ok(TaskStatsRow {
+                key: read_key(row, dimensions)?,
+                overdue: row.try_get("", "overdue")?,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
 /// One row per task (per task and executor when grouped by executor) with its key and its
 /// per-task measures, as 0/1 flags and sums.
 pub(super) fn measured_tasks(
@@ -119,7 +231,7 @@ pub(super) fn measured_tasks(
 ) -> SelectStatement {
     let by_executor = dimensions.contains(&TaskDimension::Executor);
     let done = WorkStatus::Done.as_str();
-    let finished = format!("tasks.status = '{done}' AND tasks.completed_at IS NOT NULL");
+    let finished = finished();
     let merit_of_executor = if by_executor {
         " AND merit_records.user_id = task_executors.user_id"
     } else {
@@ -140,7 +252,6 @@ pub(super) fn measured_tasks(
             Alias::new(key_alias(*dimension)),
         );
     }
-    let completed = secs(backend, "tasks.completed_at");
     let columns = [
         (
             "done",
@@ -169,20 +280,8 @@ pub(super) fn measured_tasks(
             "CASE WHEN tasks.parent_id IS NULL THEN 1 ELSE 0 END".into(),
         ),
         ("progress", "tasks.progress".into()),
-        (
-            "lead_s",
-            format!(
-                "CASE WHEN {finished} THEN {completed} - {} END",
-                secs(backend, "tasks.created_at")
-            ),
-        ),
-        (
-            "cycle_s",
-            format!(
-                "CASE WHEN {finished} THEN {completed} - {} END",
-                secs(backend, &approved_at())
-            ),
-        ),
+        ("lead_s", lead_secs(backend)),
+        ("cycle_s", cycle_secs(backend)),
     ];
     for (alias, expr) in columns {
         select.expr_as(Expr::cust(expr), Alias::new(alias));
