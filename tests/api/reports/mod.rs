@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
 
 use crate::helpers::{error_code, str_at, Backend};
@@ -305,6 +305,15 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
                     Expr::value(Utc::now() + Duration::minutes(7 * n as i64)),
                 );
         }
+        if n % 2 == 0 {
+            // Open and overdue: past months' deadlines are counted from the rollups, this
+            // month's from base rows.
+            let deadline = Utc::now() - Duration::days(if n % 4 == 0 { 40 } else { 0 });
+            update = update.col_expr(
+                entities::task::Column::Deadline,
+                Expr::value(deadline - Duration::minutes(5)),
+            );
+        }
         update
             .filter(entities::task::Column::Id.eq(t.id))
             .exec(db)
@@ -317,6 +326,31 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
     };
+    // A task with two executors (in two EXECUTOR groups, once in the total) and one with none
+    // (the null executor's group).
+    let second = uuid::Uuid::parse_str(&c.second_executor.user_id)?;
+    let shared = tasks
+        .get(2)
+        .ok_or_else(|| anyhow::anyhow!("the seed has three tasks"))?;
+    entities::task_executor::Entity::delete_many()
+        .filter(entities::task_executor::Column::TaskId.eq(shared.id))
+        .filter(entities::task_executor::Column::UserId.eq(second))
+        .exec(db)
+        .await?;
+    entities::task_executor::Entity::insert(entities::task_executor::ActiveModel {
+        task_id: sea_orm::Set(shared.id),
+        user_id: sea_orm::Set(second),
+        position: sea_orm::Set(9),
+    })
+    .exec(db)
+    .await?;
+    let unstaffed = tasks
+        .get(3)
+        .ok_or_else(|| anyhow::anyhow!("the seed has four tasks"))?;
+    entities::task_executor::Entity::delete_many()
+        .filter(entities::task_executor::Column::TaskId.eq(unstaffed.id))
+        .exec(db)
+        .await?;
     refresh().await?;
     let admin = interlink::domains::identity::service::viewer_for_user(
         db,
@@ -326,12 +360,14 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("{e:?}"))?
     .ok_or_else(|| anyhow::anyhow!("no admin"))?;
     let viewer = interlink::auth::Viewer::User(std::sync::Arc::new(admin));
-    let groupings: [&[D]; 5] = [
+    let groupings: [&[D]; 7] = [
         &[],
         &[D::Department, D::DeadlineMonth],
         &[D::Status, D::Category],
         &[D::Priority, D::CompletedMonth, D::ReviewStatus],
         &[D::DeadlineMonth],
+        &[D::Executor],
+        &[D::Executor, D::Status],
     ];
     let mut from_rollups = 0;
     for group_by in groupings {
@@ -349,9 +385,17 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
         assert_eq!(rolled.rows, base.rows, "{group_by:?}");
         assert_eq!(rolled.total, base.total, "{group_by:?}");
         from_rollups += i32::from(rolled.as_of < base.as_of);
+        if group_by.is_empty() {
+            assert!(rolled.total.overdue >= 2, "{:?}", rolled.total);
+        }
+        if group_by == [D::Executor] {
+            let in_groups: i64 = rolled.rows.iter().map(|r| r.count).sum();
+            assert_eq!(in_groups, rolled.total.count + 1, "the shared task twice");
+            assert!(rolled.rows.iter().any(|r| r.key.executor.is_none()));
+        }
     }
     assert_eq!(
-        from_rollups, 5,
+        from_rollups, 7,
         "every grouping was answered from the rollups"
     );
     let rolled: i64 = sea_orm::ConnectionTrait::query_one(
@@ -378,6 +422,23 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
     .transpose()?
     .unwrap_or(0);
     assert_eq!(months, tasks.len() as i64, "every day is in its month");
+    let pairs: i64 = sea_orm::ConnectionTrait::query_one(
+        db,
+        sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(SUM(\"count\") AS BIGINT) AS n FROM task_rollup_executor_months",
+        ),
+    )
+    .await?
+    .map(|r| r.try_get::<i64>("", "n"))
+    .transpose()?
+    .unwrap_or(0);
+    let staffed = entities::task_executor::Entity::find().count(db).await? as i64;
+    assert_eq!(
+        pairs,
+        staffed + 1,
+        "each executor's rows, and the unstaffed task"
+    );
 
     let compare = async |query: &dyn Fn(Source) -> TaskStatsQuery| -> anyhow::Result<bool> {
         let rolled = service::task_stats(db, &viewer, query(Source::Auto))
@@ -398,7 +459,7 @@ async fn rollups_equal_base_rows(backend: Backend) -> anyhow::Result<()> {
             .and_utc())
     };
     for (from, to) in [(45, 2), (70, 20), (16, 1)] {
-        for group_by in [vec![], vec![D::Department, D::Status]] {
+        for group_by in [vec![], vec![D::Department, D::Status], vec![D::Executor]] {
             let window = interlink::domains::reports::model::Window {
                 from: Some(midnight(from)?),
                 to: Some(midnight(to)?),

@@ -12,7 +12,7 @@ use crate::domains::approvals::model::InstanceStatus;
 use crate::domains::approvals::service::visible_instances;
 use crate::domains::reports::model::{
     parse_dimensions, ApprovalDimension, ApprovalKey, ApprovalStats, ApprovalStatsQuery,
-    ApprovalStatsRow, DecisionTime, Window, MAX_GROUPS,
+    ApprovalStatsRow, DecisionTime, Window,
 };
 use crate::error::AppResult;
 
@@ -207,7 +207,6 @@ fn grouped_statement(
     for (alias, expr) in percentile_columns("dec_s") {
         outer.expr_as(Expr::cust(expr), Alias::new(alias));
     }
-    outer.limit(MAX_GROUPS as u64 + 1);
     outer.to_owned()
 }
 
@@ -220,7 +219,7 @@ async fn grouped<C: ConnectionTrait>(
 ) -> AppResult<Vec<ApprovalStatsRow>> {
     let backend = db.get_database_backend();
     let statement = grouped_statement(backend, visible, dimensions, window, now_secs);
-    let rows = db.query_all(backend.build(&statement)).await?;
+    let rows = db.query_all(super::capped(backend, &statement)).await?;
     too_many_groups(rows.len())?;
     let mut out = rows
         .iter()

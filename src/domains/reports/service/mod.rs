@@ -13,9 +13,9 @@ pub use rollups::*;
 pub use tasks::*;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement};
-use sea_orm::{DbBackend, QueryResult};
+use sea_orm::{DbBackend, QueryResult, Statement};
 
-use super::model::{interpolate, percentile_rank, Percentiles};
+use super::model::{interpolate, percentile_rank, Percentiles, MAX_GROUPS};
 use crate::error::AppResult;
 
 /// Whole seconds since the epoch of a timestamp expression (fractions dropped on both).
@@ -40,6 +40,16 @@ fn day(backend: DbBackend, expr: &str) -> String {
         DbBackend::Postgres => format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
         _ => format!("strftime('%Y-%m-%d', {expr})"),
     }
+}
+
+/// `select` capped one past the most groups an answer may have, the cap written as a literal.
+/// As a parameter, PostgreSQL's generic plan (taken after five runs of a prepared statement)
+/// guesses that the limit stops the scan early and walks a whole index in key order: the
+/// overdue count went from 0.9 ms to 77 ms that way on the bench data.
+fn capped(backend: DbBackend, select: &SelectStatement) -> Statement {
+    let mut statement = backend.build(select);
+    statement.sql = format!("{} LIMIT {}", statement.sql, MAX_GROUPS + 1);
+    statement
 }
 
 /// A bigint sum that is 0 over no rows (PostgreSQL sums BIGINT into NUMERIC, hence the cast).

@@ -15,10 +15,10 @@ use super::tasks::{
 };
 use crate::auth::{Permission, ViewerUser};
 use crate::domains::reports::model::{
-    Source, TaskDimension, TaskKey, TaskStats, TaskStatsQuery, TaskStatsRow, Window, MAX_GROUPS,
+    Source, TaskDimension, TaskKey, TaskStats, TaskStatsQuery, TaskStatsRow, Window,
 };
 use crate::domains::tasks::model::{sees_tasks, WorkStatus};
-use crate::domains::tasks::service::TaskFilter;
+use crate::domains::tasks::service::{open_statuses, TaskFilter};
 use crate::error::{AppError, AppResult};
 
 /// Writes that committed after a refresh read the tasks but carry an earlier `updated_at` are
@@ -26,7 +26,7 @@ use crate::error::{AppError, AppResult};
 pub const REFRESH_SLACK_MINUTES: i64 = 10;
 /// More touched days than this and an answer reads base rows only.
 const MAX_TOUCHED_DAYS: usize = 62;
-/// The rollup dimensions: every task dimension but the executor.
+/// The per-task rollup key: every task dimension but the executor.
 const DIMENSIONS: [TaskDimension; 7] = [
     TaskDimension::Department,
     TaskDimension::Category,
@@ -37,9 +37,44 @@ const DIMENSIONS: [TaskDimension; 7] = [
     TaskDimension::CompletedMonth,
 ];
 
-const DAYS: &str = "task_rollup_days";
-const MONTHS: &str = "task_rollup_months";
-const DURATIONS: &str = "task_rollup_durations";
+/// The per-person rollup key: the executor and every other dimension.
+const EXECUTOR_DIMENSIONS: [TaskDimension; 8] = [
+    TaskDimension::Executor,
+    TaskDimension::Department,
+    TaskDimension::Category,
+    TaskDimension::Status,
+    TaskDimension::ReviewStatus,
+    TaskDimension::Priority,
+    TaskDimension::DeadlineMonth,
+    TaskDimension::CompletedMonth,
+];
+
+/// One set of rollup tables over one key: sums per day of creation and per whole month, and
+/// each done task's lead and cycle time (what percentiles rank).
+struct Family {
+    days: &'static str,
+    months: &'static str,
+    durations: &'static str,
+    dimensions: &'static [TaskDimension],
+}
+
+/// A task once: every grouping without the executor, and every total.
+const PER_TASK: Family = Family {
+    days: "task_rollup_days",
+    months: "task_rollup_months",
+    durations: "task_rollup_durations",
+    dimensions: &DIMENSIONS,
+};
+
+/// A task once per executor (and once, with no executor, when it has none): EXECUTOR groupings.
+const PER_EXECUTOR: Family = Family {
+    days: "task_rollup_executor_days",
+    months: "task_rollup_executor_months",
+    durations: "task_rollup_executor_durations",
+    dimensions: &EXECUTOR_DIMENSIONS,
+};
+
+const FAMILIES: [&Family; 2] = [&PER_TASK, &PER_EXECUTOR];
 
 fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
@@ -150,64 +185,39 @@ pub async fn refresh<C: ConnectionTrait>(
         watermark.map(|w| w - Duration::minutes(REFRESH_SLACK_MINUTES))
     };
     if since.is_none() {
-        for table in [DAYS, MONTHS, DURATIONS] {
-            db.execute(Statement::from_string(
-                backend,
-                format!("DELETE FROM {table}"),
-            ))
-            .await?;
+        for family in FAMILIES {
+            for table in [family.days, family.months, family.durations] {
+                db.execute(Statement::from_string(
+                    backend,
+                    format!("DELETE FROM {table}"),
+                ))
+                .await?;
+            }
         }
     }
     let days = days_touched(db, since).await?;
     for day in &days {
         let text = day_text(*day);
-        for (table, column) in [(DAYS, "day"), (DURATIONS, "day")] {
-            let delete = Query::delete()
-                .from_table(Alias::new(table))
-                .and_where(Expr::col(Alias::new(column)).eq(text.clone()))
-                .to_owned();
-            db.execute(backend.build(&delete)).await?;
-        }
         let created = Condition::all()
             .add(task::Column::CreatedAt.gte(start_of(*day)))
             .add(task::Column::CreatedAt.lt(start_of(*day) + Duration::days(1)));
-        write_durations(db, &text, created.clone(), now).await?;
-        let mut select = Query::select();
-        select.expr(Expr::val(text)).from_subquery(
-            measured_tasks(backend, created, &DIMENSIONS, now),
-            Alias::new("m"),
-        );
-        let mut columns = vec!["day".to_owned()];
-        for dimension in DIMENSIONS {
-            select.column(Alias::new(key_alias(dimension)));
-            select.group_by_col(Alias::new(key_alias(dimension)));
-            columns.push(rollup_column(dimension).to_owned());
+        for family in FAMILIES {
+            for table in [family.days, family.durations] {
+                let delete = Query::delete()
+                    .from_table(Alias::new(table))
+                    .and_where(Expr::col(Alias::new("day")).eq(text.clone()))
+                    .to_owned();
+                db.execute(backend.build(&delete)).await?;
+            }
+            write_durations(db, family, &text, created.clone(), now).await?;
+            write_day(db, family, &text, created.clone(), now).await?;
         }
-        select.column(Alias::new("is_main"));
-        select.group_by_col(Alias::new("is_main"));
-        columns.push("is_main".into());
-        select.expr(Expr::cust("COUNT(*)"));
-        for measure in &ADDITIVE[1..] {
-            let source = if *measure == "progress_sum" {
-                "progress"
-            } else {
-                measure
-            };
-            select.expr(Expr::cust(super::sum(source)));
-            columns.push((*measure).to_owned());
-        }
-        columns.insert(DIMENSIONS.len() + 2, "count".into());
-        let insert = Query::insert()
-            .into_table(Alias::new("task_rollup_days"))
-            .columns(columns.iter().map(|c| Alias::new(c.as_str())))
-            .select_from(select)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("rollup insert: {e}")))?
-            .to_owned();
-        db.execute(backend.build(&insert)).await?;
     }
     let months: BTreeSet<String> = days.iter().map(|d| month_text(*d)).collect();
     for month in &months {
-        write_month(db, month).await?;
+        for family in FAMILIES {
+            write_month(db, family, month).await?;
+        }
     }
     let mut update = Query::update();
     update
@@ -224,9 +234,54 @@ pub async fn refresh<C: ConnectionTrait>(
     })
 }
 
+/// The sums of one day of creation, per key of `family`.
+async fn write_day<C: ConnectionTrait>(
+    db: &C,
+    family: &Family,
+    day: &str,
+    created: Condition,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let backend = db.get_database_backend();
+    let mut select = Query::select();
+    select.expr(Expr::val(day)).from_subquery(
+        measured_tasks(backend, created, family.dimensions, now),
+        Alias::new("m"),
+    );
+    let mut columns = vec!["day".to_owned()];
+    for dimension in family.dimensions {
+        select.column(Alias::new(key_alias(*dimension)));
+        select.group_by_col(Alias::new(key_alias(*dimension)));
+        columns.push(rollup_column(*dimension).to_owned());
+    }
+    select.column(Alias::new("is_main"));
+    select.group_by_col(Alias::new("is_main"));
+    columns.push("is_main".into());
+    select.expr(Expr::cust("COUNT(*)"));
+    columns.push("count".into());
+    for measure in &ADDITIVE[1..] {
+        let source = if *measure == "progress_sum" {
+            "progress"
+        } else {
+            measure
+        };
+        select.expr(Expr::cust(super::sum(source)));
+        columns.push((*measure).to_owned());
+    }
+    let insert = Query::insert()
+        .into_table(Alias::new(family.days))
+        .columns(columns.iter().map(|c| Alias::new(c.as_str())))
+        .select_from(select)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("rollup insert: {e}")))?
+        .to_owned();
+    db.execute(backend.build(&insert)).await?;
+    Ok(())
+}
+
 /// The done tasks of one day of creation with their lead and cycle times, for the percentiles.
 async fn write_durations<C: ConnectionTrait>(
     db: &C,
+    family: &Family,
     day: &str,
     created: Condition,
     now: DateTime<Utc>,
@@ -235,20 +290,20 @@ async fn write_durations<C: ConnectionTrait>(
     let done = created.add(task::Column::Status.eq(WorkStatus::Done.as_str()));
     let mut select = Query::select();
     select.expr(Expr::val(day)).from_subquery(
-        measured_tasks(backend, done, &DIMENSIONS, now),
+        measured_tasks(backend, done, family.dimensions, now),
         Alias::new("m"),
     );
     let mut columns = vec!["day".to_owned()];
-    for dimension in DIMENSIONS {
-        select.column(Alias::new(key_alias(dimension)));
-        columns.push(rollup_column(dimension).to_owned());
+    for dimension in family.dimensions {
+        select.column(Alias::new(key_alias(*dimension)));
+        columns.push(rollup_column(*dimension).to_owned());
     }
     for column in ["is_main", "lead_s", "cycle_s"] {
         select.column(Alias::new(column));
         columns.push(column.to_owned());
     }
     let insert = Query::insert()
-        .into_table(Alias::new(DURATIONS))
+        .into_table(Alias::new(family.durations))
         .columns(columns.iter().map(|c| Alias::new(c.as_str())))
         .select_from(select)
         .map_err(|e| AppError::internal(anyhow::anyhow!("durations insert: {e}")))?
@@ -257,11 +312,11 @@ async fn write_durations<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Rewrites one month's rollups as the sum of its days'.
-async fn write_month<C: ConnectionTrait>(db: &C, month: &str) -> AppResult<()> {
+/// Rewrites one month's rollups of `family` as the sum of its days'.
+async fn write_month<C: ConnectionTrait>(db: &C, family: &Family, month: &str) -> AppResult<()> {
     let backend = db.get_database_backend();
     let delete = Query::delete()
-        .from_table(Alias::new(MONTHS))
+        .from_table(Alias::new(family.months))
         .and_where(Expr::col(Alias::new("month")).eq(month))
         .to_owned();
     db.execute(backend.build(&delete)).await?;
@@ -269,12 +324,12 @@ async fn write_month<C: ConnectionTrait>(db: &C, month: &str) -> AppResult<()> {
     let mut select = Query::select();
     select
         .expr(Expr::val(month))
-        .from(Alias::new(DAYS))
+        .from(Alias::new(family.days))
         .and_where(Expr::col(Alias::new("day")).gte(day_text(first)))
         .and_where(Expr::col(Alias::new("day")).lt(day_text(next)));
     let mut columns = vec!["month".to_owned()];
-    for dimension in DIMENSIONS {
-        let column = rollup_column(dimension);
+    for dimension in family.dimensions {
+        let column = rollup_column(*dimension);
         select.column(Alias::new(column));
         select.group_by_col(Alias::new(column));
         columns.push(column.to_owned());
@@ -287,7 +342,7 @@ async fn write_month<C: ConnectionTrait>(db: &C, month: &str) -> AppResult<()> {
         columns.push(measure.to_owned());
     }
     let insert = Query::insert()
-        .into_table(Alias::new(MONTHS))
+        .into_table(Alias::new(family.months))
         .columns(columns.iter().map(|c| Alias::new(c.as_str())))
         .select_from(select)
         .map_err(|e| AppError::internal(anyhow::anyhow!("month rollup insert: {e}")))?
@@ -297,7 +352,8 @@ async fn write_month<C: ConnectionTrait>(db: &C, month: &str) -> AppResult<()> {
 }
 
 /// Whether rollups can answer `query` exactly for `viewer`: every task visible (rollups know
-/// no audience), filters the rollup keys carry, no executor, and day-aligned bounds.
+/// no audience), filters the rollup keys carry, and day-aligned bounds. An executor filter is
+/// not one: it keeps a task's whole merit, where the per-person rollups hold each executor's.
 fn expressible(viewer: &ViewerUser, query: &TaskStatsQuery) -> bool {
     let TaskFilter {
         category_id: _,
@@ -324,7 +380,6 @@ fn expressible(viewer: &ViewerUser, query: &TaskStatsQuery) -> bool {
         && deadline_to.is_none()
         && overdue.is_none()
         && search.is_none()
-        && !query.group_by.contains(&TaskDimension::Executor)
         && aligned(query.window.from)
         && aligned(query.window.to)
 }
@@ -430,9 +485,10 @@ impl Coverage {
 
 /// The answer from rollups where exact, or `None` to read base rows. The additive measures
 /// come from the monthly and daily rollups and base rows (`Coverage`); `overdue` (it moves
-/// with the clock) from base rows; the percentiles (they do not add up) from one ranking over
-/// the rolled-up durations and the base rows' done tasks. The total's additive measures are
-/// the sums of the groups: with no executor grouping each task is in exactly one group.
+/// with the clock) as `Sources::sums` says; the percentiles (they do not add up) from one ranking over
+/// the rolled-up durations and the base rows' done tasks. Without an executor grouping each
+/// task is in exactly one group, so the total's additive measures are the groups' sums; with
+/// one, a task can be in several, so the total is summed apart over the per-task rollups.
 pub(super) async fn answer<C: ConnectionTrait>(
     db: &C,
     viewer: &ViewerUser,
@@ -466,42 +522,44 @@ pub(super) async fn answer<C: ConnectionTrait>(
     }
     let cutoff = refreshed_at.date_naive();
     touched.retain(|d| *d < cutoff);
-    let coverage = Coverage::new(query.window, cutoff, touched);
+    let sources = Sources {
+        query,
+        coverage: Coverage::new(query.window, cutoff, touched),
+        condition,
+        now,
+    };
     let dimensions = &query.group_by;
-
-    let recent = condition.clone().add(coverage.base_rows());
-    let done_recent = recent
-        .clone()
-        .add(task::Column::Status.eq(WorkStatus::Done.as_str()));
+    let by_executor = dimensions.contains(&TaskDimension::Executor);
+    let family = if by_executor {
+        &PER_EXECUTOR
+    } else {
+        &PER_TASK
+    };
     // Independent reads: on a pool they run on several connections at once (a transaction
     // runs them one after another).
-    let (monthly, daily, base, overdue, percentiles, all_percentiles) = futures_util::try_join!(
-        rolled_up(db, query, dimensions, MONTHS, coverage.months()),
-        rolled_up(db, query, dimensions, DAYS, coverage.days(query.window)),
-        grouped(db, recent, dimensions, now),
-        grouped_overdue(db, condition.clone(), dimensions, now),
-        durations(db, query, dimensions, &coverage, done_recent.clone()),
-        durations(db, query, &[], &coverage, done_recent),
+    let (mut rows, percentiles, all_percentiles, whole) = futures_util::try_join!(
+        sources.sums(db, family, dimensions),
+        sources.durations(db, family, dimensions),
+        sources.durations(db, &PER_TASK, &[]),
+        async {
+            if by_executor {
+                sources.sums(db, &PER_TASK, &[]).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
     )?;
-    let mut rows: BTreeMap<TaskKey, TaskStatsRow> = BTreeMap::new();
-    for row in monthly.into_iter().chain(daily).chain(base) {
-        merge_additive(&mut rows, row);
-    }
-    for row in overdue {
-        rows.entry(row.key.clone()).or_insert_with(|| TaskStatsRow {
-            key: row.key.clone(),
-            ..Default::default()
-        });
-        if let Some(into) = rows.get_mut(&row.key) {
-            into.overdue = row.overdue;
+    let mut total = match whole {
+        Some(whole) => whole.into_values().next().unwrap_or_default(),
+        None => {
+            let mut total = TaskStatsRow::default();
+            for row in rows.values() {
+                merge_additive_into(&mut total, row);
+                total.overdue += row.overdue;
+            }
+            total
         }
-    }
-    too_many_groups(rows.len())?;
-    let mut total = TaskStatsRow::default();
-    for row in rows.values() {
-        merge_additive_into(&mut total, row);
-        total.overdue += row.overdue;
-    }
+    };
     for row in percentiles {
         if let Some(into) = rows.get_mut(&row.key) {
             into.lead_time_hours = row.lead_time_hours;
@@ -517,6 +575,118 @@ pub(super) async fn answer<C: ConnectionTrait>(
         total,
         as_of: refreshed_at,
     }))
+}
+
+/// What one rollup answer reads: the query, which days come from where, and the viewer's
+/// condition over base rows.
+struct Sources<'a> {
+    query: &'a TaskStatsQuery,
+    coverage: Coverage,
+    condition: &'a Condition,
+    now: DateTime<Utc>,
+}
+
+impl Sources<'_> {
+    /// Tasks under the viewer's condition that base rows answer for.
+    fn recent(&self) -> Condition {
+        self.condition.clone().add(self.coverage.base_rows())
+    }
+
+    /// The additive measures and `overdue` per group of `dimensions`, from `family`'s monthly
+    /// and daily rollups and base rows.
+    async fn sums<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        family: &Family,
+        dimensions: &[TaskDimension],
+    ) -> AppResult<BTreeMap<TaskKey, TaskStatsRow>> {
+        let window = self.query.window;
+        // Overdue: of the rolled-up days, the open tasks whose deadline month has passed come
+        // from the rollups; base rows count the rest (the base-row days, and deadlines of this
+        // month, which only the clock can tell).
+        let past_deadlines = Condition::all()
+            .add(Expr::col(Alias::new("status")).is_in(open_statuses()))
+            .add(Expr::col(Alias::new("deadline_month")).lt(month_text(self.now.date_naive())));
+        let overdue_from_base_rows = self.condition.clone().add(
+            Condition::any()
+                .add(self.coverage.base_rows())
+                .add(task::Column::Deadline.gte(start_of(first_of_month(self.now.date_naive())))),
+        );
+        let months = self.coverage.months();
+        let days = self.coverage.days(window);
+        let (monthly, daily, base, overdue_monthly, overdue_daily, overdue_base) = futures_util::try_join!(
+            rolled_up(db, self.query, dimensions, family.months, months.clone()),
+            rolled_up(db, self.query, dimensions, family.days, days.clone()),
+            grouped(db, self.recent(), dimensions, self.now),
+            rolled_up(
+                db,
+                self.query,
+                dimensions,
+                family.months,
+                months.add(past_deadlines.clone())
+            ),
+            rolled_up(
+                db,
+                self.query,
+                dimensions,
+                family.days,
+                days.add(past_deadlines)
+            ),
+            grouped_overdue(db, overdue_from_base_rows, dimensions, self.now),
+        )?;
+        let mut rows: BTreeMap<TaskKey, TaskStatsRow> = BTreeMap::new();
+        for row in monthly.into_iter().chain(daily).chain(base) {
+            merge_additive(&mut rows, row);
+        }
+        let overdue = overdue_monthly
+            .into_iter()
+            .chain(overdue_daily)
+            .map(|row| (row.key, row.count))
+            .chain(overdue_base.into_iter().map(|row| (row.key, row.overdue)));
+        for (key, count) in overdue {
+            rows.entry(key.clone())
+                .or_insert_with(|| TaskStatsRow {
+                    key,
+                    ..Default::default()
+                })
+                .overdue += count;
+        }
+        too_many_groups(rows.len())?;
+        Ok(rows)
+    }
+
+    /// The percentiles per group of `dimensions`, ranked over `family`'s rolled-up durations
+    /// of the days the coverage gives the rollups and the base rows' done tasks together.
+    async fn durations<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        family: &Family,
+        dimensions: &[TaskDimension],
+    ) -> AppResult<Vec<TaskStatsRow>> {
+        let backend = db.get_database_backend();
+        let mut rolled = Query::select();
+        rolled
+            .from(Alias::new(family.durations))
+            .cond_where(self.coverage.rolled_days(self.query.window));
+        rollup_filter(&mut rolled, self.query);
+        for dimension in dimensions {
+            rolled.expr_as(
+                Expr::col(Alias::new(rollup_column(*dimension))),
+                Alias::new(key_alias(*dimension)),
+            );
+        }
+        rolled
+            .column(Alias::new("lead_s"))
+            .column(Alias::new("cycle_s"));
+        let done_recent = self
+            .recent()
+            .add(task::Column::Status.eq(WorkStatus::Done.as_str()));
+        rolled.union(
+            UnionType::All,
+            task_durations(backend, done_recent, dimensions),
+        );
+        grouped_percentiles(db, rolled, dimensions).await
+    }
 }
 
 fn merge_additive(rows: &mut BTreeMap<TaskKey, TaskStatsRow>, row: TaskStatsRow) {
@@ -535,37 +705,6 @@ fn merge_additive_into(into: &mut TaskStatsRow, row: &TaskStatsRow) {
     into.merit_total += row.merit_total;
     into.cash_output_minor += row.cash_output_minor;
     into.progress_sum += row.progress_sum;
-}
-
-/// The percentiles per group of `dimensions`, ranked over the rolled-up durations of the days
-/// `coverage` gives the rollups and the base rows' done tasks (`done_recent`) together.
-async fn durations<C: ConnectionTrait>(
-    db: &C,
-    query: &TaskStatsQuery,
-    dimensions: &[TaskDimension],
-    coverage: &Coverage,
-    done_recent: Condition,
-) -> AppResult<Vec<TaskStatsRow>> {
-    let backend = db.get_database_backend();
-    let mut rolled = Query::select();
-    rolled
-        .from(Alias::new(DURATIONS))
-        .cond_where(coverage.rolled_days(query.window));
-    rollup_filter(&mut rolled, query);
-    for dimension in dimensions {
-        rolled.expr_as(
-            Expr::col(Alias::new(rollup_column(*dimension))),
-            Alias::new(key_alias(*dimension)),
-        );
-    }
-    rolled
-        .column(Alias::new("lead_s"))
-        .column(Alias::new("cycle_s"));
-    rolled.union(
-        UnionType::All,
-        task_durations(backend, done_recent, dimensions),
-    );
-    grouped_percentiles(db, rolled, dimensions).await
 }
 
 /// The rollup filters of `query` over a rollup table's columns.
@@ -617,8 +756,7 @@ async fn rolled_up<C: ConnectionTrait>(
             Alias::new(measure),
         );
     }
-    select.limit(MAX_GROUPS as u64 + 1);
-    let rows = db.query_all(backend.build(&select)).await?;
+    let rows = db.query_all(super::capped(backend, &select)).await?;
     too_many_groups(rows.len())?;
     let rows = rows
         .iter()

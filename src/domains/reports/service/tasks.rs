@@ -5,7 +5,7 @@ use entities::{task, task_executor};
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, QueryResult};
 
-use super::{month, percentile_columns, ranked_and_grouped, read_percentiles, secs, sum};
+use super::{capped, month, percentile_columns, ranked_and_grouped, read_percentiles, secs, sum};
 use crate::auth::Viewer;
 use crate::domains::reports::model::{
     TaskDimension, TaskKey, TaskStats, TaskStatsQuery, TaskStatsRow, Window, MAX_GROUPS,
@@ -134,6 +134,19 @@ fn cycle_secs(backend: DbBackend) -> String {
     )
 }
 
+/// `FROM tasks`, joined to the task's executors when grouped by them: a task is then one row
+/// per executor, and one with a null executor when it has none.
+fn from_tasks(select: &mut SelectStatement, dimensions: &[TaskDimension]) {
+    select.from(task::Entity);
+    if dimensions.contains(&TaskDimension::Executor) {
+        select.left_join(
+            task_executor::Entity,
+            Expr::col((task_executor::Entity, task_executor::Column::TaskId))
+                .equals((task::Entity, task::Column::Id)),
+        );
+    }
+}
+
 /// The rows' keys and their lead and cycle times, nothing else: what the percentiles rank.
 pub(super) fn task_durations(
     backend: DbBackend,
@@ -141,7 +154,7 @@ pub(super) fn task_durations(
     dimensions: &[TaskDimension],
 ) -> SelectStatement {
     let mut select = Query::select();
-    select.from(task::Entity);
+    from_tasks(&mut select, dimensions);
     for dimension in dimensions {
         select.expr_as(
             Expr::cust(key_expr(backend, *dimension)),
@@ -172,9 +185,8 @@ pub(super) async fn grouped_percentiles<C: ConnectionTrait>(
             outer.expr_as(Expr::cust(expr), Alias::new(alias));
         }
     }
-    outer.limit(MAX_GROUPS as u64 + 1);
     let backend = db.get_database_backend();
-    let rows = db.query_all(backend.build(&outer)).await?;
+    let rows = db.query_all(capped(backend, &outer)).await?;
     too_many_groups(rows.len())?;
     rows.iter()
         .map(|row| {
@@ -198,7 +210,7 @@ pub(super) async fn grouped_overdue<C: ConnectionTrait>(
 ) -> AppResult<Vec<TaskStatsRow>> {
     let backend = db.get_database_backend();
     let mut select = Query::select();
-    select.from(task::Entity);
+    from_tasks(&mut select, dimensions);
     for dimension in dimensions {
         let key = key_expr(backend, *dimension);
         select.expr_as(Expr::cust(key.clone()), Alias::new(key_alias(*dimension)));
@@ -206,9 +218,8 @@ pub(super) async fn grouped_overdue<C: ConnectionTrait>(
     }
     select
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("overdue"))
-        .cond_where(condition.add(overdue_condition(now)))
-        .limit(MAX_GROUPS as u64 + 1);
-    let rows = db.query_all(backend.build(&select)).await?;
+        .cond_where(condition.add(overdue_condition(now)));
+    let rows = db.query_all(capped(backend, &select)).await?;
     too_many_groups(rows.len())?;
     rows.iter()
         .map(|row| {
@@ -238,14 +249,7 @@ pub(super) fn measured_tasks(
         ""
     };
     let mut select = Query::select();
-    select.from(task::Entity);
-    if by_executor {
-        select.left_join(
-            task_executor::Entity,
-            Expr::col((task_executor::Entity, task_executor::Column::TaskId))
-                .equals((task::Entity, task::Column::Id)),
-        );
-    }
+    from_tasks(&mut select, dimensions);
     for dimension in dimensions {
         select.expr_as(
             Expr::cust(key_expr(backend, *dimension)),
@@ -326,7 +330,6 @@ pub(super) fn grouped_statement(
             outer.expr_as(Expr::cust(expr), Alias::new(alias));
         }
     }
-    outer.limit(MAX_GROUPS as u64 + 1);
     outer.to_owned()
 }
 
@@ -338,7 +341,10 @@ pub(super) async fn grouped<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<TaskStatsRow>> {
     let backend = db.get_database_backend();
-    let statement = backend.build(&grouped_statement(backend, condition, dimensions, now));
+    let statement = capped(
+        backend,
+        &grouped_statement(backend, condition, dimensions, now),
+    );
     let rows = db.query_all(statement).await?;
     too_many_groups(rows.len())?;
     let mut out = rows
