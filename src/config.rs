@@ -80,6 +80,9 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies); for anyone
     /// else the peer address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `INTERLINK_CORS_ORIGINS`: browser origins (`https://app.example.com`) allowed to call the
+    /// API from another site. Empty (the default): no cross-origin access.
+    pub cors_origins: Vec<String>,
     /// `INTERLINK_OUTBOUND_ALLOW`: hosts and networks outgoing requests may reach although they
     /// are private (loopback, RFC 1918, link-local...). Empty: public addresses only.
     pub outbound_allow: OutboundPolicy,
@@ -242,6 +245,7 @@ struct FileSettings {
     rate_limit_per_second: Option<u32>,
     rate_limit_burst: Option<u32>,
     trusted_proxies: Option<String>,
+    cors_origins: Option<String>,
     outbound_allow: Option<String>,
     log_format: Option<LogFormat>,
     currency: Option<String>,
@@ -584,6 +588,12 @@ impl Config {
                     .as_deref()
                     .unwrap_or_default(),
             )?,
+            cors_origins: parse_cors_origins(
+                var("INTERLINK_CORS_ORIGINS")
+                    .or(file.cors_origins)
+                    .as_deref()
+                    .unwrap_or_default(),
+            )?,
             outbound_allow: OutboundPolicy::parse(
                 var("INTERLINK_OUTBOUND_ALLOW")
                     .or(file.outbound_allow)
@@ -829,9 +839,56 @@ fn parse_trusted_proxies(raw: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
         .collect()
 }
 
+/// `INTERLINK_CORS_ORIGINS`: comma-separated origins, each a scheme, a host and an optional
+/// port, exactly as a browser sends them in `Origin`. A wildcard is refused: the allow-list is
+/// the point.
+fn parse_cors_origins(raw: &str) -> anyhow::Result<Vec<String>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let refuse = |why: &str| anyhow::anyhow!("INTERLINK_CORS_ORIGINS: {origin:?} {why}");
+            let url = reqwest::Url::parse(origin).map_err(|_| refuse("is not an origin"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(refuse("is not an http(s) origin"));
+            }
+            let bare = url.origin().ascii_serialization();
+            if bare != origin.trim_end_matches('/') {
+                return Err(refuse(&format!("has more than an origin: write {bare:?}")));
+            }
+            Ok(bare)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins_are_exact_origins() -> anyhow::Result<()> {
+        let c = config(&[(
+            "INTERLINK_CORS_ORIGINS",
+            "https://app.example.com, http://127.0.0.1:5173/",
+        )])?;
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://127.0.0.1:5173"]
+        );
+        assert!(config(&[])?.cors_origins.is_empty());
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x.org",
+        ] {
+            assert!(
+                config(&[("INTERLINK_CORS_ORIGINS", bad)]).is_err(),
+                "{bad} was accepted"
+            );
+        }
+        Ok(())
+    }
 
     fn config(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
         let vars = pairs

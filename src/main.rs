@@ -133,7 +133,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {bind}"))?;
     let graphiql = if startup.state.config.dev_tools_enabled() {
-        format!(", GraphiQL at http://{bind}/")
+        format!(", GraphiQL at http://{bind}/graphiql")
     } else {
         String::new()
     };

@@ -65,5 +65,5 @@ pub fn insert_request_data(
     data.insert(viewer);
     data.insert(identity);
     data.insert(tasks);
-    data.insert(ApprovalLoaders::new(&app.db.conn));
+    data.insert(ApprovalLoaders::new(&app.db.conn, &app.approval_subjects));
 }

@@ -51,6 +51,7 @@ const OPEN_TO_APPS: &[(&str, &[AppScope])] = &[
     ("budgetUsage", &[FinanceRead]),
     ("user", &[ProfilesRead]),
     ("users", &[ProfilesRead]),
+    ("people", &[ProfilesRead]),
     ("departments", &[ProfilesRead, TasksRead, FinanceRead]),
     ("department", &[ProfilesRead, TasksRead, FinanceRead]),
     ("events", &[EventsSubscribe]),
@@ -129,7 +130,13 @@ const TYPES: &[(&[&str], &[AppScope])] = &[
         FINANCE,
     ),
     (
-        &["User", "UserProfile", "CycleTimeHours", "DecisionHours"],
+        &[
+            "User",
+            "Person",
+            "UserProfile",
+            "CycleTimeHours",
+            "DecisionHours",
+        ],
         PROFILES,
     ),
     (

@@ -4,6 +4,7 @@ mod client;
 mod errors;
 mod export;
 mod files;
+mod graphiql;
 mod graphql;
 mod health;
 mod multipart;
@@ -18,11 +19,12 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -84,7 +86,10 @@ pub fn build_router(app: AppState) -> Router {
         .route("/export/{file}", get(export::export))
         .route("/export/jobs/{id}", get(export::status))
         .route("/export/jobs/{id}/download", get(export::download))
-        .route("/", get(graphiql))
+        .route("/", get(graphiql::root))
+        .route("/graphiql", get(graphiql::page))
+        .route("/graphiql/app.js", get(graphiql::script))
+        .route("/graphiql/style.css", get(graphiql::style))
         .route_layer(middleware::from_fn_with_state(shed, shedding::shed));
     // Plain HTTP routes get a deadline; the websocket lives as long as its client.
     let timed = Router::new()
@@ -114,6 +119,10 @@ pub fn build_router(app: AppState) -> Router {
         .with_state(state);
 
     let request_id = header::HeaderName::from_static("x-request-id");
+    let timed = match cors(&app.config.cors_origins, &request_id) {
+        Some(cors) => timed.layer(cors),
+        None => timed,
+    };
     timed.layer(
         ServiceBuilder::new()
             .layer(SetSensitiveRequestHeadersLayer::new([
@@ -137,6 +146,32 @@ pub fn build_router(app: AppState) -> Router {
     )
 }
 
+/// Cross-origin access for the configured origins only. Bearer tokens and API keys travel in
+/// headers, never in cookies, so credentials stay off: a page elsewhere can call the API only
+/// with a token it already holds.
+fn cors(origins: &[String], request_id: &header::HeaderName) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("x-api-key"),
+                request_id.clone(),
+            ])
+            .expose_headers([request_id.clone()])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 async fn track_metrics(State(state): State<HttpState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -155,21 +190,5 @@ async fn track_metrics(State(state): State<HttpState>, req: Request, next: Next)
         .http_latency
         .with_label_values(&[&method, &route])
         .observe(started.elapsed().as_secs_f64());
-    response
-}
-
-async fn graphiql(State(state): State<HttpState>) -> Response {
-    if !state.app.config.dev_tools_enabled() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let page = async_graphql::http::GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql")
-        .title("Interlink")
-        .finish();
-    let mut response = Html(page).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

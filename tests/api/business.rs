@@ -286,6 +286,22 @@ async fn approval_gates_execution(backend: Backend) -> anyhow::Result<()> {
     );
     assert_eq!(entries(&app).await?, 0, "nothing executes before approval");
     let approval = str_at(&waiting, "/submitTransaction/approval/id")?;
+    let inbox = app
+        .gql_ok(
+            Some(&approver.access),
+            "{ approvalsPendingForMe { id subjectType subjectId subjectTitle } }",
+            json!({}),
+        )
+        .await?;
+    let pending = &inbox["approvalsPendingForMe"][0];
+    assert_eq!(pending["id"], approval.as_str(), "{inbox}");
+    assert_eq!(pending["subjectId"], waiting["submitTransaction"]["id"]);
+    assert!(
+        pending["subjectTitle"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Sale ")),
+        "the transaction type's name and its source key: {inbox}"
+    );
     app.gql_ok(
         Some(&approver.access),
         decide,

@@ -368,6 +368,17 @@ impl From<approval_instance::Model> for Approval {
 /// Other domains still build it the way they built the old newtype.
 #[ComplexObject]
 impl Approval {
+    /// What the approval is about, in a few words: the task's title, or the transaction's type
+    /// and source key. Null when the subject no longer exists.
+    async fn subject_title(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let loaders = ctx.loaders::<ApprovalLoaders>()?;
+        Ok(loaders
+            .subject_titles
+            .load_one((self.instance.subject_type.clone(), self.instance.subject_id))
+            .await
+            .map_err(loader_error)?)
+    }
+
     async fn flow(&self, ctx: &Context<'_>) -> Result<Option<ApprovalFlow>> {
         let loaders = ctx.loaders::<ApprovalLoaders>()?;
         Ok(loaders

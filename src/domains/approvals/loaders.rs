@@ -85,7 +85,37 @@ impl Loader<Uuid> for DecisionsLoader {
     }
 }
 
+/// What an approval is about, by (subject kind, subject id), through the subject's domain.
+pub struct SubjectTitleLoader {
+    db: DatabaseConnection,
+    subjects: service::ApprovalSubjects,
+}
+
+impl Loader<(String, Uuid)> for SubjectTitleLoader {
+    type Value = String;
+    type Error = Arc<DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[(String, Uuid)],
+    ) -> Result<HashMap<(String, Uuid), Self::Value>, Self::Error> {
+        let mut by_kind: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for (kind, id) in keys {
+            by_kind.entry(kind.as_str()).or_default().push(*id);
+        }
+        let mut titles = HashMap::new();
+        for (kind, ids) in by_kind {
+            let subject = self.subjects.get(kind).map_err(db_error)?;
+            for (id, title) in subject.titles(&self.db, &ids).await.map_err(db_error)? {
+                titles.insert((kind.to_owned(), id), title);
+            }
+        }
+        Ok(titles)
+    }
+}
+
 pub struct ApprovalLoaders {
+    pub subject_titles: DataLoader<SubjectTitleLoader>,
     pub instances: DataLoader<InstanceLoader>,
     pub flows: DataLoader<FlowLoader>,
     pub steps: DataLoader<StepsLoader>,
@@ -93,8 +123,15 @@ pub struct ApprovalLoaders {
 }
 
 impl ApprovalLoaders {
-    pub fn new(db: &DatabaseConnection) -> Self {
+    pub fn new(db: &DatabaseConnection, subjects: &service::ApprovalSubjects) -> Self {
         Self {
+            subject_titles: DataLoader::new(
+                SubjectTitleLoader {
+                    db: db.clone(),
+                    subjects: subjects.clone(),
+                },
+                tokio::spawn,
+            ),
             instances: DataLoader::new(InstanceLoader(db.clone()), tokio::spawn),
             flows: DataLoader::new(FlowLoader(db.clone()), tokio::spawn),
             steps: DataLoader::new(StepsLoader(db.clone()), tokio::spawn),

@@ -11,6 +11,10 @@ crate::domains::id_type!(NotificationId, "notification");
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NotificationKind {
     Assigned,
+    /// Taken off a task, as an executor or as its confirmer.
+    Unassigned,
+    /// An approved task one works on got another deadline.
+    DeadlineChanged,
     ReviewRequested,
     ReviewDecided,
     ProgressReported,
@@ -24,8 +28,10 @@ pub enum NotificationKind {
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 10] = [
+    pub const ALL: [NotificationKind; 12] = [
         Self::Assigned,
+        Self::Unassigned,
+        Self::DeadlineChanged,
         Self::ReviewRequested,
         Self::ReviewDecided,
         Self::ProgressReported,
@@ -40,6 +46,8 @@ impl NotificationKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Assigned => "ASSIGNED",
+            Self::Unassigned => "UNASSIGNED",
+            Self::DeadlineChanged => "DEADLINE_CHANGED",
             Self::ReviewRequested => "REVIEW_REQUESTED",
             Self::ReviewDecided => "REVIEW_DECIDED",
             Self::ProgressReported => "PROGRESS_REPORTED",

@@ -297,5 +297,6 @@ mod editing;
 mod notifications;
 mod progress;
 mod review;
+mod staffing;
 mod statements;
 mod visibility;

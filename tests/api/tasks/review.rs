@@ -30,9 +30,16 @@ async fn review_runs_the_category_flow(backend: Backend) -> anyhow::Result<()> {
     let approval = c.approval_of(&id).await?;
 
     // The reviewer is pending for me; the head is not yet.
-    let pending = "{ approvalsPendingForMe { id progress { stepNumber stepCount currentStepName pendingApprovers { id } } } }";
+    let pending = "{ approvalsPendingForMe { id subjectType subjectId subjectTitle progress { stepNumber stepCount currentStepName pendingApprovers { id } } } }";
     let mine = c.ok_as(&c.reviewer, pending, json!({})).await?;
     assert_eq!(mine["approvalsPendingForMe"][0]["id"], approval.as_str());
+    // The inbox says what each approval is about and links to it.
+    assert_eq!(mine["approvalsPendingForMe"][0]["subjectType"], "task");
+    assert_eq!(mine["approvalsPendingForMe"][0]["subjectId"], id.as_str());
+    assert_eq!(
+        mine["approvalsPendingForMe"][0]["subjectTitle"],
+        "Visit the customer"
+    );
     assert_eq!(
         mine["approvalsPendingForMe"][0]["progress"]["stepNumber"],
         1

@@ -39,6 +39,14 @@ pub trait ApprovalSubject: Send + Sync {
         verdict: &Verdict,
         decided_by: Uuid,
     ) -> AppResult<()>;
+
+    /// Short titles of the records `ids` (what an approver reads in the inbox). Only called for
+    /// approvals the reader may already see, which is the right to see what they are about.
+    async fn titles(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        ids: &[Uuid],
+    ) -> AppResult<HashMap<Uuid, String>>;
 }
 
 /// The subjects the engine knows, by kind; assembled once in `app.rs`.
@@ -52,7 +60,7 @@ impl ApprovalSubjects {
         ))
     }
 
-    fn get(&self, kind: &str) -> AppResult<&Arc<dyn ApprovalSubject>> {
+    pub fn get(&self, kind: &str) -> AppResult<&Arc<dyn ApprovalSubject>> {
         self.0.get(kind).ok_or_else(|| {
             AppError::internal(anyhow::anyhow!("no approval subject registered for {kind}"))
         })

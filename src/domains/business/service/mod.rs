@@ -622,6 +622,34 @@ impl ApprovalSubject for TransactionApprovals {
         SUBJECT_KIND
     }
 
+    /// A transaction's title: its type's name and the source system's key.
+    async fn titles(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        ids: &[Uuid],
+    ) -> AppResult<std::collections::HashMap<Uuid, String>> {
+        let rows = business_transaction::Entity::find()
+            .filter(business_transaction::Column::Id.is_in(ids.iter().copied()))
+            .all(db)
+            .await?;
+        let names: std::collections::HashMap<Uuid, String> = transaction_type::Entity::find()
+            .filter(transaction_type::Column::Id.is_in(rows.iter().map(|r| r.type_id)))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let name = names
+                    .get(&row.type_id)
+                    .map_or("Transaction", String::as_str);
+                (row.id, format!("{name} {}", row.source_key))
+            })
+            .collect())
+    }
+
     async fn on_verdict(
         &self,
         work: &Work,

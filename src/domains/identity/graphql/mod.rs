@@ -20,7 +20,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::found;
 use crate::graphql::ids::optional_id;
 use crate::graphql::live;
-use crate::graphql::pagination::{page_size, TotalCount};
+use crate::graphql::pagination::{connection, decode_cursor, page_size, TotalCount};
 use crate::platform::events::Envelope;
 
 // ---------------------------------------------------------------- roots
@@ -87,6 +87,35 @@ impl IdentityQuery {
             .transpose()?;
         let page = service::list_users(caller.db(), caller.viewer, filter, after, first).await?;
         Ok(user_connection(page, after.is_some()))
+    }
+
+    /// The company directory, open to everyone signed in: names and departments, ordered by
+    /// name. `search` matches the name; `departmentId` keeps one department (not its subtree).
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
+    async fn people(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        department_id: Option<ID>,
+        include_inactive: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Person, TotalCount, EmptyFields>> {
+        let caller = ctx.caller()?;
+        let filter = service::PeopleFilter {
+            search,
+            department_id: optional_id(
+                "departmentId",
+                department_id.as_ref(),
+                DepartmentId::parse,
+            )?,
+            include_inactive: include_inactive.unwrap_or(false),
+        };
+        let first = page_size(first)?;
+        let offset = decode_cursor(after.as_deref())?;
+        let page = service::list_people(caller.db(), caller.viewer, filter, offset, first).await?;
+        let people = page.people.into_iter().map(Person::from).collect();
+        Ok(connection(people, page.total, offset))
     }
 
     /// The whole department tree, ordered so parents come before children.

@@ -64,10 +64,14 @@ async fn visible_grants(
 #[graphql(complex)]
 pub struct User {
     id: ID,
-    email: String,
     name: String,
     is_active: bool,
     created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    address: String,
+    /// The person who just signed in, answered before any viewer exists.
+    #[graphql(skip)]
+    signed_in: bool,
     #[graphql(skip)]
     user_id: Uuid,
     #[graphql(skip)]
@@ -78,10 +82,11 @@ impl From<user::Model> for User {
     fn from(user: user::Model) -> Self {
         Self {
             id: ID(user.id.to_string()),
-            email: user.email,
+            address: user.email,
             name: user.name,
             is_active: user.is_active,
             created_at: user.created_at,
+            signed_in: false,
             user_id: user.id,
             department_id: user.department_id,
         }
@@ -91,6 +96,14 @@ impl From<user::Model> for User {
 /// Other domains still build it the way they built the old newtype.
 #[ComplexObject]
 impl User {
+    /// Shown to the person, administrators, and people of the same department; null to
+    /// anyone else.
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let shown = self.signed_in
+            || service::may_see_email(ctx.viewer()?, self.user_id, self.department_id);
+        Ok(shown.then(|| self.address.clone()))
+    }
+
     async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
         let Some(id) = self.department_id else {
             return Ok(None);
@@ -234,6 +247,43 @@ impl RoleGrant {
     }
 }
 
+/// Someone in the company directory, as the viewer may see them.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Person {
+    id: ID,
+    name: String,
+    is_active: bool,
+    /// Shown to the person, administrators, and people of the same department; null to
+    /// anyone else.
+    email: Option<String>,
+    #[graphql(skip)]
+    department_id: Option<Uuid>,
+}
+
+impl From<service::Listed> for Person {
+    fn from(listed: service::Listed) -> Self {
+        let user = listed.user;
+        Self {
+            id: ID(user.id.to_string()),
+            name: user.name,
+            is_active: user.is_active,
+            email: listed.email_visible.then_some(user.email),
+            department_id: user.department_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Person {
+    async fn department(&self, ctx: &Context<'_>) -> Result<Option<Department>> {
+        let Some(id) = self.department_id else {
+            return Ok(None);
+        };
+        department_by_id(ctx, id).await
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct AuthPayload {
     access_token: String,
@@ -251,7 +301,10 @@ impl From<service::Session> for AuthPayload {
             refresh_token: session.refresh_token,
             token_type: "Bearer",
             expires_in: session.expires_in_secs,
-            user: session.user.into(),
+            user: User {
+                signed_in: true,
+                ..session.user.into()
+            },
         }
     }
 }

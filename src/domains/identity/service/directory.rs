@@ -143,6 +143,99 @@ pub async fn list_users<C: ConnectionTrait>(
     })
 }
 
+/// Whether `viewer` may read the email of the person `user_id` of `department_id`: the person,
+/// administrators, and people (or apps) of the same department. Everyone else sees names only,
+/// so the directory cannot be harvested for addresses.
+pub fn may_see_email(viewer: &Viewer, user_id: Uuid, department_id: Option<Uuid>) -> bool {
+    let Ok(me) = viewer.user() else {
+        return false;
+    };
+    me.id == user_id
+        || me.is_admin()
+        || (department_id.is_some() && me.department_id == department_id)
+}
+
+/// Longest directory search accepted; names are at most 200 characters.
+const SEARCH_MAX: usize = 200;
+
+pub struct PeopleFilter {
+    pub search: Option<String>,
+    pub department_id: Option<DepartmentId>,
+    pub include_inactive: bool,
+}
+
+/// One person as the directory shows them to one viewer.
+pub struct Listed {
+    pub user: user::Model,
+    pub email_visible: bool,
+}
+
+pub struct PeoplePage {
+    pub people: Vec<Listed>,
+    pub total: u64,
+}
+
+/// The company directory, open to every signed-in person: names and departments, by name.
+/// Search matches the name (and, for administrators, the email: for anyone else a match on an
+/// address they may not read would tell them whose it is). Inactive people only on request.
+pub async fn list_people<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    filter: PeopleFilter,
+    offset: u64,
+    first: u64,
+) -> AppResult<PeoplePage> {
+    let me = viewer.user()?;
+    let mut query = user::Entity::find();
+    if let Some(department) = filter.department_id {
+        query = query.filter(user::Column::DepartmentId.eq(department.0));
+    }
+    if !filter.include_inactive {
+        query = query.filter(user::Column::IsActive.eq(true));
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if search.chars().count() > SEARCH_MAX {
+            return Err(AppError::bad_field(
+                "search",
+                format!("search is at most {SEARCH_MAX} characters"),
+            ));
+        }
+        let pattern = crate::platform::db::contains_pattern(&search.to_lowercase());
+        let by_name = Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(
+            user::Column::Name,
+        )))
+        .like(pattern.clone());
+        let mut matches = sea_orm::Condition::any().add(by_name);
+        if me.is_admin() {
+            matches = matches.add(user::Column::EmailNormalized.like(pattern));
+        }
+        query = query.filter(matches);
+    }
+    let total = query.clone().count(db).await?;
+    let users = query
+        .order_by_asc(user::Column::Name)
+        .order_by_asc(user::Column::Id)
+        .offset(offset)
+        .limit(first)
+        .all(db)
+        .await?;
+    Ok(PeoplePage {
+        people: users
+            .into_iter()
+            .map(|user| Listed {
+                email_visible: may_see_email(viewer, user.id, user.department_id),
+                user,
+            })
+            .collect(),
+        total,
+    })
+}
+
 pub async fn list_departments<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,

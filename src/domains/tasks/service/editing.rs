@@ -6,7 +6,8 @@ use sea_orm::{EntityTrait, Set};
 use uuid::Uuid;
 
 use super::{audience_of, emit, executors_of, record};
-use crate::auth::Viewer;
+use crate::auth::{Permission, Viewer, ViewerUser};
+use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::NotificationKind;
 use crate::domains::notifications::service as notifications;
 use crate::domains::tasks::model::{
@@ -36,6 +37,53 @@ pub struct TaskChanges {
     pub custom_fields: Option<serde_json::Value>,
 }
 
+impl TaskChanges {
+    /// The first field given that an approved task keeps as it was approved.
+    fn locked_after_approval(&self) -> Option<&'static str> {
+        let given = [
+            ("title", self.title.is_some()),
+            ("keyPoints", self.key_points.is_some()),
+            ("isTeamTask", self.is_team_task.is_some()),
+            (
+                "cashOutputValue",
+                self.cash_output.has.is_some() || self.cash_output.value.is_some(),
+            ),
+            ("startAt", self.start_at.is_some()),
+            ("priority", self.priority.is_some()),
+            ("meritPoints", self.merit_points.is_some()),
+            ("customFields", self.custom_fields.is_some()),
+        ];
+        given
+            .into_iter()
+            .find(|(_, set)| *set)
+            .map(|(field, _)| field)
+    }
+}
+
+/// Who may change an approved task's people and deadline: its initiator, an administrator, or
+/// a holder of `task.configure` over the task's department (global when it has none).
+async fn may_restaff(work: &Work, me: &ViewerUser, task: &task::Model) -> AppResult<()> {
+    if task.initiator_id == me.id || me.is_admin() {
+        return Ok(());
+    }
+    let configures = match task.department_id {
+        Some(id) => match identity::department_path_of(work, id).await? {
+            Some(path) => me.has_in(Permission::TaskConfigure, &path),
+            None => me.has_global(Permission::TaskConfigure),
+        },
+        None => me.has_global(Permission::TaskConfigure),
+    };
+    if configures {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "only the initiator or task.configure over its department changes an approved \
+             task's people and deadline"
+                .into(),
+        ))
+    }
+}
+
 pub async fn update_task(
     work: &Work,
     viewer: &Viewer,
@@ -52,21 +100,34 @@ pub async fn update_task(
             current.version
         )));
     }
-    if current.initiator_id != me.id && !me.is_admin() {
-        return Err(AppError::Forbidden(
-            "only the initiator edits a task".into(),
-        ));
-    }
     let review = ReviewStatus::parse(&current.review_status);
     let status = WorkStatus::parse(&current.status);
-    // What reviewers approved must stay what is done: a main task changes only as a draft or
-    // after a rejection, and then goes through review again.
-    if current.parent_id.is_none()
-        && !matches!(review, Some(ReviewStatus::Draft | ReviewStatus::Rejected))
-    {
-        return Err(AppError::Conflict(
-            "a main task under review or approved cannot be edited".into(),
-        ));
+    let restaffing = current.parent_id.is_none() && review == Some(ReviewStatus::Approved);
+    if restaffing {
+        // What reviewers approved must stay what is done; who does it, who confirms it and by
+        // when may still change, by the initiator or whoever configures the department's tasks.
+        if let Some(field) = changes.locked_after_approval() {
+            return Err(AppError::Conflict(format!(
+                "{field} cannot change once the task is approved: only executorIds, \
+                 confirmerId and deadline can"
+            )));
+        }
+        may_restaff(work, me, &current).await?;
+    } else {
+        if current.initiator_id != me.id && !me.is_admin() {
+            return Err(AppError::Forbidden(
+                "only the initiator edits a task".into(),
+            ));
+        }
+        // A main task changes freely only as a draft or after a rejection, and then goes
+        // through review again.
+        if current.parent_id.is_none()
+            && !matches!(review, Some(ReviewStatus::Draft | ReviewStatus::Rejected))
+        {
+            return Err(AppError::Conflict(
+                "a main task under review cannot be edited".into(),
+            ));
+        }
     }
     if !status.is_some_and(WorkStatus::is_open) {
         return Err(AppError::Conflict(
@@ -204,24 +265,46 @@ pub async fn update_task(
     let updated = save_versioned(work, active, version).await?;
     if executors_changed {
         set_executors(work, updated.id, &fields.executor_ids).await?;
-        let added: Vec<Uuid> = fields
+    }
+    let notice = |kind, title| notifications::Notice {
+        kind,
+        title,
+        body: &updated.title,
+        subject: subject(updated.id),
+    };
+    let added: Vec<Uuid> = fields
+        .executor_ids
+        .iter()
+        .copied()
+        .filter(|e| !executors.contains(e))
+        .collect();
+    let assigned = notice(NotificationKind::Assigned, "You were assigned a task");
+    notifications::notify(work, &added, Some(me.id), assigned).await?;
+    let removed: Vec<Uuid> = executors
+        .iter()
+        .copied()
+        .filter(|e| !fields.executor_ids.contains(e))
+        .collect();
+    let unassigned = notice(NotificationKind::Unassigned, "You were taken off a task");
+    notifications::notify(work, &removed, Some(me.id), unassigned).await?;
+    if fields.confirmer_id != current.confirmer_id {
+        let confirming = notice(NotificationKind::Assigned, "You confirm a task's progress");
+        let new: Vec<Uuid> = fields.confirmer_id.into_iter().collect();
+        notifications::notify(work, &new, Some(me.id), confirming).await?;
+        let released = notice(NotificationKind::Unassigned, "You no longer confirm a task");
+        let old: Vec<Uuid> = current.confirmer_id.into_iter().collect();
+        notifications::notify(work, &old, Some(me.id), released).await?;
+    }
+    // People already at work on an approved task plan around its deadline.
+    if restaffing && fields.deadline != current.deadline {
+        let staying: Vec<Uuid> = fields
             .executor_ids
             .iter()
             .copied()
-            .filter(|e| !executors.contains(e))
+            .filter(|e| executors.contains(e))
             .collect();
-        notifications::notify(
-            work,
-            &added,
-            Some(me.id),
-            notifications::Notice {
-                kind: NotificationKind::Assigned,
-                title: "You were assigned a task",
-                body: &updated.title,
-                subject: subject(updated.id),
-            },
-        )
-        .await?;
+        let moved = notice(NotificationKind::DeadlineChanged, "A task's deadline moved");
+        notifications::notify(work, &staying, Some(me.id), moved).await?;
     }
     for (field, old, new) in changed {
         record(work, updated.id, me.id, "updated", Some(field), old, new).await?;

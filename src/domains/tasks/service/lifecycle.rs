@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use entities::{task, task_category, task_executor};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
+};
 use uuid::Uuid;
 
 use super::{audience_of, emit, ensure_visible, executors_of, record};
@@ -432,6 +434,23 @@ pub struct TaskApprovals;
 impl ApprovalSubject for TaskApprovals {
     fn kind(&self) -> &'static str {
         SUBJECT_KIND
+    }
+
+    async fn titles(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        ids: &[Uuid],
+    ) -> AppResult<std::collections::HashMap<Uuid, String>> {
+        Ok(task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .column(task::Column::Title)
+            .filter(task::Column::Id.is_in(ids.iter().copied()))
+            .into_tuple::<(Uuid, String)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     async fn on_verdict(
