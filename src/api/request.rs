@@ -62,8 +62,12 @@ pub fn insert_request_data(
         tasks.executors.enable_all_cache(false);
     }
     data.insert(FinanceLoaders::new(&app.db.conn, &viewer));
+    data.insert(ApprovalLoaders::new(
+        &app.db.conn,
+        &app.approval_subjects,
+        &viewer,
+    ));
     data.insert(viewer);
     data.insert(identity);
     data.insert(tasks);
-    data.insert(ApprovalLoaders::new(&app.db.conn, &app.approval_subjects));
 }

@@ -368,8 +368,8 @@ impl From<approval_instance::Model> for Approval {
 /// Other domains still build it the way they built the old newtype.
 #[ComplexObject]
 impl Approval {
-    /// What the approval is about, in a few words: the task's title, or the transaction's type
-    /// and source key. Null when the subject no longer exists.
+    /// What the approval is about, in a few words: the task's title, or the transaction's type.
+    /// Null when the subject is gone, or when the viewer may not see the subject itself.
     async fn subject_title(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let loaders = ctx.loaders::<ApprovalLoaders>()?;
         Ok(loaders

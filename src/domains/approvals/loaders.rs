@@ -89,6 +89,7 @@ impl Loader<Uuid> for DecisionsLoader {
 pub struct SubjectTitleLoader {
     db: DatabaseConnection,
     subjects: service::ApprovalSubjects,
+    viewer: crate::auth::Viewer,
 }
 
 impl Loader<(String, Uuid)> for SubjectTitleLoader {
@@ -106,7 +107,11 @@ impl Loader<(String, Uuid)> for SubjectTitleLoader {
         let mut titles = HashMap::new();
         for (kind, ids) in by_kind {
             let subject = self.subjects.get(kind).map_err(db_error)?;
-            for (id, title) in subject.titles(&self.db, &ids).await.map_err(db_error)? {
+            for (id, title) in subject
+                .titles(&self.db, &self.viewer, &ids)
+                .await
+                .map_err(db_error)?
+            {
                 titles.insert((kind.to_owned(), id), title);
             }
         }
@@ -123,12 +128,17 @@ pub struct ApprovalLoaders {
 }
 
 impl ApprovalLoaders {
-    pub fn new(db: &DatabaseConnection, subjects: &service::ApprovalSubjects) -> Self {
+    pub fn new(
+        db: &DatabaseConnection,
+        subjects: &service::ApprovalSubjects,
+        viewer: &crate::auth::Viewer,
+    ) -> Self {
         Self {
             subject_titles: DataLoader::new(
                 SubjectTitleLoader {
                     db: db.clone(),
                     subjects: subjects.clone(),
+                    viewer: viewer.clone(),
                 },
                 tokio::spawn,
             ),

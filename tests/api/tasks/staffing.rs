@@ -183,8 +183,14 @@ async fn approved_tasks_change_hands_and_deadlines(backend: Backend) -> anyhow::
             .filter_map(|e| e["actor"]["id"].as_str().map(str::to_owned))
             .collect::<Vec<_>>()
     };
-    assert_eq!(by("executorIds"), std::slice::from_ref(&c.initiator.user_id));
-    assert_eq!(by("confirmerId"), std::slice::from_ref(&c.initiator.user_id));
+    assert_eq!(
+        by("executorIds"),
+        std::slice::from_ref(&c.initiator.user_id)
+    );
+    assert_eq!(
+        by("confirmerId"),
+        std::slice::from_ref(&c.initiator.user_id)
+    );
     assert_eq!(by("deadline"), std::slice::from_ref(&planner.user_id));
     assert!(by("title").is_empty());
     Ok(())

@@ -40,11 +40,13 @@ pub trait ApprovalSubject: Send + Sync {
         decided_by: Uuid,
     ) -> AppResult<()>;
 
-    /// Short titles of the records `ids` (what an approver reads in the inbox). Only called for
-    /// approvals the reader may already see, which is the right to see what they are about.
+    /// Short titles of those records `ids` that `viewer` may see under the subject's own rule
+    /// (what an approver reads in the inbox). Seeing an approval is not enough: an app with
+    /// only `APPROVALS_READ`, or a global approval reader, need not see its task.
     async fn titles(
         &self,
         db: &sea_orm::DatabaseConnection,
+        viewer: &crate::auth::Viewer,
         ids: &[Uuid],
     ) -> AppResult<HashMap<Uuid, String>>;
 }

@@ -622,16 +622,28 @@ impl ApprovalSubject for TransactionApprovals {
         SUBJECT_KIND
     }
 
-    /// A transaction's title: its type's name and the source system's key.
+    /// A transaction's title: its type's name (the source key can name the submitter).
     async fn titles(
         &self,
         db: &sea_orm::DatabaseConnection,
+        viewer: &Viewer,
         ids: &[Uuid],
     ) -> AppResult<std::collections::HashMap<Uuid, String>> {
-        let rows = business_transaction::Entity::find()
+        let Ok(me) = viewer.user() else {
+            return Ok(Default::default());
+        };
+        let rows: Vec<business_transaction::Model> = business_transaction::Entity::find()
             .filter(business_transaction::Column::Id.is_in(ids.iter().copied()))
             .all(db)
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|row| {
+                TransactionAudience {
+                    submitter: row.source_user_id,
+                }
+                .admits(me)
+            })
+            .collect();
         let names: std::collections::HashMap<Uuid, String> = transaction_type::Entity::find()
             .filter(transaction_type::Column::Id.is_in(rows.iter().map(|r| r.type_id)))
             .all(db)
@@ -641,12 +653,7 @@ impl ApprovalSubject for TransactionApprovals {
             .collect();
         Ok(rows
             .into_iter()
-            .map(|row| {
-                let name = names
-                    .get(&row.type_id)
-                    .map_or("Transaction", String::as_str);
-                (row.id, format!("{name} {}", row.source_key))
-            })
+            .filter_map(|row| Some((row.id, names.get(&row.type_id)?.clone())))
             .collect())
     }
 

@@ -186,7 +186,12 @@ pub async fn list_people<C: ConnectionTrait>(
     first: u64,
 ) -> AppResult<PeoplePage> {
     let me = viewer.user()?;
-    let mut query = user::Entity::find();
+    // Apps act through service accounts; they are not people to look up.
+    let mut query = user::Entity::find().filter(
+        user::Column::EmailNormalized
+            .like(format!("%{}", super::APP_ACCOUNT_DOMAIN))
+            .not(),
+    );
     if let Some(department) = filter.department_id {
         query = query.filter(user::Column::DepartmentId.eq(department.0));
     }

@@ -69,6 +69,9 @@ pub async fn create_user(
     Ok(created)
 }
 
+/// Where apps' service accounts live: a reserved domain no person's address can have.
+pub const APP_ACCOUNT_DOMAIN: &str = "@apps.interlink.invalid";
+
 /// A user that stands for a partner app in the records it writes (initiator, author, submitter),
 /// so that every record still names a user. Its password is random and never shown: nobody can
 /// sign in as it, and its permissions come from the app's scopes, not from roles.
@@ -81,7 +84,7 @@ pub async fn create_service_account(
     use rand::distributions::{Alphanumeric, DistString};
     let unusable = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 48);
     let hash = passwords.hash(unusable).await?;
-    let email = Email::parse(&format!("app-{}@apps.interlink.invalid", app_id.simple()))?;
+    let email = Email::parse(&format!("app-{}{APP_ACCOUNT_DOMAIN}", app_id.simple()))?;
     // In no department: it must never be picked as a department's member (task assignment).
     let created = new_user_row(&email, format!("{app_name} (app)"), None, hash)
         .insert(work)

@@ -219,6 +219,16 @@ pub async fn update_task(
     if fields.deadline != current.deadline {
         changed.push(("deadline", text(current.deadline), text(fields.deadline)));
         active.deadline = Set(fields.deadline);
+        // The overdue job flags a task once; a new deadline starts the watch again.
+        let overdue = fields.deadline.is_some_and(|d| d <= Utc::now());
+        if overdue != current.overdue {
+            changed.push((
+                "overdue",
+                Some(current.overdue.to_string()),
+                Some(overdue.to_string()),
+            ));
+            active.overdue = Set(overdue);
+        }
     }
     let priority = fields.priority.unwrap_or(current.priority);
     if priority != current.priority {

@@ -439,13 +439,18 @@ impl ApprovalSubject for TaskApprovals {
     async fn titles(
         &self,
         db: &sea_orm::DatabaseConnection,
+        viewer: &Viewer,
         ids: &[Uuid],
     ) -> AppResult<std::collections::HashMap<Uuid, String>> {
+        let Ok(me) = viewer.user() else {
+            return Ok(Default::default());
+        };
         Ok(task::Entity::find()
             .select_only()
             .column(task::Column::Id)
             .column(task::Column::Title)
             .filter(task::Column::Id.is_in(ids.iter().copied()))
+            .filter(super::visible_condition(me))
             .into_tuple::<(Uuid, String)>()
             .all(db)
             .await?
