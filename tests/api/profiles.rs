@@ -235,6 +235,7 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
         pool_department_id: Set(None),
         pool_role: Set(None),
         round_robin_counter: Set(0),
+        archived_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -1,0 +1,306 @@
+//! Editing configuration after the fact: task categories (edit, archive, restore), and what each
+//! edit refuses.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, str_at, Backend};
+use crate::on_both_backends;
+use crate::tasks::{company, Company};
+
+on_both_backends!(
+    a_task_category_is_edited_as_it_is_created,
+    an_archived_category_keeps_its_tasks_and_takes_no_new_ones,
+);
+
+const CATEGORY: &str =
+    "id code name defaultPriority archived customFieldsSchema approvalFlow { id }";
+
+const CREATE_TASK: &str = "mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }";
+
+fn field_of(body: &Value) -> Option<&str> {
+    body.pointer("/errors/0/extensions/field")
+        .and_then(Value::as_str)
+}
+
+async fn category(c: &Company, id: &str) -> anyhow::Result<Value> {
+    let data = c
+        .ok_as(
+            &c.admin,
+            &format!("query($id: ID!) {{ taskCategory(id: $id) {{ {CATEGORY} }} }}"),
+            json!({ "id": id }),
+        )
+        .await?;
+    Ok(data["taskCategory"].clone())
+}
+
+async fn update(
+    c: &Company,
+    who: &crate::helpers::Session,
+    id: &str,
+    input: Value,
+) -> anyhow::Result<Value> {
+    c.as_(
+        who,
+        &format!("mutation($id: ID!, $i: UpdateTaskCategoryInput!) {{ updateTaskCategory(id: $id, input: $i) {{ {CATEGORY} }} }}"),
+        json!({ "id": id, "i": input }),
+    )
+    .await
+}
+
+fn new_task(c: &Company, category: &str, custom_fields: Value) -> Value {
+    json!({ "i": {
+        "categoryId": category,
+        "title": "Call the supplier",
+        "executorIds": [c.executor.user_id],
+        "confirmerId": c.confirmer.user_id,
+        "customFields": custom_fields,
+    } })
+}
+
+async fn a_task_category_is_edited_as_it_is_created(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let before = category(&c, &c.quick_category).await?;
+    let flow = category(&c, &c.category).await?["approvalFlow"]["id"].clone();
+
+    // A person without task.configure changes nothing.
+    let refused = update(
+        &c,
+        &c.initiator,
+        &c.quick_category,
+        json!({ "name": "Mine" }),
+    )
+    .await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert_eq!(category(&c, &c.quick_category).await?, before);
+
+    let schema = json!({ "type": "object", "properties": { "region": { "type": "string" } },
+        "required": ["region"], "additionalProperties": false });
+    let edited = update(
+        &c,
+        &c.admin,
+        &c.quick_category,
+        json!({ "name": "Quick jobs", "defaultPriority": 4, "approvalFlowId": flow, "customFieldsSchema": schema }),
+    )
+    .await?;
+    let edited = &edited["data"]["updateTaskCategory"];
+    assert_eq!(edited["name"], "Quick jobs", "{edited}");
+    assert_eq!(edited["defaultPriority"], 4);
+    assert_eq!(edited["code"], "QUICK", "a field left out is kept");
+    assert_eq!(edited["approvalFlow"]["id"], flow);
+    assert_eq!(edited["customFieldsSchema"], schema);
+    assert_eq!(&category(&c, &c.quick_category).await?, edited);
+
+    // The new schema is the one new tasks are held to.
+    let old_fields = c
+        .as_(
+            &c.initiator,
+            CREATE_TASK,
+            new_task(&c, &c.quick_category, json!({ "customer": "Acme" })),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&old_fields),
+        Some("BAD_USER_INPUT"),
+        "{old_fields}"
+    );
+    c.ok_as(
+        &c.initiator,
+        CREATE_TASK,
+        new_task(&c, &c.quick_category, json!({ "region": "North" })),
+    )
+    .await?;
+
+    // Null clears; each bad value is refused as create refuses it, and changes nothing.
+    let cleared = update(
+        &c,
+        &c.admin,
+        &c.quick_category,
+        json!({ "approvalFlowId": null }),
+    )
+    .await?;
+    assert_eq!(
+        cleared["data"]["updateTaskCategory"]["approvalFlow"],
+        Value::Null,
+        "{cleared}"
+    );
+    let kept = category(&c, &c.quick_category).await?;
+    let bad_schema = update(
+        &c,
+        &c.admin,
+        &c.quick_category,
+        json!({ "name": "Not saved", "customFieldsSchema": { "type": 12 } }),
+    )
+    .await?;
+    assert_eq!(
+        error_code(&bad_schema),
+        Some("BAD_USER_INPUT"),
+        "{bad_schema}"
+    );
+    assert_eq!(field_of(&bad_schema), Some("customFieldsSchema"));
+    let bad_priority = update(
+        &c,
+        &c.admin,
+        &c.quick_category,
+        json!({ "defaultPriority": 9 }),
+    )
+    .await?;
+    assert_eq!(
+        field_of(&bad_priority),
+        Some("defaultPriority"),
+        "{bad_priority}"
+    );
+    let no_pool = update(
+        &c,
+        &c.admin,
+        &c.quick_category,
+        json!({ "assignmentStrategy": "ROUND_ROBIN" }),
+    )
+    .await?;
+    assert_eq!(field_of(&no_pool), Some("assignmentPool"), "{no_pool}");
+    let no_flow = update(
+        &c,
+        &c.admin,
+        &c.quick_category,
+        json!({ "approvalFlowId": uuid::Uuid::now_v7().to_string() }),
+    )
+    .await?;
+    assert_eq!(field_of(&no_flow), Some("approvalFlowId"), "{no_flow}");
+    let clash = update(
+        &c,
+        &c.admin,
+        &c.quick_category,
+        json!({ "code": "REVIEWED" }),
+    )
+    .await?;
+    assert_eq!(error_code(&clash), Some("CONFLICT"), "{clash}");
+    assert_eq!(category(&c, &c.quick_category).await?, kept);
+
+    let unknown = update(
+        &c,
+        &c.admin,
+        &uuid::Uuid::now_v7().to_string(),
+        json!({ "name": "Ghost" }),
+    )
+    .await?;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    Ok(())
+}
+
+async fn an_archived_category_keeps_its_tasks_and_takes_no_new_ones(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let filed = c
+        .ok_as(
+            &c.initiator,
+            CREATE_TASK,
+            new_task(&c, &c.quick_category, json!({ "customer": "Acme" })),
+        )
+        .await?;
+    let filed = str_at(&filed, "/createTask/id")?;
+    let archive = "mutation($id: ID!) { archiveTaskCategory(id: $id) { id archived } }";
+    let restore = "mutation($id: ID!) { restoreTaskCategory(id: $id) { id archived } }";
+    let listed = async |include: bool| -> anyhow::Result<Vec<(String, bool)>> {
+        let data = c
+            .ok_as(
+                &c.initiator,
+                "query($all: Boolean!) { taskCategories(includeArchived: $all) { id archived } }",
+                json!({ "all": include }),
+            )
+            .await?;
+        Ok(data["taskCategories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap_or_default().to_owned(),
+                    c["archived"] == true,
+                )
+            })
+            .collect())
+    };
+
+    let refused = c
+        .as_(&c.initiator, archive, json!({ "id": c.quick_category }))
+        .await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert_eq!(category(&c, &c.quick_category).await?["archived"], false);
+
+    let archived = c
+        .ok_as(&c.admin, archive, json!({ "id": c.quick_category }))
+        .await?;
+    assert_eq!(archived["archiveTaskCategory"]["archived"], true);
+    assert!(!listed(false)
+        .await?
+        .iter()
+        .any(|(id, _)| *id == c.quick_category));
+    assert!(listed(false).await?.iter().any(|(id, _)| *id == c.category));
+    assert!(listed(true)
+        .await?
+        .contains(&(c.quick_category.clone(), true)));
+
+    let refused_task = c
+        .as_(
+            &c.initiator,
+            CREATE_TASK,
+            new_task(&c, &c.quick_category, json!({ "customer": "Acme" })),
+        )
+        .await?;
+    assert_eq!(
+        error_code(&refused_task),
+        Some("BAD_USER_INPUT"),
+        "{refused_task}"
+    );
+    assert_eq!(field_of(&refused_task), Some("categoryId"));
+    let kept = c
+        .ok_as(
+            &c.initiator,
+            "query($id: ID!) { task(id: $id) { id category { id archived } } }",
+            json!({ "id": filed }),
+        )
+        .await?;
+    assert_eq!(
+        kept["task"]["category"]["id"],
+        c.quick_category.as_str(),
+        "{kept}"
+    );
+    assert_eq!(kept["task"]["category"]["archived"], true);
+
+    let refused = c
+        .as_(&c.initiator, restore, json!({ "id": c.quick_category }))
+        .await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let restored = c
+        .ok_as(&c.admin, restore, json!({ "id": c.quick_category }))
+        .await?;
+    assert_eq!(restored["restoreTaskCategory"]["archived"], false);
+    assert!(listed(false)
+        .await?
+        .contains(&(c.quick_category.clone(), false)));
+    c.ok_as(
+        &c.initiator,
+        CREATE_TASK,
+        new_task(&c, &c.quick_category, json!({ "customer": "Acme" })),
+    )
+    .await?;
+
+    let ghost = uuid::Uuid::now_v7().to_string();
+    let unknown = c.as_(&c.admin, archive, json!({ "id": ghost })).await?;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    let unknown = c.as_(&c.admin, restore, json!({ "id": ghost })).await?;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    let absent = c
+        .ok_as(
+            &c.admin,
+            "query($id: ID!) { taskCategory(id: $id) { id } }",
+            json!({ "id": ghost }),
+        )
+        .await?;
+    assert_eq!(absent["taskCategory"], Value::Null);
+    Ok(())
+}
