@@ -1,5 +1,5 @@
-//! Editing configuration after the fact: task categories (edit, archive, restore), and what each
-//! edit refuses.
+//! Editing configuration after the fact: task categories (edit, archive, restore), approval
+//! flows (a new version per edit), and what each edit refuses.
 
 use serde_json::{json, Value};
 
@@ -10,6 +10,7 @@ use crate::tasks::{company, Company};
 on_both_backends!(
     a_task_category_is_edited_as_it_is_created,
     an_archived_category_keeps_its_tasks_and_takes_no_new_ones,
+    a_running_approval_finishes_on_the_flow_version_it_started_on,
 );
 
 const CATEGORY: &str =
@@ -302,5 +303,139 @@ async fn an_archived_category_keeps_its_tasks_and_takes_no_new_ones(
         )
         .await?;
     assert_eq!(absent["taskCategory"], Value::Null);
+    Ok(())
+}
+
+async fn a_running_approval_finishes_on_the_flow_version_it_started_on(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let reviewer_step = json!({ "name": "Reviewer", "approverRole": "Reviewer", "requiredApprovals": 1, "slaHours": 24 });
+    let head_step = json!({ "name": "Head", "departmentHead": true });
+    let flow = c
+        .ok_as(
+            &c.admin,
+            "mutation($i: CreateApprovalFlowInput!) { createApprovalFlow(input: $i) { id version } }",
+            json!({ "i": { "name": "One step", "steps": [reviewer_step] } }),
+        )
+        .await?;
+    assert_eq!(flow["createApprovalFlow"]["version"], 1);
+    let flow = str_at(&flow, "/createApprovalFlow/id")?;
+    let category = c
+        .ok_as(
+            &c.admin,
+            "mutation($i: CreateTaskCategoryInput!) { createTaskCategory(input: $i) { id } }",
+            json!({ "i": { "code": "VERSIONED", "name": "Versioned", "approvalFlowId": flow } }),
+        )
+        .await?;
+    let category = str_at(&category, "/createTaskCategory/id")?;
+    let submitted = async |task: &str| -> anyhow::Result<String> {
+        c.ok_as(
+            &c.initiator,
+            "mutation($id: ID!) { submitTask(id: $id) { id } }",
+            json!({ "id": task }),
+        )
+        .await?;
+        c.approval_of(task).await
+    };
+    let running = submitted(&c.draft(&category, json!({})).await?).await?;
+
+    let update = "mutation($id: ID!, $i: UpdateApprovalFlowInput!) { updateApprovalFlow(id: $id, input: $i) { id name version steps { name } } }";
+    let read_flow = "query($id: ID!) { approvalFlow(id: $id) { version steps { name } } }";
+    let v1 = c.ok_as(&c.admin, read_flow, json!({ "id": flow })).await?;
+
+    // Refusals change nothing, the version included.
+    let refused = c
+        .as_(
+            &c.initiator,
+            update,
+            json!({ "id": flow, "i": { "steps": [reviewer_step, head_step] } }),
+        )
+        .await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let empty = c
+        .as_(
+            &c.admin,
+            update,
+            json!({ "id": flow, "i": { "name": "Renamed", "steps": [] } }),
+        )
+        .await?;
+    assert_eq!(error_code(&empty), Some("BAD_USER_INPUT"), "{empty}");
+    assert_eq!(field_of(&empty), Some("steps"));
+    let no_role = c
+        .as_(&c.admin, update, json!({ "id": flow, "i": { "steps": [{ "name": "Nobody", "approverRole": "No such role" }] } }))
+        .await?;
+    assert_eq!(field_of(&no_role), Some("approverRole"), "{no_role}");
+    let unknown = c
+        .as_(
+            &c.admin,
+            update,
+            json!({ "id": uuid::Uuid::now_v7().to_string(), "i": { "name": "Ghost" } }),
+        )
+        .await?;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    assert_eq!(
+        c.ok_as(&c.admin, read_flow, json!({ "id": flow })).await?,
+        v1
+    );
+
+    let v2 = c
+        .ok_as(
+            &c.admin,
+            update,
+            json!({ "id": flow, "i": { "steps": [reviewer_step, head_step] } }),
+        )
+        .await?;
+    assert_eq!(v2["updateApprovalFlow"]["version"], 2, "{v2}");
+    assert_eq!(
+        v2["updateApprovalFlow"]["name"], "One step",
+        "a name left out is kept"
+    );
+    assert_eq!(
+        v2["updateApprovalFlow"]["steps"],
+        json!([{ "name": "Reviewer" }, { "name": "Head" }])
+    );
+    let fresh = submitted(&c.draft(&category, json!({})).await?).await?;
+
+    // The approval started on version 1 needs its one decision only.
+    let decided = c.decide(&c.reviewer, &running, true, None).await?;
+    assert_eq!(
+        decided["data"]["decideApproval"]["status"], "APPROVED",
+        "{decided}"
+    );
+    assert_eq!(
+        decided["data"]["decideApproval"]["progress"]["stepCount"],
+        1
+    );
+
+    // The one started on version 2 needs both.
+    let first = c.decide(&c.reviewer, &fresh, true, None).await?;
+    assert_eq!(
+        first["data"]["decideApproval"]["status"], "PENDING",
+        "{first}"
+    );
+    assert_eq!(first["data"]["decideApproval"]["progress"]["stepCount"], 2);
+    let second = c.decide(&c.head, &fresh, true, None).await?;
+    assert_eq!(
+        second["data"]["decideApproval"]["status"], "APPROVED",
+        "{second}"
+    );
+
+    // An edit that leaves the steps out still makes a version, with the same steps.
+    let v3 = c
+        .ok_as(
+            &c.admin,
+            update,
+            json!({ "id": flow, "i": { "name": "Two steps" } }),
+        )
+        .await?;
+    assert_eq!(v3["updateApprovalFlow"]["version"], 3);
+    assert_eq!(v3["updateApprovalFlow"]["name"], "Two steps");
+    assert_eq!(
+        v3["updateApprovalFlow"]["steps"],
+        v2["updateApprovalFlow"]["steps"]
+    );
     Ok(())
 }
