@@ -1,5 +1,5 @@
 //! Editing configuration after the fact: task categories (edit, archive, restore), approval
-//! flows (a new version per edit), and what each edit refuses.
+//! flows (a new version per edit), transaction types, and what each edit refuses.
 
 use serde_json::{json, Value};
 
@@ -11,6 +11,7 @@ on_both_backends!(
     a_task_category_is_edited_as_it_is_created,
     an_archived_category_keeps_its_tasks_and_takes_no_new_ones,
     a_running_approval_finishes_on_the_flow_version_it_started_on,
+    a_transaction_type_is_edited_as_it_is_created,
 );
 
 const CATEGORY: &str =
@@ -437,5 +438,104 @@ async fn a_running_approval_finishes_on_the_flow_version_it_started_on(
         v3["updateApprovalFlow"]["steps"],
         v2["updateApprovalFlow"]["steps"]
     );
+    Ok(())
+}
+
+async fn a_transaction_type_is_edited_as_it_is_created(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let create =
+        "mutation($i: CreateTransactionTypeInput!) { createTransactionType(input: $i) { id } }";
+    let new_type = |code: &str| json!({ "i": { "code": code, "name": code, "payloadSchema": { "type": "object" }, "route": "DATA_PROCESS" } });
+    let id = str_at(
+        &c.ok_as(&c.admin, create, new_type("NOTE")).await?,
+        "/createTransactionType/id",
+    )?;
+    c.ok_as(&c.admin, create, new_type("OTHER")).await?;
+    let read = async || -> anyhow::Result<Value> {
+        let data = c
+            .ok_as(
+                &c.admin,
+                "{ transactionTypes { id code name route payloadSchema } }",
+                json!({}),
+            )
+            .await?;
+        Ok(data["transactionTypes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["id"] == id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null))
+    };
+    let update = "mutation($id: ID!, $i: UpdateTransactionTypeInput!) { updateTransactionType(id: $id, input: $i) { id code name route payloadSchema } }";
+    let before = read().await?;
+    assert_eq!(before["code"], "NOTE", "{before}");
+
+    let refused = c
+        .as_(
+            &c.initiator,
+            update,
+            json!({ "id": id, "i": { "name": "Mine" } }),
+        )
+        .await?;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let bad_schema = c
+        .as_(
+            &c.admin,
+            update,
+            json!({ "id": id, "i": { "name": "Not saved", "payloadSchema": { "type": 12 } } }),
+        )
+        .await?;
+    assert_eq!(field_of(&bad_schema), Some("payloadSchema"), "{bad_schema}");
+    let stray_rule = c
+        .as_(
+            &c.admin,
+            update,
+            json!({ "id": id, "i": { "postingRule": { "lines": [] } } }),
+        )
+        .await?;
+    assert_eq!(field_of(&stray_rule), Some("postingRule"), "{stray_rule}");
+    let no_rule = c
+        .as_(
+            &c.admin,
+            update,
+            json!({ "id": id, "i": { "route": "FINANCE_POSTING" } }),
+        )
+        .await?;
+    assert_eq!(field_of(&no_rule), Some("postingRule"), "{no_rule}");
+    let clash = c
+        .as_(
+            &c.admin,
+            update,
+            json!({ "id": id, "i": { "code": "other" } }),
+        )
+        .await?;
+    assert_eq!(error_code(&clash), Some("CONFLICT"), "{clash}");
+    let unknown = c
+        .as_(
+            &c.admin,
+            update,
+            json!({ "id": uuid::Uuid::now_v7().to_string(), "i": { "name": "Ghost" } }),
+        )
+        .await?;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    assert_eq!(read().await?, before);
+
+    let schema = json!({ "type": "object", "required": ["amount"] });
+    let edited = c
+        .ok_as(
+            &c.admin,
+            update,
+            json!({ "id": id, "i": { "name": "Expense note", "payloadSchema": schema } }),
+        )
+        .await?;
+    let edited = &edited["updateTransactionType"];
+    assert_eq!(edited["name"], "Expense note", "{edited}");
+    assert_eq!(edited["code"], "NOTE", "a field left out is kept");
+    assert_eq!(edited["route"], "DATA_PROCESS");
+    assert_eq!(edited["payloadSchema"], schema);
+    assert_eq!(&read().await?, edited);
     Ok(())
 }
