@@ -7,6 +7,8 @@ pub struct Model {
     pub id: Uuid,
     pub name: String,
     pub allow_self_approval: bool,
+    /// Raised by every edit; the steps of each version are kept.
+    pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

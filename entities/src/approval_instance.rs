@@ -6,6 +6,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub flow_id: Uuid,
+    /// The flow's version at submission: the steps this approval is decided by.
+    pub flow_version: i32,
     pub subject_type: String,
     pub subject_id: Uuid,
     pub subject_department_id: Option<Uuid>,

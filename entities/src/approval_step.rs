@@ -6,6 +6,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub flow_id: Uuid,
+    pub version: i32,
     pub position: i32,
     pub name: String,
     pub approver_user_id: Option<Uuid>,

@@ -15,6 +15,7 @@ pub struct Model {
     pub pool_department_id: Option<Uuid>,
     pub pool_role: Option<String>,
     pub round_robin_counter: i64,
+    pub archived_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -21,6 +21,8 @@ mod m20261202_000016_create_bi_schema;
 mod m20261202_000017_add_bi_rollup_view;
 mod m20261203_000021_create_task_rollup_months;
 mod m20261203_000022_create_executor_rollups;
+mod m20261203_000023_version_approval_flows;
+mod m20261203_000024_add_task_category_archived_at;
 
 pub struct Migrator;
 
@@ -47,6 +49,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000017_add_bi_rollup_view::Migration),
             Box::new(m20261203_000021_create_task_rollup_months::Migration),
             Box::new(m20261203_000022_create_executor_rollups::Migration),
+            Box::new(m20261203_000023_version_approval_flows::Migration),
+            Box::new(m20261203_000024_add_task_category_archived_at::Migration),
         ]
     }
 }

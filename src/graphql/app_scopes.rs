@@ -25,6 +25,7 @@ const OPEN_TO_APPS: &[(&str, &[AppScope])] = &[
     ("task", &[TasksRead]),
     ("tasks", &[TasksRead]),
     ("taskCategories", &[TasksRead, TasksWrite]),
+    ("taskCategory", &[TasksRead, TasksWrite]),
     ("createTask", &[TasksWrite]),
     ("updateTask", &[TasksWrite]),
     ("submitTask", &[TasksWrite]),

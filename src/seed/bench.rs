@@ -195,6 +195,7 @@ pub async fn seed_bench(state: &AppState, size: BenchSize) -> anyhow::Result<()>
             pool_department_id: Set(None),
             pool_role: Set(None),
             round_robin_counter: Set(0),
+            archived_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }

@@ -191,6 +191,7 @@ async fn insert_approval(
     entities::approval_instance::ActiveModel {
         id: Set(id),
         flow_id: Set(flow),
+        flow_version: Set(1),
         subject_type: Set("business_transaction".into()),
         subject_id: Set(Uuid::now_v7()),
         subject_department_id: Set(department),

@@ -94,6 +94,7 @@ pub async fn seed_board(app: &TestApp, user: &str, count: usize) -> anyhow::Resu
         pool_department_id: Set(None),
         pool_role: Set(None),
         round_robin_counter: Set(0),
+        archived_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

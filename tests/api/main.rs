@@ -8,6 +8,7 @@ mod board;
 mod business;
 mod cache;
 mod cli;
+mod configuration;
 mod edge;
 mod edge_limits;
 mod events;

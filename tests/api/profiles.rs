@@ -164,6 +164,7 @@ async fn approval(
     entities::approval_instance::ActiveModel {
         id: Set(id),
         flow_id: Set(flow),
+        flow_version: Set(1),
         subject_type: Set("task".into()),
         subject_id: Set(Uuid::now_v7()),
         subject_department_id: Set(None),
@@ -235,6 +236,7 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
         pool_department_id: Set(None),
         pool_role: Set(None),
         round_robin_counter: Set(0),
+        archived_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -322,6 +324,7 @@ async fn a_portrait_gives_the_known_figures_of_a_scripted_history(
         id: Set(flow),
         name: Set(format!("Scripted {flow}")),
         allow_self_approval: Set(false),
+        version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
     }

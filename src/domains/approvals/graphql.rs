@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::loaders::ApprovalLoaders;
 use super::model::{
-    ApproverRule, CompareOp, Condition, DelegationId, FlowId, InstanceId, InstanceStatus, NewFlow,
-    NewStep,
+    ApproverRule, CompareOp, Condition, DelegationId, FlowChanges, FlowId, InstanceId,
+    InstanceStatus, NewFlow, NewStep,
 };
 use super::service;
 use crate::domains::identity::graphql::{user_by_id, User};
@@ -117,6 +117,37 @@ impl TryFrom<CreateApprovalFlowInput> for NewFlow {
     }
 }
 
+/// Fields left out stay; `steps`, when given, replace the steps of the new version.
+#[derive(InputObject)]
+pub struct UpdateApprovalFlowInput {
+    name: Option<String>,
+    allow_self_approval: Option<bool>,
+    steps: Option<Vec<ApprovalStepInput>>,
+}
+
+impl TryFrom<UpdateApprovalFlowInput> for FlowChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateApprovalFlowInput) -> Result<Self, AppError> {
+        Ok(FlowChanges {
+            name: input
+                .name
+                .map(|name| parse_name("name", &name, 200))
+                .transpose()?,
+            allow_self_approval: input.allow_self_approval,
+            steps: input
+                .steps
+                .map(|steps| {
+                    steps
+                        .into_iter()
+                        .map(NewStep::try_from)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+        })
+    }
+}
+
 impl TryFrom<ApprovalStepInput> for NewStep {
     type Error = AppError;
 
@@ -168,6 +199,8 @@ pub struct ApprovalFlow {
     id: ID,
     name: String,
     allow_self_approval: bool,
+    /// 1 when created, raised by every edit; `steps` are the newest version's.
+    version: i32,
     #[graphql(skip)]
     flow_id: Uuid,
 }
@@ -178,6 +211,7 @@ impl From<approval_flow::Model> for ApprovalFlow {
             id: ID(flow.id.to_string()),
             name: flow.name,
             allow_self_approval: flow.allow_self_approval,
+            version: flow.version,
             flow_id: flow.id,
         }
     }
@@ -534,6 +568,22 @@ impl ApprovalsMutation {
             .write(async |work| service::create_flow(work, caller.viewer, flow).await)
             .await?;
         Ok(created.into())
+    }
+
+    /// Needs `task.configure`. Makes a new version: running approvals finish on the steps they
+    /// started with, new ones use the new steps.
+    async fn update_approval_flow(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateApprovalFlowInput,
+    ) -> Result<ApprovalFlow> {
+        let caller = ctx.caller()?;
+        let (id, changes) = (FlowId::parse("id", &id)?, FlowChanges::try_from(input)?);
+        let updated = caller
+            .write(async |work| service::update_flow(work, caller.viewer, id, changes).await)
+            .await?;
+        Ok(updated.into())
     }
 
     /// Approve or reject the current step. A rejection needs a comment: it becomes the reason.

@@ -131,6 +131,13 @@ impl NewFlow {
     }
 }
 
+/// An edit of a flow: `None` keeps a field; steps, when given, replace them all.
+pub struct FlowChanges {
+    pub name: Option<String>,
+    pub allow_self_approval: Option<bool>,
+    pub steps: Option<Vec<NewStep>>,
+}
+
 /// What the engine knows of a subject, captured when it is submitted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectFacts {

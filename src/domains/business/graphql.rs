@@ -2,15 +2,16 @@
 
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{
-    ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, Subscription, ID,
+    ComplexObject, Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject,
+    Subscription, ID,
 };
 use chrono::{DateTime, Utc};
 use entities::{business_transaction, transaction_type};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
-use super::model::{self, event_visible_to, Status, TransactionId};
-use super::service::{self, NewType};
+use super::model::{self, event_visible_to, Status, TransactionId, TransactionTypeId};
+use super::service::{self, NewType, TypeChanges};
 use crate::domains::approvals::graphql::Approval;
 use crate::domains::approvals::loaders::ApprovalLoaders;
 use crate::domains::approvals::model::FlowId;
@@ -20,7 +21,7 @@ use crate::domains::finance::service as finance;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{loader_error, ContextExt};
 use crate::graphql::found;
-use crate::graphql::ids::optional_id;
+use crate::graphql::ids::{maybe_id, optional_id};
 use crate::graphql::pagination::{connection, decode_cursor, page_size, TotalCount};
 use crate::graphql::scalars::Json;
 
@@ -270,6 +271,47 @@ impl TryFrom<CreateTransactionTypeInput> for NewType {
     }
 }
 
+/// Fields left out stay as they are; `null` clears the flow, the posting rule or the URL.
+#[derive(InputObject)]
+pub struct UpdateTransactionTypeInput {
+    code: Option<String>,
+    name: Option<String>,
+    payload_schema: Option<Json>,
+    approval_flow_id: MaybeUndefined<ID>,
+    route: Option<TransactionRoute>,
+    posting_rule: MaybeUndefined<Json>,
+    forward_url: MaybeUndefined<String>,
+}
+
+/// `undefined` leaves a field alone, `null` clears it, a value sets it.
+fn cleared<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+impl TryFrom<UpdateTransactionTypeInput> for TypeChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateTransactionTypeInput) -> AppResult<Self> {
+        Ok(TypeChanges {
+            code: input.code,
+            name: input
+                .name
+                .map(|name| crate::domains::identity::model::parse_name("name", &name, 200))
+                .transpose()?,
+            payload_schema: input.payload_schema.map(|j| j.0),
+            approval_flow_id: maybe_id("approvalFlowId", input.approval_flow_id, FlowId::parse)?
+                .map(|flow| flow.map(|f| f.0)),
+            route: input.route.map(Into::into),
+            posting_rule: cleared(input.posting_rule).map(|rule| rule.map(|j: Json| j.0)),
+            forward_url: cleared(input.forward_url),
+        })
+    }
+}
+
 #[derive(InputObject)]
 pub struct SubmitTransactionInput {
     #[graphql(name = "type")]
@@ -342,6 +384,23 @@ impl BusinessMutation {
             })
             .await?;
         Ok(created.into())
+    }
+
+    /// Administrators only; checked as `createTransactionType` checks a new type.
+    async fn update_transaction_type(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateTransactionTypeInput,
+    ) -> Result<TransactionType> {
+        let (caller, changes) = (ctx.caller()?, TypeChanges::try_from(input)?);
+        let id = TransactionTypeId::parse("id", &id)?;
+        let updated = caller
+            .write(async |work| {
+                service::update_type(work, caller.viewer, &caller.app.outbound, id, changes).await
+            })
+            .await?;
+        Ok(updated.into())
     }
 
     /// Idempotent: the same key and payload return the first transaction, never a second run.

@@ -11,6 +11,7 @@ use crate::platform::events::{Envelope, Event, EventHead};
 use crate::platform::money::Decimal;
 
 crate::domains::id_type!(TransactionId, "transaction");
+crate::domains::id_type!(TransactionTypeId, "transaction type");
 
 pub const SUBJECT_KIND: &str = "business_transaction";
 pub const TASK_OUTPUT_TYPE: &str = "TASK_OUTPUT";

@@ -66,7 +66,8 @@ pub async fn task_stats(
         .into_iter()
         .map(|d| (d.id, d.name))
         .collect();
-    let categories = tasks::list_categories(db, viewer)
+    // Archived categories still label the tasks filed under them.
+    let categories = tasks::list_categories(db, viewer, true)
         .await?
         .into_iter()
         .map(|c| (c.id, (c.code, c.name)))

@@ -96,6 +96,46 @@ impl NewCategory {
     }
 }
 
+/// An edit of a category: `None` keeps a field; the `Option<Option<_>>` fields can also clear it.
+#[derive(Default)]
+pub struct CategoryChanges {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub default_priority: Option<i32>,
+    pub approval_flow_id: Option<Option<Uuid>>,
+    pub strategy: Option<AssignmentStrategy>,
+    pub pool: Option<Option<AssignmentPool>>,
+    pub custom_fields_schema: Option<Option<serde_json::Value>>,
+}
+
+impl CategoryChanges {
+    /// The category as it would be after the edit, for the same `validate` a new one passes.
+    pub fn apply_to(self, mut category: NewCategory) -> NewCategory {
+        if let Some(code) = self.code {
+            category.code = code;
+        }
+        if let Some(name) = self.name {
+            category.name = name;
+        }
+        if let Some(priority) = self.default_priority {
+            category.default_priority = priority;
+        }
+        if let Some(flow) = self.approval_flow_id {
+            category.approval_flow_id = flow;
+        }
+        if let Some(strategy) = self.strategy {
+            category.strategy = strategy;
+        }
+        if let Some(pool) = self.pool {
+            category.pool = pool;
+        }
+        if let Some(schema) = self.custom_fields_schema {
+            category.custom_fields_schema = schema;
+        }
+        category
+    }
+}
+
 pub fn parse_priority(priority: i32, field: &str) -> AppResult<i32> {
     if (1..=5).contains(&priority) {
         Ok(priority)

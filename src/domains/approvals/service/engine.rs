@@ -65,7 +65,7 @@ pub async fn start(
         .one(work)
         .await?
         .ok_or_else(|| AppError::Conflict("the approval flow no longer exists".into()))?;
-    let steps = steps_of(work, &[flow.id]).await?;
+    let steps = steps_of_version(work, flow.id, flow.version).await?;
     let mut positions = Vec::new();
     let mut approvers_by_index = Vec::new();
     for step in &steps {
@@ -98,6 +98,7 @@ pub async fn start(
     let instance = approval_instance::ActiveModel {
         id: Set(Uuid::now_v7()),
         flow_id: Set(flow.id),
+        flow_version: Set(flow.version),
         subject_type: Set(subject.kind.to_owned()),
         subject_id: Set(subject.id),
         subject_department_id: Set(facts.department_id),
@@ -338,6 +339,7 @@ pub async fn decide(
     let positions = decode_positions(&instance);
     let step = approval_step::Entity::find()
         .filter(approval_step::Column::FlowId.eq(flow.id))
+        .filter(approval_step::Column::Version.eq(instance.flow_version))
         .filter(
             approval_step::Column::Position
                 .eq(positions.get(index as usize).copied().unwrap_or(-1)),

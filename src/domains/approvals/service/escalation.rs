@@ -59,6 +59,7 @@ pub async fn late_steps<C: ConnectionTrait>(
         };
         let Some(step) = approval_step::Entity::find()
             .filter(approval_step::Column::FlowId.eq(instance.flow_id))
+            .filter(approval_step::Column::Version.eq(instance.flow_version))
             .filter(approval_step::Column::Position.eq(position))
             .one(db)
             .await?

@@ -28,7 +28,7 @@ pub async fn progress<C: ConnectionTrait>(
 ) -> AppResult<ProgressView> {
     let positions = decode_positions(instance);
     let status = InstanceStatus::parse(&instance.status);
-    let steps = steps_of(db, &[instance.flow_id]).await?;
+    let steps = steps_of_version(db, instance.flow_id, instance.flow_version).await?;
     let current = positions
         .get(instance.current_index as usize)
         .and_then(|p| steps.iter().find(|s| s.position == *p));

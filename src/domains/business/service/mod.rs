@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::model::{
     amount_at, parse_idempotency_key, payload_hash, PostingRule, Route, Side, Status,
-    TransactionAudience, TransactionEvent, TransactionEventKind, TransactionId, SUBJECT_KIND,
-    TASK_OUTPUT_TYPE,
+    TransactionAudience, TransactionEvent, TransactionEventKind, TransactionId, TransactionTypeId,
+    SUBJECT_KIND, TASK_OUTPUT_TYPE,
 };
 use crate::auth::{Permission, Viewer};
 use crate::domains::approvals::model::{SubjectFacts, SubjectRef, Verdict};
@@ -50,6 +50,96 @@ pub async fn create_type(
     input: NewType,
 ) -> AppResult<transaction_type::Model> {
     viewer.user()?.require_global(Permission::Admin)?;
+    let checked = checked_type(work, outbound, input).await?;
+    let code = checked.code.clone();
+    transaction_type::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        code: Set(checked.code),
+        name: Set(checked.name),
+        payload_schema: Set(checked.payload_schema),
+        approval_flow_id: Set(checked.approval_flow_id),
+        route: Set(checked.route.as_str().to_owned()),
+        posting_rule: Set(checked.posting_rule),
+        forward_url: Set(checked.forward_url),
+        created_at: Set(Utc::now()),
+    }
+    .insert(work)
+    .await
+    .map_err(|e| type_taken(e, &code))
+}
+
+/// An edit of a type: `None` keeps a field; the `Option<Option<_>>` fields can also clear it.
+#[derive(Default)]
+pub struct TypeChanges {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub payload_schema: Option<serde_json::Value>,
+    pub approval_flow_id: Option<Option<Uuid>>,
+    pub route: Option<Route>,
+    pub posting_rule: Option<Option<serde_json::Value>>,
+    pub forward_url: Option<Option<String>>,
+}
+
+/// The edited type passes every check a new one does. Transactions already routed are untouched,
+/// but one still awaiting its approval is routed by the type as it stands when it is approved.
+pub async fn update_type(
+    work: &Work,
+    viewer: &Viewer,
+    outbound: &Outbound,
+    id: TransactionTypeId,
+    changes: TypeChanges,
+) -> AppResult<transaction_type::Model> {
+    viewer.user()?.require_global(Permission::Admin)?;
+    let current = transaction_type::Entity::find_by_id(id.0)
+        .one(work)
+        .await?
+        .ok_or_else(|| AppError::not_found("transaction type"))?;
+    if current.code == TASK_OUTPUT_TYPE {
+        return Err(AppError::Conflict(format!(
+            "{TASK_OUTPUT_TYPE} is built in"
+        )));
+    }
+    let route = Route::parse(&current.route).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!(
+            "transaction type {} has route {:?}",
+            current.id,
+            current.route
+        ))
+    })?;
+    let edited = NewType {
+        code: changes.code.unwrap_or_else(|| current.code.clone()),
+        name: changes.name.unwrap_or_else(|| current.name.clone()),
+        payload_schema: changes
+            .payload_schema
+            .unwrap_or_else(|| current.payload_schema.clone()),
+        approval_flow_id: changes.approval_flow_id.unwrap_or(current.approval_flow_id),
+        route: changes.route.unwrap_or(route),
+        posting_rule: changes
+            .posting_rule
+            .unwrap_or_else(|| current.posting_rule.clone()),
+        forward_url: changes
+            .forward_url
+            .unwrap_or_else(|| current.forward_url.clone()),
+    };
+    let checked = checked_type(work, outbound, edited).await?;
+    let code = checked.code.clone();
+    let mut row: transaction_type::ActiveModel = current.into();
+    row.code = Set(checked.code);
+    row.name = Set(checked.name);
+    row.payload_schema = Set(checked.payload_schema);
+    row.approval_flow_id = Set(checked.approval_flow_id);
+    row.route = Set(checked.route.as_str().to_owned());
+    row.posting_rule = Set(checked.posting_rule);
+    row.forward_url = Set(checked.forward_url);
+    row.update(work).await.map_err(|e| type_taken(e, &code))
+}
+
+fn type_taken(err: sea_orm::DbErr, code: &str) -> AppError {
+    AppError::from_unique_violation(err, format!("a transaction type {code:?} exists"))
+}
+
+/// `input` with its code normalised and its URL vetted, or the first rule it breaks.
+async fn checked_type(work: &Work, outbound: &Outbound, input: NewType) -> AppResult<NewType> {
     let code = input.code.trim().to_uppercase();
     if code.is_empty()
         || code.len() > 64
@@ -126,20 +216,15 @@ pub async fn create_type(
         }
         (_, None) => None,
     };
-    transaction_type::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        code: Set(code.clone()),
-        name: Set(input.name),
-        payload_schema: Set(input.payload_schema),
-        approval_flow_id: Set(input.approval_flow_id),
-        route: Set(input.route.as_str().to_owned()),
-        posting_rule: Set(rule),
-        forward_url: Set(forward_url),
-        created_at: Set(Utc::now()),
-    }
-    .insert(work)
-    .await
-    .map_err(|e| AppError::from_unique_violation(e, format!("a transaction type {code:?} exists")))
+    Ok(NewType {
+        code,
+        name: input.name,
+        payload_schema: input.payload_schema,
+        approval_flow_id: input.approval_flow_id,
+        route: input.route,
+        posting_rule: rule,
+        forward_url,
+    })
 }
 
 pub async fn list_types<C: ConnectionTrait>(

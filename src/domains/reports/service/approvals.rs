@@ -97,6 +97,7 @@ fn assignments(backend: DbBackend, visible: Condition) -> SelectStatement {
             approval_step::Entity,
             Expr::cust(format!(
                 "approval_steps.flow_id = approval_instances.flow_id \
+                 AND approval_steps.version = approval_instances.flow_version \
                  AND approval_steps.position = {}",
                 position(backend)
             )),

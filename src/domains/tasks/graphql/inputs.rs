@@ -8,12 +8,12 @@ use uuid::Uuid;
 use crate::domains::approvals::model::FlowId;
 use crate::domains::identity::model::{parse_name, DepartmentId, UserId};
 use crate::domains::tasks::model::{
-    AssignmentPool as Pool, CashOutputChange, CashOutputInput, CategoryId, NewCategory, TaskFields,
-    TaskId,
+    AssignmentPool as Pool, CashOutputChange, CashOutputInput, CategoryChanges, CategoryId,
+    NewCategory, TaskFields, TaskId,
 };
 use crate::domains::tasks::service::{self, NewTask, TaskChanges};
 use crate::error::AppError;
-use crate::graphql::ids::optional_id;
+use crate::graphql::ids::{maybe_id, optional_id};
 use crate::graphql::scalars::{Json, Money};
 
 use super::types::{AssignmentStrategy, ReviewStatus, TaskStatus};
@@ -35,6 +35,18 @@ pub struct CreateTaskCategoryInput {
     pub assignment_strategy: AssignmentStrategy,
     pub assignment_pool: Option<AssignmentPoolInput>,
     pub custom_fields_schema: Option<Json>,
+}
+
+/// Fields left out stay as they are; `null` clears the flow, the pool or the schema.
+#[derive(InputObject)]
+pub struct UpdateTaskCategoryInput {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub default_priority: Option<i32>,
+    pub approval_flow_id: MaybeUndefined<ID>,
+    pub assignment_strategy: Option<AssignmentStrategy>,
+    pub assignment_pool: MaybeUndefined<AssignmentPoolInput>,
+    pub custom_fields_schema: MaybeUndefined<Json>,
 }
 
 #[derive(InputObject)]
@@ -175,6 +187,26 @@ impl TryFrom<CreateTaskCategoryInput> for NewCategory {
             strategy: input.assignment_strategy.into(),
             pool,
             custom_fields_schema: input.custom_fields_schema.map(|j| j.0),
+        })
+    }
+}
+
+impl TryFrom<UpdateTaskCategoryInput> for CategoryChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateTaskCategoryInput) -> Result<Self, AppError> {
+        Ok(CategoryChanges {
+            code: input.code.map(|code| code.trim().to_owned()),
+            name: input
+                .name
+                .map(|name| parse_name("name", &name, 200))
+                .transpose()?,
+            default_priority: input.default_priority,
+            approval_flow_id: maybe_id("approvalFlowId", input.approval_flow_id, FlowId::parse)?
+                .map(|flow| flow.map(|f| f.0)),
+            strategy: input.assignment_strategy.map(Into::into),
+            pool: maybe(input.assignment_pool, Pool::try_from)?,
+            custom_fields_schema: maybe(input.custom_fields_schema, |j| Ok(j.0))?,
         })
     }
 }

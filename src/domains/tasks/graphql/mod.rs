@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt};
 
 use crate::auth::ViewerUser;
 use crate::domains::identity::graphql::{user_by_id, User};
-use crate::domains::tasks::model::{self, CommentId, TaskId};
+use crate::domains::tasks::model::{self, CategoryId, CommentId, TaskId};
 use crate::domains::tasks::service;
 use crate::error::AppError;
 use crate::graphql::context::{Caller, ContextExt};
@@ -128,10 +128,24 @@ pub struct TasksQuery;
 
 #[Object]
 impl TasksQuery {
-    async fn task_categories(&self, ctx: &Context<'_>) -> Result<Vec<TaskCategory>> {
+    /// Archived categories only with `includeArchived`.
+    async fn task_categories(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] include_archived: bool,
+    ) -> Result<Vec<TaskCategory>> {
         let caller = ctx.caller()?;
-        let categories = service::list_categories(caller.db(), caller.viewer).await?;
+        let categories =
+            service::list_categories(caller.db(), caller.viewer, include_archived).await?;
         Ok(categories.into_iter().map(TaskCategory::from).collect())
+    }
+
+    /// A category, archived or not; null when there is none.
+    async fn task_category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TaskCategory>> {
+        let caller = ctx.caller()?;
+        let id = CategoryId::parse("id", &id)?;
+        let category = service::category_for(caller.db(), caller.viewer, id).await?;
+        Ok(category.map(TaskCategory::from))
     }
 
     /// A task the viewer may see; null otherwise (an invisible task does not exist).
@@ -180,6 +194,41 @@ impl TasksMutation {
             .write(async |work| service::create_category(work, caller.viewer, new).await)
             .await?;
         Ok(created.into())
+    }
+
+    /// Needs `task.configure`; validated as `createTaskCategory` is.
+    async fn update_task_category(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateTaskCategoryInput,
+    ) -> Result<TaskCategory> {
+        let (caller, changes) = (ctx.caller()?, input.try_into()?);
+        let id = CategoryId::parse("id", &id)?;
+        let updated = caller
+            .write(async |work| service::update_category(work, caller.viewer, id, changes).await)
+            .await?;
+        Ok(updated.into())
+    }
+
+    /// Needs `task.configure`. The category's tasks stay; it takes no new ones.
+    async fn archive_task_category(&self, ctx: &Context<'_>, id: ID) -> Result<TaskCategory> {
+        let (caller, id) = (ctx.caller()?, CategoryId::parse("id", &id)?);
+        let archived = caller
+            .write(async |work| service::set_category_archived(work, caller.viewer, id, true).await)
+            .await?;
+        Ok(archived.into())
+    }
+
+    /// Needs `task.configure`.
+    async fn restore_task_category(&self, ctx: &Context<'_>, id: ID) -> Result<TaskCategory> {
+        let (caller, id) = (ctx.caller()?, CategoryId::parse("id", &id)?);
+        let restored = caller
+            .write(async |work| {
+                service::set_category_archived(work, caller.viewer, id, false).await
+            })
+            .await?;
+        Ok(restored.into())
     }
 
     /// With `parentId`, creates a subtask of an approved main task.

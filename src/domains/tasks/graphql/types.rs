@@ -94,6 +94,8 @@ pub struct TaskCategory {
     name: String,
     default_priority: i32,
     assignment_strategy: AssignmentStrategy,
+    /// An archived category takes no new tasks; its tasks stay as they are.
+    archived: bool,
     #[graphql(skip)]
     pool_department_id: Option<Uuid>,
     #[graphql(skip)]
@@ -109,6 +111,7 @@ impl From<task_category::Model> for TaskCategory {
         Self {
             id: ID(c.id.to_string()),
             assignment_strategy: service::strategy_of(&c).into(),
+            archived: c.archived_at.is_some(),
             code: c.code,
             name: c.name,
             default_priority: c.default_priority,

@@ -13,7 +13,7 @@ use crate::auth::{Permission, Viewer};
 use crate::domains::approvals::service as approvals;
 use crate::domains::identity::service as identity;
 use crate::domains::tasks::model::{
-    AssignmentPool, AssignmentStrategy, CategoryId, NewCategory, WorkStatus,
+    AssignmentPool, AssignmentStrategy, CategoryChanges, CategoryId, NewCategory, WorkStatus,
 };
 use crate::error::{AppError, AppResult};
 use crate::platform::db::lock_in_transaction;
@@ -26,32 +26,7 @@ pub async fn create_category(
 ) -> AppResult<task_category::Model> {
     viewer.user()?.require_global(Permission::TaskConfigure)?;
     input.validate()?;
-    if let Some(flow) = input.approval_flow_id {
-        if !approvals::flow_exists(work, flow).await? {
-            return Err(AppError::bad_field(
-                "approvalFlowId",
-                "no such approval flow",
-            ));
-        }
-    }
-    let (pool_department, pool_role) = match &input.pool {
-        Some(AssignmentPool::Department(id)) => {
-            if identity::department_path_of(work, *id).await?.is_none() {
-                return Err(AppError::bad_field("assignmentPool", "no such department"));
-            }
-            (Some(*id), None)
-        }
-        Some(AssignmentPool::Role(name)) => {
-            if identity::role_named(work, name).await?.is_none() {
-                return Err(AppError::bad_field(
-                    "assignmentPool",
-                    format!("no role named {name:?}"),
-                ));
-            }
-            (None, Some(name.clone()))
-        }
-        None => (None, None),
-    };
+    let (pool_department, pool_role) = checked_references(work, &input).await?;
     let now = Utc::now();
     task_category::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -64,25 +39,168 @@ pub async fn create_category(
         pool_department_id: Set(pool_department),
         pool_role: Set(pool_role),
         round_robin_counter: Set(0),
+        archived_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
     .insert(work)
     .await
-    .map_err(|e| {
-        AppError::from_unique_violation(e, format!("a category with code {:?} exists", input.code))
-    })
+    .map_err(|e| code_taken(e, &input.code))
+}
+
+/// Tasks already filed keep their category's new rules from their next edit on: the custom
+/// fields are checked against the schema in force when they are written.
+pub async fn update_category(
+    work: &Work,
+    viewer: &Viewer,
+    id: CategoryId,
+    changes: CategoryChanges,
+) -> AppResult<task_category::Model> {
+    viewer.user()?.require_global(Permission::TaskConfigure)?;
+    let current = category_or_not_found(work, id).await?;
+    let edited = changes.apply_to(as_new(&current));
+    edited.validate()?;
+    let (pool_department, pool_role) = checked_references(work, &edited).await?;
+    let mut row: task_category::ActiveModel = current.into();
+    row.code = Set(edited.code.clone());
+    row.name = Set(edited.name);
+    row.default_priority = Set(edited.default_priority);
+    row.custom_fields_schema = Set(edited.custom_fields_schema);
+    row.approval_flow_id = Set(edited.approval_flow_id);
+    row.assignment_strategy = Set(edited.strategy.as_str().to_owned());
+    row.pool_department_id = Set(pool_department);
+    row.pool_role = Set(pool_role);
+    row.updated_at = Set(Utc::now());
+    row.update(work)
+        .await
+        .map_err(|e| code_taken(e, &edited.code))
+}
+
+/// Archiving twice keeps the first date; the category's tasks are untouched.
+pub async fn set_category_archived(
+    work: &Work,
+    viewer: &Viewer,
+    id: CategoryId,
+    archived: bool,
+) -> AppResult<task_category::Model> {
+    viewer.user()?.require_global(Permission::TaskConfigure)?;
+    let current = category_or_not_found(work, id).await?;
+    if current.archived_at.is_some() == archived {
+        return Ok(current);
+    }
+    let now = Utc::now();
+    let mut row: task_category::ActiveModel = current.into();
+    row.archived_at = Set(archived.then_some(now));
+    row.updated_at = Set(now);
+    Ok(row.update(work).await?)
+}
+
+fn code_taken(err: sea_orm::DbErr, code: &str) -> AppError {
+    AppError::from_unique_violation(err, format!("a category with code {code:?} exists"))
+}
+
+async fn category_or_not_found(work: &Work, id: CategoryId) -> AppResult<task_category::Model> {
+    task_category::Entity::find_by_id(id.0)
+        .one(work)
+        .await?
+        .ok_or_else(|| AppError::not_found("task category"))
+}
+
+fn as_new(category: &task_category::Model) -> NewCategory {
+    let pool = match (category.pool_department_id, &category.pool_role) {
+        (Some(department), _) => Some(AssignmentPool::Department(department)),
+        (None, Some(role)) => Some(AssignmentPool::Role(role.clone())),
+        (None, None) => None,
+    };
+    NewCategory {
+        code: category.code.clone(),
+        name: category.name.clone(),
+        default_priority: category.default_priority,
+        approval_flow_id: category.approval_flow_id,
+        strategy: strategy_of(category),
+        pool,
+        custom_fields_schema: category.custom_fields_schema.clone(),
+    }
+}
+
+/// The approval flow and pool a category names must exist; returns the pool as its two columns.
+async fn checked_references(
+    work: &Work,
+    input: &NewCategory,
+) -> AppResult<(Option<Uuid>, Option<String>)> {
+    if let Some(flow) = input.approval_flow_id {
+        if !approvals::flow_exists(work, flow).await? {
+            return Err(AppError::bad_field(
+                "approvalFlowId",
+                "no such approval flow",
+            ));
+        }
+    }
+    match &input.pool {
+        Some(AssignmentPool::Department(id)) => {
+            if identity::department_path_of(work, *id).await?.is_none() {
+                return Err(AppError::bad_field("assignmentPool", "no such department"));
+            }
+            Ok((Some(*id), None))
+        }
+        Some(AssignmentPool::Role(name)) => {
+            if identity::role_named(work, name).await?.is_none() {
+                return Err(AppError::bad_field(
+                    "assignmentPool",
+                    format!("no role named {name:?}"),
+                ));
+            }
+            Ok((None, Some(name.clone())))
+        }
+        None => Ok((None, None)),
+    }
 }
 
 pub async fn list_categories<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
+    include_archived: bool,
 ) -> AppResult<Vec<task_category::Model>> {
     viewer.user()?;
-    Ok(task_category::Entity::find()
+    let mut query = task_category::Entity::find();
+    if !include_archived {
+        query = query.filter(task_category::Column::ArchivedAt.is_null());
+    }
+    Ok(query
         .order_by_asc(task_category::Column::Code)
         .all(db)
         .await?)
+}
+
+/// Any signed-in person may read a category (archived ones too: old tasks still name them).
+pub async fn category_for<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: CategoryId,
+) -> AppResult<Option<task_category::Model>> {
+    viewer.user()?;
+    find_category(db, id).await
+}
+
+/// The category a new task (or a recurring template) is filed under: it must exist and be live.
+pub async fn category_for_new_task<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+) -> AppResult<task_category::Model> {
+    let category = task_category::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::bad_field("categoryId", "no such task category"))?;
+    if category.archived_at.is_some() {
+        return Err(AppError::bad_field(
+            "categoryId",
+            format!(
+                "task category {} is archived: it takes no new tasks",
+                category.code
+            ),
+        ));
+    }
+    Ok(category)
 }
 
 pub async fn find_category<C: ConnectionTrait>(

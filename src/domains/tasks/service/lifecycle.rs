@@ -195,10 +195,7 @@ pub async fn create_task(
             (None, category.0)
         }
     };
-    let category = task_category::Entity::find_by_id(category)
-        .one(work)
-        .await?
-        .ok_or_else(|| AppError::bad_field("categoryId", "no such task category"))?;
+    let category = super::category_for_new_task(work, category).await?;
     let department_id = match &parent {
         Some(parent) => parent.department_id,
         None => me.department_id,

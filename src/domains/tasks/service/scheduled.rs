@@ -201,12 +201,7 @@ pub async fn create_recurring_task(
     let fields = template_fields(&input.title, &input.key_points, &input.executor_ids, None);
     fields.validate()?;
     super::lifecycle::check_people(work, &fields).await?;
-    if super::find_category(work, input.category_id)
-        .await?
-        .is_none()
-    {
-        return Err(AppError::bad_field("categoryId", "no such task category"));
-    }
+    super::category_for_new_task(work, input.category_id.0).await?;
     Ok(recurring_task::ActiveModel {
         id: Set(Uuid::now_v7()),
         category_id: Set(input.category_id.0),
