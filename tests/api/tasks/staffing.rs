@@ -8,7 +8,10 @@ use crate::helpers::{error_code, str_at, Backend};
 use crate::on_both_backends;
 use crate::tasks::person;
 
-on_both_backends!(approved_tasks_change_hands_and_deadlines,);
+on_both_backends!(
+    approved_tasks_change_hands_and_deadlines,
+    people_who_approved_stay_on_the_task,
+);
 
 const UPDATE: &str = "mutation($id: ID!, $v: Int!, $i: UpdateTaskInput!) {
     updateTask(id: $id, version: $v, input: $i) {
@@ -193,5 +196,74 @@ async fn approved_tasks_change_hands_and_deadlines(backend: Backend) -> anyhow::
     );
     assert_eq!(by("deadline"), std::slice::from_ref(&planner.user_id));
     assert!(by("title").is_empty());
+    Ok(())
+}
+
+/// A flow whose step is the executor accepting: the executor approved the task, so another
+/// cannot take their place afterwards, though the deadline may still move.
+async fn people_who_approved_stay_on_the_task(backend: Backend) -> anyhow::Result<()> {
+    let c = company_or_skip!(backend);
+    let admin = Some(c.admin.access.as_str());
+    let flow = str_at(
+        &c.app
+            .gql_ok(
+                admin,
+                "mutation { createApprovalFlow(input: { name: \"Executor accepts\", steps: [
+                    { name: \"Accept\", approverField: \"executorIds\" }] }) { id } }",
+                json!({}),
+            )
+            .await?,
+        "/createApprovalFlow/id",
+    )?;
+    let category = str_at(
+        &c.app
+            .gql_ok(
+                admin,
+                "mutation($f: ID!) { createTaskCategory(input: { code: \"ACCEPTED\", name: \"Accepted\", approvalFlowId: $f }) { id } }",
+                json!({ "f": flow }),
+            )
+            .await?,
+        "/createTaskCategory/id",
+    )?;
+    let id = c.draft(&category, json!({})).await?;
+    c.ok_as(
+        &c.initiator,
+        "mutation($id: ID!) { submitTask(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await?;
+    let approval = c.approval_of(&id).await?;
+    let decided = c.decide(&c.executor, &approval, true, None).await?;
+    assert_eq!(
+        decided["data"]["decideApproval"]["status"], "APPROVED",
+        "{decided}"
+    );
+    let version = c
+        .ok_as(
+            &c.initiator,
+            "query($id: ID!) { task(id: $id) { version } }",
+            json!({ "id": id }),
+        )
+        .await?["task"]["version"]
+        .clone();
+    let swapped = c
+        .as_(
+            &c.initiator,
+            UPDATE,
+            json!({ "id": id, "v": version, "i": { "executorIds": [c.second_executor.user_id] } }),
+        )
+        .await?;
+    assert_eq!(error_code(&swapped), Some("CONFLICT"), "{swapped}");
+    let moved = c
+        .ok_as(
+            &c.initiator,
+            UPDATE,
+            json!({ "id": id, "v": version, "i": { "deadline": "2031-05-01T09:00:00Z" } }),
+        )
+        .await?;
+    assert_eq!(
+        moved["updateTask"]["executors"],
+        json!([{ "id": c.executor.user_id }])
+    );
     Ok(())
 }

@@ -236,3 +236,25 @@ pub async fn decisions_for_subject<C: ConnectionTrait>(
     }
     decisions_of(db, &instances).await
 }
+
+/// The subject's user fields (`executorIds`, `confirmerId`, …) that chose approvers in the
+/// version of the flow `instance_id` ran on: the people named there were part of what was
+/// approved, so the subject should not swap them afterwards.
+pub async fn fields_that_chose_approvers<C: ConnectionTrait>(
+    db: &C,
+    instance_id: Uuid,
+) -> AppResult<Vec<String>> {
+    let Some(instance) = approval_instance::Entity::find_by_id(instance_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(
+        steps_of_version(db, instance.flow_id, instance.flow_version)
+            .await?
+            .into_iter()
+            .filter_map(|step| step.approver_field)
+            .collect(),
+    )
+}

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{audience_of, emit, executors_of, record};
 use crate::auth::{Permission, Viewer, ViewerUser};
+use crate::domains::approvals::service as approvals;
 use crate::domains::identity::service as identity;
 use crate::domains::notifications::model::NotificationKind;
 use crate::domains::notifications::service as notifications;
@@ -113,6 +114,21 @@ pub async fn update_task(
             )));
         }
         may_restaff(work, me, &current).await?;
+        if let Some(instance) = current.approval_instance_id {
+            let chose = approvals::fields_that_chose_approvers(work, instance).await?;
+            let swapped = [
+                ("executorIds", changes.executor_ids.is_some()),
+                ("confirmerId", changes.confirmer_id.is_some()),
+            ]
+            .into_iter()
+            .find(|(field, given)| *given && chose.iter().any(|c| c == field));
+            if let Some((field, _)) = swapped {
+                return Err(AppError::Conflict(format!(
+                    "{field} chose approvers of this task, so who it names was approved: \
+                     it cannot change after approval"
+                )));
+            }
+        }
     } else {
         if current.initiator_id != me.id && !me.is_admin() {
             return Err(AppError::Forbidden(
