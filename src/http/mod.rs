@@ -167,7 +167,14 @@ fn cors(origins: &[String], request_id: &header::HeaderName) -> Option<CorsLayer
                 header::HeaderName::from_static("x-api-key"),
                 request_id.clone(),
             ])
-            .expose_headers([request_id.clone()])
+            // What a client acts on: backing off, naming a download, following an export job.
+            .expose_headers([
+                request_id.clone(),
+                header::RETRY_AFTER,
+                header::CONTENT_DISPOSITION,
+                header::LOCATION,
+                header::WWW_AUTHENTICATE,
+            ])
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

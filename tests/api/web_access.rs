@@ -70,6 +70,15 @@ async fn only_listed_origins_may_call_from_a_browser() -> anyhow::Result<()> {
         Some(&FRONT_END.parse()?)
     );
     assert_eq!(post.status(), StatusCode::OK);
+    let exposed = post
+        .headers()
+        .get("access-control-expose-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_lowercase();
+    for name in ["retry-after", "content-disposition", "x-request-id"] {
+        assert!(exposed.contains(name), "{name} not exposed: {exposed}");
+    }
     Ok(())
 }
 
