@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveTime, Utc};
 use entities::task;
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement, UnionType};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, Statement};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, Statement};
 
 use super::day;
 use super::tasks::{
@@ -234,6 +234,45 @@ pub async fn refresh<C: ConnectionTrait>(
     })
 }
 
+/// One row per measured task of `condition` (per task and executor in the per-person family),
+/// led by the day and `family`'s key; with the rollup columns those fill, in order.
+fn keyed_rows(
+    backend: DbBackend,
+    family: &Family,
+    day: &str,
+    condition: Condition,
+    now: DateTime<Utc>,
+) -> (SelectStatement, Vec<String>) {
+    let mut select = Query::select();
+    select.expr(Expr::val(day)).from_subquery(
+        measured_tasks(backend, condition, family.dimensions, now),
+        Alias::new("m"),
+    );
+    let mut columns = vec!["day".to_owned()];
+    for dimension in family.dimensions {
+        select.column(Alias::new(key_alias(*dimension)));
+        columns.push(rollup_column(*dimension).to_owned());
+    }
+    (select, columns)
+}
+
+/// `INSERT INTO table (columns) select`.
+async fn insert_rows<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+    columns: &[String],
+    select: SelectStatement,
+) -> AppResult<()> {
+    let insert = Query::insert()
+        .into_table(Alias::new(table))
+        .columns(columns.iter().map(|c| Alias::new(c.as_str())))
+        .select_from(select)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("{table} insert: {e}")))?
+        .to_owned();
+    db.execute(db.get_database_backend().build(&insert)).await?;
+    Ok(())
+}
+
 /// The sums of one day of creation, per key of `family`.
 async fn write_day<C: ConnectionTrait>(
     db: &C,
@@ -242,17 +281,10 @@ async fn write_day<C: ConnectionTrait>(
     created: Condition,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let backend = db.get_database_backend();
-    let mut select = Query::select();
-    select.expr(Expr::val(day)).from_subquery(
-        measured_tasks(backend, created, family.dimensions, now),
-        Alias::new("m"),
-    );
-    let mut columns = vec!["day".to_owned()];
+    let (mut select, mut columns) =
+        keyed_rows(db.get_database_backend(), family, day, created, now);
     for dimension in family.dimensions {
-        select.column(Alias::new(key_alias(*dimension)));
         select.group_by_col(Alias::new(key_alias(*dimension)));
-        columns.push(rollup_column(*dimension).to_owned());
     }
     select.column(Alias::new("is_main"));
     select.group_by_col(Alias::new("is_main"));
@@ -268,14 +300,7 @@ async fn write_day<C: ConnectionTrait>(
         select.expr(Expr::cust(super::sum(source)));
         columns.push((*measure).to_owned());
     }
-    let insert = Query::insert()
-        .into_table(Alias::new(family.days))
-        .columns(columns.iter().map(|c| Alias::new(c.as_str())))
-        .select_from(select)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("rollup insert: {e}")))?
-        .to_owned();
-    db.execute(backend.build(&insert)).await?;
-    Ok(())
+    insert_rows(db, family.days, &columns, select).await
 }
 
 /// The done tasks of one day of creation with their lead and cycle times, for the percentiles.
@@ -286,30 +311,13 @@ async fn write_durations<C: ConnectionTrait>(
     created: Condition,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let backend = db.get_database_backend();
     let done = created.add(task::Column::Status.eq(WorkStatus::Done.as_str()));
-    let mut select = Query::select();
-    select.expr(Expr::val(day)).from_subquery(
-        measured_tasks(backend, done, family.dimensions, now),
-        Alias::new("m"),
-    );
-    let mut columns = vec!["day".to_owned()];
-    for dimension in family.dimensions {
-        select.column(Alias::new(key_alias(*dimension)));
-        columns.push(rollup_column(*dimension).to_owned());
-    }
+    let (mut select, mut columns) = keyed_rows(db.get_database_backend(), family, day, done, now);
     for column in ["is_main", "lead_s", "cycle_s"] {
         select.column(Alias::new(column));
         columns.push(column.to_owned());
     }
-    let insert = Query::insert()
-        .into_table(Alias::new(family.durations))
-        .columns(columns.iter().map(|c| Alias::new(c.as_str())))
-        .select_from(select)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("durations insert: {e}")))?
-        .to_owned();
-    db.execute(backend.build(&insert)).await?;
-    Ok(())
+    insert_rows(db, family.durations, &columns, select).await
 }
 
 /// Rewrites one month's rollups of `family` as the sum of its days'.
@@ -341,14 +349,7 @@ async fn write_month<C: ConnectionTrait>(db: &C, family: &Family, month: &str) -
         select.expr(Expr::cust(super::sum(&format!("\"{measure}\""))));
         columns.push(measure.to_owned());
     }
-    let insert = Query::insert()
-        .into_table(Alias::new(family.months))
-        .columns(columns.iter().map(|c| Alias::new(c.as_str())))
-        .select_from(select)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("month rollup insert: {e}")))?
-        .to_owned();
-    db.execute(backend.build(&insert)).await?;
-    Ok(())
+    insert_rows(db, family.months, &columns, select).await
 }
 
 /// Whether rollups can answer `query` exactly for `viewer`: every task visible (rollups know
