@@ -52,6 +52,9 @@ pub struct AppInner {
     /// The one client for requests to other systems: public addresses only, unless allowed
     /// (see `platform::outbound`).
     pub outbound: Outbound,
+    /// The console's live streams open on this node, under the websocket cap
+    /// (`INTERLINK_WS_MAX_CONNECTIONS`): each holds a subscription just as a socket does.
+    pub console_streams: Arc<tokio::sync::Semaphore>,
     /// Publishes the event log to the bus while this node leads (see `platform::events::relay`).
     _relay: Relay,
     /// Fans the event log out into webhook deliveries, on nodes that run jobs.
@@ -188,6 +191,9 @@ impl AppState {
             registry,
             metrics.scheduler.clone(),
         );
+        let console_streams = Arc::new(tokio::sync::Semaphore::new(
+            config.limits.ws_max_connections,
+        ));
         Ok(Startup {
             state: AppState(Arc::new(AppInner {
                 config,
@@ -209,6 +215,7 @@ impl AppState {
                 scheduler,
                 responses,
                 outbound,
+                console_streams,
                 _relay: relay,
                 _webhooks: webhooks,
             })),
@@ -223,6 +230,16 @@ impl AppState {
         let value = work::write(&self.db, step).await?;
         self.responses.bump().await;
         Ok(value)
+    }
+
+    /// What checking a password stands on, for every transport that signs people in.
+    pub fn credentials(&self) -> identity::Credentials<'_> {
+        identity::Credentials {
+            passwords: &self.passwords,
+            cache: self.cache.as_ref(),
+            attempts: &self.limiters.sign_in,
+            policy: identity::LoginPolicy::from(&self.config),
+        }
     }
 
     /// Database and, when configured, Redis (commands and the event subscription).

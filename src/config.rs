@@ -83,6 +83,10 @@ pub struct Config {
     /// `INTERLINK_CORS_ORIGINS`: browser origins (`https://app.example.com`) allowed to call the
     /// API from another site. Empty (the default): no cross-origin access.
     pub cors_origins: Vec<String>,
+    /// `INTERLINK_SECURE_COOKIES`: mark the console's cookies `Secure`, for a hub served over
+    /// TLS by a proxy that does not send `X-Forwarded-Proto: https`. Off by default, since the
+    /// embedded default is plain HTTP on loopback.
+    pub secure_cookies: bool,
     /// `INTERLINK_OUTBOUND_ALLOW`: hosts and networks outgoing requests may reach although they
     /// are private (loopback, RFC 1918, link-local...). Empty: public addresses only.
     pub outbound_allow: OutboundPolicy,
@@ -246,6 +250,7 @@ struct FileSettings {
     rate_limit_burst: Option<u32>,
     trusted_proxies: Option<String>,
     cors_origins: Option<String>,
+    secure_cookies: Option<bool>,
     outbound_allow: Option<String>,
     log_format: Option<LogFormat>,
     currency: Option<String>,
@@ -588,6 +593,9 @@ impl Config {
                     .as_deref()
                     .unwrap_or_default(),
             )?,
+            secure_cookies: parsed("INTERLINK_SECURE_COOKIES", var("INTERLINK_SECURE_COOKIES"))?
+                .or(file.secure_cookies)
+                .unwrap_or(false),
             cors_origins: parse_cors_origins(
                 var("INTERLINK_CORS_ORIGINS")
                     .or(file.cors_origins)

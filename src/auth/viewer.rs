@@ -110,6 +110,12 @@ impl ViewerUser {
         })
     }
 
+    /// Holds `permission` somewhere, globally or for a subtree: whether a page of its actions
+    /// has anything to show this viewer.
+    pub fn holds_anywhere(&self, permission: Permission) -> bool {
+        self.grants_for(permission).next().is_some()
+    }
+
     pub fn is_admin(&self) -> bool {
         self.has_global(Permission::Admin)
     }

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
 
@@ -49,12 +49,4 @@ pub async fn script(State(state): State<HttpState>) -> Response {
 
 pub async fn style(State(state): State<HttpState>) -> Response {
     asset(&state, "text/css; charset=utf-8", STYLE)
-}
-
-/// The root leads to the query page while the developer tools are on.
-pub async fn root(State(state): State<HttpState>) -> Response {
-    if !state.app.config.dev_tools_enabled() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    Redirect::to("/graphiql").into_response()
 }

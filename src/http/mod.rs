@@ -34,7 +34,14 @@ use tower_http::trace::TraceLayer;
 use crate::api::{schema_builder, AppSchema};
 use crate::app::AppState;
 
+pub use client::client_addr;
 pub use errors::error_body;
+
+impl axum::extract::FromRef<HttpState> for AppState {
+    fn from_ref(state: &HttpState) -> Self {
+        state.app.clone()
+    }
+}
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -86,7 +93,7 @@ pub fn build_router(app: AppState) -> Router {
         .route("/export/{file}", get(export::export))
         .route("/export/jobs/{id}", get(export::status))
         .route("/export/jobs/{id}/download", get(export::download))
-        .route("/", get(graphiql::root))
+        .merge(crate::console::routes())
         .route("/graphiql", get(graphiql::page))
         .route("/graphiql/app.js", get(graphiql::script))
         .route("/graphiql/style.css", get(graphiql::style))

@@ -462,8 +462,8 @@ async fn health_readiness_and_metrics(backend: Backend) -> anyhow::Result<()> {
         );
     }
 
-    // GraphiQL is a development tool.
-    let page = app.http.get(app.url("/")).send().await?;
+    // The query page is a development tool.
+    let page = app.http.get(app.url("/graphiql")).send().await?;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await?.contains("graphiql"));
 
@@ -484,7 +484,7 @@ async fn health_readiness_and_metrics(backend: Backend) -> anyhow::Result<()> {
 async fn production_hides_dev_tools() -> anyhow::Result<()> {
     let app = spawn_or_skip!(Backend::Sqlite, &[("INTERLINK_ENV", "production")]);
     assert_eq!(
-        app.http.get(app.url("/")).send().await?.status(),
+        app.http.get(app.url("/graphiql")).send().await?.status(),
         StatusCode::NOT_FOUND
     );
     let body = app

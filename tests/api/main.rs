@@ -9,6 +9,7 @@ mod business;
 mod cache;
 mod cli;
 mod configuration;
+mod console;
 mod edge;
 mod edge_limits;
 mod events;

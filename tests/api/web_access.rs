@@ -139,22 +139,26 @@ async fn the_query_page_is_served_whole_from_the_binary() -> anyhow::Result<()> 
             "{asset}"
         );
     }
-    // The root leads there.
+    // The root is the console now; the console links to the query page.
     let direct = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let root = direct.get(app.url("/")).send().await?;
     assert!(root.status().is_redirection(), "{}", root.status());
-    assert_eq!(root.headers().get(LOCATION), Some(&"/graphiql".parse()?));
+    assert_eq!(root.headers().get(LOCATION), Some(&"/sign-in".parse()?));
     Ok(())
 }
 
 #[tokio::test]
 async fn production_serves_no_query_page() -> anyhow::Result<()> {
     let app = spawn_or_skip!(Backend::Sqlite, &[("INTERLINK_ENV", "production")]);
-    for path in ["/graphiql", "/graphiql/app.js", "/"] {
+    for path in ["/graphiql", "/graphiql/app.js"] {
         let response = app.http.get(app.url(path)).send().await?;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
+    // The console is no development tool: production serves it.
+    let console = app.http.get(app.url("/")).send().await?;
+    assert_eq!(console.status(), StatusCode::OK);
+    assert!(console.text().await?.contains("action=\"/sign-in\""));
     Ok(())
 }

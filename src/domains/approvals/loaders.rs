@@ -100,22 +100,10 @@ impl Loader<(String, Uuid)> for SubjectTitleLoader {
         &self,
         keys: &[(String, Uuid)],
     ) -> Result<HashMap<(String, Uuid), Self::Value>, Self::Error> {
-        let mut by_kind: HashMap<&str, Vec<Uuid>> = HashMap::new();
-        for (kind, id) in keys {
-            by_kind.entry(kind.as_str()).or_default().push(*id);
-        }
-        let mut titles = HashMap::new();
-        for (kind, ids) in by_kind {
-            let subject = self.subjects.get(kind).map_err(db_error)?;
-            for (id, title) in subject
-                .titles(&self.db, &self.viewer, &ids)
-                .await
-                .map_err(db_error)?
-            {
-                titles.insert((kind.to_owned(), id), title);
-            }
-        }
-        Ok(titles)
+        self.subjects
+            .titles(&self.db, &self.viewer, keys)
+            .await
+            .map_err(db_error)
     }
 }
 

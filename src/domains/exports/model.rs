@@ -381,6 +381,7 @@ impl TasksParams {
             deadline_to: optional("deadlineTo", self.deadline_to.take(), instant)?,
             overdue: optional("overdue", self.overdue.take(), flag)?,
             search: self.search.take(),
+            involving: None,
         })
     }
 }

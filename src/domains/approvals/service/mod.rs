@@ -62,6 +62,26 @@ impl ApprovalSubjects {
         ))
     }
 
+    /// Titles of subjects of any kinds, by (kind, id), under each subject's own read rule.
+    pub async fn titles(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        viewer: &crate::auth::Viewer,
+        keys: &[(String, Uuid)],
+    ) -> AppResult<HashMap<(String, Uuid), String>> {
+        let mut by_kind: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for (kind, id) in keys {
+            by_kind.entry(kind.as_str()).or_default().push(*id);
+        }
+        let mut titles = HashMap::new();
+        for (kind, ids) in by_kind {
+            for (id, title) in self.get(kind)?.titles(db, viewer, &ids).await? {
+                titles.insert((kind.to_owned(), id), title);
+            }
+        }
+        Ok(titles)
+    }
+
     pub fn get(&self, kind: &str) -> AppResult<&Arc<dyn ApprovalSubject>> {
         self.0.get(kind).ok_or_else(|| {
             AppError::internal(anyhow::anyhow!("no approval subject registered for {kind}"))

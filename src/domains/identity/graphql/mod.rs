@@ -15,7 +15,7 @@ use crate::domains::identity::model::{
     self, DepartmentChanges, DepartmentId, IdentityEvent, NewDepartment, NewPassword, NewRole,
     NewUser, RoleGrantId, RoleId, UserChanges, UserId,
 };
-use crate::domains::identity::service::{self, Credentials, LoginPolicy, UserFilter, UserPage};
+use crate::domains::identity::service::{self, Credentials, UserFilter, UserPage};
 use crate::graphql::context::ContextExt;
 use crate::graphql::found;
 use crate::graphql::ids::optional_id;
@@ -26,12 +26,7 @@ use crate::platform::events::Envelope;
 // ---------------------------------------------------------------- roots
 
 fn credentials(app: &AppState) -> Credentials<'_> {
-    Credentials {
-        passwords: &app.passwords,
-        cache: app.cache.as_ref(),
-        attempts: &app.limiters.sign_in,
-        policy: LoginPolicy::from(&app.config),
-    }
+    app.credentials()
 }
 
 fn user_connection(

@@ -241,6 +241,28 @@ pub async fn list_people<C: ConnectionTrait>(
     })
 }
 
+/// One person of the directory by id, as `list_people` would show them (inactive ones too);
+/// `None` for an app's service account or an unknown id.
+pub async fn person_listing<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    user_id: Uuid,
+) -> AppResult<Option<Listed>> {
+    viewer.user()?;
+    let user = user::Entity::find_by_id(user_id)
+        .filter(
+            user::Column::EmailNormalized
+                .like(format!("%{}", super::APP_ACCOUNT_DOMAIN))
+                .not(),
+        )
+        .one(db)
+        .await?;
+    Ok(user.map(|user| Listed {
+        email_visible: may_see_email(viewer, user.id, user.department_id),
+        user,
+    }))
+}
+
 pub async fn list_departments<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,

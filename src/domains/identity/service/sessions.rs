@@ -485,3 +485,82 @@ pub async fn viewer_for_user<C: ConnectionTrait>(
 ) -> AppResult<Option<ViewerUser>> {
     viewer_of(db, user_id, None).await
 }
+
+/// A browser session of the console: a refresh-token family of its own whose one token lives in
+/// an `HttpOnly` cookie and is never rotated. It is stored under a digest apart from API refresh
+/// tokens, so the cookie cannot be traded for tokens at `refreshToken`, and it ends with the
+/// family (sign-out), with the user's token version (password change, "sign out everywhere")
+/// and with deactivation, exactly like an API session.
+pub struct ConsoleSession {
+    pub token: String,
+    pub user: user::Model,
+}
+
+fn console_digest(token: &str) -> String {
+    tokens::digest(&format!("console:{token}"))
+}
+
+/// The form token of a console session: derived from the cookie's secret, so a page elsewhere,
+/// which cannot read the cookie, cannot forge it.
+pub fn console_form_token(session_token: &str) -> String {
+    tokens::digest(&format!("console-form:{session_token}"))[..32].to_owned()
+}
+
+/// Starts a console session for a verified sign-in.
+pub async fn start_console_session(
+    work: &Work,
+    ttl: std::time::Duration,
+    verified: Verified,
+) -> AppResult<ConsoleSession> {
+    let user = verified.0;
+    let token = tokens::generate();
+    let now = Utc::now();
+    let ttl = chrono::Duration::from_std(ttl).map_err(AppError::internal)?;
+    refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        family_id: Set(Uuid::now_v7()),
+        token_hash: Set(console_digest(&token)),
+        expires_at: Set(now + ttl),
+        used_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(now),
+        token_version: Set(user.token_version),
+    }
+    .insert(work)
+    .await?;
+    Ok(ConsoleSession { token, user })
+}
+
+/// The Viewer of a console cookie, while its family stands and its user is active at the
+/// token version it was issued under; `None` otherwise.
+pub async fn console_viewer<C: ConnectionTrait>(
+    db: &C,
+    session_token: &str,
+) -> AppResult<Option<ViewerUser>> {
+    let Some(session) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(console_digest(session_token)))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if session.revoked_at.is_some() || session.used_at.is_some() || session.expires_at <= Utc::now()
+    {
+        return Ok(None);
+    }
+    viewer_of(db, session.user_id, Some(session.token_version)).await
+}
+
+/// Ends the console session of this cookie (its family); `false` when there was none.
+pub async fn end_console_session(work: &Work, session_token: &str) -> AppResult<bool> {
+    let Some(session) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(console_digest(session_token)))
+        .one(work)
+        .await?
+    else {
+        return Ok(false);
+    };
+    revoke_family(work, session.family_id).await?;
+    Ok(true)
+}

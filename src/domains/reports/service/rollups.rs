@@ -369,6 +369,7 @@ fn expressible(viewer: &ViewerUser, query: &TaskStatsQuery) -> bool {
         deadline_to,
         overdue,
         search,
+        involving,
     } = &query.filter;
     let aligned = |t: Option<DateTime<Utc>>| t.is_none_or(|t| t.time() == NaiveTime::MIN);
     query.source == Source::Auto
@@ -381,6 +382,7 @@ fn expressible(viewer: &ViewerUser, query: &TaskStatsQuery) -> bool {
         && deadline_to.is_none()
         && overdue.is_none()
         && search.is_none()
+        && involving.is_none()
         && aligned(query.window.from)
         && aligned(query.window.to)
 }

@@ -299,6 +299,7 @@ impl TryFrom<TaskFilter> for service::TaskFilter {
             deadline_to: f.deadline_to,
             overdue: f.overdue,
             search: f.search,
+            involving: None,
         })
     }
 }

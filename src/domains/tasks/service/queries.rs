@@ -62,6 +62,9 @@ pub struct TaskFilter {
     pub deadline_to: Option<chrono::DateTime<Utc>>,
     pub overdue: Option<bool>,
     pub search: Option<String>,
+    /// Tasks this person executes, confirms the progress of, or initiated (the console's "my
+    /// work"; pending approvals are the approvals domain's to list).
+    pub involving: Option<Uuid>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +113,7 @@ impl TaskFilter {
             deadline_to,
             overdue,
             search,
+            involving,
         } = self;
         *main_only
             && category_id.is_none()
@@ -122,6 +126,7 @@ impl TaskFilter {
             && deadline_from.is_none()
             && deadline_to.is_none()
             && overdue.is_none()
+            && involving.is_none()
             && search.as_deref().is_none_or(|s| s.trim().is_empty())
     }
 }
@@ -176,6 +181,26 @@ pub fn filter_condition(me: &ViewerUser, filter: &TaskFilter, now: DateTime<Utc>
     }
     if let Some(initiator) = filter.initiator_id {
         all = all.add(task::Column::InitiatorId.eq(initiator));
+    }
+    if let Some(person) = filter.involving {
+        let executing = Query::select()
+            .column(task_executor::Column::TaskId)
+            .from(task_executor::Entity)
+            .and_where(Expr::col(task_executor::Column::UserId).eq(person))
+            .to_owned();
+        let confirms = Condition::any()
+            .add(task::Column::ConfirmerId.eq(person))
+            .add(
+                Condition::all()
+                    .add(task::Column::ConfirmerId.is_null())
+                    .add(task::Column::InitiatorId.eq(person)),
+            );
+        all = all.add(
+            Condition::any()
+                .add(task::Column::Id.in_subquery(executing))
+                .add(task::Column::InitiatorId.eq(person))
+                .add(confirms),
+        );
     }
     if let Some(department) = filter.department_id {
         all = all.add(task::Column::DepartmentId.eq(department));
@@ -593,6 +618,23 @@ pub async fn merit_of_task<C: ConnectionTrait>(
 pub async fn tasks_by_id<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<Vec<task::Model>> {
     Ok(task::Entity::find()
         .filter(task::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// Those of `ids` that pass the viewer's visibility and `filter` (the console's board adds the
+/// tasks waiting on the viewer's decision to the ones they work on).
+pub async fn list_tasks_by_id<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    filter: &TaskFilter,
+    ids: &[Uuid],
+) -> AppResult<Vec<task::Model>> {
+    let me = viewer.user()?;
+    Ok(task::Entity::find()
+        .filter(filter_condition(me, filter, Utc::now()))
+        .filter(task::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(task::Column::Deadline)
         .all(db)
         .await?)
 }

@@ -1,0 +1,70 @@
+//! The console: the hub's own pages for people, in English and Chinese, on a phone or a PC. A
+//! second transport beside GraphQL over the same services: server-rendered HTML and plain forms
+//! (every action works without script), a session cookie only these routes read, and live
+//! updates from the event log over Server-Sent Events.
+
+mod assets;
+mod events;
+mod i18n;
+mod layout;
+mod pages;
+mod session;
+
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::AppState;
+
+pub use session::SESSION_COOKIE;
+
+/// The console's routes, for any router state the hub's `AppState` can be taken from.
+pub fn routes<S>() -> Router<S>
+where
+    AppState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
+    use pages::{account, approvals, configuration, notifications, people, task, task_form, work};
+    Router::new()
+        .route("/", get(account::root))
+        .route(
+            "/sign-in",
+            get(account::sign_in_page).post(account::sign_in),
+        )
+        .route("/sign-out", post(account::sign_out))
+        .route(
+            "/account/password",
+            get(account::password_page).post(account::change_password),
+        )
+        .route("/language/{tag}", get(account::switch_language))
+        .route("/work", get(work::board))
+        .route(
+            "/tasks/new",
+            get(task_form::new_page).post(task_form::create),
+        )
+        .route("/tasks/{id}", get(task::detail))
+        .route(
+            "/tasks/{id}/edit",
+            get(task_form::edit_page).post(task_form::update),
+        )
+        .route("/tasks/{id}/{action}", post(task::act))
+        .route("/approvals", get(approvals::inbox))
+        .route("/approvals/{id}/decide", post(approvals::decide))
+        .route("/notifications", get(notifications::inbox))
+        .route("/notifications/read", post(notifications::mark_all_read))
+        .route("/configuration", get(configuration::overview))
+        .route(
+            "/configuration/categories/{id}",
+            get(configuration::category_page).post(configuration::update_category),
+        )
+        .route(
+            "/configuration/categories/{id}/archive",
+            post(configuration::archive_category),
+        )
+        .route("/people", get(people::directory))
+        .route("/people/{id}", get(people::person))
+        .route("/console/events", get(events::stream))
+        .route(assets::STYLE_PATH, get(assets::style))
+        .route(assets::SCRIPT_PATH, get(assets::script))
+        .layer(axum::middleware::from_fn(layout::security_headers))
+}

@@ -1,0 +1,32 @@
+//! One module per area of the console; each handler reads through a service and renders.
+
+pub mod account;
+pub mod approvals;
+pub mod configuration;
+pub mod notifications;
+pub mod people;
+pub mod task;
+pub mod task_form;
+pub mod work;
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::domains::identity::service as identity;
+use crate::error::AppResult;
+
+/// Names of people by id, for a page that shows who did what.
+pub async fn names_of<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> AppResult<HashMap<Uuid, String>> {
+    let mut ids: Vec<Uuid> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(identity::users_by_id(db, &ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect())
+}
