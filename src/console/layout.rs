@@ -129,7 +129,7 @@ pub async fn page(signed: &Signed, title: &str, content: Markup) -> Response {
                                 aria-label=(format!("{unread} {}", t.unread)) { (unread) }
                         }
                         a href=(switch) lang=(switch_to.tag()) hreflang=(switch_to.tag())
-                            aria-label=(t.language_switch_label) { (t.language_switch) }
+                            title=(t.language_switch_label) { (t.language_switch) }
                         a href="/account/password" { (t.account) }
                         @if signed.app.config.dev_tools_enabled() {
                             a href="/graphiql" { (t.query_page) }
