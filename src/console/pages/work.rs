@@ -96,6 +96,7 @@ async fn load(signed: &Signed, filter: &BoardFilter) -> AppResult<Board> {
     let missing: Vec<Uuid> = pending
         .into_iter()
         .filter(|id| !known.contains(id))
+        .take(BOARD_LIMIT as usize)
         .collect();
     if !missing.is_empty() {
         // Tasks waiting on my decision, through the same filter and visibility as the rest.
