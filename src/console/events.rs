@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::platform::events::follow;
 use crate::platform::events::{Cursor, Envelope};
 
-const SESSION_RECHECK: Duration = Duration::from_secs(300);
+const SESSION_RECHECK: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
 pub struct Resume {

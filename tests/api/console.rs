@@ -268,6 +268,21 @@ async fn the_console_signs_in_with_a_cookie_the_api_ignores(
         )
         .await?;
     assert_eq!(error_code(&traded), Some("UNAUTHENTICATED"));
+    // Nor with the console's own prefix: stored rows cannot be reached by any presented string.
+    let prefixed = c
+        .app
+        .gql(
+            None,
+            "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }",
+            json!({ "t": format!("console:{cookie}") }),
+        )
+        .await?;
+    assert_eq!(error_code(&prefixed), Some("UNAUTHENTICATED"));
+    assert_eq!(
+        browser.get("/work").await?.0,
+        StatusCode::OK,
+        "the session still stands"
+    );
 
     let (status, detail) = browser.get(&format!("/tasks/{task}")).await?;
     assert_eq!(status, StatusCode::OK);
