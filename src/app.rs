@@ -55,6 +55,9 @@ pub struct AppInner {
     /// The console's live streams open on this node, under the websocket cap
     /// (`INTERLINK_WS_MAX_CONNECTIONS`): each holds a subscription just as a socket does.
     pub console_streams: Arc<tokio::sync::Semaphore>,
+    /// CSV exports streaming on this node now, from the API or the console, under
+    /// `INTERLINK_EXPORT_MAX_CONCURRENT`.
+    pub export_streams: Arc<tokio::sync::Semaphore>,
     /// Publishes the event log to the bus while this node leads (see `platform::events::relay`).
     _relay: Relay,
     /// Fans the event log out into webhook deliveries, on nodes that run jobs.
@@ -194,6 +197,7 @@ impl AppState {
         let console_streams = Arc::new(tokio::sync::Semaphore::new(
             config.limits.ws_max_connections,
         ));
+        let export_streams = Arc::new(tokio::sync::Semaphore::new(config.exports.max_concurrent));
         Ok(Startup {
             state: AppState(Arc::new(AppInner {
                 config,
@@ -216,6 +220,7 @@ impl AppState {
                 responses,
                 outbound,
                 console_streams,
+                export_streams,
                 _relay: relay,
                 _webhooks: webhooks,
             })),

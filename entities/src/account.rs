@@ -10,6 +10,8 @@ pub struct Model {
     pub name: String,
     pub account_type: String,
     pub created_at: DateTimeUtc,
+    /// Set while the account is closed to new postings.
+    pub deactivated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

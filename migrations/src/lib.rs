@@ -23,6 +23,7 @@ mod m20261203_000021_create_task_rollup_months;
 mod m20261203_000022_create_executor_rollups;
 mod m20261203_000023_version_approval_flows;
 mod m20261203_000024_add_task_category_archived_at;
+mod m20261203_000025_add_account_deactivated_at;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000022_create_executor_rollups::Migration),
             Box::new(m20261203_000023_version_approval_flows::Migration),
             Box::new(m20261203_000024_add_task_category_archived_at::Migration),
+            Box::new(m20261203_000025_add_account_deactivated_at::Migration),
         ]
     }
 }

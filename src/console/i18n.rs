@@ -1,7 +1,7 @@
 //! The console's two languages: every string in English and Simplified Chinese, chosen by a
 //! remembered switch or by `Accept-Language`, and dates and money written the locale's way.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Locale {
@@ -80,9 +80,13 @@ impl Locale {
     }
 
     pub fn date(self, at: DateTime<Utc>) -> String {
+        self.day(at.date_naive())
+    }
+
+    pub fn day(self, day: NaiveDate) -> String {
         match self {
-            Self::En => at.format("%-d %b %Y").to_string(),
-            Self::ZhCn => at.format("%Y年%-m月%-d日").to_string(),
+            Self::En => day.format("%-d %b %Y").to_string(),
+            Self::ZhCn => day.format("%Y年%-m月%-d日").to_string(),
         }
     }
 
@@ -264,6 +268,96 @@ catalogue! {
     next_page: "Next page", "下一页";
     transaction_types: "Transaction types", "交易类型";
     roles: "Roles", "角色";
+    finance: "Finance", "财务";
+    period: "Period", "期间";
+    from: "From", "起";
+    to: "To", "止";
+    download_csv: "Download CSV", "下载 CSV";
+    trial_balance: "Trial balance", "试算平衡表";
+    debit: "Debit", "借方";
+    credit: "Credit", "贷方";
+    balance: "Balance", "余额";
+    total: "Total", "合计";
+    profit_and_loss: "Profit and loss", "损益";
+    profit_and_loss_chart: "Revenue and expense by month", "按月收入与费用";
+    revenue: "Revenue", "收入";
+    expense: "Expense", "费用";
+    net: "Net", "净额";
+    month: "Month", "月份";
+    by_department: "By department", "按部门";
+    no_cost_center: "No cost centre", "无成本中心";
+    nothing_posted: "Nothing is posted in this period.", "此期间没有记账。";
+    budgets: "Budgets", "预算";
+    no_budgets: "No budgets.", "没有预算。";
+    new_budget: "New budget", "新建预算";
+    edit_budget: "Edit budget", "编辑预算";
+    period_hint: "A month (2026-11), a quarter (2026-Q4) or a year (2026)", "月（2026-11）、季度（2026-Q4）或年（2026）";
+    amount: "Amount", "金额";
+    policy: "When exceeded", "超出时";
+    accounts: "Accounts", "会计科目";
+    new_account: "New account", "新建科目";
+    account_type: "Type", "类型";
+    active: "Active", "启用";
+    deactivated: "Deactivated", "已停用";
+    deactivate: "Deactivate", "停用";
+    reactivate: "Reactivate", "重新启用";
+    ledger: "Ledger", "明细账";
+    opening_balance: "Opening balance", "期初余额";
+    date: "Date", "日期";
+    memo: "Memo", "摘要";
+    export: "Export", "导出";
+    report: "Report", "报表";
+    rows: "Rows", "行数";
+    error: "Error", "错误";
+    refresh: "Refresh", "刷新";
+    operations: "Operations", "运维";
+    queues: "Queues", "队列";
+    queue: "Queue", "队列";
+    paused: "Paused", "已暂停";
+    running: "Running", "运行中";
+    pause: "Pause", "暂停";
+    resume: "Resume", "恢复";
+    jobs: "Jobs", "作业";
+    jobs_matching: "jobs match", "个作业匹配";
+    kind: "Kind", "类型";
+    attempt: "Attempt", "尝试";
+    created: "Created", "创建于";
+    retry: "Retry", "重试";
+    cancel: "Cancel", "取消";
+    cancel_requested: "Cancel requested", "已请求取消";
+    nodes: "Nodes", "节点";
+    node: "Node", "节点";
+    capacity: "Capacity", "容量";
+    heartbeat: "Last heartbeat", "最近心跳";
+    live: "Live", "在线";
+    gone: "Gone", "离线";
+    integrations: "Integrations", "集成";
+    apps: "Apps", "应用";
+    new_app: "New app", "新建应用";
+    everywhere: "Everywhere", "全部范围";
+    scopes: "Scopes", "权限范围";
+    api_keys: "API keys", "API 密钥";
+    key_name: "Key name", "密钥名称";
+    key_hint: "Ends with", "结尾";
+    new_key: "New key", "新建密钥";
+    expires: "Expires", "到期";
+    last_used: "Last used", "最近使用";
+    revoked: "Revoked", "已吊销";
+    revoke: "Revoke", "吊销";
+    key_shown_once: "Copy this key now: it is shown only once.", "请立即复制此密钥：它只显示这一次。";
+    secret_shown_once: "Copy this signing secret now: it is shown only once.", "请立即复制此签名密钥：它只显示这一次。";
+    webhook_endpoints: "Webhook endpoints", "Webhook 端点";
+    new_endpoint: "New endpoint", "新建端点";
+    url: "URL", "URL";
+    description: "Description", "说明";
+    topics: "Topics", "主题";
+    deliveries: "Deliveries", "投递";
+    deliveries_queued: "deliveries queued again", "个投递已重新排队";
+    event: "Event", "事件";
+    attempts: "Attempts", "尝试记录";
+    redeliver: "Redeliver", "重新投递";
+    replay: "Replay", "重放";
+    replay_after: "Replay events after cursor", "重放此游标之后的事件";
 }
 
 #[cfg(test)]

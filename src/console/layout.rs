@@ -83,6 +83,27 @@ fn navigation(signed: &Signed) -> Vec<NavItem> {
             icon: "☺",
         },
     ];
+    if me.holds_anywhere(Permission::FinanceRead) {
+        items.push(NavItem {
+            href: "/finance",
+            label: t.finance,
+            icon: "¤",
+        });
+    }
+    if me.has_global(Permission::SchedulerManage) {
+        items.push(NavItem {
+            href: "/operations",
+            label: t.operations,
+            icon: "⏱",
+        });
+    }
+    if me.app.is_none() && me.has_global(Permission::IntegrationsManage) {
+        items.push(NavItem {
+            href: "/integrations",
+            label: t.integrations,
+            icon: "⇄",
+        });
+    }
     if me.holds_anywhere(Permission::TaskConfigure) || me.holds_anywhere(Permission::FinancePost) {
         items.push(NavItem {
             href: "/configuration",

@@ -24,7 +24,10 @@ where
     AppState: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    use pages::{account, approvals, configuration, notifications, people, task, task_form, work};
+    use pages::{
+        account, approvals, configuration, exports, finance, integrations, ledger_setup,
+        notifications, operations, people, task, task_form, work,
+    };
     Router::new()
         .route("/", get(account::root))
         .route(
@@ -60,6 +63,75 @@ where
         .route(
             "/configuration/categories/{id}/archive",
             post(configuration::archive_category),
+        )
+        .route(
+            "/configuration/accounts/new",
+            get(ledger_setup::new_account_page).post(ledger_setup::create_account),
+        )
+        .route(
+            "/configuration/accounts/{id}",
+            get(ledger_setup::account_page).post(ledger_setup::update_account),
+        )
+        .route(
+            "/configuration/accounts/{id}/active",
+            post(ledger_setup::set_account_active),
+        )
+        .route(
+            "/configuration/budgets/new",
+            get(ledger_setup::new_budget_page).post(ledger_setup::create_budget),
+        )
+        .route(
+            "/configuration/budgets/{id}",
+            get(ledger_setup::budget_page).post(ledger_setup::update_budget),
+        )
+        .route("/finance", get(finance::overview))
+        .route("/finance/ledger/{code}", get(finance::ledger))
+        .route("/finance/export/{file}", get(exports::download))
+        .route("/exports/{id}", get(exports::job))
+        .route("/exports/{id}/download", get(exports::file))
+        .route("/operations", get(operations::overview))
+        .route(
+            "/operations/queues/{name}/{action}",
+            post(operations::steer_queue),
+        )
+        .route(
+            "/operations/jobs/{id}/{action}",
+            post(operations::steer_job),
+        )
+        .route("/integrations", get(integrations::overview))
+        .route("/integrations/apps", post(integrations::create_app))
+        .route("/integrations/apps/{id}", get(integrations::app_page))
+        .route(
+            "/integrations/apps/{id}/active",
+            post(integrations::set_app_active),
+        )
+        .route(
+            "/integrations/apps/{id}/keys",
+            post(integrations::create_key),
+        )
+        .route(
+            "/integrations/apps/{id}/endpoints",
+            post(integrations::create_endpoint),
+        )
+        .route(
+            "/integrations/keys/{id}/revoke",
+            post(integrations::revoke_key),
+        )
+        .route(
+            "/integrations/endpoints/{id}",
+            get(integrations::endpoint_page),
+        )
+        .route(
+            "/integrations/endpoints/{id}/active",
+            post(integrations::set_endpoint_active),
+        )
+        .route(
+            "/integrations/endpoints/{id}/replay",
+            post(integrations::replay),
+        )
+        .route(
+            "/integrations/deliveries/{id}/redeliver",
+            post(integrations::redeliver),
         )
         .route("/people", get(people::directory))
         .route("/people/{id}", get(people::person))

@@ -21,6 +21,7 @@ use super::errors::{error_response, unavailable_response, RETRY_AFTER};
 use super::graphql::viewer;
 use super::rate_limit::{charge, client_key, too_many_requests};
 use super::HttpState;
+use crate::app::AppState;
 use crate::auth::{Viewer, ViewerUser};
 use crate::domains::exports::jobs::file_key;
 use crate::domains::exports::model::{split_query, Params, Refused, Report};
@@ -132,20 +133,40 @@ pub async fn export(
             Report::file_list()
         )));
     };
-    match run(&state, me, report, common, &rest).await {
-        Ok(response) => response,
+    match start(&state.app, me, report, common, &rest).await {
+        Ok(Exported::Streaming(response)) => response,
+        Ok(Exported::Started(id)) => {
+            let location = job_location(id);
+            let mut response = (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "jobId": id, "status": location })),
+            )
+                .into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
         Err(err) => refusal(err),
     }
 }
 
-async fn run(
-    state: &HttpState,
+/// How an export began: streaming now, or as a background job because it was asked for or is
+/// larger than a direct download may be.
+pub(crate) enum Exported {
+    Streaming(Response),
+    Started(Uuid),
+}
+
+/// Starts `report` for `me` (the API and the console alike): checks who may, parses the
+/// report's own parameters from `rest`, and streams it or hands it to a job.
+pub(crate) async fn start(
+    app: &AppState,
     me: std::sync::Arc<ViewerUser>,
     report: Report,
     common: crate::domains::exports::model::Common,
     rest: &str,
-) -> Result<Response, AppError> {
-    let app = &state.app;
+) -> Result<Exported, AppError> {
     let db = &app.db.conn;
     let settings = &app.config.exports;
     service::may_export(&me, report)?;
@@ -157,18 +178,9 @@ async fn run(
     if common.background || large {
         let id = service::start_export(db, &me, report, rest, common.bom).await?;
         app.scheduler.nudge();
-        let location = job_location(id);
-        let mut response = (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({ "jobId": id, "status": location })),
-        )
-            .into_response();
-        if let Ok(value) = HeaderValue::from_str(&location) {
-            response.headers_mut().insert(header::LOCATION, value);
-        }
-        return Ok(response);
+        return Ok(Exported::Started(id));
     }
-    let Ok(permit) = state.exports.clone().try_acquire_owned() else {
+    let Ok(permit) = app.export_streams.clone().try_acquire_owned() else {
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -177,7 +189,7 @@ async fn run(
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, RETRY_AFTER);
-        return Ok(response);
+        return Ok(Exported::Streaming(response));
     };
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let out = CsvOut::new(tx, common.bom);
@@ -194,7 +206,7 @@ async fn run(
     });
     let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
     csv_headers(&mut response, &report.filename(Utc::now().date_naive()));
-    Ok(response)
+    Ok(Exported::Streaming(response))
 }
 
 fn job_id(raw: &str) -> Result<Uuid, AppError> {
@@ -259,19 +271,28 @@ pub async fn download(
         Ok(job) => job,
         Err(err) => return refusal(err),
     };
+    match job_file(&state.app, &job).await {
+        Ok(response) => response,
+        Err(err) => refusal(err),
+    }
+}
+
+/// A finished export's file, streamed from the file store; `NOT_FOUND` before it is written
+/// and after it expires.
+pub(crate) async fn job_file(app: &AppState, job: &ExportJobView) -> Result<Response, AppError> {
     if !job.downloadable(Utc::now()) {
         let why = if job.expires_at.is_some() {
             "the export's file has expired"
         } else {
             "the export has not finished"
         };
-        return refusal(AppError::NotFound(why.into()));
+        return Err(AppError::NotFound(why.into()));
     }
-    let stream = match state.app.files.stream(&file_key(job.id)).await {
+    let stream = match app.files.stream(&file_key(job.id)).await {
         Ok(stream) => stream,
         Err(err) => {
             tracing::warn!(error = ?err, job = %job.id, "an export's file is missing");
-            return refusal(AppError::NotFound("the export's file is gone".into()));
+            return Err(AppError::NotFound("the export's file is gone".into()));
         }
     };
     let mut response = Body::from_stream(stream).into_response();
@@ -279,5 +300,5 @@ pub async fn download(
         &mut response,
         &job.report.filename(job.created_at.date_naive()),
     );
-    response
+    Ok(response)
 }

@@ -2,7 +2,7 @@
 
 mod client;
 mod errors;
-mod export;
+pub(crate) mod export;
 mod files;
 mod graphiql;
 mod graphql;
@@ -49,8 +49,6 @@ pub struct HttpState {
     pub schema: AppSchema,
     /// This node's open websockets, under their caps.
     pub sockets: Arc<ws::Sockets>,
-    /// Exports streaming on this node now, under `INTERLINK_EXPORT_MAX_CONCURRENT`.
-    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 fn is_websocket_upgrade(headers: &header::HeaderMap) -> bool {
@@ -78,9 +76,6 @@ pub fn build_router(app: AppState) -> Router {
         app: app.clone(),
         schema,
         sockets: Arc::new(ws::Sockets::new(&limits)),
-        exports: Arc::new(tokio::sync::Semaphore::new(
-            app.config.exports.max_concurrent,
-        )),
     };
 
     // Health and metrics are never shed: an overloaded node must still say how it is.

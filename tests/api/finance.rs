@@ -873,3 +873,268 @@ async fn journal_entries_filter_and_page(backend: Backend) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+on_both_backends!(
+    accounts_are_edited_and_closed_without_touching_history,
+    budgets_are_edited_in_place
+);
+
+const ACCOUNTS: &str = "{ accounts { code name type active } }";
+
+fn account_row(accounts: &Value, code: &str) -> Value {
+    accounts["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["code"] == code)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+async fn accounts_are_edited_and_closed_without_touching_history(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    let id_of = async |code: &str| -> anyhow::Result<String> {
+        let data = b
+            .app
+            .gql_ok(token, "{ accounts { id code } }", json!({}))
+            .await?;
+        let found = data["accounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["code"] == code)
+            .and_then(|a| a["id"].as_str())
+            .map(str::to_owned);
+        found.ok_or_else(|| anyhow::anyhow!("no account {code}"))
+    };
+    let (expense, revenue) = (id_of("6000").await?, id_of("4000").await?);
+    let update = "mutation($id: ID!, $i: UpdateAccountInput!) { updateAccount(id: $id, input: $i) { code name type active } }";
+    let deactivate = "mutation($id: ID!) { deactivateAccount(id: $id) { code active } }";
+    let reactivate = "mutation($id: ID!) { reactivateAccount(id: $id) { code active } }";
+
+    // Nothing is posted to 4000 yet, so its type may still change; the code never does.
+    let edited = b
+        .app
+        .gql_ok(
+            token,
+            update,
+            json!({ "id": revenue, "i": { "name": "Other income", "type": "LIABILITY" } }),
+        )
+        .await?;
+    assert_eq!(
+        edited["updateAccount"],
+        json!({ "code": "4000", "name": "Other income", "type": "LIABILITY", "active": true })
+    );
+    let posted = b
+        .app
+        .gql_ok(token, POST, spend("40.00", &b.department))
+        .await?;
+    let entry = str_at(&posted, "/postJournalEntry/id")?;
+
+    let before = b.app.gql_ok(token, ACCOUNTS, json!({})).await?;
+    let reader = finance_reader(&b, &b.department).await?;
+    let refusals = [
+        (
+            Some(reader.access.as_str()),
+            update,
+            json!({ "id": expense, "i": { "name": "Mine" } }),
+            "FORBIDDEN",
+        ),
+        (
+            Some(reader.access.as_str()),
+            deactivate,
+            json!({ "id": expense }),
+            "FORBIDDEN",
+        ),
+        (
+            token,
+            update,
+            json!({ "id": expense, "i": { "type": "ASSET" } }),
+            "CONFLICT",
+        ),
+        (
+            token,
+            update,
+            json!({ "id": expense, "i": { "name": "  " } }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            token,
+            update,
+            json!({ "id": uuid::Uuid::now_v7().to_string(), "i": { "name": "Ghost" } }),
+            "NOT_FOUND",
+        ),
+        (
+            token,
+            deactivate,
+            json!({ "id": "not-an-id" }),
+            "BAD_USER_INPUT",
+        ),
+    ];
+    for (who, query, variables, code) in refusals {
+        let body = b.app.gql(who, query, variables.clone()).await?;
+        assert_eq!(error_code(&body), Some(code), "{variables}: {body}");
+    }
+    assert_eq!(b.app.gql_ok(token, ACCOUNTS, json!({})).await?, before);
+    // The same type is no change, even under postings.
+    b.app
+        .gql_ok(
+            token,
+            update,
+            json!({ "id": expense, "i": { "type": "EXPENSE", "name": "Costs" } }),
+        )
+        .await?;
+
+    let closed = b
+        .app
+        .gql_ok(token, deactivate, json!({ "id": expense }))
+        .await?;
+    assert_eq!(closed["deactivateAccount"]["active"], false);
+    let again = b
+        .app
+        .gql_ok(token, deactivate, json!({ "id": expense }))
+        .await?;
+    assert_eq!(again["deactivateAccount"]["active"], false);
+    let trial_before = b.app.gql_ok(token, TRIAL, json!({})).await?;
+    let refused = b.app.gql(token, POST, spend("1.00", &b.department)).await?;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    assert_eq!(
+        refused.pointer("/errors/0/extensions/field"),
+        Some(&json!("lines")),
+        "{refused}"
+    );
+    let no_budget = b
+        .app
+        .gql(
+            token,
+            "mutation($i: CreateBudgetInput!) { createBudget(input: $i) { id } }",
+            json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2026-11", "amount": "5.00", "policy": "STOP" } }),
+        )
+        .await?;
+    assert_eq!(
+        no_budget.pointer("/errors/0/extensions/field"),
+        Some(&json!("accountCode")),
+        "{no_budget}"
+    );
+    assert_eq!(b.app.gql_ok(token, TRIAL, json!({})).await?, trial_before);
+    let listed = b.app.gql_ok(token, ACCOUNTS, json!({})).await?;
+    assert_eq!(account_row(&listed, "6000")["active"], false, "{listed}");
+    assert_eq!(account_row(&listed, "1000")["active"], true, "{listed}");
+
+    // History stays correctable: the entry on the closed account is reversed.
+    b.app
+        .gql_ok(
+            token,
+            "mutation($id: ID!) { reverseJournalEntry(id: $id) { id } }",
+            json!({ "id": entry }),
+        )
+        .await?;
+    let opened = b
+        .app
+        .gql_ok(token, reactivate, json!({ "id": expense }))
+        .await?;
+    assert_eq!(opened["reactivateAccount"]["active"], true);
+    b.app
+        .gql_ok(token, POST, spend("1.00", &b.department))
+        .await?;
+    let trial = b.app.gql_ok(token, TRIAL, json!({})).await?;
+    assert_eq!(trial["trialBalance"]["totalDebit"], "81.00", "{trial}");
+    Ok(())
+}
+
+async fn budgets_are_edited_in_place(backend: Backend) -> anyhow::Result<()> {
+    let Some(b) = books(backend).await? else {
+        return Ok(());
+    };
+    let token = Some(b.admin.access.as_str());
+    let created = b
+        .app
+        .gql_ok(
+            token,
+            "mutation($i: CreateBudgetInput!) { createBudget(input: $i) { id } }",
+            json!({ "i": { "costCenterId": b.department, "accountCode": "6000", "period": "2026-11", "amount": "100.00", "policy": "WARN" } }),
+        )
+        .await?;
+    let id = str_at(&created, "/createBudget/id")?;
+    let update = "mutation($id: ID!, $i: UpdateBudgetInput!) { updateBudget(id: $id, input: $i) { id period policy budgeted actual remaining } }";
+    let usage = "{ budgetUsage { id period policy budgeted actual remaining } }";
+    b.app
+        .gql_ok(token, POST, spend("60.00", &b.department))
+        .await?;
+
+    let before = b.app.gql_ok(token, usage, json!({})).await?;
+    let reader = finance_reader(&b, &b.department).await?;
+    let refusals = [
+        (
+            Some(reader.access.as_str()),
+            json!({ "id": id, "i": { "amount": "1.00" } }),
+            "FORBIDDEN",
+        ),
+        (
+            token,
+            json!({ "id": id, "i": { "amount": "-1.00" } }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            token,
+            json!({ "id": id, "i": { "amount": "1.001" } }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            token,
+            json!({ "id": id, "i": { "policy": "SOMETIMES" } }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            token,
+            json!({ "id": uuid::Uuid::now_v7().to_string(), "i": { "amount": "1.00" } }),
+            "NOT_FOUND",
+        ),
+    ];
+    for (who, variables, code) in refusals {
+        let body = b.app.gql(who, update, variables.clone()).await?;
+        assert_eq!(error_code(&body), Some(code), "{variables}: {body}");
+    }
+    assert_eq!(b.app.gql_ok(token, usage, json!({})).await?, before);
+
+    // Lowered below what is spent and made STOP: it shows as overrun and takes no more.
+    let edited = b
+        .app
+        .gql_ok(
+            token,
+            update,
+            json!({ "id": id, "i": { "amount": "50.00", "policy": "STOP" } }),
+        )
+        .await?;
+    assert_eq!(
+        edited["updateBudget"],
+        json!({ "id": id, "period": "2026-11", "policy": "STOP", "budgeted": "50.00", "actual": "60.00", "remaining": "-10.00" })
+    );
+    assert_eq!(
+        b.app.gql_ok(token, usage, json!({})).await?["budgetUsage"][0],
+        edited["updateBudget"]
+    );
+    let stopped = b.app.gql(token, POST, spend("1.00", &b.department)).await?;
+    assert_eq!(error_code(&stopped), Some("CONFLICT"), "{stopped}");
+    // Only the amount is given: the policy is kept.
+    let raised = b
+        .app
+        .gql_ok(
+            token,
+            update,
+            json!({ "id": id, "i": { "amount": "61.00" } }),
+        )
+        .await?;
+    assert_eq!(raised["updateBudget"]["policy"], "STOP");
+    b.app
+        .gql_ok(token, POST, spend("1.00", &b.department))
+        .await?;
+    let full = b.app.gql(token, POST, spend("0.01", &b.department)).await?;
+    assert_eq!(error_code(&full), Some("CONFLICT"), "{full}");
+    Ok(())
+}

@@ -84,9 +84,14 @@ pub async fn overview(signed: Signed) -> Response {
         } else {
             Vec::new()
         };
-        AppResult::Ok((categories, flows, steps, types, departments, roles))
+        let ledger = if super::ledger_setup::posts_to_ledger(&signed) {
+            Some(super::ledger_setup::overview_section(&signed).await?)
+        } else {
+            None
+        };
+        AppResult::Ok((categories, flows, steps, types, departments, roles, ledger))
     };
-    let (categories, flows, steps, types, departments, roles) = match loaded.await {
+    let (categories, flows, steps, types, departments, roles, ledger) = match loaded.await {
         Ok(loaded) => loaded,
         Err(err) => return layout::error_response(signed.locale, &err),
     };
@@ -147,6 +152,7 @@ pub async fn overview(signed: Signed) -> Response {
             h2 id="types-h" { (t.transaction_types) }
             ul { @for ty in &types { li { (ty.code) " · " (ty.name) } } }
         }
+        @if let Some(ledger) = ledger { (ledger) }
         section aria-labelledby="org-h" {
             h2 id="org-h" { (t.department) }
             ul { @for d in &departments { li { (d.name) } } }

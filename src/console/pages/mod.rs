@@ -3,7 +3,12 @@
 pub mod account;
 pub mod approvals;
 pub mod configuration;
+pub mod exports;
+pub mod finance;
+pub mod integrations;
+pub mod ledger_setup;
 pub mod notifications;
+pub mod operations;
 pub mod people;
 pub mod task;
 pub mod task_form;

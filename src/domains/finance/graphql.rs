@@ -8,7 +8,10 @@ use entities::{account, journal_entry, journal_line};
 use uuid::Uuid;
 
 use super::loaders::FinanceLoaders;
-use super::model::{self, EntryId, NewBudget, NewEntry, PostingLine};
+use super::model::{
+    self, AccountChanges, AccountId, BudgetChanges, BudgetId, EntryId, NewBudget, NewEntry,
+    PostingLine,
+};
 use super::service;
 use crate::domains::identity::graphql::{department_by_id, Department};
 use crate::domains::identity::model::DepartmentId;
@@ -81,6 +84,8 @@ pub struct Account {
     name: String,
     #[graphql(name = "type")]
     kind: AccountType,
+    /// False once deactivated: no new postings or budgets, history untouched.
+    active: bool,
 }
 
 impl TryFrom<account::Model> for Account {
@@ -90,6 +95,7 @@ impl TryFrom<account::Model> for Account {
         Ok(Self {
             id: ID(row.id.to_string()),
             kind: service::account_type(&row)?.into(),
+            active: row.deactivated_at.is_none(),
             code: row.code,
             name: row.name,
         })
@@ -293,6 +299,28 @@ impl TryFrom<CreateAccountInput> for NewAccount {
     }
 }
 
+/// What is left out is kept. The code is fixed; the type changes only while nothing is posted.
+#[derive(InputObject)]
+pub struct UpdateAccountInput {
+    name: Option<String>,
+    #[graphql(name = "type")]
+    kind: Option<AccountType>,
+}
+
+impl TryFrom<UpdateAccountInput> for AccountChanges {
+    type Error = AppError;
+
+    fn try_from(input: UpdateAccountInput) -> AppResult<Self> {
+        Ok(Self {
+            name: input
+                .name
+                .map(|n| crate::domains::identity::model::parse_name("name", &n, 200))
+                .transpose()?,
+            kind: input.kind.map(Into::into),
+        })
+    }
+}
+
 #[derive(InputObject)]
 pub struct JournalLineInput {
     account_code: String,
@@ -365,6 +393,22 @@ impl CreateBudgetInput {
             account_code: self.account_code.trim().to_owned(),
             period: self.period,
             policy: self.policy.into(),
+        })
+    }
+}
+
+/// What is left out is kept.
+#[derive(InputObject)]
+pub struct UpdateBudgetInput {
+    amount: Option<Money>,
+    policy: Option<BudgetPolicy>,
+}
+
+impl UpdateBudgetInput {
+    fn parse(self, units: Units) -> AppResult<BudgetChanges> {
+        Ok(BudgetChanges {
+            amount_minor: self.amount.map(|a| units.minor("amount", a)).transpose()?,
+            policy: self.policy.map(Into::into),
         })
     }
 }
@@ -676,4 +720,56 @@ impl FinanceMutation {
         let usage = service::usage_of(caller.db(), caller.viewer, &created).await?;
         Budget::new(ctx, units, usage).await
     }
+
+    /// Renames an account, or changes its type while nothing is posted to it. Needs
+    /// `finance.post`.
+    async fn update_account(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateAccountInput,
+    ) -> Result<Account> {
+        let (caller, changes) = (ctx.caller()?, AccountChanges::try_from(input)?);
+        let id = AccountId::parse("id", &id)?;
+        let account = caller
+            .write(async |work| service::update_account(work, caller.viewer, id, changes).await)
+            .await?;
+        Ok(account.try_into()?)
+    }
+
+    /// Closes an account: postings and new budgets naming it are `BAD_USER_INPUT`; reversals
+    /// of its entries still post. Needs `finance.post`.
+    async fn deactivate_account(&self, ctx: &Context<'_>, id: ID) -> Result<Account> {
+        set_account_active(ctx, &id, false).await
+    }
+
+    /// Opens a deactivated account again. Needs `finance.post`.
+    async fn reactivate_account(&self, ctx: &Context<'_>, id: ID) -> Result<Account> {
+        set_account_active(ctx, &id, true).await
+    }
+
+    /// Changes a budget's amount or policy. Needs `finance.post`.
+    async fn update_budget(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateBudgetInput,
+    ) -> Result<Budget> {
+        let caller = ctx.caller()?;
+        let units = Units::of(&caller);
+        let (id, changes) = (BudgetId::parse("id", &id)?, input.parse(units)?);
+        let updated = caller
+            .write(async |work| service::update_budget(work, caller.viewer, id, changes).await)
+            .await?;
+        let usage = service::usage_of(caller.db(), caller.viewer, &updated).await?;
+        Budget::new(ctx, units, usage).await
+    }
+}
+
+async fn set_account_active(ctx: &Context<'_>, id: &ID, active: bool) -> Result<Account> {
+    let (caller, id) = (ctx.caller()?, AccountId::parse("id", id)?);
+    let account = caller
+        .write(async |work| service::set_account_active(work, caller.viewer, id, active).await)
+        .await?;
+    Ok(account.try_into()?)
 }

@@ -13,6 +13,8 @@ crate::domains::id_type!(EntryId, "journal entry");
 
 crate::domains::id_type!(BudgetId, "budget");
 
+crate::domains::id_type!(AccountId, "account");
+
 string_enum!(AccountType {
     Asset => "ASSET",
     Liability => "LIABILITY",
@@ -121,6 +123,22 @@ pub struct NewBudget {
     pub period: String,
     pub amount_minor: i64,
     pub policy: BudgetPolicy,
+}
+
+/// An edit of an account; what is left out is kept. The code is fixed: posting rules and
+/// clients name accounts by it.
+#[derive(Clone, Debug, Default)]
+pub struct AccountChanges {
+    pub name: Option<String>,
+    pub kind: Option<AccountType>,
+}
+
+/// An edit of a budget; what is left out is kept. Its cost centre, account and period are what
+/// the budget is, so a different one is a new budget.
+#[derive(Clone, Debug, Default)]
+pub struct BudgetChanges {
+    pub amount_minor: Option<i64>,
+    pub policy: Option<BudgetPolicy>,
 }
 
 /// A budget period from its text: `2026-11` (month), `2026-Q4` (quarter) or `2026` (year).

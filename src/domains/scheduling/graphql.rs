@@ -12,17 +12,15 @@ use uuid::Uuid;
 
 use super::model::{self, JobId, OperatorJob};
 use super::service;
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
 use crate::graphql::pagination::{page_size, TotalCount};
 use crate::graphql::scalars::Json;
-use crate::platform::events::bus::signal;
 use crate::platform::events::Envelope;
-use crate::platform::scheduler::admin::{self, Cancelled, JobFilter as StoreFilter, QueueOverview};
+use crate::platform::scheduler::admin::{JobFilter as StoreFilter, QueueOverview};
 use crate::platform::scheduler::{
-    JobChange, JobChanges, JobState as StoreState, KindSpec, QueueChanged, Strategy,
+    JobChange, JobChanges, JobState as StoreState, KindSpec, Strategy,
 };
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -362,38 +360,6 @@ impl SchedulingQuery {
     }
 }
 
-/// Tells every node, this one at once, that a queue's settings changed. A lost signal costs
-/// only latency: nodes re-read queue settings on their own within half a second.
-async fn queue_changed(app: &AppState, queue: &job_queue::Model) {
-    app.scheduler.queue_settings_changed();
-    let change = QueueChanged {
-        queue: queue.name.clone(),
-    };
-    if let Err(err) = signal(app.bus.as_ref(), &change).await {
-        tracing::warn!(error = ?err, "signalling a queue change failed");
-    }
-}
-
-/// What a committed cancellation sets off, outside its unit of work.
-async fn cancelled(app: &AppState, outcome: Cancelled) -> job::Model {
-    match outcome {
-        Cancelled::Now(row) => {
-            app.scheduler
-                .registry()
-                .notify_given_up(&row.kind, &row.args, service::CANCELLED_BY_OPERATOR)
-                .await;
-            row
-        }
-        Cancelled::Requested(row) => {
-            if let Err(err) = signal(app.bus.as_ref(), &admin::cancel_signal(row.id)).await {
-                // The node's next heartbeat sees the flag anyway.
-                tracing::warn!(error = ?err, "signalling a cancellation failed");
-            }
-            row
-        }
-    }
-}
-
 #[derive(Default)]
 pub struct SchedulingMutation;
 
@@ -405,7 +371,7 @@ impl SchedulingMutation {
         let queue = caller
             .write(async |work| service::set_paused(work, caller.viewer, &name, true).await)
             .await?;
-        queue_changed(caller.app, &queue).await;
+        service::queue_changed(&caller.app.scheduler, caller.app.bus.as_ref(), &queue).await;
         Ok(JobQueue::new(queue, None))
     }
 
@@ -414,7 +380,7 @@ impl SchedulingMutation {
         let queue = caller
             .write(async |work| service::set_paused(work, caller.viewer, &name, false).await)
             .await?;
-        queue_changed(caller.app, &queue).await;
+        service::queue_changed(&caller.app.scheduler, caller.app.bus.as_ref(), &queue).await;
         Ok(JobQueue::new(queue, None))
     }
 
@@ -433,7 +399,11 @@ impl SchedulingMutation {
         let outcome = caller
             .write(async |work| service::cancel(work, caller.viewer, id.0).await)
             .await?;
-        Ok(cancelled(caller.app, outcome).await.into())
+        Ok(
+            service::after_cancel(&caller.app.scheduler, caller.app.bus.as_ref(), outcome)
+                .await
+                .into(),
+        )
     }
 
     /// Enqueues a kind that operators may start by hand (see `jobKinds`).

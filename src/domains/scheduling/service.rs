@@ -8,9 +8,11 @@ use uuid::Uuid;
 use super::model::OperatorJob;
 use crate::auth::{Permission, Viewer};
 use crate::error::{AppError, AppResult};
+use crate::platform::events::bus::{signal, EventBus};
 use crate::platform::scheduler::admin::{self, AdminError, Cancelled, JobFilter, QueueOverview};
 use crate::platform::scheduler::{
-    enqueue_in, EnqueueError, JobChange, JobChanges, JobState, KindSpec, NodeSettings, Registry,
+    enqueue_in, EnqueueError, JobChange, JobChanges, JobState, KindSpec, NodeSettings,
+    QueueChanged, Registry, Scheduler,
 };
 use crate::platform::work::Work;
 
@@ -114,6 +116,42 @@ pub async fn retry(work: &Work, viewer: &Viewer, id: Uuid) -> AppResult<job::Mod
     work.jobs_enqueued();
     work.emit(&JobChanges(vec![change_of(&row, "retried by an operator")]));
     Ok(row)
+}
+
+/// Tells every node, this one at once, that a queue's settings changed. A lost signal costs
+/// only latency: nodes re-read queue settings on their own within half a second.
+pub async fn queue_changed(scheduler: &Scheduler, bus: &dyn EventBus, queue: &job_queue::Model) {
+    scheduler.queue_settings_changed();
+    let change = QueueChanged {
+        queue: queue.name.clone(),
+    };
+    if let Err(err) = signal(bus, &change).await {
+        tracing::warn!(error = ?err, "signalling a queue change failed");
+    }
+}
+
+/// What a committed cancellation sets off, outside its unit of work.
+pub async fn after_cancel(
+    scheduler: &Scheduler,
+    bus: &dyn EventBus,
+    outcome: Cancelled,
+) -> job::Model {
+    match outcome {
+        Cancelled::Now(row) => {
+            scheduler
+                .registry()
+                .notify_given_up(&row.kind, &row.args, CANCELLED_BY_OPERATOR)
+                .await;
+            row
+        }
+        Cancelled::Requested(row) => {
+            if let Err(err) = signal(bus, &admin::cancel_signal(row.id)).await {
+                // The node's next heartbeat sees the flag anyway.
+                tracing::warn!(error = ?err, "signalling a cancellation failed");
+            }
+            row
+        }
+    }
 }
 
 /// Why an operator's cancellation ends a job, as its handler and the job feed hear it.

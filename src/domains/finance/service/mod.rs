@@ -18,8 +18,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::model::{
-    parse_period, AccountType, BudgetOverrun, BudgetPolicy, EntryId, FinanceEvent,
-    FinanceEventKind, NewBudget, NewEntry, PostingLine,
+    parse_period, AccountChanges, AccountId, AccountType, BudgetChanges, BudgetId, BudgetOverrun,
+    BudgetPolicy, EntryId, FinanceEvent, FinanceEventKind, NewBudget, NewEntry, PostingLine,
 };
 use crate::auth::{Permission, Viewer};
 use crate::domains::identity::service as identity;
@@ -92,12 +92,68 @@ pub async fn create_account(
         name: Set(name.to_owned()),
         account_type: Set(kind.as_str().to_owned()),
         created_at: Set(Utc::now()),
+        deactivated_at: Set(None),
     }
     .insert(work)
     .await
     .map_err(|e| {
         AppError::from_unique_violation(e, format!("an account with code {code:?} exists"))
     })
+}
+
+async fn find_account<C: ConnectionTrait>(db: &C, id: AccountId) -> AppResult<account::Model> {
+    account::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("account"))
+}
+
+/// Renames an account, or changes its type while nothing is posted to it: the type decides
+/// which side grows, so changing it under postings would rewrite every balance.
+pub async fn update_account(
+    work: &Work,
+    viewer: &Viewer,
+    id: AccountId,
+    changes: AccountChanges,
+) -> AppResult<account::Model> {
+    viewer.user()?.require_global(Permission::FinancePost)?;
+    let current = find_account(work, id).await?;
+    let kind = changes.kind.map(AccountType::as_str);
+    if kind.is_some_and(|k| k != current.account_type) {
+        let posted = journal_line::Entity::find()
+            .filter(journal_line::Column::AccountId.eq(current.id))
+            .one(work)
+            .await?
+            .is_some();
+        if posted {
+            return Err(AppError::Conflict(format!(
+                "account {} has postings, so its type cannot change",
+                current.code
+            )));
+        }
+    }
+    let mut row: account::ActiveModel = current.clone().into();
+    row.name = Set(changes.name.unwrap_or(current.name));
+    row.account_type = Set(kind.map_or(current.account_type, str::to_owned));
+    Ok(row.update(work).await?)
+}
+
+/// Closes an account to new postings and budgets, or opens it again. Its history, balances and
+/// reversals of its entries are untouched. Doing either twice changes nothing.
+pub async fn set_account_active(
+    work: &Work,
+    viewer: &Viewer,
+    id: AccountId,
+    active: bool,
+) -> AppResult<account::Model> {
+    viewer.user()?.require_global(Permission::FinancePost)?;
+    let current = find_account(work, id).await?;
+    if current.deactivated_at.is_none() == active {
+        return Ok(current);
+    }
+    let mut row: account::ActiveModel = current.into();
+    row.deactivated_at = Set((!active).then(Utc::now));
+    Ok(row.update(work).await?)
 }
 
 pub async fn list_accounts<C: ConnectionTrait>(
@@ -110,6 +166,46 @@ pub async fn list_accounts<C: ConnectionTrait>(
         .order_by_asc(account::Column::Code)
         .all(db)
         .await?)
+}
+
+/// The chart of accounts for whoever reads the ledger or posts to it: it shows no balances.
+pub async fn chart_of_accounts<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+) -> AppResult<Vec<account::Model>> {
+    let me = viewer.user()?;
+    if !me.has_global(Permission::FinancePost) {
+        ledger_scope(me)?;
+    }
+    Ok(account::Entity::find()
+        .order_by_asc(account::Column::Code)
+        .all(db)
+        .await?)
+}
+
+/// Every budget, for those who set them (`finance.post`); their use is `budget_usage`.
+pub async fn list_budgets<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+) -> AppResult<Vec<budget::Model>> {
+    viewer.user()?.require_global(Permission::FinancePost)?;
+    Ok(budget::Entity::find()
+        .order_by_desc(budget::Column::PeriodStart)
+        .order_by_asc(budget::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn find_budget<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: BudgetId,
+) -> AppResult<budget::Model> {
+    viewer.user()?.require_global(Permission::FinancePost)?;
+    budget::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("budget"))
 }
 
 pub(super) async fn accounts_by_code<C: ConnectionTrait>(
@@ -193,6 +289,7 @@ pub async fn ensure_account(
             name: Set(name.to_owned()),
             account_type: Set(kind.as_str().to_owned()),
             created_at: Set(Utc::now()),
+            deactivated_at: Set(None),
         }
         .insert(work)
         .await?;
@@ -230,10 +327,17 @@ async fn insert_entry(
     )
     .await?;
     for line in &entry.lines {
-        if !accounts.contains_key(&line.account_code) {
+        let Some(account) = accounts.get(&line.account_code) else {
             return Err(AppError::bad_field(
                 "lines",
                 format!("no account with code {:?}", line.account_code),
+            ));
+        };
+        // A reversal corrects history, so it may still touch a closed account.
+        if account.deactivated_at.is_some() && reversal_of.is_none() {
+            return Err(AppError::bad_field(
+                "lines",
+                format!("account {:?} is deactivated", line.account_code),
             ));
         }
         if let Some(center) = line.cost_center_id {
@@ -494,12 +598,7 @@ pub async fn create_budget(
     } = new;
     let (account_code, period) = (account_code.as_str(), period.as_str());
     let (kind, start, end) = parse_period(period)?;
-    if !(0..=super::model::MAX_AMOUNT).contains(&amount_minor) {
-        return Err(AppError::bad_field(
-            "amount",
-            "a budget is between zero and the largest amount",
-        ));
-    }
+    check_budget_amount(amount_minor)?;
     if identity::department_path_of(work, cost_center)
         .await?
         .is_none()
@@ -515,6 +614,12 @@ pub async fn create_budget(
                 format!("no account with code {account_code:?}"),
             )
         })?;
+    if account.deactivated_at.is_some() {
+        return Err(AppError::bad_field(
+            "accountCode",
+            format!("account {account_code:?} is deactivated"),
+        ));
+    }
     budget::ActiveModel {
         id: Set(Uuid::now_v7()),
         cost_center_id: Set(cost_center),
@@ -534,4 +639,41 @@ pub async fn create_budget(
             "a budget for this cost centre, account and period exists",
         )
     })
+}
+
+/// Changes a budget's amount or policy. An amount below what is already spent is allowed: the
+/// budget then shows as overrun, and a `STOP` budget takes no further spending.
+pub async fn update_budget(
+    work: &Work,
+    viewer: &Viewer,
+    id: BudgetId,
+    changes: BudgetChanges,
+) -> AppResult<budget::Model> {
+    viewer.user()?.require_global(Permission::FinancePost)?;
+    let current = budget::Entity::find_by_id(id.0)
+        .one(work)
+        .await?
+        .ok_or_else(|| AppError::not_found("budget"))?;
+    if let Some(amount) = changes.amount_minor {
+        check_budget_amount(amount)?;
+    }
+    // Postings check a budget under this lock: an edit waits for them, and they for it.
+    lock_in_transaction(work, &format!("budget:{}", current.id)).await?;
+    let mut row: budget::ActiveModel = current.clone().into();
+    row.amount_minor = Set(changes.amount_minor.unwrap_or(current.amount_minor));
+    row.policy = Set(changes
+        .policy
+        .map_or(current.policy, |p| p.as_str().to_owned()));
+    Ok(row.update(work).await?)
+}
+
+fn check_budget_amount(amount_minor: i64) -> AppResult<()> {
+    if (0..=super::model::MAX_AMOUNT).contains(&amount_minor) {
+        Ok(())
+    } else {
+        Err(AppError::bad_field(
+            "amount",
+            "a budget is between zero and the largest amount",
+        ))
+    }
 }
