@@ -2,6 +2,8 @@
 //! not see answering 404, forms refused without their token, Chinese pages, and live updates
 //! from the event log over Server-Sent Events.
 
+mod back_office;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
