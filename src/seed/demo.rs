@@ -233,5 +233,78 @@ async fn seed_demo_in(
         .await
         .map_err(err)?;
     }
+    seed_books(work, &admin, north.id, sales.id).await?;
     Ok(emails)
+}
+
+/// A small chart of accounts, two months of postings and a budget, so the finance pages show
+/// something real.
+async fn seed_books(
+    work: &Work,
+    admin: &crate::auth::Viewer,
+    north: uuid::Uuid,
+    sales: uuid::Uuid,
+) -> anyhow::Result<()> {
+    use crate::domains::finance::model::{
+        AccountType, BudgetPolicy, NewBudget, NewEntry, PostingLine,
+    };
+    use crate::domains::finance::service as finance;
+    for (code, name, kind) in [
+        ("1000", "Cash", AccountType::Asset),
+        ("4000", "Sales revenue", AccountType::Revenue),
+        ("6000", "Travel", AccountType::Expense),
+    ] {
+        finance::create_account(work, admin, code, name, kind)
+            .await
+            .map_err(err)?;
+    }
+    let line = |code: &str, debit: i64, credit: i64, center: Option<uuid::Uuid>| PostingLine {
+        account_code: code.into(),
+        debit_minor: debit,
+        credit_minor: credit,
+        cost_center_id: center,
+        task_id: None,
+    };
+    let today = Utc::now().date_naive();
+    let last_month = today - Duration::days(31);
+    for (date, memo, revenue, travel, center) in [
+        (last_month, "Acme order", 180_000, 52_000, north),
+        (today, "Globex renewal", 240_000, 38_000, north),
+        (today, "Initech demo", 90_000, 12_500, sales),
+    ] {
+        for entry in [
+            NewEntry {
+                memo: memo.into(),
+                posting_date: date,
+                lines: vec![
+                    line("1000", revenue, 0, None),
+                    line("4000", 0, revenue, Some(center)),
+                ],
+            },
+            NewEntry {
+                memo: format!("Travel for {memo}"),
+                posting_date: date,
+                lines: vec![
+                    line("6000", travel, 0, Some(center)),
+                    line("1000", 0, travel, None),
+                ],
+            },
+        ] {
+            finance::post_entry(work, admin, entry).await.map_err(err)?;
+        }
+    }
+    finance::create_budget(
+        work,
+        admin,
+        NewBudget {
+            cost_center: north,
+            account_code: "6000".into(),
+            period: today.format("%Y-%m").to_string(),
+            amount_minor: 100_000,
+            policy: BudgetPolicy::Warn,
+        },
+    )
+    .await
+    .map_err(err)?;
+    Ok(())
 }

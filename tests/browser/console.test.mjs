@@ -26,6 +26,8 @@ const shots = join(here, "screenshots");
 const PASSWORD = "demo-password-1";
 const ADMIN = { email: "admin@demo.interlink.local", password: "admin-password-123" };
 const PHONE = { width: 412, height: 915 };
+const SMALL_PHONE = { width: 390, height: 844 };
+const TAP = 44;
 const PC = { width: 1440, height: 900 };
 const WAIT = 15_000;
 
@@ -132,16 +134,29 @@ async function check(page, label) {
       () => document.documentElement.scrollWidth - window.innerWidth,
     );
     assert.ok(overflow <= 0, `${label} scrolls sideways by ${overflow}px at phone size`);
+    // Controls a thumb presses (buttons, fields, the navigation) are at least 44px tall; a
+    // checkbox counts by its label, which is what takes the tap.
+    const small = await page.evaluate((tap) => {
+      const targets = document.querySelectorAll(
+        "button, select, input:not([type=hidden]):not([type=checkbox]), textarea, nav a, a.button, label:has(> input[type=checkbox])",
+      );
+      return [...targets]
+        .filter((el) => el.offsetParent !== null)
+        .map((el) => ({ el, box: el.getBoundingClientRect() }))
+        .filter(({ box }) => box.height < tap - 0.5)
+        .map(({ el, box }) => `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""} "${(el.textContent || el.name || "").trim().slice(0, 30)}" ${Math.round(box.height)}px`);
+    }, TAP);
+    assert.deepEqual(small, [], `${label}: tap targets under ${TAP}px at phone size`);
   }
   assert.deepEqual(page.outside, [], `${label} asks nothing of other sites`);
 }
 
 // What a first visit of `path` costs with an empty cache: the HTML and every asset it loads,
 // before attachments; and the server's time to the first byte, as the browser measured it.
-async function weigh(path) {
+async function weigh(path, who = { email: "alice@demo.interlink.local", password: PASSWORD }) {
   const signing = await browser.newContext({ viewport: PC });
   const first = await signing.newPage();
-  await signIn(first, "alice@demo.interlink.local");
+  await signIn(first, who.email, who.password);
   const storageState = await signing.storageState();
   await signing.close();
   const context = await browser.newContext({ viewport: PC, storageState });
@@ -264,6 +279,60 @@ test("the demo company's flows, on a phone and a PC, live and in two languages",
 
   for (const path of ["/work", taskUrl.replace(base, ""), "/approvals", "/notifications", "/people"]) {
     await weigh(path);
+  }
+});
+
+test("the back office, on both phones and a PC", async () => {
+  for (const viewport of [SMALL_PHONE, PHONE, PC]) {
+    const admin = await person(viewport);
+    await signIn(admin, ADMIN.email, ADMIN.password);
+    for (const path of [
+      "/work",
+      "/finance",
+      "/configuration",
+      "/configuration/accounts/new",
+      "/configuration/budgets/new",
+      "/operations",
+      "/integrations",
+    ]) {
+      await admin.goto(`${base}${path}`);
+      await check(admin, path);
+    }
+    // Every primary destination is in the navigation, within thumb reach on a phone.
+    const nav = admin.locator("nav.primary");
+    for (const name of ["My work", "Approvals", "People", "Finance", "Operations", "Integrations", "Configuration"]) {
+      await nav.getByRole("link", { name }).waitFor();
+    }
+    if (viewport.width <= PHONE.width) {
+      const box = await nav.boundingBox();
+      assert.ok(box && box.y + box.height >= viewport.height - 1, "the navigation sits at the bottom of a phone");
+    }
+    await admin.context().close();
+  }
+
+  // An app with a key shown once, and an account's ledger.
+  const admin = await person(PHONE);
+  await signIn(admin, ADMIN.email, ADMIN.password);
+  await admin.goto(`${base}/integrations`);
+  await admin.getByLabel("Name", { exact: true }).fill("Browser partner");
+  await admin.getByLabel("TASKS_READ").check();
+  await admin.getByRole("button", { name: "Create" }).click();
+  await admin.waitForURL(/\/integrations\/apps\//);
+  await check(admin, "app");
+  await admin.getByLabel("Key name").fill("browser");
+  await admin.getByRole("button", { name: "New key" }).click();
+  await admin.locator("#revealed-key").waitFor();
+  await check(admin, "app with its new key");
+  await admin.goto(`${base}/finance`);
+  // The demo's books: the chart, budget bars and a ledger.
+  await admin.locator("svg.chart.pnl").waitFor();
+  assert.ok((await admin.locator("ul.budgets meter").count()) >= 1, "a budget bar");
+  await admin.getByRole("link", { name: "6000 · Travel" }).click();
+  await admin.waitForURL(/\/finance\/ledger\/6000/);
+  await admin.getByText("Travel for Globex renewal").waitFor();
+  await check(admin, "ledger");
+  for (const path of ["/finance", "/operations", "/integrations", "/configuration"]) {
+    await weigh(path, ADMIN);
   }
 });
 

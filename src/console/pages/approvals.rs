@@ -89,7 +89,7 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
             @if delegations.is_empty() {
                 p class="empty" { (t.no_delegations) }
             } @else {
-                div class="table-wrap" {
+                div class="table-wrap" tabindex="0" role="region" aria-label=(t.delegations) {
                     table {
                         thead { tr { th scope="col" { (t.delegate_from) } th scope="col" { (t.delegate_to) } th scope="col" { (t.start) } th scope="col" { (t.delegate_until) } } }
                         tbody {

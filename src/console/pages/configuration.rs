@@ -100,7 +100,7 @@ pub async fn overview(signed: Signed) -> Response {
         @if tasks_too {
             section aria-labelledby="categories-h" {
                 h2 id="categories-h" { (t.task_categories) }
-                div class="table-wrap" {
+                div class="table-wrap" tabindex="0" role="region" aria-label=(t.task_categories) {
                     table {
                         thead { tr {
                             th scope="col" { (t.code) } th scope="col" { (t.name) }
@@ -125,7 +125,7 @@ pub async fn overview(signed: Signed) -> Response {
                 h2 id="flows-h" { (t.approval_flows) }
                 @for flow in &flows {
                     h3 { (flow.name) " · " (t.version) " " (flow.version) }
-                    div class="table-wrap" {
+                    div class="table-wrap" tabindex="0" role="region" aria-label=(t.approval_flows) {
                         table {
                             thead { tr {
                                 th scope="col" { (t.step) } th scope="col" { (t.approver_rule) }

@@ -138,7 +138,7 @@ fn pnl_chart(signed: &Signed, months: &[&PnlCell]) -> Markup {
 fn pnl_table(signed: &Signed, first_column: &str, rows: &[(String, &PnlCell)]) -> Markup {
     let t = signed.t();
     html! {
-        div class="table-wrap" {
+        div class="table-wrap" tabindex="0" role="region" aria-label=(first_column) {
             table {
                 thead { tr {
                     th scope="col" { (first_column) }
@@ -225,7 +225,7 @@ pub async fn overview(signed: Signed, Query(asked): Query<Period>) -> Response {
         section aria-labelledby="trial-h" {
             h2 id="trial-h" { (t.trial_balance) " · " (signed.locale.day(to)) }
             (csv_link(t, "trial-balance", &[("asOf", dates[1].1.clone())]))
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.trial_balance) {
                 table {
                     thead { tr {
                         th scope="col" { (t.code) } th scope="col" { (t.name) }
@@ -360,7 +360,7 @@ pub async fn ledger(
         (period_form(&signed, &here, from, to, None))
         (csv_link(t, "ledger", &[("accountCode", ledger.account.code.clone()), dates[0].clone(), dates[1].clone()]))
         p { (t.opening_balance) ": " (amount(&signed, ledger.opening)) }
-        div class="table-wrap" {
+        div class="table-wrap" tabindex="0" role="region" aria-label=(t.ledger) {
             table {
                 thead { tr {
                     th scope="col" { (t.date) } th scope="col" { (t.memo) } th scope="col" { (t.department) }

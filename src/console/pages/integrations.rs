@@ -147,7 +147,7 @@ async fn render_overview(
         (layout::alert(t, err.as_ref()))
         section aria-labelledby="apps-h" {
             h2 id="apps-h" { (t.apps) }
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.apps) {
                 table {
                     thead { tr {
                         th scope="col" { (t.name) } th scope="col" { (t.status) }
@@ -257,7 +257,7 @@ async fn render_app(
             if found.active { "danger" } else { "" }))
         section aria-labelledby="keys-h" {
             h2 id="keys-h" { (t.api_keys) }
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.api_keys) {
                 table {
                     thead { tr {
                         th scope="col" { (t.name) } th scope="col" { (t.key_hint) }
@@ -525,7 +525,7 @@ async fn render_endpoint(
         }
         section aria-labelledby="deliveries-h" id="deliveries" data-live="" {
             h2 id="deliveries-h" { (t.deliveries) " · " (deliveries.total) }
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.deliveries) {
                 table {
                     thead { tr {
                         th scope="col" { (t.event) } th scope="col" { (t.status) }

@@ -41,7 +41,7 @@ pub async fn overview_section(signed: &Signed) -> AppResult<Markup> {
         section aria-labelledby="accounts-h" {
             h2 id="accounts-h" { (t.accounts) }
             p { a class="button" href="/configuration/accounts/new" { (t.new_account) } }
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.accounts) {
                 table {
                     thead { tr {
                         th scope="col" { (t.code) } th scope="col" { (t.name) }

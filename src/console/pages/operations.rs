@@ -110,7 +110,7 @@ pub async fn overview(signed: Signed, Query(search): Query<JobSearch>) -> Respon
     let content = html! {
         section aria-labelledby="queues-h" id="queues" data-live="" {
             h2 id="queues-h" { (t.queues) }
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.queues) {
                 table {
                     thead { tr {
                         th scope="col" { (t.name) } th scope="col" { (t.status) }
@@ -165,7 +165,7 @@ pub async fn overview(signed: Signed, Query(search): Query<JobSearch>) -> Respon
                 button type="submit" { (t.apply) }
             }
             p { (total) " " (t.jobs_matching) }
-            div class="table-wrap" id="jobs" data-live="" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.jobs) id="jobs" data-live="" {
                 table {
                     thead { tr {
                         th scope="col" { (t.kind) } th scope="col" { (t.queue) }
@@ -212,7 +212,7 @@ pub async fn overview(signed: Signed, Query(search): Query<JobSearch>) -> Respon
         }
         section aria-labelledby="nodes-h" id="nodes" data-live="" {
             h2 id="nodes-h" { (t.nodes) }
-            div class="table-wrap" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(t.nodes) {
                 table {
                     thead { tr {
                         th scope="col" { (t.node) } th scope="col" { (t.status) }
