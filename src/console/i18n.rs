@@ -358,6 +358,11 @@ catalogue! {
     redeliver: "Redeliver", "重新投递";
     replay: "Replay", "重放";
     replay_after: "Replay events after cursor", "重放此游标之后的事件";
+    attach_file: "Attach a file", "添加附件";
+    upload: "Upload", "上传";
+    delegate_approvals: "Delegate my approvals", "委托我的审批";
+    cancel_delegation: "End delegation", "结束委托";
+    times_in_utc: "Times are in UTC.", "时间为 UTC。";
 }
 
 #[cfg(test)]

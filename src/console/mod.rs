@@ -50,9 +50,15 @@ where
             "/tasks/{id}/edit",
             get(task_form::edit_page).post(task_form::update),
         )
+        .route("/tasks/{id}/attachments", post(task::upload))
         .route("/tasks/{id}/{action}", post(task::act))
         .route("/approvals", get(approvals::inbox))
         .route("/approvals/{id}/decide", post(approvals::decide))
+        .route("/approvals/delegations", post(approvals::delegate))
+        .route(
+            "/approvals/delegations/{id}/end",
+            post(approvals::end_delegation),
+        )
         .route("/notifications", get(notifications::inbox))
         .route("/notifications/read", post(notifications::mark_all_read))
         .route("/configuration", get(configuration::overview))

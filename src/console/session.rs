@@ -197,6 +197,88 @@ where
     }
 }
 
+/// A form with one file (`multipart/form-data`): its `_token` must come first, and is checked
+/// before the file is read, so a forged upload costs no more than its first field. The file is
+/// held to the hub's upload limit (`INTERLINK_MAX_UPLOAD_BYTES`).
+pub struct FileForm {
+    pub filename: String,
+    pub bytes: Bytes,
+}
+
+impl<S> FromRequest<S> for FileForm
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let app = AppState::from_ref(state);
+        let locale = locale_of(request.headers());
+        let expected =
+            cookie_value(request.headers(), SESSION_COOKIE).map(identity::console_form_token);
+        let boundary = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok())
+            .ok_or_else(|| {
+                layout::message_response(
+                    locale,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    locale.text().error_bad_input,
+                )
+            })?;
+        let max_file = app.config.limits.max_upload_bytes;
+        let limits = multer::Constraints::new()
+            .allowed_fields(vec![FORM_TOKEN_FIELD, "file"])
+            .size_limit(
+                multer::SizeLimit::new()
+                    .whole_stream((max_file + MAX_FORM_BYTES) as u64)
+                    .for_field(FORM_TOKEN_FIELD, 256)
+                    .for_field("file", max_file as u64),
+            );
+        let mut parts = multer::Multipart::with_constraints(
+            request.into_body().into_data_stream(),
+            boundary,
+            limits,
+        );
+        let refused = |_| layout::bad_form(locale);
+        let unreadable = move |err: multer::Error| match err {
+            multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+                layout::message_response(
+                    locale,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    locale.text().error_bad_input,
+                )
+            }
+            _ => layout::bad_form(locale),
+        };
+        let first = parts.next_field().await.map_err(refused)?;
+        let presented = match first {
+            Some(field) if field.name() == Some(FORM_TOKEN_FIELD) => {
+                Some(field.text().await.map_err(refused)?)
+            }
+            _ => None,
+        };
+        let matches = match (expected.as_deref(), presented.as_deref()) {
+            (Some(expected), Some(presented)) if !expected.is_empty() => {
+                subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), presented.as_bytes()).into()
+            }
+            _ => false,
+        };
+        if !matches {
+            return Err(layout::form_expired(locale));
+        }
+        let Some(field) = parts.next_field().await.map_err(unreadable)? else {
+            return Err(layout::bad_form(locale));
+        };
+        let filename = field.file_name().unwrap_or("file").to_owned();
+        let bytes = field.bytes().await.map_err(unreadable)?;
+        Ok(Self { filename, bytes })
+    }
+}
+
 /// The sign-in form, checked against the token its page set in a cookie: a page elsewhere
 /// cannot sign a browser into an account of its choosing.
 pub struct SignInForm<T>(pub T);

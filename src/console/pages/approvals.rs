@@ -12,6 +12,7 @@ use crate::console::layout::{self, token_field};
 use crate::console::session::{local_path, Form, Signed};
 use crate::domains::approvals::model::InstanceId;
 use crate::domains::approvals::service as approvals;
+use crate::domains::identity::service::{self as identity, PeopleFilter};
 use crate::domains::tasks::model::SUBJECT_KIND as TASK_SUBJECT_KIND;
 use crate::error::{AppError, AppResult};
 
@@ -29,6 +30,19 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
             .titles(db, &signed.viewer, &subjects)
             .await?;
         let delegations = approvals::my_delegations(db, &signed.viewer).await?;
+        let people = identity::list_people(
+            db,
+            &signed.viewer,
+            PeopleFilter {
+                search: None,
+                department_id: None,
+                include_inactive: false,
+            },
+            0,
+            PEOPLE_LIMIT,
+        )
+        .await?
+        .people;
         let names = names_of(
             db,
             pending.iter().map(|a| a.initiator_id).chain(
@@ -38,9 +52,9 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
             ),
         )
         .await?;
-        AppResult::Ok((pending, titles, delegations, names))
+        AppResult::Ok((pending, titles, delegations, names, people))
     };
-    let (pending, titles, delegations, names) = match loaded.await {
+    let (pending, titles, delegations, names, people) = match loaded.await {
         Ok(loaded) => loaded,
         Err(err) => return layout::error_response(signed.locale, &err),
     };
@@ -91,7 +105,11 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
             } @else {
                 div class="table-wrap" tabindex="0" role="region" aria-label=(t.delegations) {
                     table {
-                        thead { tr { th scope="col" { (t.delegate_from) } th scope="col" { (t.delegate_to) } th scope="col" { (t.start) } th scope="col" { (t.delegate_until) } } }
+                        thead { tr {
+                            th scope="col" { (t.delegate_from) } th scope="col" { (t.delegate_to) }
+                            th scope="col" { (t.start) } th scope="col" { (t.delegate_until) }
+                            th scope="col" { (t.actions) }
+                        } }
                         tbody {
                             @for d in &delegations {
                                 tr {
@@ -99,12 +117,34 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
                                     td { (names.get(&d.to_user_id).cloned().unwrap_or_default()) }
                                     td { (locale.date_time(d.starts_at)) }
                                     td { (locale.date_time(d.ends_at)) }
+                                    td { @if d.from_user_id == signed.me.id {
+                                        (layout::button_form(signed, &format!("/approvals/delegations/{}/end", d.id), t.cancel_delegation, "danger"))
+                                    } }
                                 }
                             }
                         }
                     }
                 }
             }
+        }
+        form method="post" action="/approvals/delegations" class="stack" aria-labelledby="delegate-h" {
+            h3 id="delegate-h" { (t.delegate_approvals) }
+            (token_field(&signed.form_token))
+            (layout::field(t.delegate_to, "delegate-to", "toUserId", err.as_ref(), html! {
+                select id="delegate-to" name="to" required {
+                    @for person in people.iter().filter(|p| p.user.id != signed.me.id) {
+                        option value=(person.user.id) { (person.user.name) }
+                    }
+                }
+            }))
+            (layout::field(t.start, "delegate-start", "startsAt", err.as_ref(), html! {
+                input id="delegate-start" name="starts" type="datetime-local" required;
+            }))
+            (layout::field(t.delegate_until, "delegate-until", "endsAt", err.as_ref(), html! {
+                input id="delegate-until" name="ends" type="datetime-local" required;
+            }))
+            p class="hint" { (t.times_in_utc) }
+            button type="submit" { (t.delegate_approvals) }
         }
     };
     let mut response = layout::page(signed, t.approvals, content).await;
@@ -162,5 +202,64 @@ pub async fn decide(
         Ok(_) => Redirect::to(&back).into_response(),
         Err(err @ AppError::NotFound(_)) => layout::error_response(signed.locale, &err),
         Err(err) => render(&signed, Some(err)).await,
+    }
+}
+
+/// Who the inbox offers as delegates.
+const PEOPLE_LIMIT: u64 = 200;
+
+#[derive(Deserialize)]
+pub struct Delegation {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    starts: String,
+    #[serde(default)]
+    ends: String,
+}
+
+/// A `datetime-local` value (`2026-12-03T09:30`, seconds optional), read as UTC.
+fn form_time(raw: &str, field: &str) -> AppResult<chrono::DateTime<chrono::Utc>> {
+    let raw = raw.trim();
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
+        .map(|t| t.and_utc())
+        .map_err(|_| AppError::bad_field(field, "a date and time"))
+}
+
+/// `POST /approvals/delegations`.
+pub async fn delegate(signed: Signed, Form(form): Form<Delegation>) -> Response {
+    let delegated = async {
+        let to = Uuid::parse_str(form.to.trim())
+            .map_err(|_| AppError::bad_field("toUserId", "no such active user"))?;
+        let starts = form_time(&form.starts, "startsAt")?;
+        let ends = form_time(&form.ends, "endsAt")?;
+        signed
+            .app
+            .write(async |work| approvals::delegate(work, &signed.viewer, to, starts, ends).await)
+            .await
+    };
+    match delegated.await {
+        Ok(_) => Redirect::to("/approvals").into_response(),
+        Err(err) => render(&signed, Some(err)).await,
+    }
+}
+
+/// `POST /approvals/delegations/{id}/end`: only one's own delegations end here.
+pub async fn end_delegation(
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(_): Form<super::account::Nothing>,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return layout::not_found(signed.locale);
+    };
+    match signed
+        .app
+        .write(async |work| approvals::cancel_delegation(work, &signed.viewer, id).await)
+        .await
+    {
+        Ok(_) => Redirect::to("/approvals").into_response(),
+        Err(err) => layout::error_response(signed.locale, &err),
     }
 }

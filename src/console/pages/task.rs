@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::names_of;
 use super::work::{review_label, status_label};
 use crate::console::layout::{self, token_field};
-use crate::console::session::{Form, Signed};
+use crate::console::session::{FileForm, Form, Signed};
 use crate::domains::approvals::model::InstanceId;
 use crate::domains::approvals::service as approvals;
 use crate::domains::tasks::model::{CommentId, ReviewStatus, TaskId, WorkStatus};
@@ -335,7 +335,7 @@ fn comments(signed: &Signed, d: &Detail) -> Markup {
     }
 }
 
-fn records(signed: &Signed, d: &Detail) -> Markup {
+fn records(signed: &Signed, d: &Detail, err: Option<&AppError>) -> Markup {
     let t = signed.t();
     let locale = signed.locale;
     let name = |id: &Uuid| d.names.get(id).cloned().unwrap_or_default();
@@ -347,11 +347,16 @@ fn records(signed: &Signed, d: &Detail) -> Markup {
             .ok()
             .map(|token| format!("/files/{}?token={token}", file.id))
     };
+    let me = signed.me.id;
+    let on_task = d.task.initiator_id == me
+        || d.task.confirmer_id == Some(me)
+        || d.executors.iter().any(|u| u.id == me)
+        || signed.me.is_admin();
     html! {
         section aria-labelledby="files-h" {
             h2 id="files-h" { (t.files) }
             @if d.attachments.is_empty() { p class="empty" { (t.none) } }
-            ul {
+            ul id="files" data-live="" {
                 @for file in &d.attachments {
                     li {
                         @if let Some(href) = link(file) {
@@ -361,6 +366,17 @@ fn records(signed: &Signed, d: &Detail) -> Markup {
                         }
                         " (" (file.size_bytes) " B)"
                     }
+                }
+            }
+            @if on_task {
+                // The token goes first: the server checks it before it reads the file.
+                form method="post" action=(format!("/tasks/{}/attachments", d.task.id))
+                    enctype="multipart/form-data" class="stack" {
+                    (token_field(&signed.form_token))
+                    (layout::field(t.attach_file, "file", "file", err, html! {
+                        input id="file" name="file" type="file" required;
+                    }))
+                    button type="submit" { (t.upload) }
                 }
             }
         }
@@ -411,7 +427,7 @@ async fn render(signed: &Signed, id: TaskId, err: Option<AppError>) -> Response 
         div id="task-summary" data-live="" { (fields(signed, &detail)) }
         div id="task-actions" data-live="" { (actions(signed, &detail)) }
         (comments(signed, &detail))
-        (records(signed, &detail))
+        (records(signed, &detail, err.as_ref()))
     };
     let mut response = layout::page(signed, &detail.task.title, content).await;
     if let Some(err) = &err {
@@ -503,6 +519,29 @@ pub async fn act(
         .await;
     match done {
         Ok(()) => Redirect::to(&format!("/tasks/{}", id.0)).into_response(),
+        Err(err @ AppError::NotFound(_)) => layout::error_response(signed.locale, &err),
+        Err(err) => render(&signed, id, Some(err)).await,
+    }
+}
+
+/// `POST /tasks/{id}/attachments`: a file from the form, stored and recorded in one unit of
+/// work; its bytes are removed again if that work fails.
+pub async fn upload(signed: Signed, Path(id): Path<String>, file: FileForm) -> Response {
+    let id = match parse_task_id(&id) {
+        Ok(id) => id,
+        Err(err) => return layout::error_response(signed.locale, &err),
+    };
+    let app = &signed.app;
+    let upload = tasks::Upload::new(file.filename, file.bytes);
+    let max = app.config.limits.max_upload_bytes;
+    let attached = app
+        .write(async |work| tasks::attach(work, &app.files, &signed.viewer, id, &upload, max).await)
+        .await;
+    if attached.is_err() {
+        tasks::discard_upload(&app.files, id, &upload).await;
+    }
+    match attached {
+        Ok(_) => Redirect::to(&format!("/tasks/{}", id.0)).into_response(),
         Err(err @ AppError::NotFound(_)) => layout::error_response(signed.locale, &err),
         Err(err) => render(&signed, id, Some(err)).await,
     }
