@@ -363,6 +363,16 @@ catalogue! {
     delegate_approvals: "Delegate my approvals", "委托我的审批";
     cancel_delegation: "End delegation", "结束委托";
     times_in_utc: "Times are in UTC.", "时间为 UTC。";
+    organisation: "Organisation", "组织";
+    departments: "Departments", "部门";
+    new_department: "New department", "新建部门";
+    parent: "Parent", "上级";
+    head: "Head", "负责人";
+    new_person: "New person", "新建人员";
+    new_role: "New role", "新建角色";
+    permissions: "Permissions", "权限";
+    grants: "Role grants", "角色授予";
+    grant_role: "Grant role", "授予角色";
 }
 
 #[cfg(test)]

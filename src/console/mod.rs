@@ -26,7 +26,7 @@ where
 {
     use pages::{
         account, approvals, configuration, exports, finance, integrations, ledger_setup,
-        notifications, operations, people, task, task_form, work,
+        notifications, operations, organisation, people, task, task_form, work,
     };
     Router::new()
         .route("/", get(account::root))
@@ -89,6 +89,37 @@ where
         .route(
             "/configuration/budgets/{id}",
             get(ledger_setup::budget_page).post(ledger_setup::update_budget),
+        )
+        .route("/configuration/organisation", get(organisation::overview))
+        .route(
+            "/configuration/departments",
+            post(organisation::create_department),
+        )
+        .route(
+            "/configuration/departments/{id}",
+            get(organisation::department_page).post(organisation::update_department),
+        )
+        .route("/configuration/users", post(organisation::create_user))
+        .route(
+            "/configuration/users/{id}",
+            get(organisation::user_page).post(organisation::update_user),
+        )
+        .route(
+            "/configuration/users/{id}/active",
+            post(organisation::set_user_active),
+        )
+        .route(
+            "/configuration/users/{id}/grants",
+            post(organisation::grant),
+        )
+        .route(
+            "/configuration/grants/{id}/revoke",
+            post(organisation::revoke),
+        )
+        .route("/configuration/roles", post(organisation::create_role))
+        .route(
+            "/configuration/roles/{id}",
+            get(organisation::role_page).post(organisation::update_role),
         )
         .route("/finance", get(finance::overview))
         .route("/finance/ledger/{code}", get(finance::ledger))

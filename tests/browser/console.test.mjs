@@ -292,6 +292,7 @@ test("the back office, on both phones and a PC", async () => {
       "/configuration",
       "/configuration/accounts/new",
       "/configuration/budgets/new",
+      "/configuration/organisation",
       "/operations",
       "/integrations",
     ]) {

@@ -155,6 +155,9 @@ pub async fn overview(signed: Signed) -> Response {
         @if let Some(ledger) = ledger { (ledger) }
         section aria-labelledby="org-h" {
             h2 id="org-h" { (t.department) }
+            @if admin {
+                p { a class="button" href="/configuration/organisation" { (t.organisation) } }
+            }
             ul { @for d in &departments { li { (d.name) } } }
             @if admin {
                 h3 { (t.roles) }

@@ -9,6 +9,7 @@ pub mod integrations;
 pub mod ledger_setup;
 pub mod notifications;
 pub mod operations;
+pub mod organisation;
 pub mod people;
 pub mod task;
 pub mod task_form;

@@ -557,3 +557,223 @@ async fn integrations_show_a_key_once_and_replay_deliveries(
     }
     Ok(())
 }
+
+on_both_backends!(the_organisation_is_managed_from_the_console);
+
+async fn person(c: &Company, id: &str) -> anyhow::Result<Value> {
+    let data = c
+        .ok_as(
+            &c.admin,
+            "query($id: ID!) { user(id: $id) { name email isActive department { id } roles { role { name } department { id } } } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    Ok(data["user"].clone())
+}
+
+async fn departments(c: &Company) -> anyhow::Result<Value> {
+    Ok(c.ok_as(
+        &c.admin,
+        "{ departments { id name parent { id } head { id } } }",
+        json!({}),
+    )
+    .await?["departments"]
+        .clone())
+}
+
+async fn the_organisation_is_managed_from_the_console(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let mut admin = admin_browser(&c).await?;
+    let org = "/configuration/organisation";
+    let (status, page) = admin.get(org).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("action=\"/configuration/users\""));
+
+    // A department under North.
+    let before = departments(&c).await?;
+    let forged = admin
+        .post(
+            "/configuration/departments",
+            &[("name", "Harbour"), ("parent", c.north.as_str())],
+        )
+        .await?;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let blank = admin
+        .post_from(
+            org,
+            "/configuration/departments",
+            &[("form", "department"), ("name", " "), ("parent", "")],
+        )
+        .await?;
+    assert_eq!(blank.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(blank.text().await?.contains("department-name-error"));
+    assert_eq!(departments(&c).await?, before);
+    let made = admin
+        .post_from(
+            org,
+            "/configuration/departments",
+            &[
+                ("form", "department"),
+                ("name", "Harbour"),
+                ("parent", c.north.as_str()),
+            ],
+        )
+        .await?;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let harbour = departments(&c)
+        .await?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["name"] == "Harbour")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the department was made"))?;
+    assert_eq!(harbour["parent"]["id"], c.north.as_str());
+    let harbour_id = str_at(&harbour, "/id")?;
+
+    // A person in it; a bad address is refused beside its field and the password never echoed.
+    let person_fields = |email: &'static str| {
+        [
+            ("form", "user"),
+            ("name", "Hana Harbour"),
+            ("email", email),
+            ("password", "a long enough password"),
+            ("department", ""),
+        ]
+    };
+    let bad = admin
+        .post_from(org, "/configuration/users", &person_fields("not-an-email"))
+        .await?;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = bad.text().await?;
+    assert!(html.contains("user-email-error") && !html.contains("a long enough password"));
+    let mut fields = person_fields("hana@harbour.example").to_vec();
+    fields[4] = ("department", harbour_id.as_str());
+    let created = admin
+        .post_from(org, "/configuration/users", &fields)
+        .await?;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let user_page = location(&created);
+    let user_id = user_page
+        .strip_prefix("/configuration/users/")
+        .ok_or_else(|| anyhow::anyhow!("went to {user_page}"))?
+        .to_owned();
+    let hana = person(&c, &user_id).await?;
+    assert_eq!(hana["email"], "hana@harbour.example");
+    assert_eq!(hana["department"]["id"], harbour_id.as_str());
+    c.app
+        .login("hana@harbour.example", "a long enough password")
+        .await?;
+
+    // A role with two permissions, granted over the new department, then revoked.
+    let role = admin
+        .post_from(
+            org,
+            "/configuration/roles",
+            &[
+                ("form", "role"),
+                ("name", "Dock reviewer"),
+                ("permission.task.review", "on"),
+                ("permission.task.read", "on"),
+            ],
+        )
+        .await?;
+    assert_eq!(role.status(), StatusCode::SEE_OTHER);
+    let roles = c
+        .ok_as(&c.admin, "{ roles { id name permissions } }", json!({}))
+        .await?;
+    let dock = roles["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "Dock reviewer")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the role was made: {roles}"))?;
+    let mut permissions: Vec<&str> = dock["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    permissions.sort_unstable();
+    assert_eq!(permissions, ["task.read", "task.review"]);
+    let role_id = str_at(&dock, "/id")?;
+    let granted = admin
+        .post_from(
+            &user_page,
+            &format!("{user_page}/grants"),
+            &[
+                ("form", "grant"),
+                ("role", role_id.as_str()),
+                ("department", harbour_id.as_str()),
+            ],
+        )
+        .await?;
+    assert_eq!(granted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        person(&c, &user_id).await?["roles"],
+        json!([{ "role": { "name": "Dock reviewer" }, "department": { "id": harbour_id } }])
+    );
+    let (_, page) = admin.get(&user_page).await?;
+    let revoke = format!(
+        "/configuration/grants/{}/revoke",
+        between(&page, "/configuration/grants/", "/revoke")?
+    );
+    let revoked = admin.post_from(&user_page, &revoke, &[]).await?;
+    assert_eq!(location(&revoked), user_page);
+    assert_eq!(person(&c, &user_id).await?["roles"], json!([]));
+
+    // Rename the department and make Hana its head; then deactivate her.
+    let department_page = format!("/configuration/departments/{harbour_id}");
+    let edited = admin
+        .post_from(
+            &department_page,
+            &department_page,
+            &[
+                ("name", "Harbour office"),
+                ("parent", c.north.as_str()),
+                ("head", user_id.as_str()),
+            ],
+        )
+        .await?;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+    let harbour = departments(&c)
+        .await?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["id"] == harbour_id.as_str())
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(harbour["name"], "Harbour office");
+    assert_eq!(harbour["head"]["id"], user_id.as_str());
+    let off = admin
+        .post_from(&user_page, &format!("{user_page}/active"), &[])
+        .await?;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    assert_eq!(person(&c, &user_id).await?["isActive"], false);
+    assert!(c
+        .app
+        .login("hana@harbour.example", "a long enough password")
+        .await
+        .is_err());
+
+    // None of it is open to anyone else.
+    let mut executor = signed_in(&c.app, &c.executor).await?;
+    for path in [org, user_page.as_str(), department_page.as_str()] {
+        assert_eq!(executor.get(path).await?.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, work) = executor.get("/work").await?;
+    let token = form_token(&work)?;
+    let sneaked = executor
+        .post(
+            "/configuration/departments",
+            &[("_token", token.as_str()), ("name", "Mine"), ("parent", "")],
+        )
+        .await?;
+    assert_eq!(sneaked.status(), StatusCode::NOT_FOUND);
+    assert!(!departments(&c).await?.to_string().contains("\"Mine\""));
+    Ok(())
+}

@@ -181,6 +181,19 @@ pub async fn grant_role(
     Ok((grant, role))
 }
 
+/// Whose grant this is, for an administrator (`None` when there is no such grant).
+pub async fn grant_holder<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    grant_id: RoleGrantId,
+) -> AppResult<Option<Uuid>> {
+    viewer.user()?.require_global(Permission::Admin)?;
+    Ok(role_grant::Entity::find_by_id(grant_id.0)
+        .one(db)
+        .await?
+        .map(|g| g.user_id))
+}
+
 pub async fn revoke_grant(work: &Work, viewer: &Viewer, grant_id: RoleGrantId) -> AppResult<bool> {
     let me = viewer.user()?;
     me.require_global(Permission::Admin)?;
