@@ -373,6 +373,17 @@ catalogue! {
     permissions: "Permissions", "权限";
     grants: "Role grants", "角色授予";
     grant_role: "Grant role", "授予角色";
+    allow_self_approval: "The initiator may approve their own", "发起人可审批自己的";
+    approver: "Approver (role, field or user id)", "审批人（角色、字段或用户 ID）";
+    comparison: "Comparison", "比较";
+    threshold: "Threshold", "阈值";
+    new_flow: "New approval flow", "新建审批流程";
+    flow_versions_hint: "Saving makes a new version; approvals already running keep theirs.", "保存会生成新版本；进行中的审批沿用原版本。";
+    route: "Route", "路由";
+    payload_schema: "Payload schema (JSON Schema)", "载荷结构（JSON Schema）";
+    posting_rule: "Posting rule (JSON)", "记账规则（JSON）";
+    forward_url: "Forward URL", "转发地址";
+    new_transaction_type: "New transaction type", "新建交易类型";
 }
 
 #[cfg(test)]

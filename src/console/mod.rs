@@ -25,8 +25,8 @@ where
     S: Clone + Send + Sync + 'static,
 {
     use pages::{
-        account, approvals, configuration, exports, finance, integrations, ledger_setup,
-        notifications, operations, organisation, people, task, task_form, work,
+        account, approvals, configuration, exports, finance, flows, integrations, ledger_setup,
+        notifications, operations, organisation, people, task, task_form, transaction_types, work,
     };
     Router::new()
         .route("/", get(account::root))
@@ -120,6 +120,22 @@ where
         .route(
             "/configuration/roles/{id}",
             get(organisation::role_page).post(organisation::update_role),
+        )
+        .route(
+            "/configuration/flows/new",
+            get(flows::new_page).post(flows::create),
+        )
+        .route(
+            "/configuration/flows/{id}",
+            get(flows::page).post(flows::update),
+        )
+        .route(
+            "/configuration/types/new",
+            get(transaction_types::new_page).post(transaction_types::create),
+        )
+        .route(
+            "/configuration/types/{id}",
+            get(transaction_types::page).post(transaction_types::update),
         )
         .route("/finance", get(finance::overview))
         .route("/finance/ledger/{code}", get(finance::ledger))

@@ -293,6 +293,8 @@ test("the back office, on both phones and a PC", async () => {
       "/configuration/accounts/new",
       "/configuration/budgets/new",
       "/configuration/organisation",
+      "/configuration/flows/new",
+      "/configuration/types/new",
       "/operations",
       "/integrations",
     ]) {

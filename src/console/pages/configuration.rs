@@ -123,8 +123,9 @@ pub async fn overview(signed: Signed) -> Response {
             }
             section aria-labelledby="flows-h" {
                 h2 id="flows-h" { (t.approval_flows) }
+                p { a class="button" href="/configuration/flows/new" { (t.new_flow) } }
                 @for flow in &flows {
-                    h3 { (flow.name) " · " (t.version) " " (flow.version) }
+                    h3 { a href=(format!("/configuration/flows/{}", flow.id)) { (flow.name) } " · " (t.version) " " (flow.version) }
                     div class="table-wrap" tabindex="0" role="region" aria-label=(t.approval_flows) {
                         table {
                             thead { tr {
@@ -150,7 +151,16 @@ pub async fn overview(signed: Signed) -> Response {
         }
         section aria-labelledby="types-h" {
             h2 id="types-h" { (t.transaction_types) }
-            ul { @for ty in &types { li { (ty.code) " · " (ty.name) } } }
+            @if admin {
+                p { a class="button" href="/configuration/types/new" { (t.new_transaction_type) } }
+            }
+            ul { @for ty in &types { li {
+                @if admin {
+                    a href=(format!("/configuration/types/{}", ty.id)) { (ty.code) } " · " (ty.name) " · " (ty.route)
+                } @else {
+                    (ty.code) " · " (ty.name)
+                }
+            } } }
         }
         @if let Some(ledger) = ledger { (ledger) }
         section aria-labelledby="org-h" {

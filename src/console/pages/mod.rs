@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod configuration;
 pub mod exports;
 pub mod finance;
+pub mod flows;
 pub mod integrations;
 pub mod ledger_setup;
 pub mod notifications;
@@ -13,6 +14,7 @@ pub mod organisation;
 pub mod people;
 pub mod task;
 pub mod task_form;
+pub mod transaction_types;
 pub mod work;
 
 use std::collections::HashMap;

@@ -777,3 +777,177 @@ async fn the_organisation_is_managed_from_the_console(backend: Backend) -> anyho
     assert!(!departments(&c).await?.to_string().contains("\"Mine\""));
     Ok(())
 }
+
+on_both_backends!(flows_and_transaction_types_are_edited_from_the_console);
+
+async fn flows(c: &Company) -> anyhow::Result<Value> {
+    Ok(c.ok_as(
+        &c.admin,
+        "{ approvalFlows { id name version steps { name departmentHead approverRole requiredApprovals slaHours condition { field op value } } } }",
+        json!({}),
+    )
+    .await?["approvalFlows"]
+        .clone())
+}
+
+async fn flows_and_transaction_types_are_edited_from_the_console(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let mut admin = admin_browser(&c).await?;
+    let before = flows(&c).await?;
+    let flow_id = str_at(&before, "/0/id")?;
+    let page = format!("/configuration/flows/{flow_id}");
+    let (status, html) = admin.get(&page).await?;
+    assert_eq!(status, StatusCode::OK);
+    let first_step = str_at(&before, "/0/steps/0/name")?;
+    assert!(
+        html.contains(&format!("value=\"{first_step}\"")),
+        "the form holds the steps"
+    );
+
+    let mut form: Vec<(String, String)> = vec![("name".into(), "Reviewed twice".into())];
+    let steps = before[0]["steps"].as_array().cloned().unwrap_or_default();
+    for (i, step) in steps.iter().enumerate() {
+        let rule = if step["departmentHead"] == true {
+            ("DEPARTMENT_HEAD", String::new())
+        } else {
+            (
+                "ROLE",
+                step["approverRole"].as_str().unwrap_or_default().to_owned(),
+            )
+        };
+        form.push((
+            format!("step.{i}.name"),
+            step["name"].as_str().unwrap_or_default().into(),
+        ));
+        form.push((format!("step.{i}.rule"), rule.0.into()));
+        form.push((format!("step.{i}.rule_value"), rule.1));
+        form.push((format!("step.{i}.required"), "1".into()));
+        form.push((format!("step.{i}.sla"), "12".into()));
+    }
+    let added = steps.len();
+    form.extend([
+        (format!("step.{added}.name"), "Large amounts".into()),
+        (format!("step.{added}.rule"), "DEPARTMENT_HEAD".into()),
+        (format!("step.{added}.condition_field"), "cashOutput".into()),
+        (format!("step.{added}.condition_op"), "GTE".into()),
+        (format!("step.{added}.condition_value"), "10000".into()),
+    ]);
+    let mut bad = form.clone();
+    bad.push((format!("step.{}.name", added + 1), "Nobody".into()));
+    bad.push((format!("step.{}.rule", added + 1), "USER".into()));
+    bad.push((
+        format!("step.{}.rule_value", added + 1),
+        "not-a-user".into(),
+    ));
+    let bad_fields: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = admin.post_from(&page, &page, &bad_fields).await?;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await?.contains("steps-error"));
+    assert_eq!(flows(&c).await?, before, "nothing changed");
+
+    let good: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let saved = admin.post_from(&page, &page, &good).await?;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let after = flows(&c).await?;
+    assert_eq!(after[0]["name"], "Reviewed twice");
+    assert_eq!(
+        after[0]["version"],
+        before[0]["version"].as_i64().unwrap_or(0) + 1
+    );
+    let new_steps = after[0]["steps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(new_steps.len(), added + 1);
+    assert!(new_steps[..added].iter().all(|s| s["slaHours"] == 12));
+    assert_eq!(
+        new_steps[added]["condition"],
+        json!({ "field": "cashOutput", "op": "GTE", "value": "10000" })
+    );
+
+    // A transaction type, made and edited; bad JSON is refused beside its field.
+    let types = "/configuration/types/new";
+    let made = admin
+        .post_from(
+            types,
+            types,
+            &[
+                ("code", "NOTE"),
+                ("name", "Note"),
+                ("route", "DATA_PROCESS"),
+                ("approval_flow", ""),
+                ("payload_schema", "{ \"type\": \"object\" }"),
+                ("posting_rule", ""),
+                ("forward_url", ""),
+            ],
+        )
+        .await?;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let listed = c
+        .ok_as(
+            &c.admin,
+            "{ transactionTypes { id code name payloadSchema } }",
+            json!({}),
+        )
+        .await?;
+    let note = listed["transactionTypes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["code"] == "NOTE")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the type was made: {listed}"))?;
+    let type_page = format!("/configuration/types/{}", str_at(&note, "/id")?);
+    let edit = |schema: &'static str| {
+        [
+            ("code", "NOTE"),
+            ("name", "Expense note"),
+            ("route", "DATA_PROCESS"),
+            ("approval_flow", ""),
+            ("payload_schema", schema),
+            ("posting_rule", ""),
+            ("forward_url", ""),
+        ]
+    };
+    let broken = admin
+        .post_from(&type_page, &type_page, &edit("{ not json"))
+        .await?;
+    assert_eq!(broken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(broken.text().await?.contains("payload-schema-error"));
+    let edited = admin
+        .post_from(
+            &type_page,
+            &type_page,
+            &edit("{ \"type\": \"object\", \"required\": [\"amount\"] }"),
+        )
+        .await?;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+    let listed = c
+        .ok_as(
+            &c.admin,
+            "{ transactionTypes { code name payloadSchema } }",
+            json!({}),
+        )
+        .await?;
+    let note = listed["transactionTypes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["code"] == "NOTE")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(note["name"], "Expense note");
+    assert_eq!(note["payloadSchema"]["required"], json!(["amount"]));
+
+    let mut executor = signed_in(&c.app, &c.executor).await?;
+    for path in [
+        page.as_str(),
+        type_page.as_str(),
+        "/configuration/flows/new",
+        types,
+    ] {
+        assert_eq!(executor.get(path).await?.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    Ok(())
+}
