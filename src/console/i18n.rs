@@ -384,6 +384,7 @@ catalogue! {
     posting_rule: "Posting rule (JSON)", "记账规则（JSON）";
     forward_url: "Forward URL", "转发地址";
     new_transaction_type: "New transaction type", "新建交易类型";
+    approved_task_locked: "This task is approved: only its executors, confirmer and deadline can change.", "此任务已批准：只能修改执行人、确认人和截止时间。";
 }
 
 #[cfg(test)]

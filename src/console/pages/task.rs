@@ -43,6 +43,8 @@ struct Detail {
     decisions: Vec<entities::approval_decision::Model>,
     /// The approval waiting on the viewer's decision, when there is one.
     my_pending_approval: Option<Uuid>,
+    /// Whether the viewer may change this approved main task's people and deadline.
+    may_restaff: bool,
 }
 
 async fn load(signed: &Signed, id: TaskId) -> AppResult<Detail> {
@@ -106,7 +108,11 @@ async fn load(signed: &Signed, id: TaskId) -> AppResult<Detail> {
         .chain(merit.iter().map(|m| m.user_id))
         .collect::<Vec<_>>();
     let names = names_of(db, people).await?;
+    let approved_main = task.parent_id.is_none()
+        && ReviewStatus::parse(&task.review_status) == Some(ReviewStatus::Approved);
+    let may_restaff = approved_main && tasks::may_restaff(db, &signed.me, &task).await?;
     Ok(Detail {
+        may_restaff,
         task,
         category,
         executors,
@@ -224,7 +230,7 @@ fn actions(signed: &Signed, d: &Detail) -> Markup {
                 @if may_submit {
                     (layout::button_form(signed, &format!("{base}/submit"), t.submit_for_approval, "primary"))
                 }
-                @if is_initiator && open {
+                @if open && (is_initiator || d.may_restaff) {
                     a class="button" href=(format!("{base}/edit")) { (t.edit_task) }
                 }
                 @if open && (is_executor || is_initiator) && task.parent_id.is_none() {

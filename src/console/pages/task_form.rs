@@ -15,7 +15,7 @@ use crate::console::layout::{self, field, token_field};
 use crate::console::session::{Form, Signed};
 use crate::domains::identity::service::{self as identity, PeopleFilter};
 use crate::domains::tasks::model::{
-    CashOutputChange, CashOutputInput, CategoryId, TaskFields, TaskId,
+    CashOutputChange, CashOutputInput, CategoryId, ReviewStatus, TaskFields, TaskId,
 };
 use crate::domains::tasks::service::{self as tasks, NewTask, TaskChanges};
 use crate::error::{AppError, AppResult};
@@ -464,6 +464,51 @@ fn task_form(
     }
 }
 
+/// An approved main task's form: only who does it, who confirms it and by when (the service
+/// refuses every other field once reviewers approved it).
+fn restaff_form(
+    signed: &Signed,
+    data: &FormData,
+    action: &str,
+    shown: &Shown,
+    err: Option<&AppError>,
+) -> Markup {
+    let t = signed.t();
+    html! {
+        (layout::alert(t, err))
+        p class="hint" { (t.approved_task_locked) }
+        form method="post" action=(action) class="stack task-form" {
+            (token_field(&signed.form_token))
+            (field(t.executors, "executors", "executorIds", err, html! {
+                select id="executors" name="executor" multiple size="5" aria-describedby="executors-hint" {
+                    @for person in &data.people {
+                        option value=(person.id) selected[shown.executors.contains(&person.id)] { (person.name) }
+                    }
+                }
+                p class="hint" id="executors-hint" { (t.executor_ids_hint) }
+            }))
+            (field(t.confirmer, "confirmer", "confirmerId", err, html! {
+                select id="confirmer" name="confirmer" {
+                    option value="" { (t.initiator) }
+                    @for person in &data.people {
+                        option value=(person.id) selected[shown.confirmer == Some(person.id)] { (person.name) }
+                    }
+                }
+            }))
+            (field(&format!("{} (UTC)", t.deadline), "deadline", "deadline", err, html! {
+                input id="deadline" name="deadline" type="datetime-local" value=(shown.deadline);
+            }))
+            button type="submit" class="primary" { (t.save) }
+        }
+    }
+}
+
+/// Whether the task is a main task its reviewers approved: only its people and deadline change.
+fn restaffing(task: &task::Model) -> bool {
+    task.parent_id.is_none()
+        && ReviewStatus::parse(&task.review_status) == Some(ReviewStatus::Approved)
+}
+
 async fn new_form(
     signed: &Signed,
     category: Option<Uuid>,
@@ -566,7 +611,10 @@ async fn edit_form(
     let db = &signed.app.db.conn;
     let loaded = async {
         let task = tasks::find_task(db, &signed.viewer, id).await?;
-        if task.initiator_id != signed.me.id && !signed.me.is_admin() {
+        let may_edit = task.initiator_id == signed.me.id
+            || signed.me.is_admin()
+            || (restaffing(&task) && tasks::may_restaff(db, &signed.me, &task).await?);
+        if !may_edit {
             return Err(AppError::not_found("task"));
         }
         let executors: Vec<Uuid> = tasks::executors_by_task(db, &[task.id])
@@ -585,14 +633,12 @@ async fn edit_form(
     };
     let from_task = Shown::of_task(&task, executors);
     let action = format!("/tasks/{}/edit?version={}", task.id, task.version);
-    let content = task_form(
-        signed,
-        &data,
-        &action,
-        shown.unwrap_or(&from_task),
-        err.as_ref(),
-        true,
-    );
+    let shown = shown.unwrap_or(&from_task);
+    let content = if restaffing(&task) {
+        restaff_form(signed, &data, &action, shown, err.as_ref())
+    } else {
+        task_form(signed, &data, &action, shown, err.as_ref(), true)
+    };
     let mut response = layout::page(signed, signed.t().edit_task, content).await;
     if let Some(err) = &err {
         *response.status_mut() = layout::status_of(err);
@@ -610,6 +656,30 @@ pub async fn edit_page(signed: Signed, Path(id): Path<String>) -> Response {
 #[derive(Deserialize)]
 pub struct Version {
     version: i32,
+}
+
+/// What the restaffing form changed: its people and deadline, nothing else.
+fn restaff_changes(
+    task: &task::Model,
+    executors: &[Uuid],
+    form: &FormValues,
+) -> AppResult<TaskChanges> {
+    let mut changes = TaskChanges::default();
+    let chosen = form.ids("executor", "executorIds")?;
+    if chosen != executors {
+        changes.executor_ids = Some(chosen);
+    }
+    let confirmer = form.id("confirmer", "confirmerId")?;
+    if confirmer != task.confirmer_id {
+        changes.confirmer_id = Some(confirmer);
+    }
+    let deadline = form.moment("deadline", "deadline")?;
+    if deadline.map(|s| s.format(DATETIME_INPUT).to_string())
+        != task.deadline.map(|s| s.format(DATETIME_INPUT).to_string())
+    {
+        changes.deadline = Some(deadline);
+    }
+    Ok(changes)
 }
 
 /// Only what the form changed goes to the service: an approved task refuses edits to fields
@@ -709,7 +779,11 @@ pub async fn update(
                     .as_ref()
                     .and_then(|c| c.custom_fields_schema.as_ref()),
             );
-            let changes = changes(&task, &executors, &form, &fields)?;
+            let changes = if restaffing(&task) {
+                restaff_changes(&task, &executors, &form)?
+            } else {
+                changes(&task, &executors, &form, &fields)?
+            };
             tasks::update_task(work, viewer, id, version.version, changes).await
         })
         .await;

@@ -204,3 +204,96 @@ async fn approvals_are_delegated_from_the_inbox(backend: Backend) -> anyhow::Res
     assert_eq!(delegations(&c).await?, json!([]));
     Ok(())
 }
+
+on_both_backends!(a_task_configure_holder_restaffs_an_approved_task);
+
+async fn a_task_configure_holder_restaffs_an_approved_task(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let task = c.approved(json!({})).await?;
+    let page = format!("/tasks/{task}");
+    let edit = format!("/tasks/{task}/edit");
+    let mut observer = signed_in(&c.app, &c.observer).await?;
+    assert_eq!(observer.get(&edit).await?.0, StatusCode::NOT_FOUND);
+    let (_, html) = observer.get(&page).await?;
+    assert!(!html.contains(&format!("href=\"{edit}\"")));
+
+    // task.configure over Sales covers North, the task's department.
+    let role = c
+        .ok_as(
+            &c.admin,
+            "mutation { createRole(input: { name: \"Task setup\", permissions: [\"task.configure\"] }) { id } }",
+            json!({}),
+        )
+        .await?;
+    c.ok_as(
+        &c.admin,
+        "mutation($u: ID!, $r: ID!, $d: ID) { grantRole(userId: $u, roleId: $r, departmentId: $d) { id } }",
+        json!({ "u": c.observer.user_id, "r": crate::helpers::str_at(&role, "/createRole/id")?, "d": c._sales }),
+    )
+    .await?;
+    let mut observer = signed_in(&c.app, &c.observer).await?;
+    let (_, html) = observer.get(&page).await?;
+    assert!(html.contains(&format!("href=\"{edit}\"")));
+    let (status, form) = observer.get(&edit).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("name=\"executor\"") && form.contains("name=\"deadline\""));
+    assert!(
+        !form.contains("name=\"title\""),
+        "only what may change is offered"
+    );
+    let action = form
+        .split("action=\"")
+        .filter_map(|part| part.split('"').next())
+        .find(|a| a.starts_with(&edit))
+        .ok_or_else(|| anyhow::anyhow!("no edit form"))?
+        .replace("&amp;", "&");
+    let fields = [
+        ("executor", c.second_executor.user_id.as_str()),
+        ("confirmer", c.confirmer.user_id.as_str()),
+        ("deadline", "2027-01-15T17:00"),
+    ];
+    let saved = observer.post_from(&edit, &action, &fields).await?;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let data = c
+        .ok_as(
+            &c.initiator,
+            "query($id: ID!) { task(id: $id) { deadline executors { id } } }",
+            json!({ "id": task }),
+        )
+        .await?;
+    assert_eq!(
+        data["task"]["executors"],
+        json!([{ "id": c.second_executor.user_id }])
+    );
+    assert_eq!(data["task"]["deadline"], "2027-01-15T17:00:00+00:00");
+    // The form's version is now stale: a second save is a conflict and changes nothing.
+    let stale = observer
+        .post_from(
+            &edit,
+            &action,
+            &[
+                ("executor", c.executor.user_id.as_str()),
+                ("confirmer", ""),
+                ("deadline", ""),
+            ],
+        )
+        .await?;
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    let again = c
+        .ok_as(
+            &c.initiator,
+            "query($id: ID!) { task(id: $id) { executors { id } } }",
+            json!({ "id": task }),
+        )
+        .await?;
+    assert_eq!(
+        again["task"]["executors"],
+        json!([{ "id": c.second_executor.user_id }])
+    );
+
+    let mut executor = signed_in(&c.app, &c.second_executor).await?;
+    assert_eq!(executor.get(&edit).await?.0, StatusCode::NOT_FOUND);
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use entities::{task, task_category};
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
 
 use super::{audience_of, emit, executors_of, record};
@@ -63,18 +63,25 @@ impl TaskChanges {
 
 /// Who may change an approved task's people and deadline: its initiator, an administrator, or
 /// a holder of `task.configure` over the task's department (global when it has none).
-async fn may_restaff(work: &Work, me: &ViewerUser, task: &task::Model) -> AppResult<()> {
+pub async fn may_restaff<C: ConnectionTrait>(
+    db: &C,
+    me: &ViewerUser,
+    task: &task::Model,
+) -> AppResult<bool> {
     if task.initiator_id == me.id || me.is_admin() {
-        return Ok(());
+        return Ok(true);
     }
-    let configures = match task.department_id {
-        Some(id) => match identity::department_path_of(work, id).await? {
+    Ok(match task.department_id {
+        Some(id) => match identity::department_path_of(db, id).await? {
             Some(path) => me.has_in(Permission::TaskConfigure, &path),
             None => me.has_global(Permission::TaskConfigure),
         },
         None => me.has_global(Permission::TaskConfigure),
-    };
-    if configures {
+    })
+}
+
+async fn require_restaff(work: &Work, me: &ViewerUser, task: &task::Model) -> AppResult<()> {
+    if may_restaff(work, me, task).await? {
         Ok(())
     } else {
         Err(AppError::Forbidden(
@@ -113,7 +120,7 @@ pub async fn update_task(
                  confirmerId and deadline can"
             )));
         }
-        may_restaff(work, me, &current).await?;
+        require_restaff(work, me, &current).await?;
         if let Some(instance) = current.approval_instance_id {
             let chose = approvals::fields_that_chose_approvers(work, instance).await?;
             let swapped = [
