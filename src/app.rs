@@ -19,6 +19,7 @@ use crate::platform::db::Db;
 use crate::platform::events::relay::Relay;
 use crate::platform::events::{EventBus, InProcessBus, RedisBus};
 use crate::platform::files::FileStore;
+use crate::platform::live_slots::LiveSlots;
 use crate::platform::metrics::Metrics;
 use crate::platform::outbound::Outbound;
 use crate::platform::rate_limit::{Bucket, Budget, Limiters};
@@ -52,9 +53,10 @@ pub struct AppInner {
     /// The one client for requests to other systems: public addresses only, unless allowed
     /// (see `platform::outbound`).
     pub outbound: Outbound,
-    /// The console's live streams open on this node, under the websocket cap
-    /// (`INTERLINK_WS_MAX_CONNECTIONS`): each holds a subscription just as a socket does.
-    pub console_streams: Arc<tokio::sync::Semaphore>,
+    /// Websockets and the console's live streams open on this node, under the websocket caps
+    /// (`INTERLINK_WS_MAX_CONNECTIONS`, `INTERLINK_WS_MAX_CONNECTIONS_PER_USER`): each holds a
+    /// subscription to the event log just as the other does.
+    pub live: Arc<LiveSlots>,
     /// CSV exports streaming on this node now, from the API or the console, under
     /// `INTERLINK_EXPORT_MAX_CONCURRENT`.
     pub export_streams: Arc<tokio::sync::Semaphore>,
@@ -194,8 +196,9 @@ impl AppState {
             registry,
             metrics.scheduler.clone(),
         );
-        let console_streams = Arc::new(tokio::sync::Semaphore::new(
+        let live = Arc::new(LiveSlots::new(
             config.limits.ws_max_connections,
+            config.limits.ws_max_connections_per_user,
         ));
         let export_streams = Arc::new(tokio::sync::Semaphore::new(config.exports.max_concurrent));
         Ok(Startup {
@@ -219,7 +222,7 @@ impl AppState {
                 scheduler,
                 responses,
                 outbound,
-                console_streams,
+                live,
                 export_streams,
                 _relay: relay,
                 _webhooks: webhooks,

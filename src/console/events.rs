@@ -59,9 +59,12 @@ pub async fn stream(signed: Signed, headers: HeaderMap, Query(resume): Query<Res
         Ok(after) => after,
         Err(err) => return layout::error_response(signed.locale, &err),
     };
-    let Ok(permit) = signed.app.console_streams.clone().try_acquire_owned() else {
-        // EventSource retries by itself; this node is at its cap for now.
+    // EventSource retries by itself; this node, or this person, is at the cap for now.
+    let Some(permit) = signed.app.live.admit() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let Some(user_slot) = signed.app.live.admit_user(signed.me.id) else {
+        return StatusCode::TOO_MANY_REQUESTS.into_response();
     };
     let entries = match follow::follow(&signed.app.db.conn, signed.app.bus.as_ref(), after).await {
         Ok(entries) => entries,
@@ -69,7 +72,7 @@ pub async fn stream(signed: Signed, headers: HeaderMap, Query(resume): Query<Res
     };
     let viewer = Arc::clone(&signed.me);
     let events = entries.filter_map(move |entry: Arc<Envelope>| {
-        let _held = &permit;
+        let _held = (&permit, &user_slot);
         let event = visible_to(&entry, &viewer)
             .then(|| message(&entry))
             .flatten();

@@ -13,7 +13,6 @@ mod rate_limit;
 mod shedding;
 mod ws;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -47,8 +46,6 @@ impl axum::extract::FromRef<HttpState> for AppState {
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
-    /// This node's open websockets, under their caps.
-    pub sockets: Arc<ws::Sockets>,
 }
 
 fn is_websocket_upgrade(headers: &header::HeaderMap) -> bool {
@@ -75,7 +72,6 @@ pub fn build_router(app: AppState) -> Router {
     let state = HttpState {
         app: app.clone(),
         schema,
-        sockets: Arc::new(ws::Sockets::new(&limits)),
     };
 
     // Health and metrics are never shed: an overloaded node must still say how it is.

@@ -1,7 +1,7 @@
 //! GraphQL over websocket (`graphql-transport-ws`): async-graphql runs the protocol, and a guard
 //! in front of it enforces what its defaults do not, with the spec's exact close codes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::client::client_addr;
@@ -25,10 +25,10 @@ use super::rate_limit::{charge, client_key, refused_subscription};
 use super::HttpState;
 use crate::api::request::{authenticate, insert_request_data, Lifetime};
 use crate::auth::Viewer;
-use crate::config::Limits;
 use crate::domains::identity::model::IdentityEvent;
 use crate::error::AppError;
 use crate::platform::events::follow::follow;
+use crate::platform::live_slots::UserSlot;
 use crate::platform::rate_limit::ClientAddr;
 
 const PROTOCOL: &str = "graphql-transport-ws";
@@ -39,56 +39,6 @@ const INBOX: usize = 32;
 const WS_READ_BUFFER: usize = 4 * 1024;
 /// Unsent bytes one socket may hold before writes to it fail.
 const WS_MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
-
-/// This node's websockets: a slot per connection under the node's cap, and a count per user
-/// under the user's.
-pub struct Sockets {
-    node: Arc<Semaphore>,
-    per_user: Mutex<HashMap<uuid::Uuid, usize>>,
-    max_per_user: usize,
-}
-
-impl Sockets {
-    pub fn new(limits: &Limits) -> Self {
-        Self {
-            node: Arc::new(Semaphore::new(limits.ws_max_connections)),
-            per_user: Mutex::new(HashMap::new()),
-            max_per_user: limits.ws_max_connections_per_user,
-        }
-    }
-
-    /// One more socket of `user`, or `None` when the user already has as many as allowed.
-    fn admit_user(self: &Arc<Self>, user: uuid::Uuid) -> Option<UserSlot> {
-        let mut counts = self.per_user.lock();
-        let count = counts.entry(user).or_insert(0);
-        if *count >= self.max_per_user {
-            return None;
-        }
-        *count += 1;
-        Some(UserSlot {
-            sockets: self.clone(),
-            user,
-        })
-    }
-}
-
-/// Held while a user's socket is open; freed however the socket ends.
-struct UserSlot {
-    sockets: Arc<Sockets>,
-    user: uuid::Uuid,
-}
-
-impl Drop for UserSlot {
-    fn drop(&mut self) {
-        let mut counts = self.sockets.per_user.lock();
-        if let Some(count) = counts.get_mut(&self.user) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.user);
-            }
-        }
-    }
-}
 
 pub async fn upgrade(state: HttpState, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
@@ -108,7 +58,7 @@ pub async fn upgrade(state: HttpState, request: Request) -> Response {
     }
     // The node's cap is checked before the upgrade, so a refused client gets a plain HTTP answer
     // it can retry on; the slot is held until the socket closes (or the upgrade fails).
-    let Ok(node_slot) = state.sockets.node.clone().try_acquire_owned() else {
+    let Some(node_slot) = state.app.live.admit() else {
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -212,7 +162,7 @@ impl Guard {
                 };
                 if let Viewer::User(user) = &viewer {
                     // Known only now: the token comes in `connection_init`, not the upgrade.
-                    let Some(slot) = self.state.sockets.admit_user(user.id) else {
+                    let Some(slot) = self.state.app.live.admit_user(user.id) else {
                         return Verdict::Close(4429, "Too many connections for this user".into());
                     };
                     self.user_slot = Some(slot);

@@ -6,6 +6,7 @@ pub mod db;
 pub mod delivery;
 pub mod events;
 pub mod files;
+pub mod live_slots;
 pub mod metrics;
 pub mod money;
 pub mod outbound;

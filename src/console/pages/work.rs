@@ -136,7 +136,7 @@ fn filters(
             }
             div class="field" {
                 label for="f-q" { (t.search) }
-                input id="f-q" type="search" name="q" value=(filter.q.clone().unwrap_or_default());
+                input id="f-q" type="search" name="q" maxlength="200" value=(filter.q.clone().unwrap_or_default());
             }
             div class="field check" {
                 input id="f-overdue" type="checkbox" name="overdue" value="1" checked[filter.overdue.is_some()];

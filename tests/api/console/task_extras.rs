@@ -297,3 +297,88 @@ async fn a_task_configure_holder_restaffs_an_approved_task(backend: Backend) -> 
     assert_eq!(executor.get(&edit).await?.0, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+on_both_backends!(one_person_cannot_take_every_live_stream);
+
+/// The console's live streams count with websockets under the per-person cap.
+async fn one_person_cannot_take_every_live_stream(backend: Backend) -> anyhow::Result<()> {
+    let Some(app) = crate::helpers::TestApp::spawn_with(
+        backend,
+        &[("INTERLINK_WS_MAX_CONNECTIONS_PER_USER", "2")],
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let c = crate::tasks::Company::new(app).await?;
+    let executor = signed_in(&c.app, &c.executor).await?;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let stream = executor
+            .request(reqwest::Method::GET, "/console/events")
+            .send()
+            .await?;
+        assert_eq!(stream.status(), StatusCode::OK);
+        open.push(stream);
+    }
+    let third = executor
+        .request(reqwest::Method::GET, "/console/events")
+        .send()
+        .await?;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Nor may a websocket take a third place.
+    let mut socket = crate::websocket::connect(&c.app).await?;
+    crate::websocket::send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", c.executor.access) } }),
+    )
+    .await?;
+    assert_eq!(crate::websocket::close_code(&mut socket).await?, 4429);
+    // Someone else is not held back by it.
+    let other = signed_in(&c.app, &c.confirmer).await?;
+    let theirs = other
+        .request(reqwest::Method::GET, "/console/events")
+        .send()
+        .await?;
+    assert_eq!(theirs.status(), StatusCode::OK);
+    drop(open);
+    Ok(())
+}
+
+on_both_backends!(a_search_longer_than_the_cap_is_refused);
+
+async fn a_search_longer_than_the_cap_is_refused(backend: Backend) -> anyhow::Result<()> {
+    let Some(c) = company(backend).await? else {
+        return Ok(());
+    };
+    let long = "x".repeat(201);
+    let body = c
+        .as_(
+            &c.executor,
+            "query($s: String) { tasks(filter: { search: $s }) { totalCount } }",
+            json!({ "s": long }),
+        )
+        .await?;
+    assert_eq!(
+        crate::helpers::error_code(&body),
+        Some("BAD_USER_INPUT"),
+        "{body}"
+    );
+    assert_eq!(
+        body.pointer("/errors/0/extensions/field"),
+        Some(&json!("search"))
+    );
+    let fine = c
+        .ok_as(
+            &c.executor,
+            "query($s: String) { tasks(filter: { search: $s }) { totalCount } }",
+            json!({ "s": "x".repeat(200) }),
+        )
+        .await?;
+    assert_eq!(fine["tasks"]["totalCount"], 0);
+    let mut executor = signed_in(&c.app, &c.executor).await?;
+    let (status, page) = executor.get(&format!("/work?q={long}")).await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("200"));
+    Ok(())
+}

@@ -289,6 +289,19 @@ pub fn filtered_tasks_query(
 
 /// The viewer's visible tasks matching `filter`, ordered by the first `MAX_TASK_ORDERS` of
 /// `orders` (ties broken by id), with the exact total.
+/// The longest title search: a `LIKE` over every visible task costs with its pattern.
+pub const SEARCH_MAX: usize = 200;
+
+fn check_search(filter: &TaskFilter) -> AppResult<()> {
+    match &filter.search {
+        Some(search) if search.chars().count() > SEARCH_MAX => Err(AppError::bad_field(
+            "search",
+            format!("search is at most {SEARCH_MAX} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub async fn list_tasks<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
@@ -298,6 +311,7 @@ pub async fn list_tasks<C: ConnectionTrait>(
     first: u64,
 ) -> AppResult<TaskPage> {
     let me = viewer.user()?;
+    check_search(&filter)?;
     let counted = me.is_admin() && filter.is_every_main_task();
     let filtered = task_filter_query(me, &filter);
     // The page and the exact total are two statements: a window count over the whole filtered
@@ -631,6 +645,7 @@ pub async fn list_tasks_by_id<C: ConnectionTrait>(
     ids: &[Uuid],
 ) -> AppResult<Vec<task::Model>> {
     let me = viewer.user()?;
+    check_search(filter)?;
     Ok(task::Entity::find()
         .filter(filter_condition(me, filter, Utc::now()))
         .filter(task::Column::Id.is_in(ids.iter().copied()))
