@@ -59,7 +59,8 @@ pub async fn stream(signed: Signed, headers: HeaderMap, Query(resume): Query<Res
         Ok(after) => after,
         Err(err) => return layout::error_response(signed.locale, &err),
     };
-    // EventSource retries by itself; this node, or this person, is at the cap for now.
+    // This node, or this person, is at the cap for now: a refused EventSource is closed for good,
+    // so the console's module opens it again later (see `followEvents`).
     let Some(permit) = signed.app.live.admit() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };

@@ -139,7 +139,7 @@ where
         )
         .route("/finance", get(finance::overview))
         .route("/finance/ledger/{code}", get(finance::ledger))
-        .route("/finance/export/{file}", get(exports::download))
+        .route("/finance/export/{file}", post(exports::download))
         .route("/exports/{id}", get(exports::job))
         .route("/exports/{id}/download", get(exports::file))
         .route("/operations", get(operations::overview))

@@ -22,8 +22,19 @@ function followEvents() {
     document.dispatchEvent(new CustomEvent("console:refreshed"));
   };
   const events = new EventSource(source);
-  events.onmessage = () => {
+  let last = "";
+  events.onmessage = (event) => {
+    last = event.lastEventId || last;
     if (pending === null) pending = setTimeout(refresh, 150);
+  };
+  // A refusal (this node or this person at the cap) closes an EventSource for good; try again
+  // later, from the last event seen, rather than stay silent.
+  events.onerror = () => {
+    if (events.readyState !== EventSource.CLOSED) return;
+    setTimeout(() => {
+      if (last) document.body.dataset.events = source.replace(/after=[^&]*/, `after=${last}`);
+      followEvents();
+    }, 30_000);
   };
 }
 

@@ -3,24 +3,33 @@
 //! background export with a page of its own that offers the file once it is written.
 
 use axum::extract::Path;
-use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use uuid::Uuid;
 
 use crate::console::layout;
-use crate::console::session::Signed;
+use crate::console::session::{Form, Signed, FORM_TOKEN_FIELD};
 use crate::domains::exports::model::{split_query, Refused, Report};
 use crate::domains::exports::service::{self as exports, ExportJobView};
 use crate::error::AppError;
 use crate::http::export::{job_file, start, Exported};
 
-/// `GET /finance/export/{report}.csv?...`: the report's own parameters, as the API takes them.
-pub async fn download(signed: Signed, Path(file): Path<String>, uri: Uri) -> Response {
+/// `POST /finance/export/{report}.csv`: the report's own parameters as form fields, named as
+/// the API's query string names them.
+pub async fn download(
+    signed: Signed,
+    Path(file): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
     let Some(report) = Report::from_file(&file) else {
         return layout::not_found(signed.locale);
     };
-    let (common, rest) = match split_query(uri.query().unwrap_or_default()) {
+    let asked: Vec<(String, String)> = fields
+        .into_iter()
+        .filter(|(name, _)| name != FORM_TOKEN_FIELD)
+        .collect();
+    let query = serde_urlencoded::to_string(&asked).unwrap_or_default();
+    let (common, rest) = match split_query(&query) {
         Ok(split) => split,
         Err(Refused::CredentialInUrl(name)) => {
             let err = AppError::bad_field(&name, "the console never takes credentials in a URL");

@@ -11,7 +11,6 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::auth::Permission;
-use crate::console::i18n::Text;
 use crate::console::layout;
 use crate::console::session::Signed;
 use crate::domains::finance::service::{self as finance, PnlCell};
@@ -91,11 +90,17 @@ fn period_form(
     }
 }
 
-fn csv_link(t: &Text, report: &str, query: &[(&str, String)]) -> Markup {
-    let query = serde_urlencoded::to_string(query).unwrap_or_default();
+/// A CSV download is a form: the export it may start is work done for the person, so it takes
+/// the form token like any other action (a link would let another site start exports).
+fn csv_link(signed: &Signed, report: &str, query: &[(&str, String)]) -> Markup {
+    let t = signed.t();
     html! {
-        a class="csv" href=(format!("/finance/export/{report}.csv?{query}")) download="" {
-            (t.download_csv)
+        form method="post" action=(format!("/finance/export/{report}.csv")) class="inline csv" {
+            (layout::token_field(&signed.form_token))
+            @for (name, value) in query {
+                input type="hidden" name=(name) value=(value);
+            }
+            button type="submit" class="link" { (t.download_csv) }
         }
     }
 }
@@ -224,7 +229,7 @@ pub async fn overview(signed: Signed, Query(asked): Query<Period>) -> Response {
         (period_form(&signed, "/finance", from, to, period_error.as_ref()))
         section aria-labelledby="trial-h" {
             h2 id="trial-h" { (t.trial_balance) " · " (signed.locale.day(to)) }
-            (csv_link(t, "trial-balance", &[("asOf", dates[1].1.clone())]))
+            (csv_link(&signed, "trial-balance", &[("asOf", dates[1].1.clone())]))
             div class="table-wrap" tabindex="0" role="region" aria-label=(t.trial_balance) {
                 table {
                     thead { tr {
@@ -251,7 +256,7 @@ pub async fn overview(signed: Signed, Query(asked): Query<Period>) -> Response {
         }
         section aria-labelledby="pnl-h" {
             h2 id="pnl-h" { (t.profit_and_loss) }
-            (csv_link(t, "profit-and-loss", &[dates[0].clone(), dates[1].clone(), ("groupBy", "MONTH".into())]))
+            (csv_link(&signed, "profit-and-loss", &[dates[0].clone(), dates[1].clone(), ("groupBy", "MONTH".into())]))
             @if months.is_empty() {
                 p { (t.nothing_posted) }
             } @else {
@@ -358,7 +363,7 @@ pub async fn ledger(
     let content = html! {
         p { a href="/finance" { (t.finance) } }
         (period_form(&signed, &here, from, to, None))
-        (csv_link(t, "ledger", &[("accountCode", ledger.account.code.clone()), dates[0].clone(), dates[1].clone()]))
+        (csv_link(&signed, "ledger", &[("accountCode", ledger.account.code.clone()), dates[0].clone(), dates[1].clone()]))
         p { (t.opening_balance) ": " (amount(&signed, ledger.opening)) }
         div class="table-wrap" tabindex="0" role="region" aria-label=(t.ledger) {
             table {

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
-use entities::{app, webhook_endpoint};
+use entities::webhook_endpoint;
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -252,9 +252,7 @@ async fn render_app(
             div class="row" { dt { (t.status) } dd { @if found.active { (t.active) } @else { (t.deactivated) } } }
             div class="row" { dt { (t.scopes) } dd { (scopes_text(&found.scopes)) } }
         }
-        (button_form(signed, &format!("{base}/active"),
-            if found.active { t.deactivate } else { t.reactivate },
-            if found.active { "danger" } else { "" }))
+        (active_form(signed, &format!("{base}/active"), found.active))
         section aria-labelledby="keys-h" {
             h2 id="keys-h" { (t.api_keys) }
             div class="table-wrap" tabindex="0" role="region" aria-label=(t.api_keys) {
@@ -340,10 +338,32 @@ pub async fn app_page(signed: Signed, Path(id): Path<String>) -> Response {
     render_app(&signed, &id, None, None, None).await
 }
 
+/// The form that switches something off or on. It says which it wants, so a page loaded before
+/// someone else's change cannot undo it by flipping the state back.
+pub fn active_form(signed: &Signed, action: &str, active_now: bool) -> Markup {
+    let t = signed.t();
+    html! {
+        form method="post" action=(action) class="inline" {
+            (token_field(&signed.form_token))
+            input type="hidden" name="active" value=(if active_now { "false" } else { "true" });
+            @if active_now {
+                button type="submit" class="danger" { (t.deactivate) }
+            } @else {
+                button type="submit" { (t.reactivate) }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Active {
+    pub active: bool,
+}
+
 pub async fn set_app_active(
     signed: Signed,
     Path(id): Path<String>,
-    Form(_): Form<Nothing>,
+    Form(wanted): Form<Active>,
 ) -> Response {
     if !manages_integrations(&signed) {
         return layout::not_found(signed.locale);
@@ -351,21 +371,15 @@ pub async fn set_app_active(
     let Ok(app_id) = Uuid::parse_str(&id) else {
         return layout::not_found(signed.locale);
     };
-    let db = &signed.app.db.conn;
-    let toggled = async {
-        let current: app::Model = integrations::managed_app(db, &signed.viewer, app_id).await?;
-        let changes = AppChanges {
-            active: Some(!current.active),
-            ..AppChanges::default()
-        };
-        signed
-            .app
-            .write(async |work| {
-                integrations::update_app(work, &signed.viewer, app_id, changes).await
-            })
-            .await
+    let changes = AppChanges {
+        active: Some(wanted.active),
+        ..AppChanges::default()
     };
-    match toggled.await {
+    let switched = signed
+        .app
+        .write(async |work| integrations::update_app(work, &signed.viewer, app_id, changes).await)
+        .await;
+    match switched {
         Ok(_) => Redirect::to(&format!("/integrations/apps/{id}")).into_response(),
         Err(err) => layout::error_response(signed.locale, &err),
     }
@@ -510,9 +524,7 @@ async fn render_endpoint(
             div class="row" { dt { (t.topics) } dd { @if topics.is_empty() { (t.any) } @else { (topics.join(", ")) } } }
             div class="row" { dt { (t.description) } dd { (endpoint.description) } }
         }
-        (button_form(signed, &format!("{base}/active"),
-            if endpoint.active { t.deactivate } else { t.reactivate },
-            if endpoint.active { "danger" } else { "" }))
+        (active_form(signed, &format!("{base}/active"), endpoint.active))
         section aria-labelledby="replay-h" {
             h2 id="replay-h" { (t.replay) }
             form method="post" action=(format!("{base}/replay")) class="filters" {
@@ -579,7 +591,7 @@ pub async fn endpoint_page(
 pub async fn set_endpoint_active(
     signed: Signed,
     Path(id): Path<String>,
-    Form(_): Form<Nothing>,
+    Form(wanted): Form<Active>,
 ) -> Response {
     if !manages_integrations(&signed) {
         return layout::not_found(signed.locale);
@@ -588,18 +600,16 @@ pub async fn set_endpoint_active(
         return layout::not_found(signed.locale);
     };
     let app = &signed.app;
-    let toggled = async {
-        let current = hooks::managed_endpoint(&app.db.conn, &signed.viewer, endpoint).await?;
-        let changes = EndpointChanges {
-            active: Some(!current.active),
-            ..EndpointChanges::default()
-        };
-        app.write(async |work| {
+    let changes = EndpointChanges {
+        active: Some(wanted.active),
+        ..EndpointChanges::default()
+    };
+    let switched = app
+        .write(async |work| {
             hooks::update_endpoint(work, &signed.viewer, &app.outbound, endpoint, changes).await
         })
-        .await
-    };
-    match toggled.await {
+        .await;
+    match switched {
         Ok(_) => Redirect::to(&format!("/integrations/endpoints/{id}")).into_response(),
         Err(err) => layout::error_response(signed.locale, &err),
     }

@@ -284,11 +284,19 @@ pub async fn set_account_active(
     match signed
         .app
         .write(async |work| {
-            finance::set_account_active(work, &signed.viewer, account, form.active).await
+            if form.active {
+                finance::set_account_active(work, &signed.viewer, account, true).await
+            } else {
+                crate::domains::business::service::deactivate_account(work, &signed.viewer, account)
+                    .await
+            }
         })
         .await
     {
         Ok(_) => Redirect::to(&format!("/configuration/accounts/{id}")).into_response(),
+        Err(err @ AppError::Conflict(_)) => {
+            render_account(&signed, Some(&id), None, Some(err)).await
+        }
         Err(err) => layout::error_response(signed.locale, &err),
     }
 }

@@ -362,13 +362,22 @@ async fn render_department(
     }
     let loaded = async {
         let id = Uuid::parse_str(id).map_err(|_| AppError::not_found("department"))?;
-        let all = load(signed, None).await?;
+        let mut all = load(signed, None).await?;
         let found = all
             .departments
             .iter()
             .find(|d| d.id == id)
             .cloned()
             .ok_or_else(|| AppError::not_found("department"))?;
+        // The head is always a choice, even beyond the listed page or deactivated: saving the
+        // form must never drop them unasked.
+        if let Some(head) = found
+            .head_user_id
+            .filter(|h| !all.users.iter().any(|u| u.id == *h))
+        {
+            let db = &signed.app.db.conn;
+            all.users.extend(identity::users_by_id(db, &[head]).await?);
+        }
         AppResult::Ok((found, all))
     };
     let (found, all) = match loaded.await {
@@ -411,7 +420,7 @@ async fn render_department(
             (field(t.head, "head", "headUserId", err.as_ref(), html! {
                 select id="head" name="head" {
                     option value="" { (t.none) }
-                    @for u in all.users.iter().filter(|u| u.is_active) {
+                    @for u in all.users.iter().filter(|u| u.is_active || Some(u.id) == found.head_user_id) {
                         option value=(u.id) selected[text(shown, "head") == u.id.to_string()] { (u.name) }
                     }
                 }
@@ -525,9 +534,7 @@ async fn render_user(
                 department_select("department", "department", &departments, Some(text(shown, "department")), t.none)))
             button type="submit" class="primary" { (t.save) }
         }
-        (button_form(signed, &format!("{base}/active"),
-            if found.is_active { t.deactivate } else { t.reactivate },
-            if found.is_active { "danger" } else { "" }))
+        (super::integrations::active_form(signed, &format!("{base}/active"), found.is_active))
         section aria-labelledby="grants-h" {
             h2 id="grants-h" { (t.grants) }
             ul {
@@ -599,7 +606,7 @@ pub async fn update_user(
 pub async fn set_user_active(
     signed: Signed,
     Path(id): Path<String>,
-    Form(_): Form<Nothing>,
+    Form(wanted): Form<super::integrations::Active>,
 ) -> Response {
     if !administers(&signed) {
         return layout::not_found(signed.locale);
@@ -607,17 +614,13 @@ pub async fn set_user_active(
     let Ok(user) = Uuid::parse_str(&id).map(UserId) else {
         return layout::not_found(signed.locale);
     };
-    let db = &signed.app.db.conn;
-    let toggled = async {
-        let current = identity::find_user(db, &signed.viewer, user).await?;
-        signed
-            .app
-            .write(async |work| {
-                identity::set_user_active(work, &signed.viewer, user, !current.is_active).await
-            })
-            .await
-    };
-    match toggled.await {
+    let switched = signed
+        .app
+        .write(async |work| {
+            identity::set_user_active(work, &signed.viewer, user, wanted.active).await
+        })
+        .await;
+    match switched {
         Ok(_) => Redirect::to(&format!("/configuration/users/{id}")).into_response(),
         Err(err @ AppError::NotFound(_)) => layout::error_response(signed.locale, &err),
         Err(err) => render_user(&signed, &id, None, Some(err)).await,

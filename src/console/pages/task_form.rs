@@ -658,6 +658,16 @@ pub struct Version {
     version: i32,
 }
 
+/// The form lists people by name and the task keeps them in its own order: the same people in
+/// another order are no change.
+fn same_people(chosen: &[Uuid], current: &[Uuid]) -> bool {
+    let mut chosen = chosen.to_vec();
+    let mut current = current.to_vec();
+    chosen.sort_unstable();
+    current.sort_unstable();
+    chosen == current
+}
+
 /// What the restaffing form changed: its people and deadline, nothing else.
 fn restaff_changes(
     task: &task::Model,
@@ -666,7 +676,7 @@ fn restaff_changes(
 ) -> AppResult<TaskChanges> {
     let mut changes = TaskChanges::default();
     let chosen = form.ids("executor", "executorIds")?;
-    if chosen != executors {
+    if !same_people(&chosen, executors) {
         changes.executor_ids = Some(chosen);
     }
     let confirmer = form.id("confirmer", "confirmerId")?;
@@ -700,7 +710,7 @@ fn changes(
         changes.key_points = Some(key_points);
     }
     let chosen = form.ids("executor", "executorIds")?;
-    if chosen != executors {
+    if !same_people(&chosen, executors) {
         changes.executor_ids = Some(chosen);
     }
     let team = form.checked("team");

@@ -13,6 +13,8 @@ crate::domains::id_type!(InstanceId, "approval");
 crate::domains::id_type!(DelegationId, "delegation");
 
 pub const MAX_STEPS: usize = 20;
+/// Ten years: an SLA is a deadline for a decision, and every stored one fits the column.
+pub const MAX_SLA_HOURS: u32 = 87_600;
 pub const MAX_REQUIRED_APPROVALS: u32 = 20;
 
 /// Who approves a step. Exactly one rule per step.
@@ -125,6 +127,12 @@ impl NewFlow {
             }
             if step.sla_hours == Some(0) {
                 return Err(AppError::bad_field("slaHours", "slaHours must be positive"));
+            }
+            if step.sla_hours.is_some_and(|h| h > MAX_SLA_HOURS) {
+                return Err(AppError::bad_field(
+                    "slaHours",
+                    format!("slaHours is at most {MAX_SLA_HOURS} (ten years)"),
+                ));
             }
         }
         Ok(())

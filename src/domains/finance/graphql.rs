@@ -738,14 +738,25 @@ impl FinanceMutation {
     }
 
     /// Closes an account: postings and new budgets naming it are `BAD_USER_INPUT`; reversals
-    /// of its entries still post. Needs `finance.post`.
+    /// of its entries still post. `CONFLICT` while a transaction type's posting rule names it.
+    /// Needs `finance.post`.
     async fn deactivate_account(&self, ctx: &Context<'_>, id: ID) -> Result<Account> {
-        set_account_active(ctx, &id, false).await
+        let (caller, id) = (ctx.caller()?, AccountId::parse("id", &id)?);
+        let account = caller
+            .write(async |work| {
+                crate::domains::business::service::deactivate_account(work, caller.viewer, id).await
+            })
+            .await?;
+        Ok(account.try_into()?)
     }
 
     /// Opens a deactivated account again. Needs `finance.post`.
     async fn reactivate_account(&self, ctx: &Context<'_>, id: ID) -> Result<Account> {
-        set_account_active(ctx, &id, true).await
+        let (caller, id) = (ctx.caller()?, AccountId::parse("id", &id)?);
+        let account = caller
+            .write(async |work| service::set_account_active(work, caller.viewer, id, true).await)
+            .await?;
+        Ok(account.try_into()?)
     }
 
     /// Changes a budget's amount or policy. Needs `finance.post`.
@@ -764,12 +775,4 @@ impl FinanceMutation {
         let usage = service::usage_of(caller.db(), caller.viewer, &updated).await?;
         Budget::new(ctx, units, usage).await
     }
-}
-
-async fn set_account_active(ctx: &Context<'_>, id: &ID, active: bool) -> Result<Account> {
-    let (caller, id) = (ctx.caller()?, AccountId::parse("id", id)?);
-    let account = caller
-        .write(async |work| service::set_account_active(work, caller.viewer, id, active).await)
-        .await?;
-    Ok(account.try_into()?)
 }

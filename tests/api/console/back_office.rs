@@ -64,7 +64,8 @@ async fn finance_pages_show_the_books_to_finance_readers_only(
         "<svg class=\"chart pnl\"",
         "2026-11",
         "href=\"/finance/ledger/6000\"",
-        "/finance/export/trial-balance.csv?asOf=2026-12-31",
+        "action=\"/finance/export/trial-balance.csv\"",
+        "name=\"asOf\" value=\"2026-12-31\"",
     ] {
         assert!(page.contains(shown), "the finance page shows {shown}");
     }
@@ -79,12 +80,15 @@ async fn finance_pages_show_the_books_to_finance_readers_only(
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.contains("role=\"alert\"") && refused.contains("from-error"));
 
+    // A download is a form with its token: a bare request (a link on another site) starts nothing.
+    let trial = "/finance/export/trial-balance.csv";
+    assert_eq!(admin.get(trial).await?.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        admin.post(trial, &[("asOf", "2026-12-31")]).await?.status(),
+        StatusCode::FORBIDDEN
+    );
     let csv = admin
-        .request(
-            reqwest::Method::GET,
-            "/finance/export/trial-balance.csv?asOf=2026-12-31",
-        )
-        .send()
+        .post_from("/finance", trial, &[("asOf", "2026-12-31")])
         .await?;
     assert_eq!(csv.status(), StatusCode::OK);
     let kind = csv
@@ -97,9 +101,16 @@ async fn finance_pages_show_the_books_to_finance_readers_only(
     let body = csv.text().await?;
     assert!(body.contains("6000") && body.contains("125.50"), "{body}");
     assert_eq!(
-        admin.get("/finance/export/nothing.csv").await?.0,
+        admin
+            .post_from("/finance", "/finance/export/nothing.csv", &[])
+            .await?
+            .status(),
         StatusCode::NOT_FOUND
     );
+    let bad_date = admin
+        .post_from("/finance", trial, &[("asOf", "someday")])
+        .await?;
+    assert_eq!(bad_date.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     admin.language = Some("zh-CN");
     let (_, chinese) = admin.get("/finance").await?;
@@ -107,19 +118,16 @@ async fn finance_pages_show_the_books_to_finance_readers_only(
 
     // Someone without finance.read finds nothing there, nor in the navigation.
     let mut executor = signed_in(&c.app, &c.executor).await?;
-    for path in [
-        "/finance".to_owned(),
-        "/finance/ledger/6000".to_owned(),
-        "/finance/export/trial-balance.csv".to_owned(),
-    ] {
-        assert_eq!(
-            executor.get(&path).await?.0,
-            StatusCode::NOT_FOUND,
-            "{path}"
-        );
+    for path in ["/finance", "/finance/ledger/6000"] {
+        assert_eq!(executor.get(path).await?.0, StatusCode::NOT_FOUND, "{path}");
     }
     let (_, work) = executor.get("/work").await?;
     assert!(!work.contains("href=\"/finance\""));
+    let token = form_token(&work)?;
+    let theirs = executor
+        .post(trial, &[("_token", token.as_str()), ("asOf", "2026-12-31")])
+        .await?;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
     Ok(())
 }
 
@@ -341,11 +349,11 @@ async fn operators_steer_queues_and_jobs_from_the_console(backend: Backend) -> a
     );
 
     let started = admin
-        .request(
-            reqwest::Method::GET,
-            "/finance/export/trial-balance.csv?async=1",
+        .post_from(
+            "/finance",
+            "/finance/export/trial-balance.csv",
+            &[("async", "1")],
         )
-        .send()
         .await?;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
     let job_page = location(&started);
@@ -403,6 +411,33 @@ async fn operators_steer_queues_and_jobs_from_the_console(backend: Backend) -> a
         .await?;
     assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
     assert!(!queue_paused(&c, "exports").await?);
+
+    // Resumed, the export runs; its page then offers the file, which downloads as CSV.
+    let mut ready = String::new();
+    for _ in 0..300 {
+        let (_, html) = admin.get(&job_page).await?;
+        if html.contains(&format!("{job_page}/download")) {
+            ready = html;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready.contains("COMPLETED"), "the export finished: {ready}");
+    let file = admin
+        .request(reqwest::Method::GET, &format!("{job_page}/download"))
+        .send()
+        .await?;
+    assert_eq!(file.status(), StatusCode::OK);
+    assert!(file
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv")));
+    assert!(file.text().await?.contains("125.50"));
+    assert_eq!(
+        executor.get(&format!("{job_page}/download")).await?.0,
+        StatusCode::NOT_FOUND
+    );
     Ok(())
 }
 
@@ -550,6 +585,46 @@ async fn integrations_show_a_key_once_and_replay_deliveries(
         )
         .await?;
     assert_eq!(redelivered.status(), StatusCode::SEE_OTHER);
+
+    // An endpoint and an app are switched off and on from their pages.
+    let off = admin
+        .post_from(
+            &endpoint_page,
+            &format!("{endpoint_page}/active"),
+            &[("active", "false")],
+        )
+        .await?;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    let endpoints = c
+        .ok_as(
+            &c.admin,
+            "query($a: ID!) { webhookEndpoints(appId: $a) { active } }",
+            json!({ "a": app_page.trim_start_matches("/integrations/apps/") }),
+        )
+        .await?;
+    assert_eq!(endpoints["webhookEndpoints"][0]["active"], false);
+    let refused = admin
+        .post_from(
+            &endpoint_page,
+            &format!("{endpoint_page}/replay"),
+            &[("after", cursor.as_str())],
+        )
+        .await?;
+    assert_eq!(
+        refused.status(),
+        StatusCode::CONFLICT,
+        "a disabled endpoint replays nothing"
+    );
+    let app_off = admin
+        .post_from(
+            &app_page,
+            &format!("{app_page}/active"),
+            &[("active", "false")],
+        )
+        .await?;
+    assert_eq!(app_off.status(), StatusCode::SEE_OTHER);
+    let apps = c.ok_as(&c.admin, "{ apps { active } }", json!({})).await?;
+    assert_eq!(apps["apps"][0]["active"], false);
 
     let mut executor = signed_in(&c.app, &c.executor).await?;
     for path in ["/integrations", app_page.as_str(), endpoint_page.as_str()] {
@@ -725,6 +800,34 @@ async fn the_organisation_is_managed_from_the_console(backend: Backend) -> anyho
     assert_eq!(location(&revoked), user_page);
     assert_eq!(person(&c, &user_id).await?["roles"], json!([]));
 
+    // The role's own page renames it and changes its permissions.
+    let role_page = format!("/configuration/roles/{role_id}");
+    assert_eq!(admin.get(&role_page).await?.0, StatusCode::OK);
+    let renamed = admin
+        .post_from(
+            &role_page,
+            &role_page,
+            &[
+                ("form", "role"),
+                ("name", "Dock lead"),
+                ("permission.task.configure", "on"),
+            ],
+        )
+        .await?;
+    assert_eq!(renamed.status(), StatusCode::SEE_OTHER);
+    let roles = c
+        .ok_as(&c.admin, "{ roles { id name permissions } }", json!({}))
+        .await?;
+    let dock = roles["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["id"] == role_id.as_str())
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(dock["name"], "Dock lead");
+    assert_eq!(dock["permissions"], json!(["task.configure"]));
+
     // Rename the department and make Hana its head; then deactivate her.
     let department_page = format!("/configuration/departments/{harbour_id}");
     let edited = admin
@@ -750,9 +853,23 @@ async fn the_organisation_is_managed_from_the_console(backend: Backend) -> anyho
     assert_eq!(harbour["name"], "Harbour office");
     assert_eq!(harbour["head"]["id"], user_id.as_str());
     let off = admin
-        .post_from(&user_page, &format!("{user_page}/active"), &[])
+        .post_from(
+            &user_page,
+            &format!("{user_page}/active"),
+            &[("active", "false")],
+        )
         .await?;
     assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    assert_eq!(person(&c, &user_id).await?["isActive"], false);
+    // A second "deactivate" (a page loaded before, a double click) is not an undo.
+    let again = admin
+        .post_from(
+            &user_page,
+            &format!("{user_page}/active"),
+            &[("active", "false")],
+        )
+        .await?;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
     assert_eq!(person(&c, &user_id).await?["isActive"], false);
     assert!(c
         .app
@@ -762,7 +879,12 @@ async fn the_organisation_is_managed_from_the_console(backend: Backend) -> anyho
 
     // None of it is open to anyone else.
     let mut executor = signed_in(&c.app, &c.executor).await?;
-    for path in [org, user_page.as_str(), department_page.as_str()] {
+    for path in [
+        org,
+        user_page.as_str(),
+        department_page.as_str(),
+        role_page.as_str(),
+    ] {
         assert_eq!(executor.get(path).await?.0, StatusCode::NOT_FOUND, "{path}");
     }
     let (_, work) = executor.get("/work").await?;
@@ -865,6 +987,38 @@ async fn flows_and_transaction_types_are_edited_from_the_console(
         new_steps[added]["condition"],
         json!({ "field": "cashOutput", "op": "GTE", "value": "10000" })
     );
+
+    let created = admin
+        .post_from(
+            "/configuration/flows/new",
+            "/configuration/flows/new",
+            &[
+                ("name", "Head only"),
+                ("step.0.name", "Head"),
+                ("step.0.rule", "DEPARTMENT_HEAD"),
+                ("step.0.required", "1"),
+            ],
+        )
+        .await?;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let made = flows(&c).await?;
+    let head_only = made
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["name"] == "Head only")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the flow was made: {made}"))?;
+    assert_eq!(head_only["version"], 1);
+    assert_eq!(head_only["steps"][0]["departmentHead"], true);
+    let empty = admin
+        .post_from(
+            "/configuration/flows/new",
+            "/configuration/flows/new",
+            &[("name", "No steps")],
+        )
+        .await?;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // A transaction type, made and edited; bad JSON is refused beside its field.
     let types = "/configuration/types/new";

@@ -134,6 +134,54 @@ pub async fn update_type(
     row.update(work).await.map_err(|e| type_taken(e, &code))
 }
 
+/// The accounts the built-in task-output type posts to (see `ensure_task_output_type`).
+const TASK_OUTPUT_ACCOUNTS: [&str; 2] = ["1200", "4100"];
+
+/// The codes of the transaction types whose posting rule names `account_code`.
+pub async fn types_posting_to<C: ConnectionTrait>(
+    db: &C,
+    account_code: &str,
+) -> AppResult<Vec<String>> {
+    let mut codes: Vec<String> = transaction_type::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|ty| {
+            ty.posting_rule
+                .as_ref()
+                .and_then(|rule| PostingRule::parse(rule).ok())
+                .is_some_and(|rule| rule.lines.iter().any(|l| l.account == account_code))
+        })
+        .map(|ty| ty.code)
+        .collect();
+    if TASK_OUTPUT_ACCOUNTS.contains(&account_code) && !codes.iter().any(|c| c == TASK_OUTPUT_TYPE)
+    {
+        codes.push(TASK_OUTPUT_TYPE.to_owned());
+    }
+    codes.sort();
+    Ok(codes)
+}
+
+/// Deactivates an account unless a transaction type posts to it: every transaction of that
+/// type would then fail (for the built-in type, every confirmed task with a cash output).
+pub async fn deactivate_account(
+    work: &Work,
+    viewer: &Viewer,
+    id: crate::domains::finance::model::AccountId,
+) -> AppResult<entities::account::Model> {
+    let closed = finance::set_account_active(work, viewer, id, false).await?;
+    let users = types_posting_to(work, &closed.code).await?;
+    if !users.is_empty() {
+        // The unit of work rolls the deactivation back.
+        return Err(AppError::Conflict(format!(
+            "transaction types {} post to account {}: change their posting rules first",
+            users.join(", "),
+            closed.code
+        )));
+    }
+    Ok(closed)
+}
+
 fn type_taken(err: sea_orm::DbErr, code: &str) -> AppError {
     AppError::from_unique_violation(err, format!("a transaction type {code:?} exists"))
 }

@@ -458,12 +458,17 @@ async fn check_budgets_for<C: ConnectionTrait>(
             .values()
             .find(|a| a.id == account_id)
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("account vanished")))?;
-        for found in covering {
+        for covering in covering {
+            // Locked whatever its policy, then read again: an edit (`update_budget`) holding the
+            // lock may have changed its amount or policy since the list above was read.
+            lock_in_transaction(db, &format!("budget:{}", covering.id)).await?;
+            let Some(found) = budget::Entity::find_by_id(covering.id).one(db).await? else {
+                continue;
+            };
             let policy = budget_policy(&found);
             if policy == BudgetPolicy::Ignore {
                 continue;
             }
-            lock_in_transaction(db, &format!("budget:{}", found.id)).await?;
             let used =
                 natural_total(db, center, account, found.period_start, found.period_end).await?;
             if used + delta > i128::from(found.amount_minor) {
@@ -650,15 +655,16 @@ pub async fn update_budget(
     changes: BudgetChanges,
 ) -> AppResult<budget::Model> {
     viewer.user()?.require_global(Permission::FinancePost)?;
+    if let Some(amount) = changes.amount_minor {
+        check_budget_amount(amount)?;
+    }
+    // Postings check a budget under this lock, and read it after taking it: an edit waits for
+    // them and they for it; two edits take turns, each on the row the other left.
+    lock_in_transaction(work, &format!("budget:{}", id.0)).await?;
     let current = budget::Entity::find_by_id(id.0)
         .one(work)
         .await?
         .ok_or_else(|| AppError::not_found("budget"))?;
-    if let Some(amount) = changes.amount_minor {
-        check_budget_amount(amount)?;
-    }
-    // Postings check a budget under this lock: an edit waits for them, and they for it.
-    lock_in_transaction(work, &format!("budget:{}", current.id)).await?;
     let mut row: budget::ActiveModel = current.clone().into();
     row.amount_minor = Set(changes.amount_minor.unwrap_or(current.amount_minor));
     row.policy = Set(changes
