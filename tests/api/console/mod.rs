@@ -3,6 +3,7 @@
 //! from the event log over Server-Sent Events.
 
 mod back_office;
+mod routes;
 mod task_extras;
 
 use std::collections::HashMap;
