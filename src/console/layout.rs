@@ -114,6 +114,21 @@ fn navigation(signed: &Signed) -> Vec<NavItem> {
     items
 }
 
+/// `page`, answering with the refusal's status when a form was refused (the page then shows the
+/// form again with the refusal beside it).
+pub async fn page_refusing(
+    signed: &Signed,
+    title: &str,
+    content: Markup,
+    refusal: Option<&AppError>,
+) -> Response {
+    let mut response = page(signed, title, content).await;
+    if let Some(err) = refusal {
+        *response.status_mut() = status_of(err);
+    }
+    response
+}
+
 /// A signed-in page: header with the unread count and the language switch, navigation (a
 /// bottom bar within thumb reach on a phone, a side list on a PC) and `content`.
 pub async fn page(signed: &Signed, title: &str, content: Markup) -> Response {

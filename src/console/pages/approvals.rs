@@ -12,7 +12,6 @@ use crate::console::layout::{self, token_field};
 use crate::console::session::{local_path, Form, Signed};
 use crate::domains::approvals::model::InstanceId;
 use crate::domains::approvals::service as approvals;
-use crate::domains::identity::service::{self as identity, PeopleFilter};
 use crate::domains::tasks::model::SUBJECT_KIND as TASK_SUBJECT_KIND;
 use crate::error::{AppError, AppResult};
 
@@ -30,19 +29,7 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
             .titles(db, &signed.viewer, &subjects)
             .await?;
         let delegations = approvals::my_delegations(db, &signed.viewer).await?;
-        let people = identity::list_people(
-            db,
-            &signed.viewer,
-            PeopleFilter {
-                search: None,
-                department_id: None,
-                include_inactive: false,
-            },
-            0,
-            PEOPLE_LIMIT,
-        )
-        .await?
-        .people;
+        let people = super::people_to_choose(db, &signed.viewer, PEOPLE_LIMIT).await?;
         let names = names_of(
             db,
             pending.iter().map(|a| a.initiator_id).chain(
@@ -132,8 +119,8 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
             (token_field(&signed.form_token))
             (layout::field(t.delegate_to, "delegate-to", "toUserId", err.as_ref(), html! {
                 select id="delegate-to" name="to" required {
-                    @for person in people.iter().filter(|p| p.user.id != signed.me.id) {
-                        option value=(person.user.id) { (person.user.name) }
+                    @for person in people.iter().filter(|p| p.id != signed.me.id) {
+                        option value=(person.id) { (person.name) }
                     }
                 }
             }))
@@ -147,11 +134,7 @@ async fn render(signed: &Signed, err: Option<AppError>) -> Response {
             button type="submit" { (t.delegate_approvals) }
         }
     };
-    let mut response = layout::page(signed, t.approvals, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, t.approvals, content, err.as_ref()).await
 }
 
 pub async fn inbox(signed: Signed) -> Response {

@@ -363,11 +363,7 @@ async fn render_category(
         err.as_ref(),
     );
     let title = format!("{} · {}", signed.t().task_categories, category.name);
-    let mut response = layout::page(signed, &title, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, &title, content, err.as_ref()).await
 }
 
 pub async fn category_page(signed: Signed, Path(id): Path<String>) -> Response {

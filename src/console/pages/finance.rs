@@ -308,11 +308,7 @@ pub async fn overview(signed: Signed, Query(asked): Query<Period>) -> Response {
             }
         }
     };
-    let mut response = layout::page(&signed, t.finance, content).await;
-    if let Some(err) = &period_error {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(&signed, t.finance, content, period_error.as_ref()).await
 }
 
 pub async fn ledger(

@@ -271,11 +271,7 @@ async fn render(
         @if found.is_some() { p class="hint" { (t.flow_versions_hint) } }
         (flow_form(signed, &action, shown, rows_for(shown), err.as_ref()))
     };
-    let mut response = layout::page(signed, &title, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, &title, content, err.as_ref()).await
 }
 
 pub async fn new_page(signed: Signed) -> Response {

@@ -168,11 +168,7 @@ async fn render_overview(
         }
         (app_form(signed, &departments, shown.unwrap_or(&empty), err.as_ref()))
     };
-    let mut response = layout::page(signed, t.integrations, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, t.integrations, content, err.as_ref()).await
 }
 
 pub async fn overview(signed: Signed) -> Response {
@@ -303,11 +299,13 @@ async fn render_app(
             (endpoint_form(signed, &base, shown, err.as_ref().filter(|_| shown.contains_key("url"))))
         }
     };
-    let mut response = layout::page(signed, &format!("{} · {}", t.apps, found.name), content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(
+        signed,
+        &format!("{} · {}", t.apps, found.name),
+        content,
+        err.as_ref(),
+    )
+    .await
 }
 
 fn endpoint_form(signed: &Signed, base: &str, shown: &Fields, err: Option<&AppError>) -> Markup {
@@ -573,11 +571,7 @@ async fn render_endpoint(
             }
         }
     };
-    let mut response = layout::page(signed, t.webhook_endpoints, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, t.webhook_endpoints, content, err.as_ref()).await
 }
 
 pub async fn endpoint_page(

@@ -191,11 +191,7 @@ async fn render_account(
         Some(a) => format!("{} · {} {}", t.accounts, a.code, a.name),
         None => t.new_account.to_owned(),
     };
-    let mut response = layout::page(signed, &title, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, &title, content, err.as_ref()).await
 }
 
 async fn find_account(signed: &Signed, raw: &str) -> AppResult<account::Model> {
@@ -482,11 +478,7 @@ async fn render_budget(
     } else {
         t.new_budget
     };
-    let mut response = layout::page(signed, title, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, title, content, err.as_ref()).await
 }
 
 pub async fn new_budget_page(signed: Signed) -> Response {

@@ -24,6 +24,25 @@ use uuid::Uuid;
 use crate::domains::identity::service as identity;
 use crate::error::AppResult;
 
+/// The active people a form offers as choices (executors, a confirmer, a delegate), by name.
+pub async fn people_to_choose<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    viewer: &crate::auth::Viewer,
+    limit: u64,
+) -> AppResult<Vec<entities::user::Model>> {
+    let filter = identity::PeopleFilter {
+        search: None,
+        department_id: None,
+        include_inactive: false,
+    };
+    Ok(identity::list_people(db, viewer, filter, 0, limit)
+        .await?
+        .people
+        .into_iter()
+        .map(|p| p.user)
+        .collect())
+}
+
 /// Names of people by id, for a page that shows who did what.
 pub async fn names_of<C: sea_orm::ConnectionTrait>(
     db: &C,

@@ -224,11 +224,7 @@ async fn render_overview(
             (role_form(signed, None, shown, form_err("role")))
         }
     };
-    let mut response = layout::page(signed, t.organisation, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, t.organisation, content, err.as_ref()).await
 }
 
 fn role_form(
@@ -428,16 +424,13 @@ async fn render_department(
             button type="submit" class="primary" { (t.save) }
         }
     };
-    let mut response = layout::page(
+    layout::page_refusing(
         signed,
         &format!("{} · {}", t.departments, found.name),
         content,
+        err.as_ref(),
     )
-    .await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    .await
 }
 
 pub async fn department_page(signed: Signed, Path(id): Path<String>) -> Response {
@@ -560,12 +553,13 @@ async fn render_user(
             }
         }
     };
-    let mut response =
-        layout::page(signed, &format!("{} · {}", t.people, found.name), content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(
+        signed,
+        &format!("{} · {}", t.people, found.name),
+        content,
+        err.as_ref(),
+    )
+    .await
 }
 
 pub async fn user_page(signed: Signed, Path(id): Path<String>) -> Response {
@@ -703,12 +697,13 @@ async fn render_role(
         (layout::alert(t, err.as_ref()))
         (role_form(signed, Some(&found), shown.unwrap_or(&empty), err.as_ref()))
     };
-    let mut response =
-        layout::page(signed, &format!("{} · {}", t.roles, found.name), content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(
+        signed,
+        &format!("{} · {}", t.roles, found.name),
+        content,
+        err.as_ref(),
+    )
+    .await
 }
 
 pub async fn role_page(signed: Signed, Path(id): Path<String>) -> Response {

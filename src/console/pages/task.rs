@@ -435,11 +435,7 @@ async fn render(signed: &Signed, id: TaskId, err: Option<AppError>) -> Response 
         (comments(signed, &detail))
         (records(signed, &detail, err.as_ref()))
     };
-    let mut response = layout::page(signed, &detail.task.title, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, &detail.task.title, content, err.as_ref()).await
 }
 
 pub async fn detail(signed: Signed, Path(id): Path<String>) -> Response {

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::task::parse_task_id;
 use crate::console::layout::{self, field, token_field};
 use crate::console::session::{Form, Signed};
-use crate::domains::identity::service::{self as identity, PeopleFilter};
 use crate::domains::tasks::model::{
     CashOutputChange, CashOutputInput, CategoryId, ReviewStatus, TaskFields, TaskId,
 };
@@ -230,22 +229,7 @@ async fn form_data(
     let categories = tasks::list_categories(db, &signed.viewer, false).await?;
     let chosen = parent.as_ref().map(|p| p.category_id).or(category);
     let category = chosen.and_then(|id| categories.iter().find(|c| c.id == id).cloned());
-    let people = identity::list_people(
-        db,
-        &signed.viewer,
-        PeopleFilter {
-            search: None,
-            department_id: None,
-            include_inactive: false,
-        },
-        0,
-        PEOPLE_LIMIT,
-    )
-    .await?
-    .people
-    .into_iter()
-    .map(|p| p.user)
-    .collect();
+    let people = super::people_to_choose(db, &signed.viewer, PEOPLE_LIMIT).await?;
     Ok(FormData {
         categories,
         category,
@@ -521,11 +505,7 @@ async fn new_form(
         Err(err) => return layout::error_response(signed.locale, &err),
     };
     let content = task_form(signed, &data, "/tasks/new", shown, err.as_ref(), false);
-    let mut response = layout::page(signed, signed.t().new_task, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, signed.t().new_task, content, err.as_ref()).await
 }
 
 fn optional_id(raw: Option<&str>) -> Option<Uuid> {
@@ -639,11 +619,7 @@ async fn edit_form(
     } else {
         task_form(signed, &data, &action, shown, err.as_ref(), true)
     };
-    let mut response = layout::page(signed, signed.t().edit_task, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, signed.t().edit_task, content, err.as_ref()).await
 }
 
 pub async fn edit_page(signed: Signed, Path(id): Path<String>) -> Response {

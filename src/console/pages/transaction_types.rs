@@ -191,11 +191,7 @@ async fn render(
         p { a href="/configuration" { (t.configuration) } }
         (type_form(signed, &action, shown, &flows, err.as_ref()))
     };
-    let mut response = layout::page(signed, &title, content).await;
-    if let Some(err) = &err {
-        *response.status_mut() = layout::status_of(err);
-    }
-    response
+    layout::page_refusing(signed, &title, content, err.as_ref()).await
 }
 
 pub async fn new_page(signed: Signed) -> Response {
