@@ -7,9 +7,11 @@ use anyhow::Context;
 
 use crate::auth::jwt::{JwtKeys, KeySource};
 use crate::auth::password::Passwords;
+use crate::auth::viewer_cache::ViewerCache;
 use crate::config::Config;
 use crate::domains::approvals::service::ApprovalSubjects;
 use crate::domains::business::service::TransactionApprovals;
+use crate::domains::identity::model::IdentityEvent;
 use crate::domains::identity::service::{self as identity, FirstAdmin};
 use crate::domains::scheduling::builtin::{self, JobDeps};
 use crate::domains::tasks::service::TaskApprovals;
@@ -17,7 +19,7 @@ use crate::error::AppResult;
 use crate::platform::cache::{Cache, InProcessCache, RedisCache};
 use crate::platform::db::Db;
 use crate::platform::events::relay::Relay;
-use crate::platform::events::{EventBus, InProcessBus, RedisBus};
+use crate::platform::events::{Event, EventBus, InProcessBus, RedisBus};
 use crate::platform::files::FileStore;
 use crate::platform::live_slots::LiveSlots;
 use crate::platform::metrics::Metrics;
@@ -50,6 +52,8 @@ pub struct AppInner {
     pub scheduler: Scheduler,
     /// Whole query responses, keyed by the data version (see `platform::response_cache`).
     pub responses: Arc<ResponseCache>,
+    /// Signed-in viewers, keyed by the identity epoch (see `auth::viewer_cache`).
+    pub viewers: Arc<ViewerCache>,
     /// The one client for requests to other systems: public addresses only, unless allowed
     /// (see `platform::outbound`).
     pub outbound: Outbound,
@@ -166,8 +170,13 @@ impl AppState {
         let files = FileStore::from_config(&config)?;
         let currency = config.currency.clone();
         let shared_cache = redis.is_some().then(|| cache.clone());
-        let responses = Arc::new(ResponseCache::new(shared_cache, config.response_cache));
+        let responses = Arc::new(ResponseCache::new(
+            shared_cache.clone(),
+            config.response_cache,
+        ));
         responses.follow(bus.as_ref());
+        let viewers = Arc::new(ViewerCache::new(shared_cache, config.viewer_cache));
+        viewers.follow(bus.as_ref(), IdentityEvent::TOPIC);
         let outbound = Outbound::new(config.outbound_allow.clone())?;
         let registry = builtin::registry(JobDeps {
             db: db.clone(),
@@ -221,6 +230,7 @@ impl AppState {
                 ]),
                 scheduler,
                 responses,
+                viewers,
                 outbound,
                 live,
                 export_streams,
@@ -233,9 +243,13 @@ impl AppState {
     }
 
     /// One unit of work for a request: `step` writes through it; once it commits, every
-    /// cached response from before it is out of date.
+    /// cached response from before it is out of date, and so is every cached viewer if it
+    /// changed a user, a role, a grant or a department (each of which emits an identity event).
     pub async fn write<T>(&self, step: impl AsyncFnOnce(&Work) -> AppResult<T>) -> AppResult<T> {
-        let value = work::write(&self.db, step).await?;
+        let (value, committed) = work::write_reporting(&self.db, step).await?;
+        if committed.touched(IdentityEvent::TOPIC) {
+            self.viewers.bump().await;
+        }
         self.responses.bump().await;
         Ok(value)
     }

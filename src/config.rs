@@ -77,6 +77,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Whole query responses are cached, keyed by a data version every change bumps.
     pub response_cache: bool,
+    /// Signed-in viewers are cached, keyed by an identity epoch every identity change bumps.
+    pub viewer_cache: bool,
     /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies); for anyone
     /// else the peer address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -264,6 +266,7 @@ struct FileSettings {
     queue_timeout_ms: Option<u64>,
     scheduler: Option<bool>,
     response_cache: Option<bool>,
+    viewer_cache: Option<bool>,
     node_id: Option<String>,
     node_tags: Option<String>,
     node_capacity: Option<usize>,
@@ -587,6 +590,9 @@ impl Config {
             response_cache: parsed("INTERLINK_RESPONSE_CACHE", var("INTERLINK_RESPONSE_CACHE"))?
                 .or(file.response_cache)
                 .unwrap_or(false),
+            viewer_cache: parsed("INTERLINK_VIEWER_CACHE", var("INTERLINK_VIEWER_CACHE"))?
+                .or(file.viewer_cache)
+                .unwrap_or(true),
             trusted_proxies: parse_trusted_proxies(
                 var("INTERLINK_TRUSTED_PROXIES")
                     .or(file.trusted_proxies)

@@ -158,6 +158,11 @@ impl AppError {
 }
 
 /// Whether an internal error's cause is the database being out of reach.
+/// A service error as a DataLoader error, which its waiters share (hence the `Arc`).
+pub fn loader_db_error(err: AppError) -> std::sync::Arc<DbErr> {
+    std::sync::Arc::new(DbErr::Custom(format!("{err:?}")))
+}
+
 pub fn unavailable_cause(cause: &anyhow::Error) -> bool {
     cause.chain().any(unavailable_link)
 }

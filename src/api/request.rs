@@ -11,6 +11,7 @@ use crate::domains::identity::service as identity;
 use crate::domains::integrations;
 use crate::domains::tasks::loaders::TaskLoaders;
 use crate::error::AppError;
+use crate::graphql::context::Lazy;
 
 /// A verified access token's Viewer and the moment the token expires (Unix seconds).
 pub struct Authenticated {
@@ -29,9 +30,21 @@ pub async fn authenticate(app: &AppState, token: &str) -> Result<Authenticated, 
         });
     }
     let claims = app.jwt.verify(token)?;
-    let user = identity::viewer_from_claims(&app.db.conn, &claims).await?;
+    let Ok(user_id) = uuid::Uuid::parse_str(&claims.sub) else {
+        return Err(AppError::Unauthenticated(
+            "invalid or expired access token".into(),
+        ));
+    };
+    let user = app
+        .viewers
+        .resolve(
+            user_id,
+            claims.ver,
+            identity::viewer_from_claims(&app.db.conn, &claims),
+        )
+        .await?;
     Ok(Authenticated {
-        viewer: Viewer::User(Arc::new(user)),
+        viewer: Viewer::User(user),
         expires_at: claims.exp,
     })
 }
@@ -45,29 +58,46 @@ pub enum Lifetime {
     Connection,
 }
 
-/// Inserts the viewer and fresh DataLoaders, so no cache outlives one viewer's request.
+/// Inserts the viewer and fresh DataLoaders (each domain's built when first used), so no cache
+/// outlives one viewer's request.
 pub fn insert_request_data(
     data: &mut async_graphql::Data,
     app: &AppState,
     viewer: Viewer,
     lifetime: Lifetime,
 ) {
-    let identity = IdentityLoaders::new(&app.db.conn);
-    let tasks = TaskLoaders::new(&app.db.conn);
-    if lifetime == Lifetime::Connection {
-        identity.users.enable_all_cache(false);
-        identity.departments.enable_all_cache(false);
-        tasks.subtasks.enable_all_cache(false);
-        tasks.comments.enable_all_cache(false);
-        tasks.executors.enable_all_cache(false);
-    }
-    data.insert(FinanceLoaders::new(&app.db.conn, &viewer));
-    data.insert(ApprovalLoaders::new(
-        &app.db.conn,
-        &app.approval_subjects,
-        &viewer,
-    ));
+    let per_event = lifetime == Lifetime::Connection;
+    let db = app.db.conn.clone();
+    data.insert(Lazy::new({
+        let db = db.clone();
+        move || {
+            let identity = IdentityLoaders::new(&db);
+            if per_event {
+                identity.users.enable_all_cache(false);
+                identity.departments.enable_all_cache(false);
+            }
+            identity
+        }
+    }));
+    data.insert(Lazy::new({
+        let db = db.clone();
+        move || {
+            let tasks = TaskLoaders::new(&db);
+            if per_event {
+                tasks.subtasks.enable_all_cache(false);
+                tasks.comments.enable_all_cache(false);
+                tasks.executors.enable_all_cache(false);
+            }
+            tasks
+        }
+    }));
+    data.insert(Lazy::new({
+        let (db, viewer) = (db.clone(), viewer.clone());
+        move || FinanceLoaders::new(&db, &viewer)
+    }));
+    data.insert(Lazy::new({
+        let (subjects, viewer) = (app.approval_subjects.clone(), viewer.clone());
+        move || ApprovalLoaders::new(&db, &subjects, &viewer)
+    }));
     data.insert(viewer);
-    data.insert(identity);
-    data.insert(tasks);
 }

@@ -7,6 +7,7 @@ pub mod permissions;
 pub mod scopes;
 pub mod tokens;
 pub mod viewer;
+pub mod viewer_cache;
 
 pub use permissions::Permission;
 pub use scopes::AppScope;

@@ -70,8 +70,29 @@ impl ContextExt for Context<'_> {
     }
 
     fn loaders<T: Any + Send + Sync>(&self) -> Result<&T, AppError> {
-        self.data::<T>()
+        self.data::<Lazy<T>>()
+            .map(Lazy::get)
             .map_err(|_| missing(std::any::type_name::<T>()))
+    }
+}
+
+/// One domain's loaders for a request, built on first use: most operations touch a domain or
+/// two, and a websocket holds its loaders for hours.
+pub struct Lazy<T> {
+    built: std::sync::OnceLock<T>,
+    build: Box<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T> Lazy<T> {
+    pub fn new(build: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self {
+            built: std::sync::OnceLock::new(),
+            build: Box::new(build),
+        }
+    }
+
+    pub fn get(&self) -> &T {
+        self.built.get_or_init(&self.build)
     }
 }
 

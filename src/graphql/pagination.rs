@@ -49,6 +49,30 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<u64, AppError> {
         .ok_or_else(|| AppError::bad_field("after", "not a cursor from this list"))
 }
 
+/// Whether the connection being resolved selects `totalCount` (through fragments too): when
+/// it does not, its list need not count every match.
+pub fn selects_total(ctx: &async_graphql::Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+/// A Relay connection over one offset page read without its count (the query does not select
+/// `totalCount`, so the placeholder is never shown); `has_next` came from one row past the page.
+pub fn uncounted_connection<T: async_graphql::OutputType>(
+    items: Vec<T>,
+    has_next: bool,
+    offset: u64,
+) -> Connection<String, T, TotalCount, EmptyFields> {
+    let mut connection =
+        Connection::with_additional_fields(offset > 0, has_next, TotalCount { total_count: 0 });
+    connection.edges.extend(
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| Edge::new(encode_cursor(offset + i as u64), item)),
+    );
+    connection
+}
+
 /// A Relay connection over one offset page of `total` items.
 pub fn connection<T: async_graphql::OutputType>(
     items: Vec<T>,

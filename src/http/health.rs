@@ -34,6 +34,9 @@ pub async fn metrics(State(state): State<HttpState>) -> Response {
         .db_statements
         .set(i64::try_from(app.db.statement_count()).unwrap_or(i64::MAX));
     app.metrics
+        .db_round_trips
+        .set(i64::try_from(app.db.round_trip_count()).unwrap_or(i64::MAX));
+    app.metrics
         .event_subscribers
         .set(app.bus.subscriber_count() as i64);
     match app.metrics.render() {

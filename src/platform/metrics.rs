@@ -14,6 +14,7 @@ pub struct Metrics {
     pub db_pool_size: IntGauge,
     pub db_pool_idle: IntGauge,
     pub db_statements: IntGauge,
+    pub db_round_trips: IntGauge,
     pub event_subscribers: IntGauge,
     /// argon2 hashes and verifications run by this node: what sign-in floods cost.
     pub password_hashes: IntCounter,
@@ -48,6 +49,10 @@ impl Metrics {
         let db_pool_idle =
             IntGauge::new("db_pool_idle_connections", "Idle database pool connections")?;
         let db_statements = IntGauge::new("db_statements", "SQL statements run since start")?;
+        let db_round_trips = IntGauge::new(
+            "db_round_trips",
+            "Exchanges with the database since start: statements and idle-connection pings",
+        )?;
         let event_subscribers =
             IntGauge::new("event_subscribers", "Local subscribers of the event bus")?;
         let password_hashes = IntCounter::new(
@@ -68,6 +73,7 @@ impl Metrics {
         registry.register(Box::new(db_pool_idle.clone()))?;
         registry.register(Box::new(event_subscribers.clone()))?;
         registry.register(Box::new(db_statements.clone()))?;
+        registry.register(Box::new(db_round_trips.clone()))?;
         let scheduler = SchedulerMetrics::new()?;
         scheduler.register(&registry)?;
         Ok(Self {
@@ -79,6 +85,7 @@ impl Metrics {
             db_pool_size,
             db_pool_idle,
             db_statements,
+            db_round_trips,
             event_subscribers,
             password_hashes,
             rate_limited,

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod db;
 pub mod delivery;
+pub mod epoch;
 pub mod events;
 pub mod files;
 pub mod live_slots;

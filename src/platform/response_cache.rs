@@ -5,7 +5,6 @@
 //! Embedded, the version is a counter in this process and the responses live in a small
 //! in-process cache; with Redis, both are shared, so one node's write misses every node's cache.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::cache::{Cache, InProcessCache};
+use super::epoch::Epoch;
 use super::events::EventBus;
 
 /// A response is kept at most this long, even when nothing changes.
@@ -26,31 +26,21 @@ const IN_PROCESS_ENTRIES: usize = 128;
 const CACHE_DEADLINE: Duration = Duration::from_millis(250);
 const VERSION_KEY: &str = "data-version";
 
-enum Version {
-    Local(AtomicI64),
-    Shared,
-}
-
 pub struct ResponseCache {
     store: Arc<dyn Cache>,
-    version: Version,
+    version: Epoch,
     enabled: bool,
 }
 
 impl ResponseCache {
     /// `shared` is the Redis cache when scaled out; `None` keeps everything in this process.
     pub fn new(shared: Option<Arc<dyn Cache>>, enabled: bool) -> Self {
-        match shared {
-            Some(store) => Self {
-                store,
-                version: Version::Shared,
-                enabled,
-            },
-            None => Self {
-                store: Arc::new(InProcessCache::new(IN_PROCESS_ENTRIES)),
-                version: Version::Local(AtomicI64::new(0)),
-                enabled,
-            },
+        let version = Epoch::new(VERSION_KEY, shared.clone());
+        let store = shared.unwrap_or_else(|| Arc::new(InProcessCache::new(IN_PROCESS_ENTRIES)));
+        Self {
+            store,
+            version,
+            enabled,
         }
     }
 
@@ -58,33 +48,10 @@ impl ResponseCache {
         self.enabled
     }
 
-    async fn version(&self) -> anyhow::Result<i64> {
-        match &self.version {
-            Version::Local(counter) => Ok(counter.load(Ordering::SeqCst)),
-            Version::Shared => {
-                tokio::time::timeout(CACHE_DEADLINE, self.store.counter(VERSION_KEY))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("data version read timed out"))?
-            }
-        }
-    }
-
     /// Marks everything cached so far as old. Call after a change commits.
     pub async fn bump(&self) {
-        if !self.enabled {
-            return;
-        }
-        match &self.version {
-            Version::Local(counter) => {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            Version::Shared => {
-                // Ten years: the counter must not expire while responses keyed by it live.
-                let window = Duration::from_secs(10 * 365 * 24 * 3600);
-                if let Err(err) = self.store.increment(VERSION_KEY, window).await {
-                    tracing::warn!(error = ?err, "bumping the data version failed");
-                }
-            }
+        if self.enabled {
+            self.version.bump().await;
         }
     }
 
@@ -93,7 +60,7 @@ impl ResponseCache {
     /// depends on about the asker: their id and, so that a revocation racing this request
     /// cannot file an answer under the new version, their grants.
     pub async fn key(&self, viewer: &[u8], request: &async_graphql::Request) -> Option<String> {
-        let version = match self.version().await {
+        let version = match self.version.read().await {
             Ok(version) => version,
             Err(err) => {
                 tracing::warn!(error = ?err, "reading the data version failed");

@@ -28,9 +28,17 @@ pub struct Work {
 }
 
 /// What a committed unit of work changed, for the caller's own after-commit steps.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Committed {
     pub events: usize,
+    /// The topics of its events, each once.
+    pub topics: Vec<&'static str>,
+}
+
+impl Committed {
+    pub fn touched(&self, topic: &str) -> bool {
+        self.topics.contains(&topic)
+    }
 }
 
 impl Work {
@@ -98,6 +106,9 @@ impl Work {
     pub async fn commit(self) -> Result<Committed, DbErr> {
         let effects = std::mem::take(&mut *self.effects.lock());
         let events = effects.events.len();
+        let mut topics: Vec<&'static str> = effects.events.iter().map(|e| e.topic).collect();
+        topics.sort_unstable();
+        topics.dedup();
         if events > 0 {
             log::append(&self.txn, effects.events).await?;
         }
@@ -109,7 +120,7 @@ impl Work {
         if effects.jobs_enqueued {
             commits.jobs.notify_one();
         }
-        Ok(Committed { events })
+        Ok(Committed { events, topics })
     }
 }
 
@@ -142,8 +153,19 @@ pub async fn write<T, E>(db: &Db, step: impl AsyncFnOnce(&Work) -> Result<T, E>)
 where
     E: From<DbErr>,
 {
+    Ok(write_reporting(db, step).await?.0)
+}
+
+/// `write`, also telling what the work committed.
+pub async fn write_reporting<T, E>(
+    db: &Db,
+    step: impl AsyncFnOnce(&Work) -> Result<T, E>,
+) -> Result<(T, Committed), E>
+where
+    E: From<DbErr>,
+{
     let work = Work::begin(db).await?;
     let value = step(&work).await?;
-    work.commit().await?;
-    Ok(value)
+    let committed = work.commit().await?;
+    Ok((value, committed))
 }

@@ -32,6 +32,7 @@ mod schema;
 mod signin;
 mod tasks;
 mod two_nodes;
+mod viewer_cache;
 mod web_access;
 mod webhooks;
 mod websocket;

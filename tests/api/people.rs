@@ -120,6 +120,40 @@ async fn everyone_finds_people_but_emails_stay_in_the_department(
     assert_eq!(paged, colleagues);
     assert_eq!(second["people"]["pageInfo"]["hasNextPage"], false);
 
+    // Without `totalCount` nothing counts the matches, and the pages still know their ends.
+    const UNCOUNTED: &str = "query($d: ID, $f: Int, $a: String) {
+        people(departmentId: $d, first: $f, after: $a) {
+            pageInfo { hasNextPage endCursor }
+            edges { node { id name email isActive department { id } } } } }";
+    let mut uncounted = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..colleagues.len() {
+        let before = c.app.state.db.statement_count();
+        let viewers_before = c.app.state.viewers.reads();
+        let page = c
+            .ok_as(
+                &c.executor,
+                UNCOUNTED,
+                json!({ "d": c.north, "f": 2, "a": after }),
+            )
+            .await?;
+        // The page (one row past it says whether another follows) and its departments, besides
+        // the viewer when it was not cached.
+        let statements = c.app.state.db.statement_count() - before;
+        let viewers = c.app.state.viewers.reads() - viewers_before;
+        assert_eq!(
+            statements - viewers,
+            2,
+            "{statements} statements, {viewers} viewer reads"
+        );
+        uncounted.extend(nodes(&page));
+        if page["people"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = Some(str_at(&page, "/people/pageInfo/endCursor")?);
+    }
+    assert_eq!(uncounted, colleagues);
+
     // A deactivated person leaves the directory unless asked for.
     c.app
         .gql_ok(

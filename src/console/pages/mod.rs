@@ -29,18 +29,20 @@ pub async fn people_to_choose<C: sea_orm::ConnectionTrait>(
     db: &C,
     viewer: &crate::auth::Viewer,
     limit: u64,
-) -> AppResult<Vec<entities::user::Model>> {
+) -> AppResult<Vec<crate::domains::identity::model::UserRecord>> {
     let filter = identity::PeopleFilter {
         search: None,
         department_id: None,
         include_inactive: false,
     };
-    Ok(identity::list_people(db, viewer, filter, 0, limit)
-        .await?
-        .people
-        .into_iter()
-        .map(|p| p.user)
-        .collect())
+    Ok(
+        identity::list_people(db, viewer, filter, 0, limit, identity::Counting::PageOnly)
+            .await?
+            .people
+            .into_iter()
+            .map(|p| p.user)
+            .collect(),
+    )
 }
 
 /// Names of people by id, for a page that shows who did what.

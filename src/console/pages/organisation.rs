@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
-use entities::{department, role, user};
+use entities::{department, role};
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -84,7 +84,7 @@ pub struct Search {
 
 struct Loaded {
     departments: Vec<department::Model>,
-    users: Vec<user::Model>,
+    users: Vec<crate::domains::identity::model::UserRecord>,
     roles: Vec<role::Model>,
 }
 

@@ -48,6 +48,7 @@ pub async fn directory(signed: Signed, Query(search): Query<Search>) -> Response
             },
             page * DIRECTORY_PAGE,
             DIRECTORY_PAGE,
+            identity::Counting::PageOnly,
         )
         .await?;
         let departments = identity::list_departments(db, &signed.viewer).await?;
@@ -62,7 +63,7 @@ pub async fn directory(signed: Signed, Query(search): Query<Search>) -> Response
         id.and_then(|id| departments.iter().find(|d| d.id == id))
             .map_or("—", |d| d.name.as_str())
     };
-    let has_next = (page + 1) * DIRECTORY_PAGE < found.total;
+    let has_next = found.has_next;
     let content = html! {
         form method="get" action="/people" class="filters" {
             div class="field" {

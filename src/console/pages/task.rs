@@ -33,7 +33,7 @@ pub fn parse_task_id(raw: &str) -> AppResult<TaskId> {
 struct Detail {
     task: task::Model,
     category: Option<entities::task_category::Model>,
-    executors: Vec<entities::user::Model>,
+    executors: Vec<crate::domains::identity::model::UserRecord>,
     names: HashMap<Uuid, String>,
     comments: Vec<task_comment::Model>,
     activity: Vec<entities::task_activity::Model>,

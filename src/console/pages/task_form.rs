@@ -212,7 +212,7 @@ pub struct Choice {
 struct FormData {
     categories: Vec<entities::task_category::Model>,
     category: Option<entities::task_category::Model>,
-    people: Vec<entities::user::Model>,
+    people: Vec<crate::domains::identity::model::UserRecord>,
     parent: Option<task::Model>,
 }
 

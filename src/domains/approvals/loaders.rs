@@ -9,10 +9,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::service;
-
-fn db_error(err: crate::error::AppError) -> Arc<DbErr> {
-    Arc::new(DbErr::Custom(format!("{err:?}")))
-}
+use crate::error::loader_db_error as db_error;
 
 pub struct InstanceLoader(pub DatabaseConnection);
 

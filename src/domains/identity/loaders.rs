@@ -4,23 +4,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use entities::{department, role, role_grant, user};
+use entities::{department, role, role_grant};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use super::model::UserRecord;
 use super::service;
 
 pub struct UserLoader(pub DatabaseConnection);
 
 impl Loader<Uuid> for UserLoader {
-    type Value = user::Model;
+    type Value = UserRecord;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
-            .await?
+        Ok(service::users_by_id(&self.0, keys)
+            .await
+            .map_err(crate::error::loader_db_error)?
             .into_iter()
             .map(|u| (u.id, u))
             .collect())

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -447,5 +449,46 @@ mod tests {
         assert!(!revoked.ends_sessions_of(bystander));
         let renamed = IdentityEvent::new(IdentityEventKind::UserUpdated, holder, None);
         assert!(!renamed.ends_sessions_of(holder));
+    }
+}
+
+/// A user as the rest of the hub reads them: every column but the password hash, which only
+/// sign-in and password changes read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub department_id: Option<Uuid>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A `UserRecord`'s columns in its order, as a read decodes them by position.
+pub type UserColumns = (Uuid, String, String, Option<Uuid>, bool, DateTime<Utc>);
+
+impl From<UserColumns> for UserRecord {
+    fn from((id, email, name, department_id, is_active, created_at): UserColumns) -> Self {
+        Self {
+            id,
+            email,
+            name,
+            department_id,
+            is_active,
+            created_at,
+        }
+    }
+}
+
+impl From<entities::user::Model> for UserRecord {
+    fn from(user: entities::user::Model) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            department_id: user.department_id,
+            is_active: user.is_active,
+            created_at: user.created_at,
+        }
     }
 }

@@ -5,16 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entities::{task, task_activity, task_attachment, task_category, task_comment, user};
+use entities::{task, task_activity, task_attachment, task_category, task_comment};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::service::{self, ChildPage};
-use crate::error::AppError;
-
-fn db_error(err: AppError) -> Arc<DbErr> {
-    Arc::new(DbErr::Custom(format!("{err:?}")))
-}
+use crate::domains::identity::model::UserRecord;
+use crate::error::{loader_db_error as db_error, AppError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PageKey {
@@ -89,7 +86,7 @@ impl Loader<PageKey> for CommentPages {
 pub struct ExecutorsLoader(pub DatabaseConnection);
 
 impl Loader<Uuid> for ExecutorsLoader {
-    type Value = Vec<user::Model>;
+    type Value = Vec<UserRecord>;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {

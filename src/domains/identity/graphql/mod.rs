@@ -20,7 +20,9 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::found;
 use crate::graphql::ids::optional_id;
 use crate::graphql::live;
-use crate::graphql::pagination::{connection, decode_cursor, page_size, TotalCount};
+use crate::graphql::pagination::{
+    connection, decode_cursor, page_size, selects_total, uncounted_connection, TotalCount,
+};
 use crate::platform::events::Envelope;
 
 // ---------------------------------------------------------------- roots
@@ -46,6 +48,34 @@ fn user_connection(
             .map(|u| Edge::new(u.id.to_string(), User::from(u))),
     );
     connection
+}
+
+/// The departments of a page of people, read with the page when the query selects them
+/// (rather than after the loaders' batching delay).
+async fn prime_departments(
+    ctx: &Context<'_>,
+    department_ids: impl Iterator<Item = uuid::Uuid>,
+) -> Result<()> {
+    let connection = ctx.look_ahead();
+    let nodes = [
+        connection.field("edges").field("node"),
+        connection.field("nodes"),
+    ];
+    if !nodes.iter().any(|node| node.field("department").exists()) {
+        return Ok(());
+    }
+    let mut ids: Vec<uuid::Uuid> = department_ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let departments = service::departments_by_id(ctx.caller()?.db(), &ids).await?;
+    ctx.loaders::<crate::domains::identity::loaders::IdentityLoaders>()?
+        .departments
+        .feed_many(departments.into_iter().map(|d| (d.id, d)))
+        .await;
+    Ok(())
 }
 
 #[derive(Default)]
@@ -81,6 +111,7 @@ impl IdentityQuery {
             .map(|a| UserId::parse("after", &a).map(|id| id.0))
             .transpose()?;
         let page = service::list_users(caller.db(), caller.viewer, filter, after, first).await?;
+        prime_departments(ctx, page.users.iter().filter_map(|u| u.department_id)).await?;
         Ok(user_connection(page, after.is_some()))
     }
 
@@ -108,9 +139,20 @@ impl IdentityQuery {
         };
         let first = page_size(first)?;
         let offset = decode_cursor(after.as_deref())?;
-        let page = service::list_people(caller.db(), caller.viewer, filter, offset, first).await?;
+        let counting = if selects_total(ctx) {
+            service::Counting::Total
+        } else {
+            service::Counting::PageOnly
+        };
+        let page =
+            service::list_people(caller.db(), caller.viewer, filter, offset, first, counting)
+                .await?;
+        prime_departments(ctx, page.people.iter().filter_map(|p| p.user.department_id)).await?;
         let people = page.people.into_iter().map(Person::from).collect();
-        Ok(connection(people, page.total, offset))
+        Ok(match page.total {
+            Some(total) => connection(people, total, offset),
+            None => uncounted_connection(people, page.has_next, offset),
+        })
     }
 
     /// The whole department tree, ordered so parents come before children.

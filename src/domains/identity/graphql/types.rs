@@ -14,6 +14,7 @@ use crate::domains::identity::loaders::IdentityLoaders;
 use crate::domains::identity::model::{
     parse_name, parse_permissions, DepartmentChanges, DepartmentId, Email, IdentityEvent,
     IdentityEventKind, NewDepartment, NewPassword, NewRole, NewUser, UserChanges, UserId,
+    UserRecord,
 };
 use crate::domains::identity::service::{self, UserFilter};
 use crate::error::AppError;
@@ -80,6 +81,12 @@ pub struct User {
 
 impl From<user::Model> for User {
     fn from(user: user::Model) -> Self {
+        UserRecord::from(user).into()
+    }
+}
+
+impl From<UserRecord> for User {
+    fn from(user: UserRecord) -> Self {
         Self {
             id: ID(user.id.to_string()),
             address: user.email,

@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::auth::{Permission, Viewer};
-use crate::domains::identity::model::{DepartmentId, UserId};
+use crate::domains::identity::model::{DepartmentId, UserColumns, UserId, UserRecord};
 use crate::error::{AppError, AppResult};
 
 pub fn role_permissions(role: &role::Model) -> Vec<Permission> {
@@ -62,20 +62,47 @@ pub(super) async fn department_paths<C: ConnectionTrait>(
         .collect())
 }
 
+/// A `UserRecord`'s columns, in its order: what every read of users outside sign-in selects.
+pub const USER_RECORD_COLUMNS: [user::Column; 6] = [
+    user::Column::Id,
+    user::Column::Email,
+    user::Column::Name,
+    user::Column::DepartmentId,
+    user::Column::IsActive,
+    user::Column::CreatedAt,
+];
+
+/// The users `select` finds, as records decoded by position (no password hash read, and no
+/// column looked up by name per row).
+pub async fn user_records<C: ConnectionTrait>(
+    db: &C,
+    select: sea_orm::Select<user::Entity>,
+) -> AppResult<Vec<UserRecord>> {
+    Ok(select
+        .select_only()
+        .columns(USER_RECORD_COLUMNS)
+        .into_tuple::<UserColumns>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(UserRecord::from)
+        .collect())
+}
+
 /// Any signed-in user may look people up; the directory is shared across the company.
 pub async fn find_user<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
     id: UserId,
-) -> AppResult<user::Model> {
+) -> AppResult<UserRecord> {
     viewer.user()?;
-    user::Entity::find_by_id(id.0)
-        .one(db)
+    user_records(db, user::Entity::find_by_id(id.0))
         .await?
+        .pop()
         .ok_or_else(|| AppError::not_found("user"))
 }
 
-pub async fn me<C: ConnectionTrait>(db: &C, viewer: &Viewer) -> AppResult<user::Model> {
+pub async fn me<C: ConnectionTrait>(db: &C, viewer: &Viewer) -> AppResult<UserRecord> {
     let me = viewer.user()?;
     find_user(db, viewer, UserId(me.id)).await
 }
@@ -87,7 +114,7 @@ pub struct UserFilter {
 }
 
 pub struct UserPage {
-    pub users: Vec<user::Model>,
+    pub users: Vec<UserRecord>,
     pub has_next: bool,
     pub total: u64,
 }
@@ -129,11 +156,7 @@ pub async fn list_users<C: ConnectionTrait>(
     if let Some(after) = after {
         query = query.filter(user::Column::Id.gt(after));
     }
-    let mut users = query
-        .order_by_asc(user::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
+    let mut users = user_records(db, query.order_by_asc(user::Column::Id).limit(first + 1)).await?;
     let has_next = users.len() as u64 > first;
     users.truncate(first as usize);
     Ok(UserPage {
@@ -166,13 +189,23 @@ pub struct PeopleFilter {
 
 /// One person as the directory shows them to one viewer.
 pub struct Listed {
-    pub user: user::Model,
+    pub user: UserRecord,
     pub email_visible: bool,
 }
 
 pub struct PeoplePage {
     pub people: Vec<Listed>,
-    pub total: u64,
+    /// Counted only when asked for (`Counting::Total`).
+    pub total: Option<u64>,
+    pub has_next: bool,
+}
+
+/// Whether a page read also counts every match: a caller that shows no total skips a
+/// statement that reads every matching row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counting {
+    Total,
+    PageOnly,
 }
 
 /// The company directory, open to every signed-in person: names and departments, by name.
@@ -184,6 +217,7 @@ pub async fn list_people<C: ConnectionTrait>(
     filter: PeopleFilter,
     offset: u64,
     first: u64,
+    counting: Counting,
 ) -> AppResult<PeoplePage> {
     let me = viewer.user()?;
     // Apps act through service accounts; they are not people to look up.
@@ -221,14 +255,22 @@ pub async fn list_people<C: ConnectionTrait>(
         }
         query = query.filter(matches);
     }
-    let total = query.clone().count(db).await?;
-    let users = query
-        .order_by_asc(user::Column::Name)
-        .order_by_asc(user::Column::Id)
-        .offset(offset)
-        .limit(first)
-        .all(db)
-        .await?;
+    let total = match counting {
+        Counting::Total => Some(query.clone().count(db).await?),
+        Counting::PageOnly => None,
+    };
+    // One row past the page says whether another follows.
+    let mut users = user_records(
+        db,
+        query
+            .order_by_asc(user::Column::Name)
+            .order_by_asc(user::Column::Id)
+            .offset(offset)
+            .limit(first + 1),
+    )
+    .await?;
+    let has_next = users.len() as u64 > first;
+    users.truncate(first as usize);
     Ok(PeoplePage {
         people: users
             .into_iter()
@@ -238,6 +280,7 @@ pub async fn list_people<C: ConnectionTrait>(
             })
             .collect(),
         total,
+        has_next,
     })
 }
 
@@ -249,14 +292,16 @@ pub async fn person_listing<C: ConnectionTrait>(
     user_id: Uuid,
 ) -> AppResult<Option<Listed>> {
     viewer.user()?;
-    let user = user::Entity::find_by_id(user_id)
-        .filter(
+    let user = user_records(
+        db,
+        user::Entity::find_by_id(user_id).filter(
             user::Column::EmailNormalized
                 .like(format!("%{}", super::APP_ACCOUNT_DOMAIN))
                 .not(),
-        )
-        .one(db)
-        .await?;
+        ),
+    )
+    .await?
+    .pop();
     Ok(user.map(|user| Listed {
         email_visible: may_see_email(viewer, user.id, user.department_id),
         user,
@@ -488,11 +533,12 @@ pub async fn active_members_of<C: ConnectionTrait>(
         .collect())
 }
 
-pub async fn users_by_id<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<Vec<user::Model>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+pub async fn users_by_id<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<Vec<UserRecord>> {
+    user_records(
+        db,
+        user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())),
+    )
+    .await
 }
 
 pub async fn departments_by_id<C: ConnectionTrait>(

@@ -152,8 +152,12 @@ impl TasksQuery {
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         let caller = ctx.caller()?;
         let id = TaskId::parse("id", &id)?;
-        let task = service::find_visible_task(caller.db(), caller.viewer, id).await?;
-        Ok(task.map(Task::try_from).transpose()?)
+        let Some(task) = service::find_visible_task(caller.db(), caller.viewer, id).await? else {
+            return Ok(None);
+        };
+        // One task's relations are read now, not after the loaders' batching delay.
+        prime::prime(ctx, &[ctx.look_ahead()], std::slice::from_ref(&task)).await?;
+        Ok(Some(Task::try_from(task)?))
     }
 
     /// The viewer's visible tasks, filtered and ordered (ties broken by id).

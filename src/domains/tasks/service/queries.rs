@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use super::visible_condition;
 use crate::auth::{Viewer, ViewerUser};
+use crate::domains::identity::model::UserRecord;
+use crate::domains::identity::service as identity;
 use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus, MAX_TASK_ORDERS};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::contains_pattern;
@@ -576,19 +578,32 @@ async fn fill_totals<C: ConnectionTrait, M>(
 pub async fn executors_by_task<C: ConnectionTrait>(
     db: &C,
     task_ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<user::Model>>> {
-    let rows = task_executor::Entity::find()
+) -> AppResult<HashMap<Uuid, Vec<UserRecord>>> {
+    // The task's id, then a `UserRecord`'s columns.
+    type ExecutorColumns = (
+        Uuid,
+        Uuid,
+        String,
+        String,
+        Option<Uuid>,
+        bool,
+        DateTime<Utc>,
+    );
+    let rows: Vec<ExecutorColumns> = task_executor::Entity::find()
+        .select_only()
+        .column(task_executor::Column::TaskId)
+        .columns(identity::USER_RECORD_COLUMNS)
+        .inner_join(user::Entity)
         .filter(task_executor::Column::TaskId.is_in(task_ids.iter().copied()))
-        .find_also_related(user::Entity)
         .order_by_asc(task_executor::Column::TaskId)
         .order_by_asc(task_executor::Column::Position)
+        .into_tuple()
         .all(db)
         .await?;
-    let mut by_task: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
-    for (link, user) in rows {
-        if let Some(user) = user {
-            by_task.entry(link.task_id).or_default().push(user);
-        }
+    let mut by_task: HashMap<Uuid, Vec<UserRecord>> = HashMap::new();
+    for (task_id, id, email, name, department_id, is_active, created_at) in rows {
+        let user = UserRecord::from((id, email, name, department_id, is_active, created_at));
+        by_task.entry(task_id).or_default().push(user);
     }
     Ok(by_task)
 }
