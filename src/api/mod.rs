@@ -67,10 +67,22 @@ pub struct SubscriptionRoot(
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
+/// Who a schema instance serves. The two are the same schema; only the apps' one checks each
+/// field against the app's scopes, because an extension makes every field of every request go
+/// through the extension chain (a `ResolveInfo` built per field), which people need not pay for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Callers {
+    /// Signed-in people and anonymous requests: no field needs an app scope.
+    People,
+    /// Partner apps (API keys), and websockets, whose caller is known only after they start.
+    Apps,
+}
+
 /// The schema with its limits; `dev_tools` keeps introspection and field suggestions on.
 pub fn schema_builder(
     limits: &Limits,
     dev_tools: bool,
+    callers: Callers,
 ) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let builder = Schema::build(
         QueryRoot::default(),
@@ -83,8 +95,11 @@ pub fn schema_builder(
     .limit_depth(limits.max_depth.max(limits.max_introspection_depth))
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
-    .limit_directives(limits.max_directives)
-    .extension(crate::graphql::app_scopes::AppScopes);
+    .limit_directives(limits.max_directives);
+    let builder = match callers {
+        Callers::People => builder,
+        Callers::Apps => builder.extension(crate::graphql::app_scopes::AppScopes),
+    };
     if dev_tools {
         builder
     } else {
@@ -100,7 +115,7 @@ pub fn sdl() -> String {
     })
     .map(|c| c.limits);
     match limits {
-        Ok(limits) => schema_builder(&limits, true).finish().sdl(),
+        Ok(limits) => schema_builder(&limits, true, Callers::Apps).finish().sdl(),
         Err(_) => String::new(),
     }
 }

@@ -450,7 +450,7 @@ async fn execute(
     let writes = requests
         .iter_mut()
         .any(|r| selected_operation(r) == Some(OperationType::Mutation));
-    let (schema, app) = (state.schema.clone(), state.app.clone());
+    let (schema, app) = (state.schema_for(&viewer).clone(), state.app.clone());
     let run = async move {
         let mut responses = Vec::with_capacity(requests.len());
         for mut request in requests {

@@ -30,7 +30,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::api::{schema_builder, AppSchema};
+use crate::api::{schema_builder, AppSchema, Callers};
 use crate::app::AppState;
 
 pub use client::client_addr;
@@ -45,7 +45,20 @@ impl axum::extract::FromRef<HttpState> for AppState {
 #[derive(Clone)]
 pub struct HttpState {
     pub app: AppState,
+    /// For partner apps and websockets: checks every field against the app's scopes.
     pub schema: AppSchema,
+    /// For people and anonymous requests over HTTP (see `api::Callers`).
+    pub people_schema: AppSchema,
+}
+
+impl HttpState {
+    /// The schema instance that serves `viewer`.
+    pub fn schema_for(&self, viewer: &crate::auth::Viewer) -> &AppSchema {
+        match viewer {
+            crate::auth::Viewer::User(user) if user.app.is_some() => &self.schema,
+            _ => &self.people_schema,
+        }
+    }
 }
 
 fn is_websocket_upgrade(headers: &header::HeaderMap) -> bool {
@@ -65,13 +78,16 @@ async fn get_or_upgrade(State(state): State<HttpState>, request: Request) -> Res
 }
 
 pub fn build_router(app: AppState) -> Router {
-    let schema = schema_builder(&app.config.limits, app.config.dev_tools_enabled())
-        .data(app.clone())
-        .finish();
+    let schema_for = |callers| {
+        schema_builder(&app.config.limits, app.config.dev_tools_enabled(), callers)
+            .data(app.clone())
+            .finish()
+    };
     let limits = app.config.limits.clone();
     let state = HttpState {
         app: app.clone(),
-        schema,
+        schema: schema_for(Callers::Apps),
+        people_schema: schema_for(Callers::People),
     };
 
     // Health and metrics are never shed: an overloaded node must still say how it is.

@@ -347,6 +347,31 @@ pub fn least(backend: sea_orm::DbBackend, a: &str, b: &str) -> String {
     }
 }
 
+/// `column IN (ids)` as one statement text whatever the number of ids. On PostgreSQL it is
+/// `column = ANY($1)` with one array parameter, so the driver's prepared statement is reused (an
+/// `IN` list of a new length is a new statement, prepared and planned again, one more round
+/// trip); SQLite has no arrays, and prepares in process.
+pub fn any_of<C: sea_orm::ColumnTrait>(
+    backend: DbBackend,
+    column: C,
+    ids: &[uuid::Uuid],
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::extension::postgres::PgFunc;
+    use sea_orm::sea_query::Expr;
+    match backend {
+        DbBackend::Postgres => column
+            .into_expr()
+            .eq(PgFunc::any(Expr::val(uuid_array(ids)))),
+        DbBackend::Sqlite | DbBackend::MySql => column.is_in(ids.iter().copied()),
+    }
+}
+
+/// One PostgreSQL `uuid[]` parameter.
+pub fn uuid_array(ids: &[uuid::Uuid]) -> sea_orm::Value {
+    let ids = ids.iter().map(|id| sea_orm::Value::from(*id)).collect();
+    sea_orm::Value::Array(sea_orm::sea_query::ArrayType::Uuid, Some(Box::new(ids)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,5 +382,20 @@ mod tests {
         assert_eq!(statement.sql, "SELECT ?1, ?12 WHERE a = ?1");
         let statement = sql(DbBackend::Postgres, "SELECT $1", []);
         assert_eq!(statement.sql, "SELECT $1");
+    }
+
+    #[test]
+    fn an_id_list_is_one_statement_text_on_postgres_whatever_its_length() {
+        use sea_orm::{EntityTrait, QueryFilter, QueryTrait};
+        let text = |backend: DbBackend, n: usize| {
+            let ids: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
+            entities::user::Entity::find()
+                .filter(any_of(backend, entities::user::Column::Id, &ids))
+                .build(backend)
+                .sql
+        };
+        assert_eq!(text(DbBackend::Postgres, 1), text(DbBackend::Postgres, 40));
+        assert!(text(DbBackend::Postgres, 2).ends_with(r#""users"."id" = ANY($1)"#));
+        assert_ne!(text(DbBackend::Sqlite, 1), text(DbBackend::Sqlite, 2));
     }
 }

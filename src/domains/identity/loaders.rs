@@ -34,10 +34,9 @@ impl Loader<Uuid> for DepartmentLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        Ok(department::Entity::find()
-            .filter(department::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
-            .await?
+        Ok(service::departments_by_id(&self.0, keys)
+            .await
+            .map_err(crate::error::loader_db_error)?
             .into_iter()
             .map(|d| (d.id, d))
             .collect())

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::{Permission, Viewer};
 use crate::domains::identity::model::{DepartmentId, UserColumns, UserId, UserRecord};
 use crate::error::{AppError, AppResult};
+use crate::platform::db::any_of;
 
 pub fn role_permissions(role: &role::Model) -> Vec<Permission> {
     permissions_named(&role.permissions)
@@ -536,7 +537,7 @@ pub async fn active_members_of<C: ConnectionTrait>(
 pub async fn users_by_id<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<Vec<UserRecord>> {
     user_records(
         db,
-        user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())),
+        user::Entity::find().filter(any_of(db.get_database_backend(), user::Column::Id, ids)),
     )
     .await
 }
@@ -546,7 +547,11 @@ pub async fn departments_by_id<C: ConnectionTrait>(
     ids: &[Uuid],
 ) -> AppResult<Vec<department::Model>> {
     Ok(department::Entity::find()
-        .filter(department::Column::Id.is_in(ids.iter().copied()))
+        .filter(any_of(
+            db.get_database_backend(),
+            department::Column::Id,
+            ids,
+        ))
         .all(db)
         .await?)
 }

@@ -20,7 +20,7 @@ use crate::domains::identity::model::UserRecord;
 use crate::domains::identity::service as identity;
 use crate::domains::tasks::model::{ReviewStatus, TaskId, WorkStatus, MAX_TASK_ORDERS};
 use crate::error::{AppError, AppResult};
-use crate::platform::db::contains_pattern;
+use crate::platform::db::{any_of, contains_pattern, uuid_array};
 
 pub async fn find_task<C: ConnectionTrait>(
     db: &C,
@@ -402,7 +402,11 @@ pub async fn subtask_pages<C: ConnectionTrait>(
     offset: u64,
 ) -> AppResult<HashMap<Uuid, ChildPage<task::Model>>> {
     let inner = task::Entity::find()
-        .filter(task::Column::ParentId.is_in(parent_ids.iter().copied()))
+        .filter(any_of(
+            db.get_database_backend(),
+            task::Column::ParentId,
+            parent_ids,
+        ))
         .into_query()
         .to_owned();
     let rows: Vec<(task::Model, i64)> =
@@ -440,7 +444,11 @@ pub async fn comment_pages<C: ConnectionTrait>(
         DbBackend::Postgres => comment_pages_lateral(db, task_ids, first, offset).await?,
         _ => {
             let inner = task_comment::Entity::find()
-                .filter(task_comment::Column::TaskId.is_in(task_ids.iter().copied()))
+                .filter(any_of(
+                    db.get_database_backend(),
+                    task_comment::Column::TaskId,
+                    task_ids,
+                ))
                 .filter(task_comment::Column::DeletedAt.is_null())
                 .into_query()
                 .to_owned();
@@ -471,23 +479,20 @@ async fn comment_pages_lateral<C: ConnectionTrait>(
     if task_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let parents = (1..=task_ids.len())
-        .map(|n| format!("(${n}::uuid)"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let (limit, skip) = (task_ids.len() + 1, task_ids.len() + 2);
-    let sql = format!(
-        "SELECT c.*, n.total_count FROM (VALUES {parents}) AS p (task_id) \
+    // One array parameter, so the statement's text (and its prepared plan) is the same for
+    // any number of tasks.
+    let sql = "SELECT c.*, n.total_count FROM unnest($1::uuid[]) AS p (task_id) \
          CROSS JOIN LATERAL (SELECT count(*) AS total_count FROM task_comments \
            WHERE task_id = p.task_id AND deleted_at IS NULL) AS n \
          CROSS JOIN LATERAL (SELECT * FROM task_comments \
            WHERE task_id = p.task_id AND deleted_at IS NULL \
-           ORDER BY created_at, id LIMIT ${limit} OFFSET ${skip}) AS c \
-         ORDER BY c.task_id, c.created_at, c.id"
-    );
-    let mut values: Vec<sea_orm::Value> = task_ids.iter().map(|id| (*id).into()).collect();
-    values.push((first as i64).into());
-    values.push((offset as i64).into());
+           ORDER BY created_at, id LIMIT $2 OFFSET $3) AS c \
+         ORDER BY c.task_id, c.created_at, c.id";
+    let values: Vec<sea_orm::Value> = vec![
+        uuid_array(task_ids),
+        (first as i64).into(),
+        (offset as i64).into(),
+    ];
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -594,7 +599,11 @@ pub async fn executors_by_task<C: ConnectionTrait>(
         .column(task_executor::Column::TaskId)
         .columns(identity::USER_RECORD_COLUMNS)
         .inner_join(user::Entity)
-        .filter(task_executor::Column::TaskId.is_in(task_ids.iter().copied()))
+        .filter(any_of(
+            db.get_database_backend(),
+            task_executor::Column::TaskId,
+            task_ids,
+        ))
         .order_by_asc(task_executor::Column::TaskId)
         .order_by_asc(task_executor::Column::Position)
         .into_tuple()
@@ -616,7 +625,11 @@ pub async fn activity_pages<C: ConnectionTrait>(
     offset: u64,
 ) -> AppResult<HashMap<Uuid, ChildPage<task_activity::Model>>> {
     let inner = task_activity::Entity::find()
-        .filter(task_activity::Column::TaskId.is_in(task_ids.iter().copied()))
+        .filter(any_of(
+            db.get_database_backend(),
+            task_activity::Column::TaskId,
+            task_ids,
+        ))
         .into_query()
         .to_owned();
     let rows: Vec<(task_activity::Model, i64)> =
@@ -646,7 +659,7 @@ pub async fn merit_of_task<C: ConnectionTrait>(
 
 pub async fn tasks_by_id<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> AppResult<Vec<task::Model>> {
     Ok(task::Entity::find()
-        .filter(task::Column::Id.is_in(ids.iter().copied()))
+        .filter(any_of(db.get_database_backend(), task::Column::Id, ids))
         .all(db)
         .await?)
 }
