@@ -20,15 +20,19 @@ async fn the_board_query_runs_a_bounded_number_of_statements() -> anyhow::Result
         for target in [5usize, 50] {
             crate::board::seed_board(&app, &admin.user_id, target - seeded).await?;
             seeded = target;
-            let (before, trips_before) = (
+            let (before, trips_before, viewers_before) = (
                 app.state.db.statement_count(),
                 app.state.db.round_trip_count(),
+                app.state.viewers.reads(),
             );
             let data = app
                 .gql_ok(Some(&admin.access), crate::board::BOARD, json!({}))
                 .await?;
-            let statements = app.state.db.statement_count() - before;
-            let round_trips = app.state.db.round_trip_count() - trips_before;
+            // The viewer is read again when an identity event of the set-up empties its cache
+            // meanwhile: not the board's own cost.
+            let viewer_reads = app.state.viewers.reads() - viewers_before;
+            let statements = app.state.db.statement_count() - before - viewer_reads;
+            let round_trips = app.state.db.round_trip_count() - trips_before - viewer_reads;
             assert_eq!(round_trips, statements, "a ping before a statement");
             assert_eq!(data["tasks"]["totalCount"], target as u64);
             let first = &data["tasks"]["edges"][0]["node"];
@@ -70,15 +74,17 @@ async fn one_task_and_its_executors_take_two_statements() -> anyhow::Result<()> 
             .await?;
         let id = board["tasks"]["edges"][0]["node"]["id"].clone();
         crate::viewer_cache::until_cached(&app, &admin.access).await?;
-        let (before, trips_before) = (
+        let (before, trips_before, viewers_before) = (
             app.state.db.statement_count(),
             app.state.db.round_trip_count(),
+            app.state.viewers.reads(),
         );
         let data = app
             .gql_ok(Some(&admin.access), POINT, json!({ "id": id }))
             .await?;
-        let statements = app.state.db.statement_count() - before;
-        let round_trips = app.state.db.round_trip_count() - trips_before;
+        let viewer_reads = app.state.viewers.reads() - viewers_before;
+        let statements = app.state.db.statement_count() - before - viewer_reads;
+        let round_trips = app.state.db.round_trip_count() - trips_before - viewer_reads;
         assert!(data["task"]["executors"][0]["name"].is_string(), "{data}");
         println!("point statements on {backend:?}: {statements}, round trips {round_trips}");
         assert_eq!(statements, 2, "{backend:?}");
