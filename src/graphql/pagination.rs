@@ -62,15 +62,7 @@ pub fn uncounted_connection<T: async_graphql::OutputType>(
     has_next: bool,
     offset: u64,
 ) -> Connection<String, T, TotalCount, EmptyFields> {
-    let mut connection =
-        Connection::with_additional_fields(offset > 0, has_next, TotalCount { total_count: 0 });
-    connection.edges.extend(
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| Edge::new(encode_cursor(offset + i as u64), item)),
-    );
-    connection
+    offset_page(items, has_next, offset, 0)
 }
 
 /// A Relay connection over one offset page of `total` items.
@@ -79,12 +71,18 @@ pub fn connection<T: async_graphql::OutputType>(
     total: u64,
     offset: u64,
 ) -> Connection<String, T, TotalCount, EmptyFields> {
-    let count = items.len() as u64;
-    let mut connection = Connection::with_additional_fields(
-        offset > 0,
-        offset + count < total,
-        TotalCount { total_count: total },
-    );
+    let has_next = offset + (items.len() as u64) < total;
+    offset_page(items, has_next, offset, total)
+}
+
+fn offset_page<T: async_graphql::OutputType>(
+    items: Vec<T>,
+    has_next: bool,
+    offset: u64,
+    total: u64,
+) -> Connection<String, T, TotalCount, EmptyFields> {
+    let mut connection =
+        Connection::with_additional_fields(offset > 0, has_next, TotalCount { total_count: total });
     connection.edges.extend(
         items
             .into_iter()
