@@ -287,6 +287,37 @@ mod tests {
     }
 
     #[test]
+    fn an_event_is_copied_out_only_when_the_filter_keeps_it() {
+        let sent = event(None);
+        let envelope = test_envelope(&sent, None);
+        let mut seen = None;
+        let refused = envelope.decode_if::<TransactionEvent>(|event| {
+            seen = Some(event.transaction_id);
+            false
+        });
+        assert_eq!(refused, None);
+        assert_eq!(
+            seen,
+            Some(sent.transaction_id),
+            "the filter saw the decoded event"
+        );
+        let wanted = sent.transaction_id;
+        assert_eq!(
+            envelope.decode_if::<TransactionEvent>(|event| event.transaction_id == wanted),
+            Some(sent.clone())
+        );
+        // Another topic's type is never offered to the filter.
+        let offered = std::cell::Cell::new(false);
+        assert!(envelope
+            .decode_if::<crate::domains::tasks::model::TaskEvent>(|_| {
+                offered.set(true);
+                true
+            })
+            .is_none());
+        assert!(!offered.get());
+    }
+
+    #[test]
     fn events_are_seen_by_the_submitter_and_global_finance_readers() {
         let submitter = ViewerUser::with_grants(vec![]);
         let sent = event(Some(submitter.id));

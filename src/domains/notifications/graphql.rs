@@ -164,8 +164,7 @@ impl NotificationsSubscription {
         let entries = live::follow(ctx, after.as_deref()).await?;
         Ok(entries.filter_map(move |entry: Arc<Envelope>| {
             let live = entry
-                .decode::<NotificationEvent>()
-                .filter(|_| {
+                .decode_if::<NotificationEvent>(|_| {
                     viewer
                         .user()
                         .is_ok_and(|me| model::event_visible_to(&entry, me))

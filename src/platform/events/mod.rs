@@ -85,6 +85,12 @@ impl Envelope {
     /// The payload as `E` when this entry is of `E`'s topic, decoded at most once per
     /// envelope; `None` for other topics or when it does not decode.
     pub fn decode<E: Event>(&self) -> Option<E> {
+        self.decode_if(|_: &E| true)
+    }
+
+    /// As `decode`, copied out only when `keep` accepts it: a subscriber that filters on the
+    /// event's subject or audience does not copy the events it drops.
+    pub fn decode_if<E: Event>(&self, keep: impl FnOnce(&E) -> bool) -> Option<E> {
         if self.topic != E::TOPIC {
             return None;
         }
@@ -97,9 +103,11 @@ impl Envelope {
             Arc::new(event)
         });
         match decoded.downcast_ref::<Option<E>>() {
-            Some(event) => event.clone(),
+            Some(event) => event.as_ref().filter(|event| keep(event)).cloned(),
             // Two event types on one topic: decode this one separately.
-            None => serde_json::from_value(self.payload.clone()).ok(),
+            None => serde_json::from_value(self.payload.clone())
+                .ok()
+                .filter(|event| keep(event)),
         }
     }
 

@@ -102,9 +102,9 @@ impl TaskEvent {
     /// The entry as a `TaskEvent` when it is one about `only` (any task when `None`) that
     /// `viewer` may see now.
     fn deliver(envelope: &Envelope, only: Option<uuid::Uuid>, viewer: &ViewerUser) -> Option<Self> {
-        let event = envelope
-            .decode::<model::TaskEvent>()
-            .filter(|e| only.is_none_or(|id| id == e.task.id) && e.audience.admits(viewer))?;
+        let event = envelope.decode_if::<model::TaskEvent>(|e| {
+            only.is_none_or(|id| id == e.task.id) && e.audience.admits(viewer)
+        })?;
         Some(Self {
             cursor: envelope.cursor.to_string(),
             kind: event.kind.into(),
@@ -156,7 +156,7 @@ impl TasksQuery {
             return Ok(None);
         };
         // One task's relations are read now, not after the loaders' batching delay.
-        prime::prime(ctx, &[ctx.look_ahead()], std::slice::from_ref(&task)).await?;
+        prime::prime(ctx, &[ctx.look_ahead()], &[prime::PrimeKey::from(&task)]).await?;
         Ok(Some(Task::try_from(task)?))
     }
 
@@ -177,7 +177,7 @@ impl TasksQuery {
             order_by.into_iter().flatten().map(Into::into).collect();
         let page =
             service::list_tasks(caller.db(), caller.viewer, filter, &orders, offset, first).await?;
-        prime::prime(ctx, &prime::nodes(ctx), &page.tasks).await?;
+        prime::prime(ctx, &prime::nodes(ctx), &prime::keys_of(&page.tasks)).await?;
         Ok(connection(all(page.tasks)?, page.total, offset))
     }
 }

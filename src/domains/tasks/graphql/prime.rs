@@ -49,7 +49,28 @@ fn node_of<'a>(connection: &Lookahead<'a>) -> Vec<Lookahead<'a>> {
     ]
 }
 
-pub async fn prime(ctx: &Context<'_>, node: &[Lookahead<'_>], tasks: &[task::Model]) -> Result<()> {
+/// What priming needs of a task: the relations are read by these alone, so a page's children
+/// are primed without copying their rows.
+#[derive(Clone, Copy)]
+pub struct PrimeKey {
+    id: Uuid,
+    department_id: Option<Uuid>,
+}
+
+impl From<&task::Model> for PrimeKey {
+    fn from(task: &task::Model) -> Self {
+        Self {
+            id: task.id,
+            department_id: task.department_id,
+        }
+    }
+}
+
+pub fn keys_of(tasks: &[task::Model]) -> Vec<PrimeKey> {
+    tasks.iter().map(PrimeKey::from).collect()
+}
+
+pub async fn prime(ctx: &Context<'_>, node: &[Lookahead<'_>], tasks: &[PrimeKey]) -> Result<()> {
     if tasks.is_empty() {
         return Ok(());
     }
@@ -82,9 +103,9 @@ pub async fn prime(ctx: &Context<'_>, node: &[Lookahead<'_>], tasks: &[task::Mod
     for field in node.iter().map(|n| n.field("subtasks")) {
         for (first, offset) in windows(&field)? {
             let mut pages = service::subtask_pages(db, &ids, first, offset).await?;
-            let children: Vec<task::Model> = pages
+            let children: Vec<PrimeKey> = pages
                 .values()
-                .flat_map(|p| p.items.iter().cloned())
+                .flat_map(|p| p.items.iter().map(PrimeKey::from))
                 .collect();
             loaders
                 .subtasks
